@@ -1,0 +1,114 @@
+// Package config turns authd's TOML configuration into a validated Config.
+package config
+
+import "time"
+
+// Config is authd's whole configuration. Default returns the values used for
+// every key the file leaves out.
+type Config struct {
+	// Listen is a TCP address ("127.0.0.1:9091") or a unix socket ("unix:/run/authd/authd.sock").
+	Listen string `toml:"listen"`
+	// SocketMode is the permission of a unix socket, as an octal string ("0660").
+	SocketMode string `toml:"socket_mode"`
+	// PublicURL is the site's origin as browsers see it ("https://app.example.com").
+	// Absolute URLs and Origin checks use it, never the Host header.
+	PublicURL string `toml:"public_url"`
+	// Prefix is the public path authd's pages live under ("/authd/"); it starts and ends with "/".
+	Prefix string `toml:"prefix"`
+	// DataDir holds the embedded session store, the CSRF secret and the admin socket.
+	DataDir string `toml:"data_dir"`
+	// UsersFile is the TOML users file.
+	UsersFile string `toml:"users_file"`
+	// TrustedProxies are CIDRs whose forwarded headers (X-Original-URI, X-Forwarded-For, …) are believed.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// LoginTitle is shown on the login page.
+	LoginTitle string `toml:"login_title"`
+	// DefaultRedirect is the local path users land on when no valid return path was given.
+	DefaultRedirect string `toml:"default_redirect"`
+	// RedirectHosts are extra "scheme://host[:port]" origins that return URLs may point to.
+	RedirectHosts []string `toml:"redirect_hosts"`
+
+	Cookie   Cookie   `toml:"cookie"`
+	Session  Session  `toml:"session"`
+	Hash     Hash     `toml:"hash"`
+	Throttle Throttle `toml:"throttle"`
+	Timeouts Timeouts `toml:"timeouts"`
+	Log      Log      `toml:"log"`
+	// Rules are matched in order; the first rule whose path prefix matches decides.
+	Rules []Rule `toml:"rules"`
+}
+
+// Cookie configures the session cookie.
+type Cookie struct {
+	// Name is the cookie's base name; "__Host-" is prepended unless Insecure is set.
+	Name string `toml:"name"`
+	// Insecure drops Secure and the __Host- prefix: for plain-HTTP development only.
+	Insecure bool `toml:"insecure"`
+}
+
+// Session configures session lifetimes.
+type Session struct {
+	IdleTimeout         Duration `toml:"idle_timeout"`
+	Lifetime            Duration `toml:"lifetime"`
+	RememberIdleTimeout Duration `toml:"remember_idle_timeout"`
+	RememberLifetime    Duration `toml:"remember_lifetime"`
+	// TouchInterval is how stale "last seen" may get before a verify writes it again.
+	TouchInterval Duration `toml:"touch_interval"`
+}
+
+// Hash configures password hashing for new hashes and the bounds for stored ones.
+type Hash struct {
+	MemoryKiB uint32 `toml:"memory_kib"`
+	Time      uint32 `toml:"time"`
+	Threads   uint8  `toml:"threads"`
+	// MaxConcurrent bounds simultaneous hash computations; 0 means the number of CPUs.
+	MaxConcurrent int `toml:"max_concurrent"`
+	// MaxQueue bounds logins waiting for a hashing slot; beyond it logins get 503 at once.
+	MaxQueue int `toml:"max_queue"`
+	// QueueTimeout bounds how long a login waits for a slot before 503.
+	QueueTimeout Duration `toml:"queue_timeout"`
+}
+
+// Throttle configures login throttling.
+type Throttle struct {
+	// AccountFailures is how many failures for one user from one IP are free before delays start.
+	AccountFailures int `toml:"account_failures"`
+	// IPFailures is how many failures from one IP (any user) are free before delays start.
+	IPFailures int `toml:"ip_failures"`
+	// BaseDelay is the first delay; each further failure doubles it up to MaxDelay.
+	BaseDelay Duration `toml:"base_delay"`
+	MaxDelay  Duration `toml:"max_delay"`
+	// Window is how long a failure is remembered.
+	Window Duration `toml:"window"`
+	// MaxEntries bounds the memory the throttle may use.
+	MaxEntries int `toml:"max_entries"`
+}
+
+// Timeouts are the HTTP server's timeouts.
+type Timeouts struct {
+	ReadHeader Duration `toml:"read_header"`
+	Read       Duration `toml:"read"`
+	Write      Duration `toml:"write"`
+	Idle       Duration `toml:"idle"`
+	Shutdown   Duration `toml:"shutdown"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+}
+
+// Rule grants access to paths under a prefix.
+type Rule struct {
+	// Path is a canonical path prefix ("/admin"); it matches "/admin" and "/admin/…", not "/administrator".
+	Path string `toml:"path"`
+	// Allow is "authenticated" (default), "public" or "deny".
+	Allow string `toml:"allow"`
+	// Groups and Users, when set, restrict an "authenticated" rule to members.
+	Groups []string `toml:"groups"`
+	Users  []string `toml:"users"`
+}
+
+// Duration is a time.Duration written as a string ("30m") in TOML.
+type Duration struct{ time.Duration }

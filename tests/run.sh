@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs every test: go vet, unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go vet ./...
+go test -count=1 ./...
