@@ -1,7 +1,13 @@
 // Package config turns authd's TOML configuration into a validated Config.
 package config
 
-import "time"
+import (
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Config is authd's whole configuration. Default returns the values used for
 // every key the file leaves out.
@@ -112,3 +118,44 @@ type Rule struct {
 
 // Duration is a time.Duration written as a string ("30m") in TOML.
 type Duration struct{ time.Duration }
+
+// CookieName is the session cookie's name as sent to browsers: Name with the
+// "__Host-" prefix, which pins the cookie to this host over HTTPS, unless
+// Insecure is set.
+func (c Config) CookieName() string {
+	if c.Cookie.Insecure {
+		return c.Cookie.Name
+	}
+	return "__Host-" + c.Cookie.Name
+}
+
+// TrustedNets returns TrustedProxies parsed, a plain IP as a single-address
+// prefix. Call it only on a validated Config: it skips entries it cannot parse.
+func (c Config) TrustedNets() []netip.Prefix {
+	nets := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, s := range c.TrustedProxies {
+		if p, ok := parseNet(s); ok {
+			nets = append(nets, p)
+		}
+	}
+	return nets
+}
+
+// ListenNetwork splits Listen into arguments for net.Listen: ("unix", path)
+// for "unix:/path", otherwise ("tcp", Listen).
+func (c Config) ListenNetwork() (network, address string) {
+	if p, ok := strings.CutPrefix(c.Listen, "unix:"); ok {
+		return "unix", p
+	}
+	return "tcp", c.Listen
+}
+
+// SocketFileMode returns SocketMode as a file mode, or 0 if it does not parse
+// (which Validate rejects).
+func (c Config) SocketFileMode() os.FileMode {
+	m, err := strconv.ParseUint(c.SocketMode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0
+	}
+	return os.FileMode(m)
+}
