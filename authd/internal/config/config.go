@@ -54,8 +54,12 @@ type Cookie struct {
 
 // Session configures session lifetimes.
 type Session struct {
-	IdleTimeout         Duration `toml:"idle_timeout"`
-	Lifetime            Duration `toml:"lifetime"`
+	// IdleTimeout ends a session after this long without a request.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// Lifetime ends a session this long after login, however active.
+	Lifetime Duration `toml:"lifetime"`
+	// RememberIdleTimeout and RememberLifetime replace the two above for
+	// "remember me" logins.
 	RememberIdleTimeout Duration `toml:"remember_idle_timeout"`
 	RememberLifetime    Duration `toml:"remember_lifetime"`
 	// TouchInterval is how stale "last seen" may get before a verify writes it again.
@@ -64,6 +68,7 @@ type Session struct {
 
 // Hash configures password hashing for new hashes and the bounds for stored ones.
 type Hash struct {
+	// MemoryKiB, Time and Threads are the argon2id m, t and p parameters.
 	MemoryKiB uint32 `toml:"memory_kib"`
 	Time      uint32 `toml:"time"`
 	Threads   uint8  `toml:"threads"`
@@ -83,7 +88,8 @@ type Throttle struct {
 	IPFailures int `toml:"ip_failures"`
 	// BaseDelay is the first delay; each further failure doubles it up to MaxDelay.
 	BaseDelay Duration `toml:"base_delay"`
-	MaxDelay  Duration `toml:"max_delay"`
+	// MaxDelay caps the delay.
+	MaxDelay Duration `toml:"max_delay"`
 	// Window is how long a failure is remembered.
 	Window Duration `toml:"window"`
 	// MaxEntries bounds the memory the throttle may use.

@@ -195,11 +195,18 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestParseSyntaxErrorWithoutKey(t *testing.T) {
-	_, err := Parse(strings.NewReader("[bad\n"))
-	var e *Errors
-	if err == nil || errors.As(err, &e) || !strings.HasPrefix(err.Error(), "parse config: ") {
-		t.Errorf("got %v, want a plain parse config error", err)
+func TestParseOtherErrors(t *testing.T) {
+	for _, tt := range []struct{ name, toml, want string }{
+		{"syntax error without key", "[bad\n", "parse config: "},
+		{"wrong type", minimal + "listen = 9091\n", `(last key "listen"): incompatible types`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tt.toml))
+			var e *Errors
+			if err == nil || errors.As(err, &e) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want a plain error containing %q", err, tt.want)
+			}
+		})
 	}
 }
 
