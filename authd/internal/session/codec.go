@@ -1,0 +1,236 @@
+package session
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"unique"
+)
+
+// On disk, the log and the snapshot are sequences of frames:
+//
+//	uint32 payload length | uint32 CRC-32 (IEEE) of payload | payload
+//
+// all little-endian. The payload's first byte is the operation. A frame that
+// is short or fails its CRC marks the end of the valid data: after a crash the
+// tail of the log may be torn, and the store keeps everything before it.
+const (
+	frameHeader = 8
+	// maxPayload bounds a frame so a corrupt length cannot make us allocate
+	// much; the largest real payload (a create) is well under 1 KiB.
+	maxPayload = 4096
+)
+
+// Operations in a frame.
+const (
+	opCreate    byte = 1
+	opTouch     byte = 2
+	opDelete    byte = 3
+	opDeleteUsr byte = 4
+	opDeleteAll byte = 5
+	opEnd       byte = 6 // snapshot trailer: number of sessions
+)
+
+// errCorrupt marks a frame that cannot be decoded.
+var errCorrupt = errors.New("corrupt record")
+
+// beginFrame appends room for a frame header and returns the payload's start.
+func beginFrame(b []byte) ([]byte, int) {
+	b = append(b, make([]byte, frameHeader)...)
+	return b, len(b)
+}
+
+// endFrame fills in the header of the frame whose payload starts at start.
+func endFrame(b []byte, start int) []byte {
+	p := b[start:]
+	binary.LittleEndian.PutUint32(b[start-8:], uint32(len(p)))
+	binary.LittleEndian.PutUint32(b[start-4:], crc32.ChecksumIEEE(p))
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendCreate(b []byte, k *Key, r *record) []byte {
+	b, start := beginFrame(b)
+	b = append(b, opCreate)
+	b = append(b, k[:]...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.created))
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.lastSeen))
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.expires))
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.idle))
+	b = binary.LittleEndian.AppendUint64(b, r.fp)
+	var flags byte
+	if r.remember {
+		flags |= 1
+	}
+	b = append(b, flags, r.ipLen)
+	b = appendString(b, r.user.Value())
+	b = appendString(b, r.meta)
+	return endFrame(b, start)
+}
+
+func appendTouch(b []byte, k *Key, t int64) []byte {
+	b, start := beginFrame(b)
+	b = append(b, opTouch)
+	b = append(b, k[:]...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(t))
+	return endFrame(b, start)
+}
+
+func appendDelete(b []byte, k *Key) []byte {
+	b, start := beginFrame(b)
+	b = append(b, opDelete)
+	b = append(b, k[:]...)
+	return endFrame(b, start)
+}
+
+func appendDeleteUser(b []byte, user string) []byte {
+	b, start := beginFrame(b)
+	b = append(b, opDeleteUsr)
+	b = appendString(b, user)
+	return endFrame(b, start)
+}
+
+func appendDeleteAll(b []byte) []byte {
+	b, start := beginFrame(b)
+	b = append(b, opDeleteAll)
+	return endFrame(b, start)
+}
+
+func appendEnd(b []byte, n uint64) []byte {
+	b, start := beginFrame(b)
+	b = append(b, opEnd)
+	b = binary.LittleEndian.AppendUint64(b, n)
+	return endFrame(b, start)
+}
+
+// errTorn marks data that is not a complete, intact frame: the torn tail of a
+// log after a crash, or corruption.
+var errTorn = errors.New("torn or corrupt frame")
+
+// frameReader reads frames from a stream and tracks the offset of the end of
+// the last intact one, where a torn log gets truncated.
+type frameReader struct {
+	r   *bufio.Reader
+	off int64
+	buf []byte
+}
+
+// next returns the next frame's payload, valid until the following call. It
+// returns io.EOF at a clean end and errTorn when what follows is not an intact
+// frame.
+func (fr *frameReader) next() ([]byte, error) {
+	var h [frameHeader]byte
+	if n, err := io.ReadFull(fr.r, h[:]); err != nil {
+		if n == 0 && err == io.EOF {
+			return nil, io.EOF
+		}
+		if err == io.ErrUnexpectedEOF {
+			return nil, errTorn
+		}
+		return nil, err
+	}
+	n := binary.LittleEndian.Uint32(h[:])
+	if n == 0 || n > maxPayload {
+		return nil, errTorn
+	}
+	if cap(fr.buf) < int(n) {
+		fr.buf = make([]byte, maxPayload)
+	}
+	p := fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, p); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, errTorn
+		}
+		return nil, err
+	}
+	if crc32.ChecksumIEEE(p) != binary.LittleEndian.Uint32(h[4:]) {
+		return nil, errTorn
+	}
+	fr.off += frameHeader + int64(n)
+	return p, nil
+}
+
+// op is one decoded frame.
+type op struct {
+	kind byte
+	key  Key
+	rec  record // opCreate
+	t    int64  // opTouch
+	user string // opDeleteUsr
+	n    uint64 // opEnd
+}
+
+// decoder reads fields from a payload, remembering the first failure.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.bad || len(d.b) < n {
+		d.bad = true
+		return make([]byte, n)
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) u64() uint64 { return binary.LittleEndian.Uint64(d.bytes(8)) }
+
+func (d *decoder) str(max int) string {
+	n, w := binary.Uvarint(d.b)
+	if w <= 0 || n > uint64(max) {
+		d.bad = true
+		return ""
+	}
+	d.b = d.b[w:]
+	return string(d.bytes(int(n)))
+}
+
+// decodeOp decodes a frame's payload.
+func decodeOp(p []byte) (op, error) {
+	d := decoder{b: p}
+	o := op{kind: d.bytes(1)[0]}
+	switch o.kind {
+	case opCreate:
+		copy(o.key[:], d.bytes(len(o.key)))
+		r := &o.rec
+		r.created = int64(d.u64())
+		r.lastSeen = int64(d.u64())
+		r.expires = int64(d.u64())
+		r.idle = int64(d.u64())
+		r.fp = d.u64()
+		fl := d.bytes(2)
+		r.remember, r.ipLen = fl[0]&1 != 0, fl[1]
+		user := d.str(MaxUser)
+		r.meta = d.str(MaxIP + MaxUserAgent)
+		if int(r.ipLen) > len(r.meta) || user == "" {
+			d.bad = true
+		} else {
+			r.user = unique.Make(user)
+		}
+	case opTouch:
+		copy(o.key[:], d.bytes(len(o.key)))
+		o.t = int64(d.u64())
+	case opDelete:
+		copy(o.key[:], d.bytes(len(o.key)))
+	case opDeleteUsr:
+		o.user = d.str(MaxUser)
+	case opDeleteAll:
+	case opEnd:
+		o.n = d.u64()
+	default:
+		d.bad = true
+	}
+	if d.bad || len(d.b) != 0 {
+		return op{}, errCorrupt
+	}
+	return o, nil
+}
