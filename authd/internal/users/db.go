@@ -111,17 +111,26 @@ func Parse(r io.Reader, lim Limits) (*DB, error) {
 
 // parse decodes data; name prefixes every problem (a file path, or "" for none).
 func parse(data []byte, name string, lim Limits) (*DB, error) {
-	users, err := decode(data, name)
+	users, unknown, err := decode(data, name)
 	if err != nil {
 		return nil, err
 	}
-	return build(users, tableLines(data, len(users)), name, lim)
+	db, err := build(users, tableLines(data, len(users)), name, lim)
+	if len(unknown) > 0 {
+		var ps problems
+		errors.As(err, &ps)
+		ps = append(unknown, ps...)
+		slices.SortStableFunc(ps, func(a, b problem) int { return a.line - b.line })
+		return nil, ps
+	}
+	return db, err
 }
 
-// decode turns TOML into users, refusing unknown keys.
-func decode(data []byte, name string) ([]User, error) {
+// decode turns TOML into users. Keys the User type lacks come back as problems, so that they
+// are reported together with the other problems of the file.
+func decode(data []byte, name string) ([]User, problems, error) {
 	if len(data) > maxFileBytes {
-		return nil, problems{{name: name, msg: fmt.Sprintf("file is larger than %d MiB", maxFileBytes>>20)}}
+		return nil, nil, problems{{name: name, msg: fmt.Sprintf("file is larger than %d MiB", maxFileBytes>>20)}}
 	}
 	var doc fileDoc
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&doc)
@@ -129,18 +138,18 @@ func decode(data []byte, name string) ([]User, error) {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			// Message only: ErrorWithPosition would quote the offending line, which may hold a hash.
-			return nil, problems{{name: name, line: pe.Position.Line, msg: "syntax: " + pe.Message}}
+			return nil, nil, problems{{name: name, line: pe.Position.Line, msg: "syntax: " + pe.Message}}
 		}
-		return nil, problems{{name: name, msg: "syntax: " + err.Error()}}
+		return nil, nil, problems{{name: name, msg: err.Error()}}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return nil, unknownKeys(data, name, und)
+		return doc.Users, unknownKeys(data, name, und), nil
 	}
-	return doc.Users, nil
+	return doc.Users, nil, nil
 }
 
 // unknownKeys reports keys the User type does not have, attributed to users where possible.
-func unknownKeys(data []byte, name string, und []toml.Key) error {
+func unknownKeys(data []byte, name string, und []toml.Key) problems {
 	var ps problems
 	var raw struct {
 		Users []map[string]any `toml:"users"`
@@ -243,7 +252,7 @@ func checkUser(u User, lim Limits) []string {
 		msgs = append(msgs, "display_name: "+err.Error())
 	}
 	if u.Generation > math.MaxInt64 {
-		msgs = append(msgs, "generation is larger than a TOML integer can hold")
+		msgs = append(msgs, "generation must be between 0 and 9223372036854775807")
 	}
 	return msgs
 }

@@ -45,9 +45,9 @@ func Edit(path string, fn func([]User) ([]User, error)) error {
 }
 
 func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
-	// Editing through a symlink replaces the file it points to, not the link.
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
+	path, err := resolveLinks(path)
+	if err != nil {
+		return err
 	}
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
@@ -64,12 +64,10 @@ func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
 	case err != nil:
 		return fmt.Errorf("read users file: %w", err)
 	default:
-		if users, err = decode(data, path); err != nil {
+		if _, err := parse(data, path, lim); err != nil {
 			return err
 		}
-		if _, err := build(users, tableLines(data, len(users)), path, lim); err != nil {
-			return err
-		}
+		users, _, _ = decode(data, path)
 		st, err := os.Stat(path)
 		if err != nil {
 			return fmt.Errorf("stat users file: %w", err)
@@ -95,6 +93,26 @@ func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
 		return fmt.Errorf("encoded users file does not load: %w", err)
 	}
 	return writeAtomic(path, buf.Bytes(), mode, owner)
+}
+
+// resolveLinks follows symlinks at the end of path, even to a target that does not exist yet,
+// so that an edit replaces the file a link points to rather than the link.
+func resolveLinks(path string) (string, error) {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "", fmt.Errorf("read users file link: %w", err)
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return "", fmt.Errorf("users file %s: too many levels of symbolic links", path)
 }
 
 // lockFile takes an exclusive flock on path, creating it if needed. The lock file is never

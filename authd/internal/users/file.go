@@ -100,11 +100,14 @@ func readFile(path string) ([]byte, stamp, error) {
 }
 
 // Watch polls the file's metadata (mtime, size, inode) every interval and reloads when it
-// changed, until ctx ends. onReload, if not nil, gets each reload's result, including a file
-// that disappeared. A broken version is reported once, not at every poll.
+// changed, until ctx ends. A change is loaded once the metadata has held still for one
+// interval, so an editor's write in progress (truncated, half-written) is not loaded.
+// onReload, if not nil, gets each reload's result, including a file that disappeared; a broken
+// version is reported once, not at every poll.
 func (f *File) Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var last stamp // metadata at the previous poll
 	for {
 		select {
 		case <-ctx.Done():
@@ -116,13 +119,15 @@ func (f *File) Watch(ctx context.Context, every time.Duration, onReload func(cha
 		if statErr == nil {
 			now = stampOf(fi)
 		}
+		settled := now == last
+		last = now
 		f.mu.Lock()
 		same := now == f.seen
-		if statErr != nil {
+		if statErr != nil && !same {
 			f.seen = stamp{}
 		}
 		f.mu.Unlock()
-		if same {
+		if same || (statErr == nil && !settled) {
 			continue
 		}
 		var changed bool
