@@ -59,7 +59,7 @@ func Fingerprint(u User) uint64 {
 	return binary.LittleEndian.Uint64(h.Sum(nil)[:8])
 }
 
-// DB is an immutable snapshot of the users file, safe for concurrent use.
+// DB is an immutable snapshot of the users file, safe for concurrent use. A nil DB has no users.
 type DB struct {
 	byName map[string]*Entry
 	groups map[string]struct{}
@@ -68,12 +68,18 @@ type DB struct {
 // Lookup returns the user with the given canonical name (see Canonical). It does not allocate.
 // The Entry must not be modified.
 func (db *DB) Lookup(name string) (*Entry, bool) {
+	if db == nil {
+		return nil, false
+	}
 	e, ok := db.byName[name]
 	return e, ok
 }
 
 // Users returns copies of all users sorted by name.
 func (db *DB) Users() []User {
+	if db == nil {
+		return nil
+	}
 	out := make([]User, 0, len(db.byName))
 	for _, e := range db.byName {
 		u := e.User
@@ -86,12 +92,20 @@ func (db *DB) Users() []User {
 
 // HasGroup reports whether any user is a member of group g.
 func (db *DB) HasGroup(g string) bool {
+	if db == nil {
+		return false
+	}
 	_, ok := db.groups[g]
 	return ok
 }
 
 // Len returns the number of users.
-func (db *DB) Len() int { return len(db.byName) }
+func (db *DB) Len() int {
+	if db == nil {
+		return 0
+	}
+	return len(db.byName)
+}
 
 // fileDoc is the users file's layout.
 type fileDoc struct {
@@ -106,14 +120,15 @@ func Parse(r io.Reader, lim Limits) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
 	}
-	return parse(data, "", lim)
+	_, db, err := parse(data, "", lim)
+	return db, err
 }
 
-// parse decodes data; name prefixes every problem (a file path, or "" for none).
-func parse(data []byte, name string, lim Limits) (*DB, error) {
+// parse decodes and validates data; name prefixes every problem (a file path, or "" for none).
+func parse(data []byte, name string, lim Limits) ([]User, *DB, error) {
 	users, unknown, err := decode(data, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	db, err := build(users, tableLines(data, len(users)), name, lim)
 	if len(unknown) > 0 {
@@ -121,9 +136,12 @@ func parse(data []byte, name string, lim Limits) (*DB, error) {
 		errors.As(err, &ps)
 		ps = append(unknown, ps...)
 		slices.SortStableFunc(ps, func(a, b problem) int { return a.line - b.line })
-		return nil, ps
+		return nil, nil, ps
 	}
-	return db, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return users, db, nil
 }
 
 // decode turns TOML into users. Keys the User type lacks come back as problems, so that they

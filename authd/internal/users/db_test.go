@@ -88,6 +88,13 @@ func TestParseEmpty(t *testing.T) {
 	}
 }
 
+func TestNilDB(t *testing.T) {
+	var db *DB
+	if _, ok := db.Lookup("alice"); ok || db.Len() != 0 || db.HasGroup("x") || db.Users() != nil {
+		t.Errorf("nil DB: got users, want none")
+	}
+}
+
 func TestFingerprint(t *testing.T) {
 	u := User{Name: "alice", Hash: bcrypt10, Generation: 1}
 	base := Fingerprint(u)

@@ -19,6 +19,7 @@ import (
 // fileHeader opens every file Edit writes.
 const fileHeader = `# authd users file. Change it with "authd user …"; careful hand edits are fine too:
 # authd reloads it on change and keeps the last good version if a new one is broken.
+
 `
 
 // NewGeneration returns a random, non-zero generation that fits a TOML integer.
@@ -64,10 +65,9 @@ func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
 	case err != nil:
 		return fmt.Errorf("read users file: %w", err)
 	default:
-		if _, err := parse(data, path, lim); err != nil {
+		if users, _, err = parse(data, path, lim); err != nil {
 			return err
 		}
-		users, _, _ = decode(data, path)
 		st, err := os.Stat(path)
 		if err != nil {
 			return fmt.Errorf("stat users file: %w", err)
@@ -85,11 +85,13 @@ func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
 	}
 	var buf bytes.Buffer
 	buf.WriteString(fileHeader)
-	if err := toml.NewEncoder(&buf).Encode(fileDoc{Users: users}); err != nil {
+	enc := toml.NewEncoder(&buf)
+	enc.Indent = ""
+	if err := enc.Encode(fileDoc{Users: users}); err != nil {
 		return fmt.Errorf("encode users: %w", err)
 	}
 	// The file must load as written; refuse rather than leave one the daemon rejects.
-	if _, err := parse(buf.Bytes(), path, lim); err != nil {
+	if _, _, err := parse(buf.Bytes(), path, lim); err != nil {
 		return fmt.Errorf("encoded users file does not load: %w", err)
 	}
 	return writeAtomic(path, buf.Bytes(), mode, owner)

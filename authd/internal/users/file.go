@@ -70,7 +70,7 @@ func (f *File) Reload() (changed bool, err error) {
 	if f.db.Load() != nil && sum == f.sum {
 		return false, nil
 	}
-	db, err := parse(data, f.path, f.lim)
+	_, db, err := parse(data, f.path, f.lim)
 	if err != nil {
 		return false, err
 	}
@@ -103,8 +103,11 @@ func readFile(path string) ([]byte, stamp, error) {
 // changed, until ctx ends. A change is loaded once the metadata has held still for one
 // interval, so an editor's write in progress (truncated, half-written) is not loaded.
 // onReload, if not nil, gets each reload's result, including a file that disappeared; a broken
-// version is reported once, not at every poll.
+// version is reported once, not at every poll. every ≤ 0 means one second.
 func (f *File) Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error)) {
+	if every <= 0 {
+		every = time.Second
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var last stamp // metadata at the previous poll

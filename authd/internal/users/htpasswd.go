@@ -24,7 +24,11 @@ func ParseHTPasswd(r io.Reader) ([]User, error) {
 	const name = "htpasswd"
 	for sc.Scan() {
 		n++
-		line := strings.TrimSpace(sc.Text())
+		line := sc.Text()
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\uFEFF") // byte order mark from Windows editors
+		}
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}

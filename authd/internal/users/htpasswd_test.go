@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseHTPasswd(t *testing.T) {
-	src := "# exported from apache\n\nAlice:" + bcrypt10 + "\r\nbob@example.com:$2y$" + bcrypt10[4:] + "\n  carol:$2b$" + bcrypt10[4:] + "  \n"
+	src := "\uFEFFAlice:" + bcrypt10 + "\r\n# exported from apache\n\nbob@example.com:$2y$" + bcrypt10[4:] + "\n  carol:$2b$" + bcrypt10[4:] + "  \n"
 	us, err := ParseHTPasswd(strings.NewReader(src))
 	if err != nil {
 		t.Fatal(err)
