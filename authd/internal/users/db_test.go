@@ -181,6 +181,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"line 5", `user "bob"`, "generation must be between 0 and"}, bcrypt10[7:]},
 		{"syntax error", file("name = \"bob\"\nhash = '" + bcrypt10 + "\n"),
 			[]string{"line 7", "syntax"}, bcrypt10[7:]},
+		{"unquoted hash", file("name = \"bob\"\nhash = hunter2hunter2\n"),
+			[]string{"line 7", "syntax"}, "hunter"},
 		{"several problems at once", file("name = \"bob\"\nhash = 'hunter2hunter2'\ngroups = ['A']\n[[users]]\nname = \"carol\"\nhash = '" + bcrypt10 + "'\ncolour = 'red'\n"),
 			[]string{"line 5", "line 9", `user "carol"`, `unknown key "colour"`, `group "A"`, "unsupported hash"}, "hunter2hunter2"},
 		{"inline array has no line numbers", "users = [{name = 'Bob', hash = '" + bcrypt10 + "'}]\n",
