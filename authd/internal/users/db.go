@@ -288,4 +288,3 @@ func checkText(s string) error {
 	}
 	return nil
 }
-
