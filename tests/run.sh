@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: go vet, unit and integration tests.
+# Runs every test: go vet, unit and integration tests, then the end-to-end tests (real nginx, real
+# Streamlit, headless Chromium), installing what they need first (Debian packages nginx, chromium,
+# python3-venv, and Streamlit in /opt/streamlit/venv). Needs root (or sudo) for the installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go vet ./...
 go test -count=1 ./...
+
+source tests/lib/deps.sh
+apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core
+export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
+streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
+echo "==> end-to-end tests (screenshots in tests/out/)"
+AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e

@@ -133,7 +133,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	s.nginxBin = lookTool(t, "NGINX", "nginx", "/usr/sbin/nginx")
-	s.stBin = lookTool(t, "STREAMLIT", "/opt/authd-demo/venv/bin/streamlit", "streamlit")
+	s.stBin = lookTool(t, "STREAMLIT", "/opt/streamlit/venv/bin/streamlit", "streamlit")
 	s.httpsPort, s.httpPort, s.authdPort, s.stPort = freePort(t), freePort(t), freePort(t), freePort(t)
 	t.Cleanup(func() {
 		// Stop in reverse order of start; show the logs when something failed.
