@@ -55,20 +55,15 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func appendCreate(b []byte, k *Key, r *record) []byte {
+func appendCreate(b []byte, r *record) []byte {
 	b, start := beginFrame(b)
 	b = append(b, opCreate)
-	b = append(b, k[:]...)
+	b = append(b, r.key[:]...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.created))
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.lastSeen))
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.expires))
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.idle))
 	b = binary.LittleEndian.AppendUint64(b, r.fp)
-	var flags byte
-	if r.remember {
-		flags |= 1
-	}
-	b = append(b, flags, r.ipLen)
 	b = appendString(b, r.user.Value())
 	b = appendString(b, r.meta)
 	return endFrame(b, start)
@@ -159,7 +154,7 @@ func (fr *frameReader) next() ([]byte, error) {
 // op is one decoded frame.
 type op struct {
 	kind byte
-	key  Key
+	key  Key    // opCreate, opTouch, opDelete
 	rec  record // opCreate
 	t    int64  // opTouch
 	user string // opDeleteUsr
@@ -202,16 +197,15 @@ func decodeOp(p []byte) (op, error) {
 	case opCreate:
 		copy(o.key[:], d.bytes(len(o.key)))
 		r := &o.rec
+		r.key = o.key
 		r.created = int64(d.u64())
 		r.lastSeen = int64(d.u64())
 		r.expires = int64(d.u64())
 		r.idle = int64(d.u64())
 		r.fp = d.u64()
-		fl := d.bytes(2)
-		r.remember, r.ipLen = fl[0]&1 != 0, fl[1]
 		user := d.str(MaxUser)
-		r.meta = d.str(MaxIP + MaxUserAgent)
-		if int(r.ipLen) > len(r.meta) || user == "" {
+		r.meta = d.str(1 + MaxIP + MaxUserAgent)
+		if !validMeta(r.meta) || user == "" {
 			d.bad = true
 		} else {
 			r.user = unique.Make(user)

@@ -28,7 +28,7 @@ const DefaultMaxSessions = 2_000_000
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[Key]record
+	t  table
 	_  cpu.CacheLinePad // keep neighbouring shards' locks off one cache line
 }
 
@@ -91,12 +91,14 @@ func (s *Embedded) Get(_ context.Context, k Key) (Session, bool, error) {
 	}
 	sh := s.shard(&k)
 	sh.mu.RLock()
-	r, ok := sh.m[k]
-	sh.mu.RUnlock()
-	if !ok {
+	r := sh.t.get(&k)
+	if r == nil {
+		sh.mu.RUnlock()
 		return Session{}, false, nil
 	}
-	return r.session(), true, nil
+	sess := r.session()
+	sh.mu.RUnlock()
+	return sess, true, nil
 }
 
 // Create stores sess under k and returns once it is on disk, so a cookie sent
@@ -107,14 +109,14 @@ func (s *Embedded) Create(ctx context.Context, k Key, sess Session) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	rec, err := toRecord(&sess)
+	rec, err := toRecord(k, &sess)
 	if err != nil {
 		return err
 	}
 	s.wmu.RLock()
 	sh := s.shard(&k)
 	sh.mu.Lock()
-	_, exists := sh.m[k]
+	exists := sh.t.get(&k) != nil
 	if !exists && s.count.Load() >= int64(s.opts.maxSessions) {
 		sh.mu.Unlock()
 		s.wmu.RUnlock()
@@ -122,9 +124,8 @@ func (s *Embedded) Create(ctx context.Context, k Key, sess Session) error {
 	}
 	b, err := s.wal.begin()
 	if err == nil {
-		off := s.wal.end(appendCreate(b, &k, &rec))
-		sh.m[k] = rec
-		if !exists {
+		off := s.wal.end(appendCreate(b, &rec))
+		if sh.t.put(rec) {
 			s.count.Add(1)
 		}
 		sh.mu.Unlock()
@@ -151,8 +152,8 @@ func (s *Embedded) Touch(_ context.Context, k Key, t time.Time) error {
 	sh := s.shard(&k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	r, ok := sh.m[k]
-	if !ok || tn <= r.lastSeen || !r.valid(tn) {
+	r := sh.t.get(&k)
+	if r == nil || tn <= r.lastSeen || !r.valid(tn) {
 		return nil
 	}
 	b, err := s.wal.begin()
@@ -161,7 +162,6 @@ func (s *Embedded) Touch(_ context.Context, k Key, t time.Time) error {
 	}
 	s.wal.end(appendTouch(b, &k, tn))
 	r.lastSeen = tn
-	sh.m[k] = r
 	return nil
 }
 
@@ -171,13 +171,12 @@ func (s *Embedded) Delete(_ context.Context, k Key) error {
 	s.wmu.RLock()
 	sh := s.shard(&k)
 	sh.mu.Lock()
-	_, ok := sh.m[k]
+	// Memory forgets the session even if the log fails: a revocation takes
+	// effect now either way.
+	ok := sh.t.del(&k)
 	var off uint64
 	var err error
 	if ok {
-		// Memory forgets the session even if the log fails: a revocation
-		// takes effect now either way.
-		delete(sh.m, k)
 		s.count.Add(-1)
 		var b []byte
 		if b, err = s.wal.begin(); err == nil {
@@ -204,12 +203,7 @@ func (s *Embedded) DeleteUser(_ context.Context, user string) (int, error) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k, r := range sh.m {
-			if r.user == h {
-				delete(sh.m, k)
-				n++
-			}
-		}
+		n += sh.t.deleteIf(func(r *record) bool { return r.user == h })
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))
@@ -231,8 +225,8 @@ func (s *Embedded) DeleteAll(_ context.Context) (int, error) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
-		sh.m = make(map[Key]record) // a fresh map gives the memory back
+		n += sh.t.n
+		sh.t.reset()
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))
@@ -269,9 +263,9 @@ func (s *Embedded) List(_ context.Context, user string) ([]Entry, error) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for k, r := range sh.m {
-			if user == "" || r.user.Value() == user {
-				out = append(out, Entry{Key: k, Session: r.session()})
+		for i := range sh.t.n {
+			if r := sh.t.rec(i); user == "" || r.user.Value() == user {
+				out = append(out, Entry{Key: r.key, Session: r.session()})
 			}
 		}
 		sh.mu.RUnlock()
@@ -312,12 +306,7 @@ func (s *Embedded) sweep(now time.Time) int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k, r := range sh.m {
-			if !r.valid(tn) {
-				delete(sh.m, k)
-				n++
-			}
-		}
+		n += sh.t.deleteIf(func(r *record) bool { return !r.valid(tn) })
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))

@@ -72,9 +72,6 @@ func OpenEmbedded(dir string, now func() time.Time, opts ...Option) (*Embedded, 
 		return nil, err
 	}
 	s := &Embedded{dir: dir, now: now, opts: o, lock: lock, stop: make(chan struct{})}
-	for i := range s.shards {
-		s.shards[i].m = make(map[Key]record)
-	}
 	if err := s.load(); err != nil {
 		_ = unlockDir(lock)
 		return nil, fmt.Errorf("open session store in %s: %w", dir, err)
@@ -165,7 +162,7 @@ func (s *Embedded) loadSnapshot() (uint64, error) {
 		}
 		switch o.kind {
 		case opCreate:
-			s.insert(&o.key, o.rec)
+			s.insert(o.rec)
 			n++
 		case opEnd:
 			if o.n != n {
@@ -227,44 +224,33 @@ func (s *Embedded) replayLog(name string, newest bool) (int64, error) {
 }
 
 // insert puts a record in memory without logging it (load and tests).
-func (s *Embedded) insert(k *Key, r record) {
-	sh := s.shard(k)
-	if _, ok := sh.m[*k]; !ok {
+func (s *Embedded) insert(r record) {
+	if s.shard(&r.key).t.put(r) {
 		s.count.Add(1)
 	}
-	sh.m[*k] = r
 }
 
 // apply replays one logged change.
 func (s *Embedded) apply(o *op) {
 	switch o.kind {
 	case opCreate:
-		s.insert(&o.key, o.rec)
+		s.insert(o.rec)
 	case opTouch:
-		sh := s.shard(&o.key)
-		if r, ok := sh.m[o.key]; ok && o.t > r.lastSeen {
+		if r := s.shard(&o.key).t.get(&o.key); r != nil && o.t > r.lastSeen {
 			r.lastSeen = o.t
-			sh.m[o.key] = r
 		}
 	case opDelete:
-		sh := s.shard(&o.key)
-		if _, ok := sh.m[o.key]; ok {
-			delete(sh.m, o.key)
+		if s.shard(&o.key).t.del(&o.key) {
 			s.count.Add(-1)
 		}
 	case opDeleteUsr:
 		for i := range s.shards {
-			m := s.shards[i].m
-			for k, r := range m {
-				if r.user.Value() == o.user {
-					delete(m, k)
-					s.count.Add(-1)
-				}
-			}
+			n := s.shards[i].t.deleteIf(func(r *record) bool { return r.user.Value() == o.user })
+			s.count.Add(int64(-n))
 		}
 	case opDeleteAll:
 		for i := range s.shards {
-			s.shards[i].m = make(map[Key]record)
+			s.shards[i].t.reset()
 		}
 		s.count.Store(0)
 	}
@@ -326,22 +312,18 @@ func (s *Embedded) writeSnapshot(gen uint64) (err error) {
 	b := make([]byte, 0, 64<<10)
 	b = append(b, snapMagic...)
 	b = binary.LittleEndian.AppendUint64(b, gen)
-	type kr struct {
-		k Key
-		r record
-	}
-	var batch []kr
+	var batch []record
 	var n uint64
 	for i := range s.shards {
 		sh := &s.shards[i]
 		batch = batch[:0]
 		sh.mu.RLock()
-		for k, r := range sh.m {
-			batch = append(batch, kr{k, r})
+		for j := range sh.t.n {
+			batch = append(batch, *sh.t.rec(j))
 		}
 		sh.mu.RUnlock()
 		for j := range batch {
-			b = appendCreate(b, &batch[j].k, &batch[j].r)
+			b = appendCreate(b, &batch[j])
 			if len(b) > 60<<10 {
 				if _, err := w.Write(b); err != nil {
 					return fmt.Errorf("write snapshot: %w", err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,12 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(3)
 	}
 	switch mode {
+	case "rss":
+		// Report what a store loaded from disk costs the process.
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("rss %d %d %d\n", s.Len(), vmRSS(), ms.HeapInuse)
 	case "hold":
 		fmt.Println("locked")
 	case "crash":
@@ -58,8 +65,9 @@ func TestHelperProcess(t *testing.T) {
 	os.Exit(4)
 }
 
-// startChild runs the child in mode on dir and waits for it to print want.
-func startChild(t *testing.T, mode, dir, want string) *exec.Cmd {
+// startChild runs the child in mode on dir, waits for it to print a line
+// starting with want, and returns the line.
+func startChild(t testing.TB, mode, dir, want string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, childDirEnv+"="+dir)
@@ -88,16 +96,17 @@ func startChild(t *testing.T, mode, dir, want string) *exec.Cmd {
 	}()
 	select {
 	case got := <-line:
-		if got != want {
+		if !strings.HasPrefix(got, want) {
 			t.Fatalf("child said %q, want %q", got, want)
 		}
-	case <-time.After(30 * time.Second):
+		return cmd, got
+	case <-time.After(time.Minute):
 		t.Fatalf("child did not say %q in time", want)
 	}
-	return cmd
+	return cmd, ""
 }
 
-func killChild(t *testing.T, cmd *exec.Cmd) {
+func killChild(t testing.TB, cmd *exec.Cmd) {
 	t.Helper()
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no chance to flush
 		t.Fatal(err)
@@ -107,7 +116,7 @@ func killChild(t *testing.T, cmd *exec.Cmd) {
 
 func TestEmbeddedSurvivesKill9(t *testing.T) {
 	dir := t.TempDir()
-	cmd := startChild(t, "crash", dir, "created")
+	cmd, _ := startChild(t, "crash", dir, "created")
 	killChild(t, cmd)
 	s := openTestStore(t, dir, nil)
 	if s.Len() != crashCreates {
@@ -134,7 +143,7 @@ func TestEmbeddedLock(t *testing.T) {
 	})
 	t.Run("other process", func(t *testing.T) {
 		dir := t.TempDir()
-		cmd := startChild(t, "hold", dir, "locked")
+		cmd, _ := startChild(t, "hold", dir, "locked")
 		_, err := OpenEmbedded(dir, nil)
 		checkLockedError(t, err, dir, cmd.Process.Pid)
 		killChild(t, cmd)
@@ -151,4 +160,19 @@ func checkLockedError(tb testing.TB, err error, dir string, pid int) {
 	if err.Error() != want {
 		tb.Fatalf("message: got %q, want %q", err, want)
 	}
+}
+
+// vmRSS returns the process's resident set in bytes, or 0 where /proc has none.
+func vmRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

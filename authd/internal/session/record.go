@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unique"
@@ -23,15 +24,14 @@ const maxUnixNano = int64(1) << 62
 // ErrInvalid is returned by Create for a session a store cannot keep.
 var ErrInvalid = errors.New("invalid session")
 
-// record is a session as kept in memory: about 72 bytes plus one small string.
+// record is a session as kept in memory: 96 bytes plus one small string.
 // Times are Unix nanoseconds, the user name is interned (a deployment has few
 // users and up to millions of sessions), and IP and user agent share one
-// allocation.
+// allocation with the flags.
 type record struct {
+	key      Key
 	user     unique.Handle[string]
-	meta     string // IP followed by user agent
-	ipLen    uint8
-	remember bool
+	meta     string // flags (ipLen<<1 | remember), then IP, then user agent
 	created  int64
 	lastSeen int64
 	expires  int64
@@ -39,8 +39,33 @@ type record struct {
 	fp       uint64
 }
 
-// toRecord validates sess and converts it for storage, capping IP and user agent.
-func toRecord(sess *Session) (record, error) {
+// makeMeta packs the informational fields into one string.
+func makeMeta(ip, ua string, remember bool) string {
+	var b strings.Builder
+	b.Grow(1 + len(ip) + len(ua))
+	flags := byte(len(ip)) << 1
+	if remember {
+		flags |= 1
+	}
+	b.WriteByte(flags)
+	b.WriteString(ip)
+	b.WriteString(ua)
+	return b.String()
+}
+
+// validMeta reports whether m is a string makeMeta could have made.
+func validMeta(m string) bool {
+	return len(m) >= 1 && int(m[0]>>1) <= MaxIP && int(m[0]>>1) <= len(m)-1 && len(m)-1-int(m[0]>>1) <= MaxUserAgent
+}
+
+func (r *record) ipLen() int        { return int(r.meta[0] >> 1) }
+func (r *record) ip() string        { return r.meta[1 : 1+r.ipLen()] }
+func (r *record) userAgent() string { return r.meta[1+r.ipLen():] }
+func (r *record) remember() bool    { return r.meta[0]&1 != 0 }
+
+// toRecord validates sess and converts it for storage under k, capping IP and
+// user agent.
+func toRecord(k Key, sess *Session) (record, error) {
 	if sess.User == "" || len(sess.User) > MaxUser {
 		return record{}, fmt.Errorf("%w: user name must be 1 to %d bytes (got %d)", ErrInvalid, MaxUser, len(sess.User))
 	}
@@ -54,12 +79,10 @@ func toRecord(sess *Session) (record, error) {
 		}
 		times[i] = t.UnixNano()
 	}
-	ip := capString(sess.IP, MaxIP)
 	return record{
+		key:      k,
 		user:     unique.Make(sess.User),
-		meta:     ip + capString(sess.UserAgent, MaxUserAgent),
-		ipLen:    uint8(len(ip)),
-		remember: sess.Remember,
+		meta:     makeMeta(capString(sess.IP, MaxIP), capString(sess.UserAgent, MaxUserAgent), sess.Remember),
 		created:  times[0],
 		lastSeen: times[1],
 		expires:  times[2],
@@ -76,9 +99,9 @@ func (r *record) session() Session {
 		LastSeen:    time.Unix(0, r.lastSeen),
 		Expires:     time.Unix(0, r.expires),
 		Idle:        time.Duration(r.idle),
-		Remember:    r.remember,
-		IP:          r.meta[:r.ipLen],
-		UserAgent:   r.meta[r.ipLen:],
+		Remember:    r.remember(),
+		IP:          r.ip(),
+		UserAgent:   r.userAgent(),
 		Fingerprint: r.fp,
 	}
 }
