@@ -91,13 +91,13 @@ func toRecord(k Key, sess *Session) (record, error) {
 	}, nil
 }
 
-// session converts a record back. It does not allocate.
+// session converts a record back, with times in UTC. It does not allocate.
 func (r *record) session() Session {
 	return Session{
 		User:        r.user.Value(),
-		Created:     time.Unix(0, r.created),
-		LastSeen:    time.Unix(0, r.lastSeen),
-		Expires:     time.Unix(0, r.expires),
+		Created:     time.Unix(0, r.created).UTC(),
+		LastSeen:    time.Unix(0, r.lastSeen).UTC(),
+		Expires:     time.Unix(0, r.expires).UTC(),
 		Idle:        time.Duration(r.idle),
 		Remember:    r.remember(),
 		IP:          r.ip(),

@@ -97,7 +97,8 @@ func (k Key) Short() string {
 	return hex.EncodeToString(k[:4])
 }
 
-// Session is a login session as stores keep it.
+// Session is a login session as stores keep it. Stores return its times in
+// UTC.
 type Session struct {
 	User     string
 	Created  time.Time

@@ -1,0 +1,201 @@
+package session
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// compact moves appends to a new log, writes a snapshot of memory that names
+// it, and deletes the older logs. Get and the writers keep running meanwhile;
+// writers pause only for the fsync that closes the old log.
+func (s *Embedded) compact() error {
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
+	next := s.gen + 1
+	f, err := createLog(s.dir, next)
+	if err != nil {
+		return fmt.Errorf("compact sessions: %w", err)
+	}
+	old, err := s.wal.rotate(f, magicLen)
+	if err != nil {
+		f.Close()
+		_ = os.Remove(logPath(s.dir, next))
+		return fmt.Errorf("compact sessions: %w", err)
+	}
+	_ = old.Close() // fsynced by rotate
+	s.gen = next
+	if err := s.writeSnapshot(next); err != nil {
+		return fmt.Errorf("compact sessions: %w", err)
+	}
+	gens, err := listLogs(s.dir)
+	if err != nil {
+		return fmt.Errorf("compact sessions: %w", err)
+	}
+	for _, g := range gens {
+		if g < next {
+			if err := os.Remove(logPath(s.dir, g)); err != nil {
+				return fmt.Errorf("compact sessions: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeSnapshot writes memory to a new snapshot atomically: temp file, fsync,
+// rename, fsync of the directory. Each shard is copied under its read lock
+// and encoded outside it.
+func (s *Embedded) writeSnapshot(gen uint64) (err error) {
+	name := filepath.Join(s.dir, snapName)
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create snapshot: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	w := bufio.NewWriterSize(f, writeBufSize)
+	b := make([]byte, 0, 64<<10)
+	b = append(b, snapMagic...)
+	b = binary.LittleEndian.AppendUint64(b, gen)
+	var batch []record
+	var n uint64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		batch = batch[:0]
+		sh.mu.RLock()
+		for j := range sh.t.n {
+			batch = append(batch, *sh.t.rec(j))
+		}
+		sh.mu.RUnlock()
+		for j := range batch {
+			b = appendCreate(b, &batch[j])
+			if len(b) > 60<<10 {
+				if _, err := w.Write(b); err != nil {
+					return fmt.Errorf("write snapshot: %w", err)
+				}
+				b = b[:0]
+			}
+		}
+		n += uint64(len(batch))
+	}
+	b = appendEnd(b, n)
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync snapshot: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close snapshot: %w", err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("rename snapshot: %w", err)
+	}
+	return syncDir(s.dir)
+}
+
+func logPath(dir string, gen uint64) string {
+	return filepath.Join(dir, logPrefix+strconv.FormatUint(gen, 10)+logSuffix)
+}
+
+// listLogs returns the generations of the logs in dir, ascending.
+func listLogs(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read data directory: %w", err)
+	}
+	var gens []uint64
+	for _, e := range ents {
+		name := e.Name()
+		mid, ok := strings.CutPrefix(name, logPrefix)
+		if !ok {
+			continue
+		}
+		if mid, ok = strings.CutSuffix(mid, logSuffix); !ok {
+			continue
+		}
+		g, err := strconv.ParseUint(mid, 10, 64)
+		if err != nil || strconv.FormatUint(g, 10) != mid {
+			continue
+		}
+		gens = append(gens, g)
+	}
+	slices.Sort(gens)
+	return gens, nil
+}
+
+// createLog creates an empty log for gen, durable in the directory.
+func createLog(dir string, gen uint64) (*os.File, error) {
+	f, err := os.OpenFile(logPath(dir, gen), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create session log: %w", err)
+	}
+	if _, err := f.Write([]byte(logMagic)); err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("create session log: %w", err)
+	}
+	return f, nil
+}
+
+// rewriteLog replaces a log torn inside its header with an empty one.
+func rewriteLog(name string) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("repair session log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte(logMagic)); err != nil {
+		return fmt.Errorf("repair session log: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("repair session log: %w", err)
+	}
+	return nil
+}
+
+// truncateFile cuts a torn tail off a log, durably.
+func truncateFile(name string, size int64) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("truncate torn session log: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("truncate torn session log: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("truncate torn session log: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync data directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync data directory: %w", err)
+	}
+	return nil
+}
