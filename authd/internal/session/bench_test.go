@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -116,28 +118,49 @@ func BenchmarkGet(b *testing.B) {
 }
 
 // BenchmarkVerifyPath is what a verify costs the store: Parse plus Get plus
-// Valid, for a cookie in a store of a million sessions.
+// Valid for one cookie, in a store of 1k and of 1M sessions.
 func BenchmarkVerifyPath(b *testing.B) {
 	ctx := context.Background()
+	for _, n := range []int{1_000, 1_000_000} {
+		s := openTestStore(b, b.TempDir(), nil)
+		fillStore(b, s, n)
+		cookie, k, err := New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		mustCreate(b, s, k, newTestSession("alice", time.Now()))
+		now := time.Now()
+		b.Run(fmt.Sprint("sessions=", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				k, ok := Parse(cookie)
+				if !ok {
+					b.Fatal("Parse failed")
+				}
+				sess, ok, err := s.Get(ctx, k)
+				if err != nil || !ok || !sess.Valid(now) {
+					b.Fatal("session not valid")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCompact writes a snapshot of a million sessions, as compaction and
+// Close do; Get keeps running meanwhile (see TestEmbeddedConcurrent).
+func BenchmarkCompact(b *testing.B) {
 	s := openTestStore(b, b.TempDir(), nil)
 	fillStore(b, s, 1_000_000)
-	cookie, k, err := New()
+	for b.Loop() {
+		if err := s.compact(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st, err := os.Stat(filepath.Join(s.dir, snapName))
 	if err != nil {
 		b.Fatal(err)
 	}
-	mustCreate(b, s, k, newTestSession("alice", time.Now()))
-	now := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		k, ok := Parse(cookie)
-		if !ok {
-			b.Fatal("Parse failed")
-		}
-		sess, ok, err := s.Get(ctx, k)
-		if err != nil || !ok || !sess.Valid(now) {
-			b.Fatal("session not valid")
-		}
-	}
+	b.ReportMetric(float64(st.Size())/(1<<20), "MiB-snapshot")
 }
 
 // BenchmarkMemory reports the heap a million sessions take (HeapInuse after
