@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// gate bounds concurrent password hashing. A few logins may queue briefly;
+// beyond that they are refused at once, so a login flood costs bounded CPU
+// and memory and never slows verify.
+type gate struct {
+	slots   chan struct{}
+	waiting atomic.Int64
+	queue   int64
+	timeout time.Duration
+	avg     atomic.Int64 // moving average of a hash's duration, ns
+}
+
+func newGate(n, queue int, timeout time.Duration) *gate {
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	g := &gate{slots: make(chan struct{}, n), queue: int64(queue), timeout: timeout}
+	g.avg.Store(int64(50 * time.Millisecond))
+	return g
+}
+
+// acquire takes a hashing slot; false means "overloaded, answer 503".
+func (g *gate) acquire(ctx context.Context) bool {
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if g.waiting.Add(1) > g.queue {
+		g.waiting.Add(-1)
+		return false
+	}
+	defer g.waiting.Add(-1)
+	t := time.NewTimer(g.timeout)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (g *gate) release(took time.Duration) {
+	<-g.slots
+	old := g.avg.Load()
+	g.avg.Store(old + (int64(took)-old)/8)
+}
+
+// typical is how long a hash usually takes; refusals that skip hashing wait
+// this long so their timing matches a real failure.
+func (g *gate) typical() time.Duration { return time.Duration(g.avg.Load()) }

@@ -1,0 +1,360 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/authd/internal/session"
+	"github.com/authd/authd/authd/internal/users"
+)
+
+const maxLoginBody = 8 << 10
+
+// handleLoginForm shows the login form, or sends an already logged-in user on.
+func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	rd := r.URL.Query().Get("rd")
+	if _, _, _, ok := s.authenticate(r, s.now()); ok {
+		s.redirect(w, s.safeRedirect(rd, s.o.DefaultRedirect))
+		return
+	}
+	msg := ""
+	if r.URL.Query().Has("signed_out") {
+		msg = "You have signed out."
+	}
+	s.renderLogin(w, r, http.StatusOK, loginView{RD: rd, Notice: msg})
+}
+
+// handleLogin checks credentials. Every failure looks the same from outside:
+// unknown user, wrong password, disabled user and throttled account all get
+// the same status, body and (roughly) timing.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ip := s.clientIP(r).String()
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" {
+		s.loginOutcome("bad_request", "", ip)
+		plain(w, http.StatusUnsupportedMediaType, "login expects an HTML form")
+		return
+	}
+	if !s.sameOrigin(r) {
+		s.loginOutcome("cross_site", "", ip)
+		plain(w, http.StatusForbidden, "cross-site login refused")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if err := r.ParseForm(); err != nil {
+		s.loginOutcome("bad_request", "", ip)
+		plain(w, http.StatusRequestEntityTooLarge, "login form too large")
+		return
+	}
+	rawName, password, rd := r.PostForm.Get("username"), r.PostForm.Get("password"), r.PostForm.Get("rd")
+	remember := r.PostForm.Get("remember") != ""
+	view := loginView{RD: rd, Username: rawName, Remember: remember}
+	if !s.validCSRF(r, r.PostForm.Get("csrf")) {
+		s.loginOutcome("csrf", capped(rawName), ip)
+		view.Error = "Your sign-in form expired. Please try again."
+		s.renderLogin(w, r, http.StatusForbidden, view)
+		return
+	}
+	name, nameErr := users.Canonical(rawName)
+	logName := name
+	if nameErr != nil {
+		logName = capped(rawName)
+	}
+
+	v, err := s.thr.Check(r.Context(), name, ip)
+	if err != nil {
+		s.log.Error("throttle check failed", zap.Error(err))
+		s.loginOutcome("unavailable", logName, ip)
+		s.renderBusy(w, r, view)
+		return
+	}
+	if v.Wait > 0 && v.Scope == "ip" {
+		secs := int(v.Wait/time.Second) + 1
+		s.loginOutcome("throttled_ip", logName, ip)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		view.Error = "Too many sign-in attempts from your network. Try again in " + strconv.Itoa(secs) + " seconds."
+		s.renderLogin(w, r, http.StatusTooManyRequests, view)
+		return
+	}
+	if len(password) > users.MaxPasswordBytes {
+		s.fail(w, r, view, name, logName, ip, "password_too_long", false)
+		return
+	}
+	if v.Wait > 0 {
+		// A throttled account looks exactly like a wrong password.
+		s.sleep(r.Context(), s.gate.typical())
+		s.fail(w, r, view, name, logName, ip, "throttled_account", false)
+		return
+	}
+
+	if !s.gate.acquire(r.Context()) {
+		s.loginOutcome("overloaded", logName, ip)
+		s.renderBusy(w, r, view)
+		return
+	}
+	start := time.Now()
+	var u *users.Entry
+	if nameErr == nil && s.users.DB() != nil {
+		u, _ = s.users.DB().Lookup(name)
+	}
+	ok, upgrade := false, false
+	if u == nil {
+		users.Dummy(password, s.o.HashParams)
+	} else {
+		ok, upgrade, err = users.Verify(u.Hash, password, s.o.HashParams, s.o.HashLimits)
+		if err != nil {
+			s.log.Error("stored hash unusable", zap.String("user", name), zap.Error(err))
+			ok = false
+		}
+	}
+	s.gate.release(time.Since(start))
+
+	switch {
+	case u == nil:
+		s.fail(w, r, view, name, logName, ip, "unknown_user", true)
+		return
+	case !ok:
+		s.fail(w, r, view, name, logName, ip, "bad_password", true)
+		return
+	case u.Disabled:
+		s.fail(w, r, view, name, logName, ip, "disabled", true)
+		return
+	}
+	if upgrade {
+		u = s.upgradeHash(r.Context(), u, password)
+	}
+	if err := s.thr.Success(r.Context(), name, ip); err != nil {
+		s.log.Warn("throttle reset failed", zap.Error(err))
+	}
+	cookie, key, err := s.startSession(r, u, remember, ip)
+	if err != nil {
+		s.log.Error("session create failed", zap.String("user", name), zap.Error(err))
+		s.loginOutcome("unavailable", name, ip)
+		s.renderBusy(w, r, view)
+		return
+	}
+	s.metrics.login("success")
+	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", name),
+		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()))
+	maxAge := 0
+	if remember {
+		maxAge = int(s.o.RememberLifetime / time.Second)
+	}
+	s.setCookie(w, s.o.CookieName, cookie, maxAge)
+	s.setCookie(w, s.preName, "", -1)
+	s.redirect(w, s.safeRedirect(rd, s.o.DefaultRedirect))
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, view loginView, name, logName, ip, reason string, count bool) {
+	if count {
+		if err := s.thr.Fail(r.Context(), name, ip); err != nil {
+			s.log.Warn("throttle count failed", zap.Error(err))
+		}
+	}
+	s.loginOutcome(reason, logName, ip)
+	view.Error = "Incorrect username or password."
+	s.renderLogin(w, r, http.StatusUnauthorized, view)
+}
+
+func (s *Server) loginOutcome(reason, user, ip string) {
+	s.metrics.login(reason)
+	s.log.Info("login failed", zap.String("event", "login_failed"), zap.String("reason", reason),
+		zap.String("user", user), zap.String("client_ip", ip))
+}
+
+func (s *Server) renderBusy(w http.ResponseWriter, r *http.Request, view loginView) {
+	w.Header().Set("Retry-After", "1")
+	view.Error = "Too many sign-ins right now. Please try again in a moment."
+	s.renderLogin(w, r, http.StatusServiceUnavailable, view)
+}
+
+// upgradeHash replaces a bcrypt or weak hash with argon2id after a
+// successful login, and returns the reloaded user so the new session binds
+// to the new credential fingerprint.
+func (s *Server) upgradeHash(ctx context.Context, u *users.Entry, password string) *users.Entry {
+	if !s.gate.acquire(ctx) {
+		return u // try again next login
+	}
+	h, err := users.Hash(password, s.o.HashParams)
+	s.gate.release(0)
+	if err == nil {
+		err = s.users.SetHash(u.Name, h)
+	}
+	if err != nil {
+		s.log.Warn("hash upgrade failed", zap.String("user", u.Name), zap.Error(err))
+		return u
+	}
+	s.log.Info("password hash upgraded", zap.String("event", "hash_upgraded"), zap.String("user", u.Name))
+	if nu, ok := s.users.DB().Lookup(u.Name); ok {
+		return nu
+	}
+	return u
+}
+
+func (s *Server) startSession(r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, error) {
+	cookie, key, err := session.New()
+	if err != nil {
+		return "", key, err
+	}
+	now := s.now()
+	idle, life := s.o.Idle, s.o.Lifetime
+	if remember {
+		idle, life = s.o.RememberIdle, s.o.RememberLifetime
+	}
+	ua := r.UserAgent()
+	if len(ua) > 128 {
+		ua = ua[:128]
+	}
+	err = s.store.Create(r.Context(), key, session.Session{
+		User: u.Name, Created: now, LastSeen: now, Expires: now.Add(life), Idle: idle,
+		Remember: remember, IP: ip, UserAgent: ua, Fingerprint: u.Fingerprint,
+	})
+	return cookie, key, err
+}
+
+// handleLogoutForm asks for confirmation: GET never changes state.
+func (s *Server) handleLogoutForm(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	key, _, u, ok := s.authenticate(r, s.now())
+	if !ok {
+		s.redirect(w, s.o.Prefix+"login")
+		return
+	}
+	s.renderLogout(w, logoutView{User: displayName(u), CSRF: s.token("logout", key[:])})
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	if !s.sameOrigin(r) {
+		plain(w, http.StatusForbidden, "cross-site logout refused")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if err := r.ParseForm(); err != nil {
+		plain(w, http.StatusRequestEntityTooLarge, "logout form too large")
+		return
+	}
+	key, sess, _, ok := s.authenticate(r, s.now())
+	if ok {
+		if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(s.token("logout", key[:]))) {
+			plain(w, http.StatusForbidden, "logout form expired; go back and try again")
+			return
+		}
+		if err := s.store.Delete(r.Context(), key); err != nil {
+			s.log.Error("session delete failed", zap.Error(err))
+			plain(w, http.StatusServiceUnavailable, "could not sign out; try again")
+			return
+		}
+		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
+			zap.String("client_ip", s.clientIP(r).String()), zap.String("session", key.Short()))
+	}
+	s.setCookie(w, s.o.CookieName, "", -1)
+	s.redirect(w, s.o.Prefix+"login?signed_out=1")
+}
+
+// handleWhoami describes the current session as JSON. It does not count as
+// activity, so a page polling it never keeps an idle session alive.
+func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	_, sess, u, ok := s.authenticate(r, s.now())
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if !ok {
+		w.WriteHeader(http.StatusUnauthorized)
+		writeJSON(w, map[string]string{"error": "unauthenticated", "login": s.o.Prefix + "login"})
+		return
+	}
+	groups := u.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	writeJSON(w, map[string]any{
+		"user": u.Name, "name": u.DisplayName, "email": u.Email, "groups": groups,
+		"expires": sess.Expires.UTC().Format(time.RFC3339), "remember": sess.Remember,
+	})
+}
+
+func displayName(u *users.Entry) string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	return u.Name
+}
+
+// sameOrigin refuses cross-site form posts before any password work.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != s.origin {
+		return false
+	}
+	return true
+}
+
+// The login form's CSRF token is bound to a random pre-session cookie; it
+// needs no server state, so unauthenticated traffic creates none.
+func (s *Server) preSession(w http.ResponseWriter, r *http.Request) string {
+	if v, ok := cookieValue(r.Header, s.preName); ok && len(v) == 43 {
+		if _, err := base64.RawURLEncoding.DecodeString(v); err == nil {
+			return v
+		}
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	v := base64.RawURLEncoding.EncodeToString(b[:])
+	s.setCookie(w, s.preName, v, 3600)
+	return v
+}
+
+func (s *Server) validCSRF(r *http.Request, tok string) bool {
+	pre, ok := cookieValue(r.Header, s.preName)
+	if !ok || pre == "" || tok == "" {
+		return false
+	}
+	return hmac.Equal([]byte(tok), []byte(s.token("login", []byte(pre))))
+}
+
+func (s *Server) token(purpose string, binding []byte) string {
+	m := hmac.New(sha256.New, s.o.Secret)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write(binding)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		Secure: !s.o.InsecureCookies, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Server) redirect(w http.ResponseWriter, to string) {
+	h := w.Header()
+	h.Set("Location", to)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+func (s *Server) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+//go:embed assets
+var assets embed.FS
+
+type pages struct {
+	login, logout *template.Template
+	title, prefix string
+	csp           string
+	files         http.Handler
+}
+
+type loginView struct {
+	Title, Prefix, Action, CSRF string
+	RD, Username                string
+	Remember                    bool
+	Error, Notice               string
+}
+
+type logoutView struct {
+	Title, Prefix, Action, CSRF string
+	User                        string
+}
+
+func newPages(o Options, origins map[string]bool) (*pages, error) {
+	t, err := template.ParseFS(assets, "assets/*.html")
+	if err != nil {
+		return nil, err
+	}
+	static, err := fs.Sub(assets, "assets/static")
+	if err != nil {
+		return nil, err
+	}
+	// form-action must also allow where the login's redirect may go.
+	var fa []string
+	for o := range origins {
+		fa = append(fa, o)
+	}
+	sort.Strings(fa)
+	csp := "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
+	return &pages{
+		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"),
+		title: o.LoginTitle, prefix: o.Prefix, csp: csp,
+		files: http.FileServer(http.FS(static)),
+	}, nil
+}
+
+func (p *pages) static(strip string) httprouter.Handle {
+	h := http.StripPrefix(strip, p.files)
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			plain(w, http.StatusNotFound, "not found")
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	}
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, code int, v loginView) {
+	v.Title, v.Prefix, v.Action = s.pages.title, s.pages.prefix, s.pages.prefix+"login"
+	v.CSRF = s.token("login", []byte(s.preSession(w, r)))
+	if len(v.Username) > 64 {
+		v.Username = v.Username[:64]
+	}
+	s.pages.render(w, code, s.pages.login, v)
+}
+
+func (s *Server) renderLogout(w http.ResponseWriter, v logoutView) {
+	v.Title, v.Prefix, v.Action = s.pages.title, s.pages.prefix, s.pages.prefix+"logout"
+	s.pages.render(w, http.StatusOK, s.pages.logout, v)
+}
+
+func (p *pages) render(w http.ResponseWriter, code int, t *template.Template, v any) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, v); err != nil {
+		plain(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", p.csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	_ = json.NewEncoder(w).Encode(v)
+}

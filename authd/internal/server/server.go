@@ -1,0 +1,251 @@
+// Package server implements authd's HTTP interface: the verify endpoint nginx
+// calls through auth_request, the login and logout pages, whoami, health,
+// metrics and the local admin API used by the CLI.
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/authd/internal/policy"
+	"github.com/authd/authd/authd/internal/session"
+	"github.com/authd/authd/authd/internal/throttle"
+	"github.com/authd/authd/authd/internal/users"
+)
+
+type userStore interface {
+	DB() *users.DB
+	SetHash(name, hash string) error
+}
+
+type sessionStore interface {
+	Create(ctx context.Context, k session.Key, s session.Session) error
+	Get(ctx context.Context, k session.Key) (session.Session, bool, error)
+	Touch(ctx context.Context, k session.Key, t time.Time) error
+	Delete(ctx context.Context, k session.Key) error
+	DeleteUser(ctx context.Context, user string) (int, error)
+	DeleteAll(ctx context.Context) (int, error)
+	List(ctx context.Context, user string) ([]session.Entry, error)
+	Len() int
+	Ping(ctx context.Context) error
+}
+
+type throttler interface {
+	Check(ctx context.Context, user, ip string) (throttle.Verdict, error)
+	Fail(ctx context.Context, user, ip string) error
+	Success(ctx context.Context, user, ip string) error
+}
+
+var (
+	_ sessionStore = (*session.Embedded)(nil)
+	_ throttler    = (*throttle.Memory)(nil)
+	_ userStore    = (*users.File)(nil)
+)
+
+// Options are the settings the server needs from the configuration.
+type Options struct {
+	PublicURL       string // origin browsers use, e.g. "https://app.example.com"
+	Prefix          string // "/authd/"
+	CookieName      string // full name, e.g. "__Host-authd_session"
+	InsecureCookies bool   // drop Secure: plain-HTTP development only
+	TrustedProxies  []netip.Prefix
+	LoginTitle      string
+	DefaultRedirect string
+	RedirectHosts   []string // extra allowed "scheme://host[:port]" origins
+
+	Idle, Lifetime, RememberIdle, RememberLifetime, TouchInterval time.Duration
+
+	HashParams       users.Params
+	HashLimits       users.Limits
+	MaxHashing       int // concurrent hash computations
+	MaxHashQueue     int // logins allowed to wait for a slot
+	HashQueueTimeout time.Duration
+
+	// Secret keys the CSRF tokens; at least 32 bytes.
+	Secret []byte
+	// Reload re-reads users and rules for the admin API; nil disables it.
+	Reload func() error
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Users    userStore
+	Sessions sessionStore
+	Throttle throttler
+	Logger   *zap.Logger
+	Now      func() time.Time
+}
+
+// Server holds authd's request handlers. Create it with New.
+type Server struct {
+	o       Options
+	users   userStore
+	store   sessionStore
+	thr     throttler
+	log     *zap.Logger
+	now     func() time.Time
+	rules   atomic.Pointer[policy.Rules]
+	origins map[string]bool // allowed absolute redirect origins
+	origin  string          // PublicURL's origin
+	preName string          // pre-session (CSRF) cookie name
+	gate    *gate
+	metrics metrics
+	pages   *pages
+}
+
+// New returns a Server. rules must not be nil.
+func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
+	if rules == nil {
+		return nil, errors.New("no rules")
+	}
+	if len(o.Secret) < 32 {
+		return nil, errors.New("secret shorter than 32 bytes")
+	}
+	pu, err := url.Parse(o.PublicURL)
+	if err != nil || pu.Host == "" {
+		return nil, errors.New("public url must be absolute")
+	}
+	s := &Server{
+		o: o, users: d.Users, store: d.Sessions, thr: d.Throttle, log: d.Logger, now: d.Now,
+		origin:  originOf(pu),
+		origins: map[string]bool{},
+		gate:    newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	s.origins[s.origin] = true
+	for _, h := range o.RedirectHosts {
+		if u, err := url.Parse(h); err == nil && u.Host != "" {
+			s.origins[originOf(u)] = true
+		}
+	}
+	s.preName = strings.Replace(o.CookieName, "session", "pre", 1)
+	if s.preName == o.CookieName {
+		s.preName = o.CookieName + "_pre"
+	}
+	s.rules.Store(rules)
+	if s.pages, err = newPages(o, s.origins); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetRules swaps the rule set atomically (on reload).
+func (s *Server) SetRules(r *policy.Rules) {
+	if r != nil {
+		s.rules.Store(r)
+	}
+}
+
+var verifyMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+// Handler returns the handler for authd's listener. All routes are here.
+func (s *Server) Handler() http.Handler {
+	r := httprouter.New()
+	// Never answer with automatic redirects or OPTIONS replies: every answer is ours.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleOPTIONS = false
+	r.HandleMethodNotAllowed = true
+	for _, m := range verifyMethods {
+		r.Handle(m, "/verify", s.handleVerify)
+	}
+	p := s.o.Prefix
+	r.GET(p+"login", s.handleLoginForm)
+	r.POST(p+"login", s.handleLogin)
+	r.GET(p+"logout", s.handleLogoutForm)
+	r.POST(p+"logout", s.handleLogout)
+	r.GET(p+"whoami", s.handleWhoami)
+	r.GET(p+"static/*file", s.pages.static(p+"static/"))
+	r.GET("/healthz", s.handleHealthz)
+	r.GET("/readyz", s.handleReadyz)
+	r.GET("/metrics", s.handleMetrics)
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusNotFound, "not found") })
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		plain(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+	r.PanicHandler = s.handlePanic
+	return r
+}
+
+// handlePanic turns a panic into a deny: verify answers 401, pages 500.
+func (s *Server) handlePanic(w http.ResponseWriter, r *http.Request, v any) {
+	s.log.Error("handler panicked", zap.String("path", capped(r.URL.Path)), zap.Any("panic", v))
+	if r.URL.Path == "/verify" {
+		s.metrics.verify(http.StatusUnauthorized, 0)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	plain(w, http.StatusInternalServerError, "internal error")
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	plain(w, http.StatusOK, "ok")
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("session store not ready", zap.Error(err))
+		plain(w, http.StatusServiceUnavailable, "session store unavailable")
+		return
+	}
+	if s.users.DB() == nil {
+		plain(w, http.StatusServiceUnavailable, "users not loaded")
+		return
+	}
+	plain(w, http.StatusOK, "ok")
+}
+
+func plain(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(msg + "\n"))
+}
+
+func originOf(u *url.URL) string {
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	scheme := strings.ToLower(u.Scheme)
+	if port == "" || (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		return scheme + "://" + host
+	}
+	return scheme + "://" + netJoin(host, port)
+}
+
+func netJoin(host, port string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + port
+	}
+	return host + ":" + port
+}
+
+// capped bounds user-controlled text before it reaches a log field.
+func capped(s string) string {
+	const max = 256
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}

@@ -1,0 +1,214 @@
+package server
+
+import (
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/authd/internal/policy"
+	"github.com/authd/authd/authd/internal/session"
+	"github.com/authd/authd/authd/internal/users"
+)
+
+// Preallocated header values: the verify path sets them on every request.
+var (
+	noStore = []string{"no-store"}
+)
+
+const (
+	hdrOriginalURI    = "X-Original-Uri"
+	hdrOriginalMethod = "X-Original-Method"
+	hdrForwardedFor   = "X-Forwarded-For"
+)
+
+// handleVerify answers nginx's auth_request subrequest with 200, 401 or 403.
+func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	start := s.now()
+	code := s.verify(w, r, start)
+	s.metrics.verify(code, time.Since(start))
+}
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) int {
+	h := w.Header()
+	h["Cache-Control"] = noStore
+	key, sess, u, authed := s.authenticate(r, now)
+	id := policy.Identity{}
+	if authed {
+		id = policy.Identity{User: u.Name, Groups: u.Groups}
+	}
+
+	// Request metadata counts only from a trusted proxy; without it the
+	// path is unknown and the request is denied rather than guessed.
+	var uri string
+	if s.trustedPeer(r) {
+		uri = r.Header.Get(hdrOriginalURI)
+	}
+	path, ok := policy.Canonical(uri)
+	decision, rule := policy.Login, -1
+	if ok {
+		decision, rule = s.rules.Load().Decide(path, id)
+	} else if authed {
+		decision = policy.Deny
+	}
+
+	switch decision {
+	case policy.Allow:
+		if authed {
+			setIdentity(h, u)
+			if now.Sub(sess.LastSeen) >= s.o.TouchInterval {
+				if err := s.store.Touch(r.Context(), key, now); err != nil {
+					s.log.Warn("session touch failed", zap.Error(err))
+				}
+			}
+		}
+		if ce := s.log.Check(zap.DebugLevel, "access allowed"); ce != nil {
+			ce.Write(zap.String("event", "verify"), zap.String("user", id.User), zap.String("path", capped(path)), zap.Int("rule", rule+1))
+		}
+		w.WriteHeader(http.StatusOK)
+		return http.StatusOK
+	case policy.Deny:
+		s.log.Info("access denied", zap.String("event", "access_denied"), zap.String("user", id.User),
+			zap.String("client_ip", s.clientIP(r).String()), zap.String("method", capped(r.Header.Get(hdrOriginalMethod))),
+			zap.String("path", capped(uri)), zap.Bool("path_valid", ok), zap.Int("rule", rule+1))
+		w.WriteHeader(http.StatusForbidden)
+		return http.StatusForbidden
+	default:
+		if ce := s.log.Check(zap.DebugLevel, "login required"); ce != nil {
+			ce.Write(zap.String("event", "verify"), zap.String("path", capped(uri)))
+		}
+		if ok {
+			h.Set("X-Authd-Login", s.o.Prefix+"login?rd="+url.QueryEscape(uri))
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		return http.StatusUnauthorized
+	}
+}
+
+func setIdentity(h http.Header, u *users.Entry) {
+	h["Remote-User"] = []string{u.Name}
+	if u.GroupsHeader != "" {
+		h["Remote-Groups"] = []string{u.GroupsHeader}
+	}
+	if u.Email != "" {
+		h["Remote-Email"] = []string{u.Email}
+	}
+	if u.DisplayName != "" {
+		h["Remote-Name"] = []string{u.DisplayName}
+	}
+}
+
+// authenticate resolves the request's session cookie to a live session and
+// its user. Any doubt — a malformed or repeated cookie, a store error, an
+// expired session, a changed password, a locked or deleted user — is "no".
+func (s *Server) authenticate(r *http.Request, now time.Time) (session.Key, session.Session, *users.Entry, bool) {
+	var none session.Session
+	v, ok := cookieValue(r.Header, s.o.CookieName)
+	if !ok {
+		return session.Key{}, none, nil, false
+	}
+	key, ok := session.Parse(v)
+	if !ok {
+		return key, none, nil, false
+	}
+	sess, found, err := s.store.Get(r.Context(), key)
+	if err != nil {
+		s.log.Error("session lookup failed", zap.Error(err))
+		return key, none, nil, false
+	}
+	if !found || !sess.Valid(now) {
+		return key, none, nil, false
+	}
+	db := s.users.DB()
+	if db == nil {
+		return key, none, nil, false
+	}
+	u, ok := db.Lookup(sess.User)
+	if !ok || u.Disabled || u.Fingerprint != sess.Fingerprint {
+		// The user's credentials changed since login: this session is over.
+		if err := s.store.Delete(r.Context(), key); err != nil {
+			s.log.Warn("session delete failed", zap.Error(err))
+		}
+		return key, none, nil, false
+	}
+	return key, sess, u, true
+}
+
+// cookieValue finds the one cookie called name without allocating. A cookie
+// sent twice is treated as absent: which copy wins is not ours to guess.
+func cookieValue(h http.Header, name string) (string, bool) {
+	var val string
+	found := false
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = textproto.TrimString(part)
+			k, v, ok := strings.Cut(part, "=")
+			if !ok || k != name {
+				continue
+			}
+			if found {
+				return "", false
+			}
+			val, found = v, true
+		}
+	}
+	return val, found
+}
+
+// trustedPeer reports whether the direct peer may tell us about the original
+// request. Unix-socket peers are trusted: the socket's file mode guards it.
+func (s *Server) trustedPeer(r *http.Request) bool {
+	if r.RemoteAddr == "" || r.RemoteAddr == "@" {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	return s.trusted(ap.Addr())
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.o.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the rightmost address in X-Forwarded-For that is not a trusted
+// proxy, read only when the direct peer is trusted; otherwise the peer itself.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	var peer netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peer = ap.Addr().Unmap()
+	}
+	if !s.trustedPeer(r) {
+		return peer
+	}
+	xff := r.Header.Values(hdrForwardedFor)
+	for i := len(xff) - 1; i >= 0; i-- {
+		hops := strings.Split(xff[i], ",")
+		for j := len(hops) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
+			if err != nil {
+				return peer // garbage: stop at the last hop we could vouch for
+			}
+			a = a.Unmap()
+			peer = a
+			if !s.trusted(a) {
+				return a
+			}
+		}
+	}
+	return peer
+}

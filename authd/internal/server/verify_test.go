@@ -1,0 +1,329 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authd/authd/authd/internal/policy"
+	"github.com/authd/authd/authd/internal/users"
+)
+
+func TestVerify(t *testing.T) {
+	h := newHarness(t, []policy.Rule{
+		{Path: "/health", Access: policy.Public},
+		{Path: "/admin", Groups: []string{"admin"}},
+		{Path: "/"},
+	}, nil)
+	alice := h.login("alice")
+	bob := h.login("bob")
+	aliceVal := strings.TrimPrefix(alice, "__Host-authd_session=")
+
+	tests := []struct {
+		name    string
+		uri     string
+		cookie  string
+		want    int
+		user    string
+		loginRD string
+	}{
+		{"no cookie", "/app/", "", 401, "", "/authd/login?rd=%2Fapp%2F"},
+		{"no cookie keeps query in return path", "/app/?a=1&b=2", "", 401, "", "/authd/login?rd=%2Fapp%2F%3Fa%3D1%26b%3D2"},
+		{"valid session", "/app/", alice, 200, "alice", ""},
+		{"admin member", "/admin/x", alice, 200, "alice", ""},
+		{"admin non-member", "/admin/x", bob, 403, "", ""},
+		{"query cannot smuggle a public path", "/admin?x=/health", bob, 403, "", ""},
+		{"administrator is not /admin", "/administrator", bob, 200, "bob", ""},
+		{"dot segments resolved before rules", "/health/../admin", bob, 403, "", ""},
+		{"encoded slash denied", "/admin%2fx", alice, 403, "", ""},
+		{"public without session", "/health", "", 200, "", ""},
+		{"garbage cookie", "/app/", "__Host-authd_session=garbage", 401, "", "/authd/login?rd=%2Fapp%2F"},
+		{"empty cookie", "/app/", "__Host-authd_session=", 401, "", "/authd/login?rd=%2Fapp%2F"},
+		{"oversized cookie", "/app/", "__Host-authd_session=" + strings.Repeat("A", 8000), 401, "", "/authd/login?rd=%2Fapp%2F"},
+		{"tampered cookie", "/app/", "__Host-authd_session=" + flip(aliceVal), 401, "", "/authd/login?rd=%2Fapp%2F"},
+		{"duplicated cookie", "/app/", alice + "; " + alice, 401, "", "/authd/login?rd=%2Fapp%2F"},
+		{"duplicated cookie, one bad", "/app/", alice + "; __Host-authd_session=x", 401, "", "/authd/login?rd=%2Fapp%2F"},
+		{"cookie without prefix", "/app/", "authd_session=" + aliceVal, 401, "", "/authd/login?rd=%2Fapp%2F"},
+		{"unparsable uri, session", "http://x/app", alice, 403, "", ""},
+		{"unparsable uri, no session", "/a\x01b", "", 401, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := h.verify(tt.uri, tt.cookie)
+			if w.Code != tt.want {
+				t.Fatalf("got %d, want %d", w.Code, tt.want)
+			}
+			if got := w.Header().Get("Remote-User"); got != tt.user {
+				t.Errorf("Remote-User = %q, want %q", got, tt.user)
+			}
+			if got := w.Header().Get("X-Authd-Login"); got != tt.loginRD {
+				t.Errorf("X-Authd-Login = %q, want %q", got, tt.loginRD)
+			}
+			if got := w.Header().Get("Cache-Control"); got != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", got)
+			}
+			if sc := w.Header()["Set-Cookie"]; len(sc) > 0 {
+				t.Errorf("verify set cookies: %v", sc)
+			}
+		})
+	}
+}
+
+func flip(s string) string {
+	b := []byte(s)
+	if b[5] == 'A' {
+		b[5] = 'B'
+	} else {
+		b[5] = 'A'
+	}
+	return string(b)
+}
+
+func TestVerifyIdentityHeaders(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	w := h.verify("/", h.login("alice"))
+	want := map[string]string{"Remote-User": "alice", "Remote-Groups": "admin,staff", "Remote-Email": "alice@example.com", "Remote-Name": "Alice Liddell"}
+	for k, v := range want {
+		if got := w.Header().Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+func TestVerifyTrustsMetadataOnlyFromProxies(t *testing.T) {
+	h := newHarness(t, []policy.Rule{{Path: "/public", Access: policy.Public}, {Path: "/"}}, nil)
+	cookie := h.login("bob")
+	tests := []struct {
+		name, remote, uri, cookie string
+		want                      int
+	}{
+		{"trusted proxy, public path", "127.0.0.1:1", "/public", "", 200},
+		{"untrusted peer claims public path", "198.51.100.9:1", "/public", "", 401},
+		{"untrusted peer with session", "198.51.100.9:1", "/x", cookie, 403},
+		{"ipv6 loopback trusted", "[::1]:1", "/public", "", 200},
+		{"v4-mapped loopback trusted", "[::ffff:127.0.0.1]:1", "/public", "", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hd := map[string]string{"X-Original-URI": tt.uri}
+			if tt.cookie != "" {
+				hd["Cookie"] = tt.cookie
+			}
+			w := h.do(req{target: "/verify", remote: tt.remote, headers: hd})
+			if w.Code != tt.want {
+				t.Errorf("got %d, want %d", w.Code, tt.want)
+			}
+		})
+	}
+}
+
+func TestVerifyMissingOriginalURIDenies(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	cookie := h.login("bob")
+	if w := h.do(req{target: "/verify", headers: map[string]string{"Cookie": cookie}}); w.Code != 403 {
+		t.Errorf("with session: got %d, want 403", w.Code)
+	}
+	if w := h.do(req{target: "/verify"}); w.Code != 401 {
+		t.Errorf("without session: got %d, want 401", w.Code)
+	}
+}
+
+func TestVerifyEmptyIdentityOnPublicPath(t *testing.T) {
+	h := newHarness(t, []policy.Rule{{Path: "/", Access: policy.Public}}, nil)
+	w := h.do(req{target: "/verify", headers: map[string]string{"X-Original-URI": "/", "Remote-User": "admin"}})
+	if w.Code != 200 || w.Header().Get("Remote-User") != "" {
+		t.Errorf("got %d with Remote-User %q, want 200 and none", w.Code, w.Header().Get("Remote-User"))
+	}
+}
+
+func TestSessionTimeouts(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	t.Run("idle timeout", func(t *testing.T) {
+		c := h.login("bob")
+		h.clock.add(29 * time.Minute)
+		if w := h.verify("/", c); w.Code != 200 {
+			t.Fatalf("before idle timeout: got %d, want 200", w.Code)
+		}
+		h.clock.add(29 * time.Minute) // activity above moved last-seen
+		if w := h.verify("/", c); w.Code != 200 {
+			t.Fatalf("activity should extend idle: got %d, want 200", w.Code)
+		}
+		h.clock.add(31 * time.Minute)
+		if w := h.verify("/", c); w.Code != 401 {
+			t.Fatalf("after idle timeout: got %d, want 401", w.Code)
+		}
+	})
+	t.Run("activity never extends the absolute lifetime", func(t *testing.T) {
+		c := h.login("bob")
+		for i := 0; i < 25; i++ { // 25 × 29 min > 12 h
+			h.clock.add(29 * time.Minute)
+			w := h.verify("/", c)
+			if i < 24 && w.Code != 200 {
+				t.Fatalf("step %d: got %d, want 200", i, w.Code)
+			}
+			if i == 24 && w.Code != 401 {
+				t.Fatalf("past lifetime: got %d, want 401", w.Code)
+			}
+		}
+	})
+}
+
+func TestCredentialChangesEndSessions(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(u *users.User)
+	}{
+		{"password change", func(u *users.User) { u.Hash = mustHash(t, "another password 1") }},
+		{"lock", func(u *users.User) { u.Disabled = true }},
+		{"generation bump", func(u *users.User) { u.Generation++ }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			c := h.login("bob")
+			other := h.login("alice")
+			h.editUsers(func(l []users.User) []users.User {
+				for i := range l {
+					if l[i].Name == "bob" {
+						tt.edit(&l[i])
+					}
+				}
+				return l
+			})
+			if w := h.verify("/", c); w.Code != 401 {
+				t.Errorf("bob after change: got %d, want 401", w.Code)
+			}
+			if w := h.verify("/", other); w.Code != 200 {
+				t.Errorf("alice unaffected: got %d, want 200", w.Code)
+			}
+		})
+	}
+	t.Run("delete", func(t *testing.T) {
+		h := newHarness(t, nil, nil)
+		c := h.login("bob")
+		h.editUsers(func(l []users.User) []users.User {
+			out := l[:0]
+			for _, u := range l {
+				if u.Name != "bob" {
+					out = append(out, u)
+				}
+			}
+			return out
+		})
+		if w := h.verify("/", c); w.Code != 401 {
+			t.Errorf("got %d, want 401", w.Code)
+		}
+	})
+	t.Run("group change applies at next request", func(t *testing.T) {
+		h := newHarness(t, []policy.Rule{{Path: "/admin", Groups: []string{"admin"}}, {Path: "/"}}, nil)
+		c := h.login("bob")
+		if w := h.verify("/admin", c); w.Code != 403 {
+			t.Fatalf("before: got %d, want 403", w.Code)
+		}
+		h.editUsers(func(l []users.User) []users.User {
+			for i := range l {
+				if l[i].Name == "bob" {
+					l[i].Groups = append(l[i].Groups, "admin")
+				}
+			}
+			return l
+		})
+		if w := h.verify("/admin", c); w.Code != 200 {
+			t.Errorf("after: got %d, want 200", w.Code)
+		}
+	})
+}
+
+func TestCookieValue(t *testing.T) {
+	tests := []struct {
+		name   string
+		header []string
+		want   string
+		ok     bool
+	}{
+		{"single", []string{"a=1; s=v"}, "v", true},
+		{"spaces", []string{"a=1;   s=v  "}, "v", true},
+		{"absent", []string{"a=1"}, "", false},
+		{"prefix name", []string{"ss=v"}, "", false},
+		{"twice in one header", []string{"s=v; s=w"}, "", false},
+		{"twice across headers", []string{"s=v", "s=w"}, "", false},
+		{"no headers", nil, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := cookieValue(http.Header{"Cookie": tt.header}, "s")
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("got %q, %v; want %q, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	tests := []struct {
+		name, remote string
+		xff          []string
+		want         string
+	}{
+		{"direct untrusted peer ignores xff", "198.51.100.1:5", []string{"10.0.0.1"}, "198.51.100.1"},
+		{"trusted proxy, one hop", "127.0.0.1:5", []string{"203.0.113.5"}, "203.0.113.5"},
+		{"spoofed left entries ignored", "127.0.0.1:5", []string{"1.2.3.4, 203.0.113.5"}, "203.0.113.5"},
+		{"trusted hops skipped", "127.0.0.1:5", []string{"203.0.113.5, 127.0.0.2"}, "203.0.113.5"},
+		{"several headers", "127.0.0.1:5", []string{"1.1.1.1", "203.0.113.5"}, "203.0.113.5"},
+		{"garbage stops at last trusted hop", "127.0.0.1:5", []string{"203.0.113.5, nonsense"}, "127.0.0.1"},
+		{"no xff", "127.0.0.1:5", nil, "127.0.0.1"},
+		{"v4-mapped unmapped", "127.0.0.1:5", []string{"::ffff:203.0.113.5"}, "203.0.113.5"},
+		{"ipv6 client", "[::1]:5", []string{"2001:db8::1"}, "2001:db8::1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _ := http.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := h.srv.clientIP(r).String(); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	h := newHarness(b, nil, nil)
+	hit := h.login("alice")
+	cases := []struct{ name, cookie string }{
+		{"hit", hit},
+		{"miss", "__Host-authd_session=" + strings.Repeat("A", 43)},
+		{"malformed", "__Host-authd_session=%%%garbage"},
+		{"none", ""},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			r, _ := http.NewRequest("GET", "/verify", nil)
+			r.RemoteAddr = "127.0.0.1:40000"
+			r.Header.Set("X-Original-URI", "/app/static/main.js")
+			r.Header.Set("X-Forwarded-For", "203.0.113.7")
+			if c.cookie != "" {
+				r.Header.Set("Cookie", c.cookie)
+			}
+			w := &discard{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				h.h.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+type discard struct {
+	h    http.Header
+	code int
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(c int)           { d.code = c }

@@ -1,0 +1,125 @@
+// Command authd is a login daemon for apps behind nginx auth_request.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const defaultConfig = "/etc/authd/authd.toml"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errUsage marks a command-line mistake: exit code 2.
+type errUsage struct{ msg string }
+
+func (e errUsage) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return errUsage{fmt.Sprintf(format, a...)} }
+
+// run executes one command and returns the process exit code:
+// 0 ok, 1 error, 2 usage.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, stdin, stdout, stderr)
+	var ue errUsage
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "authd: %v\n", err)
+		fmt.Fprintln(stderr, "run 'authd help' for usage")
+		return 2
+	default:
+		fmt.Fprintf(stderr, "authd: %v\n", err)
+		return 1
+	}
+}
+
+const usage = `usage: authd <command> [flags]
+
+commands:
+  serve -config PATH                 run the daemon
+  check-config -config PATH          validate config and users file (exit 0/1)
+  user add [-groups a,b] [-email E] [-name "Display Name"] NAME
+  user passwd|del|lock|unlock NAME
+  user set [-groups a,b] [-email E] [-name N] NAME
+  user list
+  user import-htpasswd FILE
+  session list [-user NAME]
+  session revoke -user NAME | -all
+  hash                               hash a password read from stdin
+  version
+
+Every command takes -config PATH (default ` + defaultConfig + `).
+Passwords are read from a no-echo prompt, or one line on stdin when it is not a terminal.
+`
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage{"no command"}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, stdout, stderr)
+	case "check-config":
+		return cmdCheckConfig(rest, stdout, stderr)
+	case "user":
+		return cmdUser(ctx, rest, stdin, stdout, stderr)
+	case "session":
+		return cmdSession(ctx, rest, stdout, stderr)
+	case "hash":
+		return cmdHash(rest, stdin, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return usagef("unknown command %q", cmd)
+	}
+}
+
+// newFlags returns a flag set with the shared -config flag.
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", defaultConfig, "config file")
+	return fs, cfg
+}
+
+// parseArgs parses flags that may come before or after positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

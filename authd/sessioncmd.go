@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/server"
+	"github.com/authd/authd/authd/internal/session"
+)
+
+func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("session: missing subcommand (list, revoke)")
+	}
+	sub, args := args[0], args[1:]
+	fs, cfgPath := newFlags("session "+sub, stderr)
+	user := fs.String("user", "", "only this user's sessions")
+	all := fs.Bool("all", false, "every session (revoke)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("session %s takes flags only", sub)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "list":
+		var list []server.SessionInfo
+		q := url.Values{"user": {*user}}
+		if err := adminCall(ctx, cfg, "GET", "/sessions?"+q.Encode(), &list); err != nil {
+			if !errors.Is(err, errNotRunning) {
+				return err
+			}
+			if list, err = listOffline(ctx, cfg, *user); err != nil {
+				return err
+			}
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, s := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.User, s.Created.Format(time.RFC3339),
+				s.LastSeen.Format(time.RFC3339), s.Expires.Format(time.RFC3339), dash(s.IP), dash(s.UserAgent))
+		}
+		return tw.Flush()
+	case "revoke":
+		if (*user == "") == !*all {
+			return usagef("session revoke needs exactly one of -user NAME or -all")
+		}
+		n, err := revoke(ctx, cfg, *user, *all)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %d sessions\n", n)
+		return nil
+	default:
+		return usagef("session: unknown subcommand %q", sub)
+	}
+}
+
+var errNotRunning = errors.New("authd is not running")
+
+// adminCall talks to a running authd over its admin socket in data_dir.
+func adminCall(ctx context.Context, cfg config.Config, method, path string, out any) error {
+	sock := filepath.Join(cfg.DataDir, "admin.sock")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, method, "http://authd"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return errNotRunning
+		}
+		return fmt.Errorf("admin socket %s: %w", sock, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		return fmt.Errorf("authd: %s", e.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func revoke(ctx context.Context, cfg config.Config, user string, all bool) (int, error) {
+	q := url.Values{}
+	if all {
+		q.Set("all", "1")
+	} else {
+		q.Set("user", user)
+	}
+	var res struct{ Revoked int }
+	err := adminCall(ctx, cfg, "POST", "/sessions/revoke?"+q.Encode(), &res)
+	if err == nil {
+		return res.Revoked, nil
+	}
+	if !errors.Is(err, errNotRunning) {
+		return 0, err
+	}
+	st, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	if err != nil {
+		return 0, fmt.Errorf("open session store: %w", err)
+	}
+	defer closeOffline(st, cfg.DataDir)
+	if all {
+		return st.DeleteAll(ctx)
+	}
+	return st.DeleteUser(ctx, user)
+}
+
+// closeOffline closes a store the CLI opened itself and hands any file it
+// created back to the data directory's owner, so that an authd running as an
+// unprivileged user can still open them after root used the CLI.
+func closeOffline(st *session.Embedded, dir string) {
+	_ = st.Close()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		_ = os.Lchown(filepath.Join(dir, e.Name()), int(sys.Uid), int(sys.Gid))
+	}
+}
+
+func listOffline(ctx context.Context, cfg config.Config, user string) ([]server.SessionInfo, error) {
+	st, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("open session store: %w", err)
+	}
+	defer closeOffline(st, cfg.DataDir)
+	entries, err := st.List(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var out []server.SessionInfo
+	for _, e := range entries {
+		if e.Session.Valid(now) {
+			s := e.Session
+			out = append(out, server.SessionInfo{ID: e.Key.Short(), User: s.User, Created: s.Created, LastSeen: s.LastSeen,
+				Expires: s.Expires, Remember: s.Remember, IP: s.IP, UserAgent: s.UserAgent})
+		}
+	}
+	return out, nil
+}
+
+// notifyUserChange makes a running authd reload users now and, when the
+// change ends sessions, deletes them; without a running authd the session
+// store is cleaned directly.
+func notifyUserChange(ctx context.Context, cfg config.Config, user string, revokeSessions bool) error {
+	err := adminCall(ctx, cfg, "POST", "/reload", nil)
+	if err != nil && !errors.Is(err, errNotRunning) {
+		return fmt.Errorf("running authd did not reload: %w", err)
+	}
+	if !revokeSessions || user == "" {
+		return nil
+	}
+	if errors.Is(err, errNotRunning) {
+		if _, statErr := os.Stat(cfg.DataDir); statErr != nil {
+			return nil // never started: no sessions to end
+		}
+	}
+	if _, err := revoke(ctx, cfg, user, false); err != nil {
+		return fmt.Errorf("revoke sessions of %s: %w", user, err)
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/term"
+
+	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/users"
+)
+
+func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, import-htpasswd)")
+	}
+	sub, args := args[0], args[1:]
+	fs, cfgPath := newFlags("user "+sub, stderr)
+	var groups, email, display *string
+	if sub == "add" || sub == "set" {
+		groups = fs.String("groups", "", "comma-separated groups")
+		email = fs.String("email", "", "email address")
+		display = fs.String("name", "", "display name")
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "list":
+		if len(pos) != 0 {
+			return usagef("user list takes no arguments")
+		}
+		return userList(cfg, stdout)
+	case "import-htpasswd":
+		if len(pos) != 1 {
+			return usagef("user import-htpasswd FILE")
+		}
+		return userImport(ctx, cfg, pos[0], stdout)
+	case "add", "passwd", "del", "lock", "unlock", "set":
+	default:
+		return usagef("user: unknown subcommand %q", sub)
+	}
+	if len(pos) != 1 {
+		return usagef("user %s NAME", sub)
+	}
+	name, err := users.Canonical(pos[0])
+	if err != nil {
+		return fmt.Errorf("user name %q: %w", pos[0], err)
+	}
+
+	var hash string
+	if sub == "add" || sub == "passwd" {
+		pw, err := readNewPassword(stdin, stderr)
+		if err != nil {
+			return err
+		}
+		if hash, err = users.Hash(pw, hashParams(cfg)); err != nil {
+			return fmt.Errorf("hash password: %w", err)
+		}
+	}
+	err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
+		i := slices.IndexFunc(list, func(u users.User) bool { return u.Name == name })
+		if sub == "add" {
+			if i >= 0 {
+				return nil, fmt.Errorf("user %s exists; use 'authd user passwd %s' to change the password", name, name)
+			}
+			u := users.User{Name: name, Hash: hash, Generation: users.NewGeneration()}
+			setFields(&u, groups, email, display)
+			return append(list, u), nil
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("no user %s in %s", name, cfg.UsersFile)
+		}
+		u := &list[i]
+		switch sub {
+		case "passwd":
+			u.Hash, u.Generation = hash, users.NewGeneration()
+		case "lock":
+			u.Disabled, u.Generation = true, users.NewGeneration()
+		case "unlock":
+			u.Disabled, u.Generation = false, users.NewGeneration()
+		case "set":
+			setFields(u, groups, email, display)
+		case "del":
+			return slices.Delete(list, i, i+1), nil
+		}
+		return list, nil
+	})
+	if err != nil {
+		return err
+	}
+	// Make a running authd see the change now, and drop the sessions it ends.
+	revoke := sub == "passwd" || sub == "lock" || sub == "del"
+	if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
+		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
+	}
+	verb := map[string]string{"add": "added", "passwd": "password changed", "del": "deleted", "lock": "locked", "unlock": "unlocked", "set": "updated"}[sub]
+	fmt.Fprintf(stdout, "user %s %s\n", name, verb)
+	return nil
+}
+
+// setFields applies the flags that were given; an empty -groups clears groups.
+func setFields(u *users.User, groups, email, display *string) {
+	if groups != nil && (*groups != "" || u.Groups != nil) {
+		u.Groups = nil
+		for _, g := range strings.Split(*groups, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				u.Groups = append(u.Groups, g)
+			}
+		}
+	}
+	if email != nil && *email != "" {
+		u.Email = *email
+	}
+	if display != nil && *display != "" {
+		u.DisplayName = *display
+	}
+}
+
+func userList(cfg config.Config, stdout io.Writer) error {
+	f, err := os.Open(cfg.UsersFile)
+	if err != nil {
+		return fmt.Errorf("users_file: %w", err)
+	}
+	defer f.Close()
+	db, err := users.Parse(f, users.DefaultLimits())
+	if err != nil {
+		return fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, u := range db.Users() {
+		state := "active"
+		if u.Disabled {
+			state = "locked"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, state, dash(strings.Join(u.Groups, ",")), dash(u.Email), dash(u.DisplayName))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func userImport(ctx context.Context, cfg config.Config, path string, stdout io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	imported, err := users.ParseHTPasswd(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
+		var clash []string
+		for _, u := range imported {
+			if slices.ContainsFunc(list, func(x users.User) bool { return x.Name == u.Name }) {
+				clash = append(clash, u.Name)
+			}
+		}
+		if len(clash) > 0 {
+			return nil, fmt.Errorf("users already exist: %s; delete them first or remove them from %s", strings.Join(clash, ", "), path)
+		}
+		for _, u := range imported {
+			u.Generation = users.NewGeneration()
+			list = append(list, u)
+		}
+		return list, nil
+	})
+	if err != nil {
+		return err
+	}
+	_ = notifyUserChange(ctx, cfg, "", false)
+	fmt.Fprintf(stdout, "imported %d users (bcrypt hashes are upgraded to argon2id at each user's next login)\n", len(imported))
+	return nil
+}
+
+func cmdHash(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlags("hash", stderr)
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	p := users.Params{MemoryKiB: 19456, Time: 2, Threads: 1}
+	if cfg, err := config.Load(*cfgPath); err == nil {
+		p = hashParams(cfg)
+	}
+	pw, err := readNewPassword(stdin, stderr)
+	if err != nil {
+		return err
+	}
+	h, err := users.Hash(pw, p)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, h)
+	return nil
+}
+
+// readNewPassword prompts twice without echo on a terminal, or reads one
+// line from stdin otherwise, and applies the password policy.
+func readNewPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+	var pw string
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, "New password: ")
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		fmt.Fprint(stderr, "Repeat password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		if string(a) != string(b) {
+			return "", errors.New("passwords do not match")
+		}
+		pw = string(a)
+	} else {
+		line, err := bufio.NewReaderSize(stdin, users.MaxPasswordBytes+2).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read password from stdin: %w", err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return "", errors.New("no password on stdin; pipe one line, e.g. printf '%s\\n' \"$PW\" | authd user add NAME")
+		}
+	}
+	if err := users.CheckNewPassword(pw); err != nil {
+		return "", err
+	}
+	return pw, nil
+}
