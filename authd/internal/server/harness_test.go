@@ -220,7 +220,6 @@ func (h *harness) editUsers(fn func([]users.User) []users.User) {
 	}
 }
 
-
 func bcryptHash(t testing.TB, pw string) string {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), 10)
