@@ -185,16 +185,25 @@ func safeName(s string) string {
 	}, s)
 }
 
-// login fills the login form the browser is on and submits it.
+// login fills the login form the browser is on, submits it, and waits for the next page.
 func (b *browser) login(user, password string) {
 	b.t.Helper()
+	b.waitJS("login form", 15*time.Second, `document.readyState === "complete" && !!document.querySelector('input[autocomplete="current-password"]')`)
 	b.do(
-		chromedp.WaitVisible(chromedp.CSS(`input[autocomplete="username"]`)),
 		chromedp.Clear(chromedp.CSS(`input[autocomplete="username"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[autocomplete="username"]`), user),
+		chromedp.Clear(chromedp.CSS(`input[autocomplete="current-password"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[autocomplete="current-password"]`), password),
-		chromedp.Click(chromedp.CSS(`form button[type="submit"]`)),
 	)
+	b.submitAndWait(`form button[type="submit"]`)
+}
+
+// submitAndWait clicks the button and waits until a new document has replaced this one.
+func (b *browser) submitAndWait(button string) {
+	b.t.Helper()
+	_, _ = eval[bool](b, "window.__e2eOldPage = true")
+	b.do(chromedp.Click(chromedp.CSS(button)))
+	b.waitJS("the next page", 15*time.Second, `!window.__e2eOldPage && document.readyState !== "loading"`)
 }
 
 // sessionCookie returns the authd session cookie the browser holds for the site ("" if none).

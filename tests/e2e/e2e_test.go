@@ -62,20 +62,20 @@ http {
 func TestStreamlitBehindAuthd(t *testing.T) {
 	requireE2E(t)
 	start := time.Now()
-	s := newStack(t)
+	s := newStack(t, "")
 	t.Logf("stack up in %v: https on %d, authd on %d, streamlit on %d", time.Since(start).Round(time.Millisecond), s.httpsPort, s.authdPort, s.stPort)
 	b := newBrowser(t, s)
 	site := s.origin()
 	firstPage := "/?tab=files&x=1"
 
-	step(t, "nginx -t passes on the rendered example site", func(t *testing.T) {
+	step(t, b, "nginx -t passes on the rendered example site", func(t *testing.T) {
 		out, err := s.nginxTest(t)
 		if err != nil || !strings.Contains(out, "test is successful") {
 			t.Fatalf("nginx -t: %v\n%s", err, out)
 		}
 	})
 
-	step(t, "an unauthenticated visit lands on the login form", func(t *testing.T) {
+	step(t, b, "an unauthenticated visit lands on the login form", func(t *testing.T) {
 		b.navigate(site + firstPage)
 		u := b.waitPath("/authd/login", 15*time.Second)
 		if got := u.Query().Get("rd"); got != firstPage {
@@ -85,7 +85,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		b.screenshot("login-page")
 	})
 
-	step(t, "a wrong password shows the generic error, the same as an unknown user", func(t *testing.T) {
+	step(t, b, "a wrong password shows the generic error, the same as an unknown user", func(t *testing.T) {
 		var msgs []string
 		for _, creds := range [][2]string{{"ada", "not the password at all"}, {"nobody-here", "not the password at all"}} {
 			b.login(creds[0], creds[1])
@@ -108,7 +108,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		}
 	})
 
-	step(t, "the right password lands on the page first asked for, rendered with a live WebSocket and the user's name", func(t *testing.T) {
+	step(t, b, "the right password lands on the page first asked for, rendered with a live WebSocket and the user's name", func(t *testing.T) {
 		b.login("ada", testPassword)
 		u := b.waitPath("/", 15*time.Second)
 		if got := u.RequestURI(); got != firstPage {
@@ -129,7 +129,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		b.screenshot("app-after-login")
 	})
 
-	step(t, "a file upload reaches the app", func(t *testing.T) {
+	step(t, b, "a file upload reaches the app", func(t *testing.T) {
 		data := bytes.Repeat([]byte("authd e2e upload\n"), 1000) // 17000 bytes
 		f := filepath.Join(s.dir, "hello-upload.txt")
 		must(t, os.WriteFile(f, data, 0o644))
@@ -137,7 +137,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		b.waitText(fmt.Sprintf("Received hello-upload.txt: %d bytes", len(data)), 30*time.Second)
 	})
 
-	step(t, "a reload keeps the session", func(t *testing.T) {
+	step(t, b, "a reload keeps the session", func(t *testing.T) {
 		b.do(chromedp.Reload())
 		b.waitText(greeting, 30*time.Second)
 		if u, _ := url.Parse(b.location()); u.RequestURI() != firstPage {
@@ -145,7 +145,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		}
 	})
 
-	step(t, "identity headers forged by the client never reach the app", func(t *testing.T) {
+	step(t, b, "identity headers forged by the client never reach the app", func(t *testing.T) {
 		b.setExtraHeaders(map[string]string{
 			"Remote-User":         "mallory",
 			"remote-name":         "Mallory Forged",
@@ -178,7 +178,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		t.Fatal("no session cookie in the browser after login")
 	}
 
-	step(t, "the WebSocket handshake without a session gets 401, with one it upgrades", func(t *testing.T) {
+	step(t, b, "the WebSocket handshake without a session gets 401, with one it upgrades", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
 			cookie string
@@ -201,7 +201,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		}
 	})
 
-	step(t, "without a session: navigations are redirected, fetches get 401", func(t *testing.T) {
+	step(t, b, "without a session: navigations are redirected, fetches get 401", func(t *testing.T) {
 		nav := s.get(t, c, "/some/page?q=1", "", map[string]string{"Sec-Fetch-Mode": "navigate", "Accept": "text/html"})
 		if nav.StatusCode != 302 || nav.Header.Get("Location") != "/authd/login?rd=%2Fsome%2Fpage%3Fq%3D1" {
 			t.Errorf("navigation: got %d Location %q, want 302 to /authd/login?rd=%%2Fsome%%2Fpage%%3Fq%%3D1", nav.StatusCode, nav.Header.Get("Location"))
@@ -217,7 +217,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		}
 	})
 
-	step(t, "Streamlit listens on loopback only", func(t *testing.T) {
+	step(t, b, "Streamlit listens on loopback only", func(t *testing.T) {
 		addrs := listenAddrs(t, s.stPort)
 		if len(addrs) == 0 {
 			t.Fatalf("no listening socket found for Streamlit's port %d", s.stPort)
@@ -234,14 +234,14 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 	jsWant, err := os.ReadFile(filepath.Join(s.staticDir, "static", "js", jsFile))
 	must(t, err)
 
-	step(t, "Streamlit's static files need a session", func(t *testing.T) {
+	step(t, b, "Streamlit's static files need a session", func(t *testing.T) {
 		r := s.get(t, c, "/static/js/"+jsFile, "", map[string]string{"Sec-Fetch-Mode": "no-cors", "Accept": "*/*"})
 		if r.StatusCode != 401 {
 			t.Errorf("static file without a session: got %d, want 401", r.StatusCode)
 		}
 	})
 
-	step(t, "a revoked session sends the open app to the login form, and back after login", func(t *testing.T) {
+	step(t, b, "a revoked session sends the open app to the login form, and back after login", func(t *testing.T) {
 		b.waitText(greeting, 10*time.Second)
 		start := time.Now()
 		s.authd(t, "", []string{"session", "revoke"}, "-user", "ada")
@@ -262,7 +262,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		cookie = b.sessionCookie(site)
 	})
 
-	step(t, "Streamlit's static files are served by nginx itself", func(t *testing.T) {
+	step(t, b, "Streamlit's static files are served by nginx itself", func(t *testing.T) {
 		// Stop Streamlit: pages (proxied) fail, the bundle (nginx's own alias) still loads.
 		s.procs["streamlit"].stop()
 		r := s.get(t, c, "/static/js/"+jsFile, cookie, map[string]string{"Sec-Fetch-Mode": "no-cors", "Accept": "*/*"})
@@ -278,9 +278,9 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		}
 	})
 
-	step(t, "logout returns to the login form and the old cookie then gets 401", func(t *testing.T) {
+	step(t, b, "logout returns to the login form and the old cookie then gets 401", func(t *testing.T) {
 		b.navigate(site + "/authd/logout")
-		b.do(chromedp.Click(chromedp.CSS(`form button[type="submit"]`)))
+		b.submitAndWait(`form button[type="submit"]`)
 		b.waitPath("/authd/login", 15*time.Second)
 		b.waitJS("login form", 5*time.Second, `!!document.querySelector('input[autocomplete="current-password"]')`)
 		if c := b.sessionCookie(site); c != "" {
@@ -306,11 +306,17 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 	t.Logf("whole story in %v", time.Since(start).Round(time.Millisecond))
 }
 
-// step runs one named part of the story; a failed step stops the story, since later steps
-// build on its state.
-func step(t *testing.T, name string, f func(t *testing.T)) {
+// step runs one named part of the story, with the browser reporting to that part; a failed step
+// stops the story, since later steps build on its state.
+func step(t *testing.T, b *browser, name string, f func(t *testing.T)) {
 	t.Helper()
-	if !t.Run(name, f) {
+	ok := t.Run(name, func(t *testing.T) {
+		parent := b.t
+		b.t = t
+		defer func() { b.t = parent }()
+		f(t)
+	})
+	if !ok {
 		t.FailNow()
 	}
 }
@@ -345,4 +351,58 @@ func streamlitEntryJS(t testing.TB, staticDir string) string {
 		t.Fatalf("no entry script in %s/index.html", staticDir)
 	}
 	return string(m[1])
+}
+
+// TestStreamlitUnderPrefix mounts the app at /app/ (server.baseUrlPath) with the example site's
+// four Streamlit locations moved under the prefix, as its comment says.
+func TestStreamlitUnderPrefix(t *testing.T) {
+	requireE2E(t)
+	s := newStack(t, "app")
+	b := newBrowser(t, s)
+	site := s.origin()
+	first := "/app/?view=2"
+
+	step(t, b, "login from a page under the prefix returns to it", func(t *testing.T) {
+		b.navigate(site + first)
+		u := b.waitPath("/authd/login", 15*time.Second)
+		if got := u.Query().Get("rd"); got != first {
+			t.Errorf("return path: got %q, want %q", got, first)
+		}
+		b.login("ada", testPassword)
+		u = b.waitPath("/app/", 15*time.Second)
+		if u.RequestURI() != first {
+			t.Errorf("after login: at %q, want %q", u.RequestURI(), first)
+		}
+		b.waitText(greeting, 30*time.Second)
+	})
+
+	step(t, b, "the WebSocket under the prefix is upgraded and uploads work", func(t *testing.T) {
+		var ok bool
+		for _, h := range b.handshakes() {
+			if strings.HasSuffix(h.url, "/app/_stcore/stream") && h.status == 101 {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("no WebSocket to /app/_stcore/stream was upgraded; saw %+v", b.handshakes())
+		}
+		f := filepath.Join(s.dir, "prefix-upload.bin")
+		must(t, os.WriteFile(f, bytes.Repeat([]byte{7}, 4096), 0o644))
+		b.do(chromedp.SetUploadFiles(chromedp.CSS(`input[type="file"]`), []string{f}))
+		b.waitText("Received prefix-upload.bin: 4096 bytes", 30*time.Second)
+	})
+
+	step(t, b, "the static bundle under the prefix comes from nginx, behind the login", func(t *testing.T) {
+		js := streamlitEntryJS(t, s.staticDir)
+		c := s.client()
+		if r := s.get(t, c, "/app/static/js/"+js, "", map[string]string{"Sec-Fetch-Mode": "no-cors"}); r.StatusCode != 401 {
+			t.Errorf("without a session: got %d, want 401", r.StatusCode)
+		}
+		cookie := b.sessionCookie(site)
+		s.procs["streamlit"].stop()
+		r := s.get(t, c, "/app/static/js/"+js, cookie, map[string]string{"Sec-Fetch-Mode": "no-cors"})
+		if r.StatusCode != 200 {
+			t.Errorf("with a session and Streamlit stopped: got %d, want 200", r.StatusCode)
+		}
+	})
 }

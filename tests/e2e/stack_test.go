@@ -37,8 +37,18 @@ type stack struct {
 	nginxConf string
 
 	httpsPort, httpPort, authdPort, stPort int
+	// prefix, when set, mounts the app under /<prefix>/ (Streamlit's server.baseUrlPath).
+	prefix string
 
 	procs map[string]*proc
+}
+
+// appPath is the path the app is mounted at: "/" or "/<prefix>/".
+func (s *stack) appPath() string {
+	if s.prefix == "" {
+		return "/"
+	}
+	return "/" + s.prefix + "/"
 }
 
 // origin is the site's origin as the browser uses it.
@@ -119,14 +129,16 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// newStack builds authd and starts authd, Streamlit (the demo app) and nginx (the example site
-// rendered for this stack's ports and paths). Everything stops when the test ends.
-func newStack(t *testing.T) *stack {
+// newStack builds authd and starts authd, Streamlit (the demo app, under /<prefix>/ when prefix
+// is set) and nginx (the example site rendered for this stack's ports and paths). Everything stops
+// when the test ends.
+func newStack(t *testing.T, prefix string) *stack {
 	t.Helper()
 	s := &stack{
-		root:  repoRoot(t),
-		dir:   t.TempDir(),
-		procs: map[string]*proc{},
+		root:   repoRoot(t),
+		dir:    t.TempDir(),
+		procs:  map[string]*proc{},
+		prefix: prefix,
 	}
 	// nginx workers run as nobody: they must reach files below the temp directory.
 	if err := os.Chmod(s.dir, 0o755); err != nil {
@@ -264,12 +276,16 @@ func (s *stack) startStreamlit(t *testing.T) {
 	}
 	s.staticDir = strings.TrimSpace(string(out))
 
-	cmd := exec.Command(s.stBin, "run", filepath.Join(s.root, "conf", "demo", "app.py"),
-		"--server.port", strconv.Itoa(s.stPort), "--server.address", "127.0.0.1")
+	args := []string{"run", filepath.Join(s.root, "conf", "demo", "app.py"),
+		"--server.port", strconv.Itoa(s.stPort), "--server.address", "127.0.0.1"}
+	if s.prefix != "" {
+		args = append(args, "--server.baseUrlPath", s.prefix)
+	}
+	cmd := exec.Command(s.stBin, args...)
 	cmd.Dir = home
 	cmd.Env = append(os.Environ(), "HOME="+home)
 	s.start(t, "streamlit", cmd)
-	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/_stcore/health", s.stPort), 200, 60*time.Second)
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d%s_stcore/health", s.stPort, s.appPath()), 200, 60*time.Second)
 }
 
 // renderSite turns the shipped example site into this stack's site: loopback listeners on free
@@ -288,6 +304,16 @@ func (s *stack) renderSite(t *testing.T, ngx string) {
 		"server 127.0.0.1:8501;", fmt.Sprintf("server 127.0.0.1:%d;", s.stPort),
 		"/opt/streamlit/venv/lib/python3.11/site-packages/streamlit/static/", s.staticDir + "/",
 	})
+	if s.prefix != "" {
+		// The example site's comment: the same four locations under /<prefix>/.
+		for _, loc := range []string{"/", "/_stcore/stream", "/_stcore/upload_file/", "/static/"} {
+			old := "    location " + loc + " {\n"
+			if strings.Count(site, old) != 1 {
+				t.Fatalf("example site: want exactly one %q", old)
+			}
+			site = strings.Replace(site, old, "    location /"+s.prefix+loc+" {\n", 1)
+		}
+	}
 	must(t, os.WriteFile(filepath.Join(ngx, "site.conf"), []byte(site), 0o644))
 
 	snippets, err := filepath.Glob(filepath.Join(s.root, "nginx", "*.conf"))
