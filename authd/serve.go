@@ -162,10 +162,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // loadAll reads and checks everything serve and check-config need.
 func loadAll(path string) (config.Config, *users.DB, *policy.Rules, error) {
 	cfg, err := config.Load(path)
-	if err != nil {
-		return cfg, nil, nil, err
+	if err == nil {
+		err = config.CheckFiles(cfg)
 	}
-	if err := config.CheckFiles(cfg); err != nil {
+	if err != nil {
+		var ce *config.Errors
+		if errors.As(err, &ce) {
+			return cfg, nil, nil, fmt.Errorf("%s has problems:\n%s", path, ce.Error())
+		}
 		return cfg, nil, nil, err
 	}
 	f, err := os.Open(cfg.UsersFile)
@@ -347,10 +351,6 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	_, db, _, err := loadAll(*cfgPath)
 	if err != nil {
-		var ce *config.Errors
-		if errors.As(err, &ce) {
-			return fmt.Errorf("%s has problems:\n%w", *cfgPath, err)
-		}
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d users)\n", *cfgPath, db.Len())
