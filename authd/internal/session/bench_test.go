@@ -22,9 +22,11 @@ func benchKey(i int) Key {
 
 // fillStore puts n realistic sessions straight into memory (no log, so a
 // million take a second, not a million fsyncs): 100 users with short names,
-// IPv4 addresses, user agents of about 60 bytes, each its own allocation as
-// Create would make it.
-func fillStore(tb testing.TB, s *Embedded, n int) {
+// IPv4 addresses, and 1000 distinct user agents of about 55 bytes.
+func fillStore(tb testing.TB, s *Embedded, n int) { fillStoreUA(tb, s, n, 1000) }
+
+// fillStoreUA is fillStore with uas distinct user agents.
+func fillStoreUA(tb testing.TB, s *Embedded, n, uas int) {
 	tb.Helper()
 	base := time.Now()
 	for i := range n {
@@ -35,7 +37,7 @@ func fillStore(tb testing.TB, s *Embedded, n int) {
 			Expires:     base.Add(12 * time.Hour),
 			Idle:        time.Hour,
 			IP:          fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255),
-			UserAgent:   fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Firefox/140.%d", i%1000),
+			UserAgent:   fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Firefox/140.%d", i%uas),
 			Fingerprint: uint64(i),
 		}
 		r, err := toRecord(benchKey(i), &sess)
@@ -164,20 +166,25 @@ func BenchmarkCompact(b *testing.B) {
 }
 
 // BenchmarkMemory reports the heap a million sessions take (HeapInuse after
-// GC, minus the empty store's).
+// GC, minus the empty store's), with 1000 distinct user agents (a realistic
+// mix) and with every one distinct (the worst case for interning).
 func BenchmarkMemory(b *testing.B) {
 	const n = 1_000_000
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		s := openTestStore(b, b.TempDir(), nil)
-		fillStore(b, s, n)
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "MiB/1M-sessions")
-		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "B/session")
-		runtime.KeepAlive(s)
+	for _, uas := range []int{1000, n} {
+		b.Run(fmt.Sprint("user-agents=", uas), func(b *testing.B) {
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				s := openTestStore(b, b.TempDir(), nil)
+				fillStoreUA(b, s, n, uas)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "MiB/1M-sessions")
+				b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "B/session")
+				runtime.KeepAlive(s)
+			}
+		})
 	}
 }
 

@@ -66,6 +66,7 @@ func appendCreate(b []byte, r *record) []byte {
 	b = binary.LittleEndian.AppendUint64(b, r.fp)
 	b = appendString(b, r.user.Value())
 	b = appendString(b, r.meta)
+	b = appendString(b, r.userAgent())
 	return endFrame(b, start)
 }
 
@@ -204,11 +205,12 @@ func decodeOp(p []byte) (op, error) {
 		r.idle = int64(d.u64())
 		r.fp = d.u64()
 		user := d.str(MaxUser)
-		r.meta = d.str(1 + MaxIP + MaxUserAgent)
+		r.meta = d.str(1 + MaxIP)
+		ua := d.str(MaxUserAgent)
 		if !validMeta(r.meta) || user == "" {
 			d.bad = true
 		} else {
-			r.user = unique.Make(user)
+			r.user, r.ua = unique.Make(user), unique.Make(ua)
 		}
 	case opTouch:
 		copy(o.key[:], d.bytes(len(o.key)))

@@ -13,7 +13,7 @@ import (
 func TestCodecRoundTrip(t *testing.T) {
 	k := testKey("a")
 	rec := record{
-		key: k, user: unique.Make("alice"), meta: makeMeta("192.0.2.1", "curl/8", true),
+		key: k, user: unique.Make("alice"), ua: unique.Make("curl/8"), meta: makeMeta("192.0.2.1", true),
 		created: 1, lastSeen: 2, expires: 3, idle: 4, fp: 5,
 	}
 	tests := []struct {
@@ -58,7 +58,8 @@ func TestCodecRoundTrip(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	k := testKey("a")
-	good := appendCreate(nil, &record{key: k, user: unique.Make("alice"), meta: makeMeta("ip", "ua", false)})[frameHeader:]
+	good := appendCreate(nil, &record{key: k, user: unique.Make("alice"), meta: makeMeta("ip", false)})[frameHeader:]
+	badFlags := appendCreate(nil, &record{key: k, user: unique.Make("alice"), meta: "\x07ip"})[frameHeader:]
 	tests := []struct {
 		name    string
 		payload []byte
@@ -68,11 +69,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"short create", good[:len(good)-1]},
 		{"trailing bytes", append(append([]byte(nil), good...), 0)},
 		{"short touch", appendTouch(nil, &k, 1)[frameHeader : frameHeader+10]},
-		{"ip longer than meta", func() []byte {
-			b := append([]byte(nil), good...)
-			b[len(b)-len("ip")-len("ua")-1] = 60 << 1
-			return b
-		}()},
+		{"bad flags", badFlags},
 		{"huge user length", append([]byte{opDeleteUsr}, 0xff, 0xff, 0xff, 0xff, 0x0f)},
 	}
 	for _, tt := range tests {

@@ -177,7 +177,7 @@ func TestEmbeddedTouchIsFlushedInBackground(t *testing.T) {
 
 func TestEmbeddedTornLogTail(t *testing.T) {
 	base := suiteBase()
-	frame := appendCreate(nil, &record{user: unique.Make("x"), meta: makeMeta("ip", "ua", false), idle: 1})
+	frame := appendCreate(nil, &record{user: unique.Make("x"), meta: makeMeta("ip", false), idle: 1})
 	badCRC := append([]byte(nil), frame...)
 	badCRC[len(badCRC)-1] ^= 0xff
 	tests := []struct {

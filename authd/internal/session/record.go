@@ -24,14 +24,15 @@ const maxUnixNano = int64(1) << 62
 // ErrInvalid is returned by Create for a session a store cannot keep.
 var ErrInvalid = errors.New("invalid session")
 
-// record is a session as kept in memory: 96 bytes plus one small string.
-// Times are Unix nanoseconds, the user name is interned (a deployment has few
-// users and up to millions of sessions), and IP and user agent share one
-// allocation with the flags.
+// record is a session as kept in memory: 104 bytes plus a 16-byte string.
+// Times are Unix nanoseconds. User names and user agents are interned: a
+// deployment has few users and few distinct browsers, and up to millions of
+// sessions; unique drops an interned value once no session holds it.
 type record struct {
 	key      Key
 	user     unique.Handle[string]
-	meta     string // flags (ipLen<<1 | remember), then IP, then user agent
+	ua       unique.Handle[string]
+	meta     string // remember flag (0 or 1), then the IP
 	created  int64
 	lastSeen int64
 	expires  int64
@@ -39,29 +40,34 @@ type record struct {
 	fp       uint64
 }
 
-// makeMeta packs the informational fields into one string.
-func makeMeta(ip, ua string, remember bool) string {
+// makeMeta packs the remember flag and the IP into one string.
+func makeMeta(ip string, remember bool) string {
 	var b strings.Builder
-	b.Grow(1 + len(ip) + len(ua))
-	flags := byte(len(ip)) << 1
+	b.Grow(1 + len(ip))
 	if remember {
-		flags |= 1
+		b.WriteByte(1)
+	} else {
+		b.WriteByte(0)
 	}
-	b.WriteByte(flags)
 	b.WriteString(ip)
-	b.WriteString(ua)
 	return b.String()
 }
 
 // validMeta reports whether m is a string makeMeta could have made.
 func validMeta(m string) bool {
-	return len(m) >= 1 && int(m[0]>>1) <= MaxIP && int(m[0]>>1) <= len(m)-1 && len(m)-1-int(m[0]>>1) <= MaxUserAgent
+	return len(m) >= 1 && m[0] <= 1 && len(m)-1 <= MaxIP
 }
 
-func (r *record) ipLen() int        { return int(r.meta[0] >> 1) }
-func (r *record) ip() string        { return r.meta[1 : 1+r.ipLen()] }
-func (r *record) userAgent() string { return r.meta[1+r.ipLen():] }
-func (r *record) remember() bool    { return r.meta[0]&1 != 0 }
+func (r *record) ip() string     { return r.meta[1:] }
+func (r *record) remember() bool { return r.meta[0] == 1 }
+
+// userAgent returns the user agent; "" for a record built without one.
+func (r *record) userAgent() string {
+	if r.ua == (unique.Handle[string]{}) {
+		return ""
+	}
+	return r.ua.Value()
+}
 
 // toRecord validates sess and converts it for storage under k, capping IP and
 // user agent.
@@ -82,7 +88,8 @@ func toRecord(k Key, sess *Session) (record, error) {
 	return record{
 		key:      k,
 		user:     unique.Make(sess.User),
-		meta:     makeMeta(capString(sess.IP, MaxIP), capString(sess.UserAgent, MaxUserAgent), sess.Remember),
+		ua:       unique.Make(capString(sess.UserAgent, MaxUserAgent)),
+		meta:     makeMeta(capString(sess.IP, MaxIP), sess.Remember),
 		created:  times[0],
 		lastSeen: times[1],
 		expires:  times[2],

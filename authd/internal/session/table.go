@@ -66,6 +66,13 @@ func (t *table) put(r record) bool {
 	if c == len(t.chunks) {
 		t.chunks = append(t.chunks, nil)
 	}
+	if ch := t.chunks[c]; len(ch) == cap(ch) {
+		// Grow by hand: append would round a chunk past chunkSize and
+		// waste a third of it.
+		grown := make([]record, len(ch), min(max(2*cap(ch), 8), chunkSize))
+		copy(grown, ch)
+		t.chunks[c] = grown
+	}
 	t.chunks[c] = append(t.chunks[c], r)
 	t.place(t.n)
 	t.n++
