@@ -114,7 +114,8 @@ func ipKey(ip string) key { return key{scope: scopeIP, ip: cut(ip, maxIP)} }
 func cut(s string, n int) string { return s[:min(len(s), n)] }
 
 // Check reports whether an attempt by user from ip must wait, and for how
-// long: the longer of the account's and the IP's delays. It counts nothing.
+// long: the longer of the account's and the IP's delays (the account's on a
+// tie). It counts nothing.
 func (m *Memory) Check(_ context.Context, user, ip string) (Verdict, error) {
 	now := m.now()
 	m.mu.Lock()
