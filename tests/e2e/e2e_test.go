@@ -100,6 +100,7 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 				t.Errorf("a failed login set a session cookie")
 			}
 		}
+		b.screenshot("login-failed")
 		if msgs[0] == "" || msgs[0] != msgs[1] {
 			t.Errorf("failure messages: wrong password %q, unknown user %q; want one generic message", msgs[0], msgs[1])
 		}
@@ -117,6 +118,9 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		b.waitText(greeting, 30*time.Second)
 		b.waitText("analysts", 5*time.Second)
 		b.waitText("staff", 5*time.Second)
+		b.waitText("Sign out", 10*time.Second)
+		b.waitText("Remote-User", 10*time.Second)
+		b.waitJS("file uploader", 10*time.Second, `!!document.querySelector('input[type="file"]')`)
 		var ok bool
 		for _, h := range b.handshakes() {
 			if strings.HasSuffix(h.url, "/_stcore/stream") && h.status == 101 {
@@ -404,5 +408,29 @@ func TestStreamlitUnderPrefix(t *testing.T) {
 		if r.StatusCode != 200 {
 			t.Errorf("with a session and Streamlit stopped: got %d, want 200", r.StatusCode)
 		}
+	})
+}
+
+// TestQuickStartLogin checks a stack that supervisor/up.sh brought up, the way its user would:
+// open the printed URL, log in as admin with the printed password, see the demo app greet them.
+// It runs only when told where: AUTHD_QUICKSTART_URL and AUTHD_QUICKSTART_PASSWORD.
+func TestQuickStartLogin(t *testing.T) {
+	site, password := os.Getenv("AUTHD_QUICKSTART_URL"), os.Getenv("AUTHD_QUICKSTART_PASSWORD")
+	if site == "" || password == "" {
+		t.Skip("set AUTHD_QUICKSTART_URL and AUTHD_QUICKSTART_PASSWORD (printed by supervisor/up.sh) to check a quick-start stack")
+	}
+	site = strings.TrimSuffix(site, "/")
+	s := &stack{root: repoRoot(t), dir: t.TempDir()}
+	b := newBrowser(t, s)
+	step(t, b, "the printed URL leads to the login form", func(t *testing.T) {
+		b.navigate(site + "/")
+		b.waitPath("/authd/login", 15*time.Second)
+	})
+	step(t, b, "admin logs in with the printed password and the demo app greets them", func(t *testing.T) {
+		b.login("admin", password)
+		b.waitPath("/", 15*time.Second)
+		b.waitText("Hello, Administrator!", 30*time.Second)
+		b.waitText("Sign out", 10*time.Second)
+		b.screenshot("quickstart-app")
 	})
 }
