@@ -434,3 +434,25 @@ func TestQuickStartLogin(t *testing.T) {
 		b.screenshot("quickstart-app")
 	})
 }
+
+// TestUsersExampleLoads checks that conf/users.example.toml is a valid users file for the built
+// authd (its hashes are of passwords nobody knows).
+func TestUsersExampleLoads(t *testing.T) {
+	requireE2E(t)
+	s := &stack{root: repoRoot(t), dir: t.TempDir()}
+	s.buildAuthd(t)
+	b, err := os.ReadFile(filepath.Join(s.root, "conf", "users.example.toml"))
+	must(t, err)
+	users := filepath.Join(s.dir, "users.toml")
+	must(t, os.WriteFile(users, b, 0o600))
+	must(t, os.Mkdir(filepath.Join(s.dir, "data"), 0o700))
+	s.authdConf = filepath.Join(s.dir, "authd.toml")
+	must(t, os.WriteFile(s.authdConf, []byte(fmt.Sprintf("public_url = \"https://app.example.com\"\ndata_dir = %q\nusers_file = %q\n", filepath.Join(s.dir, "data"), users)), 0o600))
+	s.authd(t, "", []string{"check-config"})
+	list := s.authd(t, "", []string{"user", "list"})
+	for _, want := range []string{"ada", "grace", "Ada Lovelace"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("user list: want %q in\n%s", want, list)
+		}
+	}
+}
