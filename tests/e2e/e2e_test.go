@@ -307,6 +307,24 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 			t.Errorf("authd /verify with the old cookie: got %d, want 401", resp.StatusCode)
 		}
 	})
+
+	step(t, b, "with authd down nothing passes", func(t *testing.T) {
+		// A fresh session, then authd stops: nginx must deny (500), not fall open.
+		b.navigate(site + "/")
+		b.login("ada", testPassword)
+		b.waitPath("/", 15*time.Second)
+		live := b.sessionCookie(site)
+		if r := s.get(t, c, "/static/js/"+jsFile, live, nil); r.StatusCode != 200 {
+			t.Fatalf("control: static file with a live session got %d, want 200", r.StatusCode)
+		}
+		s.procs["authd"].stop()
+		for _, path := range []string{"/", "/static/js/" + jsFile, "/_stcore/stream"} {
+			r := s.get(t, c, path, live, map[string]string{"Sec-Fetch-Mode": "navigate"})
+			if r.StatusCode != 500 {
+				t.Errorf("%s with authd down: got %d, want 500", path, r.StatusCode)
+			}
+		}
+	})
 	t.Logf("whole story in %v", time.Since(start).Round(time.Millisecond))
 }
 
