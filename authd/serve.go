@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,8 +204,9 @@ func loadAll(path string) (config.Config, *users.DB, *policy.Rules, error) {
 
 func policyRules(cfg config.Config) (*policy.Rules, error) {
 	rs := make([]policy.Rule, 0, len(cfg.Rules))
-	for _, r := range cfg.Rules {
-		pr := policy.Rule{Path: r.Path, Groups: r.Groups, Users: r.Users}
+	for i, r := range cfg.Rules {
+		pr := policy.Rule{Host: r.Host, Path: r.Path, Methods: r.Methods, Networks: cfg.NetworkPrefixes(r.Networks),
+			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i)}
 		switch r.Allow {
 		case "public":
 			pr.Access = policy.Public
@@ -212,7 +215,12 @@ func policyRules(cfg config.Config) (*policy.Rules, error) {
 		}
 		rs = append(rs, pr)
 	}
-	rules, err := policy.New(rs)
+	var nets []policy.Network
+	for _, name := range slices.Sorted(maps.Keys(cfg.Networks)) {
+		n := cfg.Networks[name]
+		nets = append(nets, policy.Network{Name: name, Prefixes: cfg.NetworkPrefixes([]string{name}), Role: n.Role})
+	}
+	rules, err := policy.New(rs, nets)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}

@@ -44,10 +44,11 @@ func TestShippedConfigShowsEveryKey(t *testing.T) {
 	}
 }
 
-// docKeys collects leaf key paths; an array of tables counts as one leaf.
+// docKeys collects leaf key paths; an array of tables and an empty table
+// (such as [networks], a map whose entries are examples) count as one leaf.
 func docKeys(m map[string]any, prefix string, out map[string]bool) {
 	for k, v := range m {
-		if sub, ok := v.(map[string]any); ok {
+		if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
 			docKeys(sub, prefix+k+".", out)
 			continue
 		}

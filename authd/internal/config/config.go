@@ -40,8 +40,19 @@ type Config struct {
 	Throttle Throttle `toml:"throttle"`
 	Timeouts Timeouts `toml:"timeouts"`
 	Log      Log      `toml:"log"`
-	// Rules are matched in order; the first rule whose path prefix matches decides.
+	// Networks name client address ranges that rules refer to.
+	Networks map[string]Network `toml:"networks"`
+	// Rules are matched in order; the first rule whose conditions all match decides.
 	Rules []Rule `toml:"rules"`
+}
+
+// Network is a named set of client addresses.
+type Network struct {
+	// CIDRs are the network's ranges ("192.0.2.0/24", "2001:db8::/32") or single addresses.
+	CIDRs []string `toml:"cidrs"`
+	// Role, if set, is carried by every request from this network, with or
+	// without a login; rules grant access to it with roles = [...].
+	Role string `toml:"role"`
 }
 
 // Cookie configures the session cookie.
@@ -111,15 +122,23 @@ type Log struct {
 	Level string `toml:"level"`
 }
 
-// Rule grants access to paths under a prefix.
+// Rule grants or refuses access to requests that match all of its conditions.
 type Rule struct {
+	// Host matches the request's host exactly, or any subdomain with "*.example.com"; empty matches any.
+	Host string `toml:"host"`
 	// Path is a canonical path prefix ("/admin"); it matches "/admin" and "/admin/…", not "/administrator".
 	Path string `toml:"path"`
+	// Methods, when set, are the upper-case methods the rule matches.
+	Methods []string `toml:"methods"`
+	// Networks, when set, are network names or CIDRs the client address must be in.
+	Networks []string `toml:"networks"`
 	// Allow is "authenticated" (default), "public" or "deny".
 	Allow string `toml:"allow"`
 	// Groups and Users, when set, restrict an "authenticated" rule to members.
 	Groups []string `toml:"groups"`
 	Users  []string `toml:"users"`
+	// Roles, for an "authenticated" rule, admit requests from networks with these roles, without a login.
+	Roles []string `toml:"roles"`
 }
 
 // Duration is a time.Duration written as a string ("30m") in TOML.

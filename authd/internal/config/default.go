@@ -45,7 +45,8 @@ func Default() Config {
 			Idle:       Duration{120 * time.Second},
 			Shutdown:   Duration{10 * time.Second},
 		},
-		Log:   Log{Level: "info"},
-		Rules: []Rule{{Path: "/", Allow: "authenticated"}},
+		Log:      Log{Level: "info"},
+		Networks: map[string]Network{},
+		Rules:    []Rule{{Path: "/", Allow: "authenticated"}},
 	}
 }

@@ -252,6 +252,27 @@ func (c Config) checkThrottle(e *Errors) {
 }
 
 func (c Config) checkRules(e *Errors) {
+	roles := map[string]bool{}
+	for name, n := range c.Networks {
+		k := "networks." + name
+		if !validName(name) {
+			e.add(k, "network names must be of [a-z0-9._@-] (got %q)", name)
+		}
+		if len(n.CIDRs) == 0 {
+			e.add(k+".cidrs", "must list at least one range (got none)")
+		}
+		for j, s := range n.CIDRs {
+			if _, ok := parseNet(s); !ok {
+				e.add(index(k+".cidrs", j), "must be a CIDR or an IP address (got %q)", s)
+			}
+		}
+		if n.Role != "" {
+			if !validName(n.Role) {
+				e.add(k+".role", "must be a name of [a-z0-9._@-] (got %q)", n.Role)
+			}
+			roles[n.Role] = true
+		}
+	}
 	if len(c.Rules) == 0 {
 		e.add("rules", "must define at least one rule: an empty rule set denies every request (got none)")
 	}
@@ -260,14 +281,28 @@ func (c Config) checkRules(e *Errors) {
 		if !cleanPrefix(r.Path) {
 			e.add(k+".path", `must be a clean absolute path of [A-Za-z0-9._~/-] without a trailing "/", such as "/admin" (got %q)`, r.Path)
 		}
+		if r.Host != "" && !validHostPattern(r.Host) {
+			e.add(k+".host", `must be a lower-case host name, or "*." and a domain (got %q)`, r.Host)
+		}
+		for j, m := range r.Methods {
+			if !validMethod(m) {
+				e.add(index(k+".methods", j), "must be an upper-case method such as GET (got %q)", m)
+			}
+		}
+		for j, n := range r.Networks {
+			if _, ok := c.Networks[n]; !ok {
+				if _, ok := parseNet(n); !ok {
+					e.add(index(k+".networks", j), "must name a [networks] entry or be a CIDR (got %q)", n)
+				}
+			}
+		}
 		switch r.Allow {
 		case "", "authenticated":
 		case "public", "deny":
-			if len(r.Groups) > 0 {
-				e.add(k+".groups", `are allowed only when allow is "authenticated" (got allow = %q)`, r.Allow)
-			}
-			if len(r.Users) > 0 {
-				e.add(k+".users", `are allowed only when allow is "authenticated" (got allow = %q)`, r.Allow)
+			for key, list := range map[string][]string{"groups": r.Groups, "users": r.Users, "roles": r.Roles} {
+				if len(list) > 0 {
+					e.add(k+"."+key, `are allowed only when allow is "authenticated" (got allow = %q)`, r.Allow)
+				}
 			}
 		default:
 			e.add(k+".allow", `must be "authenticated", "public" or "deny" (got %q)`, r.Allow)
@@ -282,7 +317,45 @@ func (c Config) checkRules(e *Errors) {
 				e.add(index(k+".users", j), "must be a non-empty name of [a-z0-9._@-] (got %q)", u)
 			}
 		}
+		for j, role := range r.Roles {
+			if !roles[role] {
+				e.add(index(k+".roles", j), "must be the role of some [networks] entry (got %q)", role)
+			}
+		}
 	}
+}
+
+func validMethod(m string) bool {
+	return m != "" && len(m) <= 16 && !strings.ContainsFunc(m, func(r rune) bool { return r < 'A' || r > 'Z' })
+}
+
+func validHostPattern(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return false
+	}
+	return !strings.ContainsFunc(h, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-')
+	})
+}
+
+// NetworkPrefixes resolves a rule's networks entries (names or CIDRs) to
+// prefixes. Call it only after Validate.
+func (c Config) NetworkPrefixes(entries []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range entries {
+		if nw, ok := c.Networks[n]; ok {
+			for _, s := range nw.CIDRs {
+				p, _ := parseNet(s)
+				out = append(out, p)
+			}
+			continue
+		}
+		if p, ok := parseNet(n); ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func index(key string, i int) string { return key + "[" + strconv.Itoa(i) + "]" }

@@ -121,6 +121,22 @@ func TestValidateRejects(t *testing.T) {
 		{"users on deny", func(c *Config) { c.Rules[0] = Rule{Path: "/", Allow: "deny", Users: []string{"a"}} }, "rules[0].users"},
 		{"group empty", func(c *Config) { c.Rules[0].Groups = []string{"ok", ""} }, "rules[0].groups[1]"},
 		{"group upper case", func(c *Config) { c.Rules[0].Groups = []string{"Admin"} }, "rules[0].groups[0]"},
+		{"rule host upper case", func(c *Config) { c.Rules[0].Host = "App.example.com" }, "rules[0].host"},
+		{"rule host with port", func(c *Config) { c.Rules[0].Host = "app.example.com:443" }, "rules[0].host"},
+		{"rule host bare wildcard", func(c *Config) { c.Rules[0].Host = "*" }, "rules[0].host"},
+		{"rule method lower case", func(c *Config) { c.Rules[0].Methods = []string{"get"} }, "rules[0].methods[0]"},
+		{"rule network unknown", func(c *Config) { c.Rules[0].Networks = []string{"office"} }, "rules[0].networks[0]"},
+		{"rule role unknown", func(c *Config) { c.Rules[0].Roles = []string{"office"} }, "rules[0].roles[0]"},
+		{"roles on public", func(c *Config) {
+			c.Networks = map[string]Network{"office": {CIDRs: []string{"192.0.2.0/24"}, Role: "office"}}
+			c.Rules[0] = Rule{Path: "/", Allow: "public", Roles: []string{"office"}}
+		}, "rules[0].roles"},
+		{"network without cidrs", func(c *Config) { c.Networks = map[string]Network{"office": {}} }, "networks.office.cidrs"},
+		{"network bad cidr", func(c *Config) { c.Networks = map[string]Network{"office": {CIDRs: []string{"10.0.0.0/33"}}} }, "networks.office.cidrs[0]"},
+		{"network bad name", func(c *Config) { c.Networks = map[string]Network{"Office": {CIDRs: []string{"10.0.0.0/8"}}} }, "networks.Office"},
+		{"network bad role", func(c *Config) {
+			c.Networks = map[string]Network{"office": {CIDRs: []string{"10.0.0.0/8"}, Role: "A B"}}
+		}, "networks.office.role"},
 		{"user bad char", func(c *Config) { c.Rules[0].Users = []string{"a b"} }, "rules[0].users[0]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

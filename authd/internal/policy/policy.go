@@ -1,10 +1,13 @@
 // Package policy decides whether a request may pass: ordered access rules
-// over canonical paths, first match wins, default deny.
+// over host, canonical path, method and client network, first match wins,
+// default deny.
 package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Decision is the outcome of evaluating a request.
@@ -17,6 +20,10 @@ const (
 	Allow                 // 200
 )
 
+func (d Decision) String() string {
+	return [...]string{"login required (401)", "deny (403)", "allow (200)"}[d]
+}
+
 // Access says whom a rule admits.
 type Access uint8
 
@@ -26,76 +33,205 @@ const (
 	Denied
 )
 
-// Rule admits requests under Path. A Rule with Groups or Users admits only
-// authenticated members of either list.
-type Rule struct {
-	Path   string
-	Access Access
-	Groups []string
-	Users  []string
+// Network is a named set of client addresses. Requests from it carry Role,
+// if set, whether or not they come with a login.
+type Network struct {
+	Name     string
+	Prefixes []netip.Prefix
+	Role     string
 }
 
-// Identity is who a request comes from; the zero Identity is anonymous.
-type Identity struct {
+// Rule admits requests that match all of its conditions. Empty conditions
+// match anything. An Authenticated rule with Groups, Users or Roles admits
+// only members of a group, the named users, or requests carrying a role;
+// with Roles, such requests need no login.
+type Rule struct {
+	Host     string // "app.example.com", or "*.example.com" for any subdomain
+	Path     string // canonical prefix: "/admin" covers "/admin/x", not "/administrator"
+	Methods  []string
+	Networks []netip.Prefix
+	Access   Access
+	Groups   []string
+	Users    []string
+	Roles    []string
+	// Label names the rule in explanations, e.g. "rules[2]".
+	Label string
+}
+
+// Request is what rules look at. User is empty for anonymous requests.
+type Request struct {
+	Host   string // lower-case, without port
+	Method string // upper-case
+	Path   string // canonical (see Canonical)
+	IP     netip.Addr
 	User   string
 	Groups []string
 }
 
-// Rules is an immutable, ordered rule set.
-type Rules struct{ rules []Rule }
+type rule struct {
+	Rule
+	roles uint64 // bit set of role indexes
+}
 
-// New checks and copies rules. An empty rule set is an error: it would deny everything.
-func New(rules []Rule) (*Rules, error) {
+type network struct {
+	prefixes []netip.Prefix
+	role     uint64
+}
+
+// Rules is an immutable, ordered rule set.
+type Rules struct {
+	rules    []rule
+	networks []network
+	roles    []string // index → role name
+	needsIP  bool
+}
+
+// New checks and copies rules. An empty rule set is an error: it would deny
+// everything. Roles that rules name must be given to some network.
+func New(rules []Rule, networks []Network) (*Rules, error) {
 	if len(rules) == 0 {
 		return nil, fmt.Errorf("no rules: every request would be denied")
 	}
-	for i, r := range rules {
-		if p, ok := Canonical(r.Path); !ok || p != r.Path {
-			return nil, fmt.Errorf("rule %d: path %q is not canonical", i+1, r.Path)
-		}
-		if r.Access != Authenticated && (len(r.Groups) > 0 || len(r.Users) > 0) {
-			return nil, fmt.Errorf("rule %d: groups and users apply only to authenticated rules", i+1)
-		}
+	rs := &Rules{}
+	roleBit := func(name string) (uint64, bool) {
+		i := slices.Index(rs.roles, name)
+		return 1 << uint(i), i >= 0
 	}
-	return &Rules{rules: slices.Clone(rules)}, nil
+	for _, n := range networks {
+		var bit uint64
+		if n.Role != "" {
+			if _, ok := roleBit(n.Role); !ok {
+				if len(rs.roles) == 64 {
+					return nil, fmt.Errorf("network %s: more than 64 roles", n.Name)
+				}
+				rs.roles = append(rs.roles, n.Role)
+			}
+			bit, _ = roleBit(n.Role)
+		}
+		rs.networks = append(rs.networks, network{prefixes: slices.Clone(n.Prefixes), role: bit})
+	}
+	for i, r := range rules {
+		if r.Label == "" {
+			r.Label = fmt.Sprintf("rule %d", i+1)
+		}
+		if p, ok := Canonical(r.Path); !ok || p != r.Path {
+			return nil, fmt.Errorf("%s: path %q is not canonical", r.Label, r.Path)
+		}
+		if r.Access != Authenticated && (len(r.Groups) > 0 || len(r.Users) > 0 || len(r.Roles) > 0) {
+			return nil, fmt.Errorf("%s: groups, users and roles apply only to authenticated rules", r.Label)
+		}
+		for _, m := range r.Methods {
+			if !validMethod(m) {
+				return nil, fmt.Errorf("%s: method %q must be an upper-case token", r.Label, m)
+			}
+		}
+		r.Host = strings.ToLower(r.Host)
+		cr := rule{Rule: r}
+		for _, role := range r.Roles {
+			bit, ok := roleBit(role)
+			if !ok {
+				return nil, fmt.Errorf("%s: role %q is given by no network", r.Label, role)
+			}
+			cr.roles |= bit
+		}
+		rs.rules = append(rs.rules, cr)
+		rs.needsIP = rs.needsIP || len(r.Networks) > 0 || cr.roles != 0
+	}
+	return rs, nil
 }
 
-// Decide evaluates the canonical path for id. It returns the index of the
-// deciding rule, or -1 when no rule matched (default deny).
-func (rs *Rules) Decide(path string, id Identity) (Decision, int) {
-	for i := range rs.rules {
-		r := &rs.rules[i]
-		if !HasPrefix(path, r.Path) {
-			continue
-		}
-		switch {
-		case r.Access == Public:
-			return Allow, i
-		case id.User == "":
-			return Login, i
-		case r.Access == Denied:
-			return Deny, i
-		case admits(r, id):
-			return Allow, i
-		default:
-			return Deny, i
+func validMethod(m string) bool {
+	if m == "" || len(m) > 16 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return false
 		}
 	}
-	if id.User == "" {
+	return true
+}
+
+// ValidMethod reports whether m is an upper-case method token rules can match.
+func ValidMethod(m string) bool { return validMethod(m) }
+
+// Decide evaluates req. It returns the index of the deciding rule, or -1
+// when no rule matched (default deny).
+func (rs *Rules) Decide(req *Request) (Decision, int) {
+	roles, rolesDone := uint64(0), false
+	for i := range rs.rules {
+		r := &rs.rules[i]
+		if !r.matches(req) {
+			continue
+		}
+		if r.roles != 0 && !rolesDone {
+			roles, rolesDone = rs.rolesOf(req.IP), true
+		}
+		return r.decide(req, roles), i
+	}
+	if req.User == "" {
 		return Login, -1
 	}
 	return Deny, -1
 }
 
-func admits(r *Rule, id Identity) bool {
-	if len(r.Groups) == 0 && len(r.Users) == 0 {
-		return true
+func (r *rule) matches(req *Request) bool {
+	return HasPrefix(req.Path, r.Path) && hostMatches(req.Host, r.Host) &&
+		(len(r.Methods) == 0 || slices.Contains(r.Methods, req.Method)) &&
+		(len(r.Networks) == 0 || inAny(req.IP, r.Networks))
+}
+
+func (r *rule) decide(req *Request, roles uint64) Decision {
+	switch {
+	case r.Access == Public:
+		return Allow
+	case r.roles&roles != 0:
+		return Allow // a network role grants access with or without a login
+	case req.User == "":
+		return Login
+	case r.Access == Denied:
+		return Deny
+	case len(r.Groups) == 0 && len(r.Users) == 0 && r.roles == 0:
+		return Allow
+	case slices.Contains(r.Users, req.User):
+		return Allow
 	}
-	if slices.Contains(r.Users, id.User) {
-		return true
-	}
-	for _, g := range id.Groups {
+	for _, g := range req.Groups {
 		if slices.Contains(r.Groups, g) {
+			return Allow
+		}
+	}
+	return Deny
+}
+
+func (rs *Rules) rolesOf(ip netip.Addr) uint64 {
+	var roles uint64
+	for _, n := range rs.networks {
+		if n.role != 0 && inAny(ip, n.prefixes) {
+			roles |= n.role
+		}
+	}
+	return roles
+}
+
+func hostMatches(host, pattern string) bool {
+	switch {
+	case pattern == "":
+		return true
+	case strings.HasPrefix(pattern, "*."):
+		return len(host) > len(pattern)-1 && strings.HasSuffix(host, pattern[1:])
+	default:
+		return host == pattern
+	}
+}
+
+func inAny(ip netip.Addr, prefixes []netip.Prefix) bool {
+	if !ip.IsValid() {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range prefixes {
+		if p.Contains(ip) {
 			return true
 		}
 	}
@@ -114,3 +250,22 @@ func (rs *Rules) Groups() []string {
 	}
 	return gs
 }
+
+// Roles returns the role names the request's client address carries.
+func (rs *Rules) Roles(ip netip.Addr) []string {
+	var out []string
+	mask := rs.rolesOf(ip)
+	for i, name := range rs.roles {
+		if mask&(1<<uint(i)) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// NeedsIP reports whether any rule looks at the client address, so callers
+// can skip working it out when none does.
+func (rs *Rules) NeedsIP() bool { return rs.needsIP }
+
+// Len is the number of rules.
+func (rs *Rules) Len() int { return len(rs.rules) }

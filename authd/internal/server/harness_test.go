@@ -61,7 +61,7 @@ func testOptions() Options {
 	}
 }
 
-func newHarness(t testing.TB, rules []policy.Rule, mod func(*Options)) *harness {
+func newHarness(t testing.TB, rules []policy.Rule, mod func(*Options), networks ...policy.Network) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "users.toml")
@@ -88,7 +88,7 @@ func newHarness(t testing.TB, rules []policy.Rule, mod func(*Options)) *harness 
 	if rules == nil {
 		rules = []policy.Rule{{Path: "/"}}
 	}
-	rs, err := policy.New(rules)
+	rs, err := policy.New(rules, networks)
 	if err != nil {
 		t.Fatal(err)
 	}

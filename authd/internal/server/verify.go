@@ -25,6 +25,7 @@ const (
 	hdrOriginalURI    = "X-Original-Uri"
 	hdrOriginalMethod = "X-Original-Method"
 	hdrForwardedFor   = "X-Forwarded-For"
+	hdrForwardedHost  = "X-Forwarded-Host"
 )
 
 // handleVerify answers nginx's auth_request subrequest with 200, 401 or 403.
@@ -38,21 +39,29 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	h := w.Header()
 	h["Cache-Control"] = noStore
 	key, sess, u, authed := s.authenticate(r, now)
-	id := policy.Identity{}
+	rules := s.rules.Load()
+	req := policy.Request{}
 	if authed {
-		id = policy.Identity{User: u.Name, Groups: u.Groups}
+		req.User, req.Groups = u.Name, u.Groups
 	}
 
 	// Request metadata counts only from a trusted proxy; without it the
-	// path is unknown and the request is denied rather than guessed.
+	// request is unknown and denied rather than guessed.
 	var uri string
+	ok := false
 	if s.trustedPeer(r) {
 		uri = r.Header.Get(hdrOriginalURI)
+		req.Method = r.Header.Get(hdrOriginalMethod)
+		req.Host = hostOnly(r.Header.Get(hdrForwardedHost))
+		req.Path, ok = policy.Canonical(uri)
+		ok = ok && policy.ValidMethod(req.Method)
+		if ok && rules.NeedsIP() {
+			req.IP = s.clientIP(r)
+		}
 	}
-	path, ok := policy.Canonical(uri)
 	decision, rule := policy.Login, -1
 	if ok {
-		decision, rule = s.rules.Load().Decide(path, id)
+		decision, rule = rules.Decide(&req)
 	} else if authed {
 		decision = policy.Deny
 	}
@@ -68,14 +77,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 			}
 		}
 		if ce := s.log.Check(zap.DebugLevel, "access allowed"); ce != nil {
-			ce.Write(zap.String("event", "verify"), zap.String("user", id.User), zap.String("path", capped(path)), zap.Int("rule", rule+1))
+			ce.Write(zap.String("event", "verify"), zap.String("user", req.User), zap.String("path", capped(req.Path)), zap.Int("rule", rule+1))
 		}
 		w.WriteHeader(http.StatusOK)
 		return http.StatusOK
 	case policy.Deny:
-		s.log.Info("access denied", zap.String("event", "access_denied"), zap.String("user", id.User),
-			zap.String("client_ip", s.clientIP(r).String()), zap.String("method", capped(r.Header.Get(hdrOriginalMethod))),
-			zap.String("path", capped(uri)), zap.Bool("path_valid", ok), zap.Int("rule", rule+1))
+		s.log.Info("access denied", zap.String("event", "access_denied"), zap.String("user", req.User),
+			zap.String("client_ip", s.clientIP(r).String()), zap.String("method", capped(req.Method)),
+			zap.String("host", capped(req.Host)), zap.String("path", capped(uri)), zap.Bool("request_valid", ok), zap.Int("rule", rule+1))
 		w.WriteHeader(http.StatusForbidden)
 		return http.StatusForbidden
 	default:
@@ -88,6 +97,20 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		w.WriteHeader(http.StatusUnauthorized)
 		return http.StatusUnauthorized
 	}
+}
+
+// hostOnly lower-cases a Host value and drops its port.
+func hostOnly(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	for i := 0; i < len(h); i++ {
+		if 'A' <= h[i] && h[i] <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
 }
 
 func setIdentity(h http.Header, u *users.Entry) {
@@ -195,11 +218,17 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 	if !s.trustedPeer(r) {
 		return peer
 	}
-	xff := r.Header.Values(hdrForwardedFor)
+	xff := r.Header[hdrForwardedFor]
 	for i := len(xff) - 1; i >= 0; i-- {
-		hops := strings.Split(xff[i], ",")
-		for j := len(hops) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
+		rest := xff[i]
+		for rest != "" {
+			hop := rest
+			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+				hop, rest = rest[j+1:], rest[:j]
+			} else {
+				rest = ""
+			}
+			a, err := netip.ParseAddr(textproto.TrimString(hop))
 			if err != nil {
 				return peer // garbage: stop at the last hop we could vouch for
 			}

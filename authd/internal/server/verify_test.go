@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +107,7 @@ func TestVerifyTrustsMetadataOnlyFromProxies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hd := map[string]string{"X-Original-URI": tt.uri}
+			hd := map[string]string{"X-Original-URI": tt.uri, "X-Original-Method": "GET"}
 			if tt.cookie != "" {
 				hd["Cookie"] = tt.cookie
 			}
@@ -118,20 +119,70 @@ func TestVerifyTrustsMetadataOnlyFromProxies(t *testing.T) {
 	}
 }
 
-func TestVerifyMissingOriginalURIDenies(t *testing.T) {
-	h := newHarness(t, nil, nil)
+func TestVerifyMissingMetadataDenies(t *testing.T) {
+	h := newHarness(t, []policy.Rule{{Path: "/", Access: policy.Public}}, nil)
 	cookie := h.login("bob")
-	if w := h.do(req{target: "/verify", headers: map[string]string{"Cookie": cookie}}); w.Code != 403 {
-		t.Errorf("with session: got %d, want 403", w.Code)
+	tests := []struct {
+		name    string
+		headers map[string]string
+	}{
+		{"no original uri", map[string]string{"X-Original-Method": "GET"}},
+		{"no original method", map[string]string{"X-Original-URI": "/"}},
+		{"lower-case method", map[string]string{"X-Original-URI": "/", "X-Original-Method": "get"}},
+		{"garbage method", map[string]string{"X-Original-URI": "/", "X-Original-Method": "G E T"}},
 	}
-	if w := h.do(req{target: "/verify"}); w.Code != 401 {
-		t.Errorf("without session: got %d, want 401", w.Code)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if w := h.do(req{target: "/verify", headers: tt.headers}); w.Code != 401 {
+				t.Errorf("without session: got %d, want 401", w.Code)
+			}
+			hd := map[string]string{"Cookie": cookie}
+			for k, v := range tt.headers {
+				hd[k] = v
+			}
+			if w := h.do(req{target: "/verify", headers: hd}); w.Code != 403 {
+				t.Errorf("with session: got %d, want 403", w.Code)
+			}
+		})
+	}
+}
+
+func TestVerifyRulesSeeHostMethodAndClient(t *testing.T) {
+	office := policy.Network{Name: "office", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Role: "office"}
+	h := newHarness(t, []policy.Rule{
+		{Host: "admin.example.com", Path: "/", Groups: []string{"admin"}},
+		{Path: "/dash", Methods: []string{"GET"}, Roles: []string{"office"}},
+		{Path: "/"},
+	}, nil, office)
+	bob := h.login("bob")
+	tests := []struct {
+		name, host, method, xff, cookie string
+		path                            string
+		want                            int
+	}{
+		{"admin host refuses bob", "Admin.Example.com:443", "GET", "203.0.113.1", bob, "/", 403},
+		{"other host admits bob", "app.example.com", "GET", "203.0.113.1", bob, "/", 200},
+		{"office without login", "app.example.com", "GET", "192.0.2.7", "", "/dash", 200},
+		{"office POST needs login", "app.example.com", "POST", "192.0.2.7", "", "/dash", 401},
+		{"spoofed office address on the left", "app.example.com", "GET", "192.0.2.7, 203.0.113.1", "", "/dash", 401},
+		{"outside office", "app.example.com", "GET", "203.0.113.1", "", "/dash", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hd := map[string]string{"X-Original-URI": tt.path, "X-Original-Method": tt.method, "X-Forwarded-Host": tt.host, "X-Forwarded-For": tt.xff}
+			if tt.cookie != "" {
+				hd["Cookie"] = tt.cookie
+			}
+			if w := h.do(req{target: "/verify", headers: hd}); w.Code != tt.want {
+				t.Errorf("got %d, want %d", w.Code, tt.want)
+			}
+		})
 	}
 }
 
 func TestVerifyEmptyIdentityOnPublicPath(t *testing.T) {
 	h := newHarness(t, []policy.Rule{{Path: "/", Access: policy.Public}}, nil)
-	w := h.do(req{target: "/verify", headers: map[string]string{"X-Original-URI": "/", "Remote-User": "admin"}})
+	w := h.do(req{target: "/verify", headers: map[string]string{"X-Original-URI": "/", "X-Original-Method": "GET", "Remote-User": "admin"}})
 	if w.Code != 200 || w.Header().Get("Remote-User") != "" {
 		t.Errorf("got %d with Remote-User %q, want 200 and none", w.Code, w.Header().Get("Remote-User"))
 	}
