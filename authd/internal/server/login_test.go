@@ -32,6 +32,10 @@ func TestLoginForm(t *testing.T) {
 			t.Errorf("missing %s", hd)
 		}
 	}
+	// With "no-referrer" browsers post the form with "Origin: null", which the CSRF check refuses.
+	if got := w.Header().Get("Referrer-Policy"); got != "same-origin" {
+		t.Errorf("Referrer-Policy = %q, want same-origin", got)
+	}
 	if got := w.Header().Get("Cache-Control"); got != "no-store" {
 		t.Errorf("Cache-Control = %q, want no-store", got)
 	}

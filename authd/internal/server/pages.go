@@ -97,7 +97,7 @@ func (p *pages) render(w http.ResponseWriter, code int, t *template.Template, v 
 	h.Set("Content-Security-Policy", p.csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // no-referrer would make browsers send "Origin: null" on the form POST
 	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())
 }
