@@ -25,8 +25,6 @@ import (
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/server"
-	"github.com/authd/authd/authd/internal/session"
-	"github.com/authd/authd/authd/internal/throttle"
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -49,25 +47,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	store, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	_ = udb // already validated; the stores below load their own live copy
+	st, err := openStores(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("open session store: %w", err)
+		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("session store close failed", zap.Error(err))
+		if err := st.Close(); err != nil {
+			log.Error("closing stores failed", zap.Error(err))
 		}
 	}()
-	_ = udb // already validated; the live copy below watches the file
-	usersFile, err := users.OpenFile(cfg.UsersFile, users.DefaultLimits())
-	if err != nil {
-		return fmt.Errorf("users file: %w", err)
-	}
-	thr := throttle.NewMemory(throttle.Config{
-		AccountFailures: cfg.Throttle.AccountFailures, IPFailures: cfg.Throttle.IPFailures,
-		BaseDelay: cfg.Throttle.BaseDelay.Duration, MaxDelay: cfg.Throttle.MaxDelay.Duration,
-		Window: cfg.Throttle.Window.Duration, MaxEntries: cfg.Throttle.MaxEntries,
-	}, time.Now)
+	store, usersFile, thr := st.sessions, st.users, st.throttle
 
 	var srv *server.Server
 	var reloadMu sync.Mutex
@@ -125,7 +115,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	go func() { errc <- as.Serve(adminLn) }()
-	go usersFile.Watch(ctx, time.Second, func(changed bool, err error) {
+	go st.watchUsers(ctx, func(changed bool, err error) {
 		if err != nil {
 			log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
 		} else if changed {
