@@ -63,6 +63,8 @@ commands:
   user import-htpasswd FILE
   session list [-user NAME]
   session revoke -user NAME | -all
+  explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]
+                                     which rule decides a request, and why
   hash                               hash a password read from stdin
   version
 
@@ -85,6 +87,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return cmdUser(ctx, rest, stdin, stdout, stderr)
 	case "session":
 		return cmdSession(ctx, rest, stdout, stderr)
+	case "explain":
+		return cmdExplain(rest, stdout, stderr)
 	case "hash":
 		return cmdHash(rest, stdin, stdout, stderr)
 	case "version":

@@ -395,3 +395,46 @@ func TestBrokenUsersFile(t *testing.T) {
 		t.Error("logs print the hash")
 	}
 }
+
+func TestExplain(t *testing.T) {
+	s := newStack(t, `
+[networks]
+office = { cidrs = ["192.0.2.0/24"], role = "office" }
+
+[[rules]]
+path = "/admin"
+groups = ["admin"]
+
+[[rules]]
+path = "/dashboard"
+methods = ["GET"]
+roles = ["office"]
+
+[[rules]]
+path = "/"
+`)
+	s.mustCLI("long enough pw 1\n", "user", "add", "-groups", "admin", "alice")
+	s.mustCLI("long enough pw 1\n", "user", "add", "bob")
+	s.mustCLI("", "user", "lock", "bob")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"member", []string{"-user", "alice", "-path", "/admin/x"}, "decision: allow (200) by rules[0]"},
+		{"anonymous", []string{"-path", "/admin"}, "decision: login required (401) by rules[0]"},
+		{"office role", []string{"-path", "/dashboard?x=/admin", "-ip", "192.0.2.9"}, "client 192.0.2.9 carries role office"},
+		{"office role wrong method", []string{"-path", "/dashboard", "-ip", "192.0.2.9", "-method", "POST"}, "method POST is not one of GET"},
+		{"locked user", []string{"-user", "bob", "-path", "/"}, "user bob is locked"},
+		{"unknown user", []string{"-user", "carol", "-path", "/"}, "no user carol"},
+		{"two readings", []string{"-user", "alice", "-path", "/admin%2fx"}, "decision: deny (403): path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := s.mustCLI("", append([]string{"explain"}, tt.args...)...)
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("output lacks %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/authd/authd/authd/internal/policy"
+	"github.com/authd/authd/authd/internal/users"
+)
+
+// cmdExplain prints which rule decides a request and why: the tool for
+// "I can't get in".
+func cmdExplain(args []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlags("explain", stderr)
+	user := fs.String("user", "", "user name (empty: a request without a login)")
+	path := fs.String("path", "", "request path, as the browser sends it (query allowed)")
+	method := fs.String("method", "GET", "request method")
+	ip := fs.String("ip", "", "client address")
+	host := fs.String("host", "", "request host")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *path == "" {
+		return usagef("explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]")
+	}
+	_, db, rules, err := loadAll(*cfgPath)
+	if err != nil {
+		return err
+	}
+	req := policy.Request{Host: strings.ToLower(*host), Method: *method}
+	if !policy.ValidMethod(req.Method) {
+		return usagef("-method %q: methods are upper-case tokens such as GET", *method)
+	}
+	if *ip != "" {
+		if req.IP, err = netip.ParseAddr(*ip); err != nil {
+			return usagef("-ip %q is not an IP address", *ip)
+		}
+	}
+	who := "without a login"
+	if *user != "" {
+		name, err := users.Canonical(*user)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", *user, err)
+		}
+		u, ok := db.Lookup(name)
+		switch {
+		case !ok:
+			fmt.Fprintf(stdout, "decision: login required (401): no user %s, so no session can exist\n", name)
+			return nil
+		case u.Disabled:
+			fmt.Fprintf(stdout, "decision: login required (401): user %s is locked, so every session of theirs is refused\n", name)
+			return nil
+		}
+		req.User, req.Groups = u.Name, u.Groups
+		who = fmt.Sprintf("as %s (groups: %s)", u.Name, orNone(u.Groups))
+	}
+	var ok bool
+	if req.Path, ok = policy.Canonical(*path); !ok {
+		d := "login required (401)"
+		if req.User != "" {
+			d = "deny (403)"
+		}
+		fmt.Fprintf(stdout, "decision: %s: path %q can be read two ways (encoded slash, dot or backslash, control byte, bad escape, or \"..\" above the root), so it is refused before any rule\n", d, *path)
+		return nil
+	}
+	from := "(no address)"
+	if req.IP.IsValid() {
+		from = req.IP.String()
+		if roles := rules.Roles(req.IP); len(roles) > 0 {
+			from += " (network roles: " + strings.Join(roles, ", ") + ")"
+		}
+	}
+	fmt.Fprintf(stdout, "request: %s %s%s from %s %s\n", req.Method, req.Host, req.Path, from, who)
+	steps, d, idx := rules.Explain(&req)
+	for _, st := range steps {
+		verdict := "skip"
+		if st.Matched {
+			verdict = "MATCH"
+		}
+		fmt.Fprintf(stdout, "  %-9s %-5s %s\n            %s\n", st.Label, verdict, st.Rule, st.Why)
+	}
+	if idx < 0 {
+		fmt.Fprintf(stdout, "decision: %s: no rule matches (default deny)\n", d)
+		return nil
+	}
+	fmt.Fprintf(stdout, "decision: %s by %s\n", d, steps[len(steps)-1].Label)
+	return nil
+}
+
+func orNone(gs []string) string {
+	if len(gs) == 0 {
+		return "none"
+	}
+	return strings.Join(gs, ",")
+}
