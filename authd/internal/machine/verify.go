@@ -1,0 +1,165 @@
+package machine
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Reasons a present credential is refused. Authenticate wraps them with the
+// credential's id where it has one; test with errors.Is.
+var (
+	ErrMalformed    = errors.New("malformed authorization")
+	ErrUnknown      = errors.New("unknown or revoked credential")
+	ErrMismatch     = errors.New("token does not match")
+	ErrBadSignature = errors.New("signature does not match")
+	ErrExpired      = errors.New("credential expired")
+	ErrTimestamp    = errors.New("timestamp outside window")
+	ErrReplay       = errors.New("nonce replayed")
+	ErrNonce        = errors.New("nonce cache unavailable")
+)
+
+// DefaultWindow is how far a signed request's timestamp may be from authd's clock.
+const DefaultWindow = 300 * time.Second
+
+// Request is what a verify subrequest says about the original request.
+type Request struct {
+	// Method is the original method ($request_method).
+	Method string
+	// URI is the raw request URI as sent ($request_uri): path and query, still percent-encoded.
+	URI string
+	// Host is the request's host ($host); a port, if present, is ignored.
+	Host string
+	// Authorization is the client's Authorization header; "" when absent.
+	Authorization string
+}
+
+// Verifier authenticates machine clients against a records file.
+type Verifier struct {
+	file   *File
+	nonces NonceCache
+	window time.Duration
+	now    func() time.Time
+}
+
+// NewVerifier returns a Verifier reading credentials from f (nil: none), with
+// nonces remembered in nonces, and signed timestamps accepted within ±window of
+// now() (≤ 0: DefaultWindow).
+func NewVerifier(f *File, nonces NonceCache, window time.Duration, now func() time.Time) *Verifier {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	return &Verifier{file: f, nonces: nonces, window: window, now: now}
+}
+
+// Authenticate returns the user a request's Authorization header proves. present
+// is false when there is no Authorization header or its scheme is neither Bearer
+// nor AUTHD-HMAC-SHA256: the caller then tries the session cookie. present with
+// a non-nil err means the credential is refused (answer 401); err names the
+// reason for the log and never holds a secret. Tokens count only from the
+// header, never from the query string. The caller still checks that the user
+// exists and is not locked.
+func (v *Verifier) Authenticate(ctx context.Context, r Request) (user string, present bool, err error) {
+	if r.Authorization == "" {
+		return "", false, nil
+	}
+	scheme, params := cutScheme(r.Authorization)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		user, err = v.bearer(params)
+	case strings.EqualFold(scheme, Scheme):
+		user, err = v.signed(ctx, r, params)
+	default:
+		return "", false, nil
+	}
+	return user, true, err
+}
+
+func (v *Verifier) snap() *snapshot {
+	if v.file == nil {
+		return nil
+	}
+	return v.file.snap.Load()
+}
+
+// zeroSum stands in for an unknown token's hash so that both paths compare.
+var zeroSum [32]byte
+
+func (v *Verifier) bearer(tok string) (string, error) {
+	id, ok := splitToken(tok)
+	if !ok {
+		return "", fmt.Errorf("bearer token: %w", ErrMalformed)
+	}
+	sum := sha256.Sum256([]byte(tok))
+	var e tokenEntry
+	found := false
+	if s := v.snap(); s != nil {
+		e, found = s.tokens[id]
+	}
+	want := e.sum
+	if !found {
+		want = zeroSum
+	}
+	match := subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+	switch {
+	case !found:
+		return "", fmt.Errorf("token %s: %w", id, ErrUnknown)
+	case !match:
+		return "", fmt.Errorf("token %s: %w", id, ErrMismatch)
+	case !v.now().Before(e.expires):
+		return "", fmt.Errorf("token %s: %w", id, ErrExpired)
+	}
+	return e.user, nil
+}
+
+func (v *Verifier) signed(ctx context.Context, r Request, params string) (string, error) {
+	a, err := parseSigned(params)
+	if err != nil {
+		return "", fmt.Errorf("signature header: %w: %v", ErrMalformed, err)
+	}
+	req, err := canonicalRequest(r.Method, r.URI, r.Host)
+	if err != nil {
+		return "", fmt.Errorf("key %s: request cannot be signed: %w: %v", a.keyID, ErrMalformed, err)
+	}
+	var k keyEntry
+	found := false
+	if s := v.snap(); s != nil {
+		k, found = s.keys[a.keyID]
+	}
+	if !found {
+		return "", fmt.Errorf("key %s: %w", a.keyID, ErrUnknown)
+	}
+	now := v.now()
+	ts := time.Unix(a.unix, 0)
+	if skew := now.Sub(ts); skew > v.window || skew < -v.window {
+		return "", fmt.Errorf("key %s: %w (off by %s)", a.keyID, ErrTimestamp, skew.Round(time.Second))
+	}
+	mac := hmac.New(sha256.New, k.secret)
+	mac.Write([]byte(stringToSign(req, a.ts, a.nonce, a.keyID)))
+	var got [32]byte
+	hex.Decode(got[:], []byte(a.sig)) // parseSigned checked 64 lower-case hex digits
+	if !hmac.Equal(mac.Sum(nil), got[:]) {
+		return "", fmt.Errorf("key %s: %w", a.keyID, ErrBadSignature)
+	}
+	if !now.Before(k.expires) {
+		return "", fmt.Errorf("key %s: %w", a.keyID, ErrExpired)
+	}
+	// Only now, with the signature proven, may the request spend cache space.
+	if v.nonces == nil {
+		return "", fmt.Errorf("key %s: %w: none configured", a.keyID, ErrNonce)
+	}
+	replayed, err := v.nonces.Seen(ctx, a.keyID, a.nonce, ts.Add(v.window))
+	if err != nil {
+		return "", fmt.Errorf("key %s: %w: %w", a.keyID, ErrNonce, err)
+	}
+	if replayed {
+		return "", fmt.Errorf("key %s: %w", a.keyID, ErrReplay)
+	}
+	return k.user, nil
+}
