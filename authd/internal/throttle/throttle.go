@@ -155,9 +155,9 @@ func (m *Memory) expired(e *entry, now time.Time) bool {
 // Fail counts a failed attempt for user from ip, against both the account
 // and the IP.
 func (m *Memory) Fail(_ context.Context, user, ip string) error {
-	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.now() // under the lock, so the list stays ordered by last failure
 	m.dropExpired(now)
 	m.count(accountKey(user, ip), now)
 	m.count(ipKey(ip), now)
