@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+)
+
+// runFloodMode measures verify for an existing session alone, then again
+// while -flood clients log in (right and wrong passwords) through the same
+// nginx for most of the run.
+func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
+	var t *target
+	for _, x := range v.targets {
+		if x.name == "authd" {
+			t = x
+		}
+	}
+	p := v.authd.proc
+	b.logf("flood mode: verify alone, then with %d concurrent logins", b.o.flood)
+	if _, err := b.wrkOnce(ctx, t, b.o.warmup); err != nil {
+		return err
+	}
+	_, hwmBefore, err := memStatus(p.pid())
+	if err != nil {
+		return err
+	}
+	before, err := b.wrkOnce(ctx, t, b.o.duration)
+	if err != nil {
+		return err
+	}
+	b.logf("verify alone: %.0f req/s, p99 %s", before.RPS, fmtDur(before.P99))
+
+	// The flood starts half a second into the verify run and stops a second
+	// before it ends, so the run measures verify under the flood throughout.
+	floodFor := b.o.duration - 1500*time.Millisecond
+	var floodOut bytes.Buffer
+	var floodErr error
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+		args := []string{b.self, "flood", "-site", v.authdSite.url(""), "-n", fmt.Sprint(b.o.flood),
+			"-d", floodFor.String(), "-password", b.password}
+		if b.cpuWrk != "" {
+			args = append([]string{"taskset", "-c", b.cpuWrk}, args...)
+		}
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &floodOut, &stderr
+		if err := cmd.Run(); err != nil {
+			floodErr = fmt.Errorf("flood: %v\n%s", err, stderr.String())
+		}
+	}()
+	during, err := b.wrkOnce(ctx, t, b.o.duration)
+	<-floodDone
+	if err != nil {
+		return err
+	}
+	if floodErr != nil {
+		return floodErr
+	}
+	var rep floodReport
+	if err := json.Unmarshal(floodOut.Bytes(), &rep); err != nil {
+		return fmt.Errorf("flood report: %w: %s", err, floodOut.String())
+	}
+	_, hwm, err := memStatus(p.pid())
+	if err != nil {
+		return err
+	}
+	b.logf("verify during the flood: %.0f req/s, p99 %s; logins %v", during.RPS, fmtDur(during.P99), rep.Status)
+
+	b.reportf("## Login flood")
+	b.reportf("")
+	b.reportf("%d clients log in through nginx again and again for %s (even ones with the right password, odd ones", b.o.flood, floodFor)
+	b.reportf("with a wrong one; each from its own X-Forwarded-For address; GET form + POST per attempt) while wrk")
+	b.reportf("runs the `authd` verify load. The flood client is pinned with wrk.")
+	b.reportf("")
+	b.reportf("| verify load | req/s | p50 | p99 | authd RSS peak (sampled) |")
+	b.reportf("|---|---:|---:|---:|---:|")
+	b.reportf("| alone | %.0f | %s | %s | %s |", before.RPS, fmtDur(before.P50), fmtDur(before.P99), mb(before.PeakRSS))
+	b.reportf("| during the flood | %.0f | %s | %s | %s |", during.RPS, fmtDur(during.P50), fmtDur(during.P99), mb(during.PeakRSS))
+	b.reportf("")
+	b.reportf("Login attempts: %d in %.1fs. authd VmHWM before the flood %s, after %s.", rep.Attempts, rep.Seconds, mb(hwmBefore), mb(hwm))
+	b.reportf("")
+	b.reportf("| POST status | all | right password | wrong password | p50 | p99 |")
+	b.reportf("|---|---:|---:|---:|---:|---:|")
+	keys := make([]string, 0, len(rep.Status))
+	for k := range rep.Status {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		lat := rep.Latency[k]
+		b.reportf("| %s | %d | %d | %d | %.0fms | %.0fms |", statusName(k), rep.Status[k], rep.Right[k], rep.Wrong[k], lat[0], lat[1])
+	}
+	b.reportf("")
+	if len(rep.Errors) > 0 {
+		b.reportf("Client errors (first few): %s", strings.Join(rep.Errors, "; "))
+		b.reportf("")
+	}
+	r := float64(during.P99) / float64(before.P99)
+	verdict := "met"
+	if r > 2 {
+		verdict = fmt.Sprintf("MISSED by %.0f%%", (r/2-1)*100)
+	}
+	b.reportf("Target (PERF.md): verify p99 during the flood ÷ alone = %.2f (target ≤ 2): %s", r, verdict)
+	b.reportf("")
+	return nil
+}
+
+func statusName(k string) string {
+	switch k {
+	case "303":
+		return "303 signed in"
+	case "401":
+		return "401 wrong password (or throttled account)"
+	case "429":
+		return "429 throttled IP"
+	case "503":
+		return "503 hashing busy"
+	case "error":
+		return "client error (GET form or POST failed)"
+	}
+	return k
+}
