@@ -33,6 +33,9 @@ type Config struct {
 	DefaultRedirect string `toml:"default_redirect"`
 	// RedirectHosts are extra "scheme://host[:port]" origins that return URLs may point to.
 	RedirectHosts []string `toml:"redirect_hosts"`
+	// Store is where sessions, users and login throttles live: "embedded"
+	// (this server only) or "redis" (shared by several authd instances).
+	Store string `toml:"store"`
 
 	Cookie   Cookie   `toml:"cookie"`
 	Session  Session  `toml:"session"`
@@ -40,6 +43,7 @@ type Config struct {
 	Throttle Throttle `toml:"throttle"`
 	Timeouts Timeouts `toml:"timeouts"`
 	Log      Log      `toml:"log"`
+	Redis    Redis    `toml:"redis"`
 	// Networks name client address ranges that rules refer to.
 	Networks map[string]Network `toml:"networks"`
 	// Rules are matched in order; the first rule whose conditions all match decides.

@@ -15,6 +15,7 @@ func Default() Config {
 		LoginTitle:      "Sign in",
 		DefaultRedirect: "/",
 		RedirectHosts:   []string{},
+		Store:           "embedded",
 		Cookie:          Cookie{Name: "authd_session"},
 		Session: Session{
 			IdleTimeout:         Duration{30 * time.Minute},
@@ -46,6 +47,7 @@ func Default() Config {
 			Shutdown:   Duration{10 * time.Second},
 		},
 		Log:      Log{Level: "info"},
+		Redis:    DefaultRedis(),
 		Networks: map[string]Network{},
 		Rules:    []Rule{{Path: "/", Allow: "authenticated"}},
 	}

@@ -93,6 +93,7 @@ func (c Config) Validate() error {
 		e.add("log.level", "must be one of debug, info, warn, error (got %q)", c.Log.Level)
 	}
 	c.checkRules(&e)
+	c.checkStore(&e)
 	if len(e) == 0 {
 		return nil
 	}
