@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -178,7 +179,7 @@ func redactJSON(err error) error {
 		return errors.New("a time is not in RFC 3339 format")
 	}
 	// Unknown fields: json names the key, which is not secret.
-	return fmt.Errorf("JSON: %v", err)
+	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func index(r Records) *snapshot {
