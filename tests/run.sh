@@ -4,10 +4,11 @@
 # python3-venv, and Streamlit in /opt/streamlit/venv). Needs root (or sudo) for the installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tests/lib/deps.sh
+need_go
 go vet ./...
 go test -count=1 ./...
 
-source tests/lib/deps.sh
 apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core
 export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
 streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"

