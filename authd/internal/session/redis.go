@@ -1,0 +1,424 @@
+package session
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a session store shared by several authd instances through Redis
+// (standalone, Sentinel or Cluster, through go-redis's UniversalClient). It
+// caches nothing: every Get is one round trip, so a logout or revocation on
+// one instance is seen by every other at its next request.
+//
+// Keys, under the prefix P:
+//
+//	P s:<hex key>   hash: u user, v record, t last seen (ms), i idle (ms),
+//	                e expires (ms), d deadline on Redis's clock (ms)
+//	P su:<user>     sorted set of the user's session keys, scored by deadline
+//	P sa            sorted set of all session keys, scored by deadline
+//
+// All of them must share a Cluster slot (a hash tag in the prefix), because
+// the scripts below touch several at once.
+//
+// Clock skew: a session's Redis TTL is computed on Redis's own clock, from
+// durations (time left until Expires and until the idle deadline, as the
+// creating instance measures them), never from an instance's absolute
+// time. The absolute deadline is then stamped with Redis's TIME and the
+// key expires at it, so an instance whose clock runs slow cannot stretch a
+// session past its lifetime: the record is gone from Redis. Instances also
+// check Valid with their own clock, which can only end a session earlier.
+type Redis struct {
+	c       redis.UniversalClient
+	prefix  string
+	now     func() time.Time
+	timeout time.Duration
+	// check, if set, is called by Get with the session's user and that
+	// user's version in Redis (0 if the user does not exist), read in the
+	// same round trip; an error fails the Get.
+	check func(ctx context.Context, user string, version int64) error
+}
+
+// RedisOption configures NewRedis.
+type RedisOption func(*Redis)
+
+// WithUserCheck makes Get pass each session's user and the user's version
+// (the "ver" field of the hash P u:<user>, 0 when absent) to check, read in
+// the same round trip as the session, before Get returns. The user store
+// uses it to refresh a stale local copy of that user first.
+func WithUserCheck(check func(ctx context.Context, user string, version int64) error) RedisOption {
+	return func(r *Redis) { r.check = check }
+}
+
+// WithTimeout bounds every store call, whatever the caller's context; 0
+// keeps the default of 900ms, so that verify denies within a second.
+func WithTimeout(d time.Duration) RedisOption {
+	return func(r *Redis) {
+		if d > 0 {
+			r.timeout = d
+		}
+	}
+}
+
+// NewRedis returns a session store on c with keys under prefix. now is the
+// clock (nil means time.Now).
+func NewRedis(c redis.UniversalClient, prefix string, now func() time.Time, opts ...RedisOption) *Redis {
+	if now == nil {
+		now = time.Now
+	}
+	r := &Redis{c: c, prefix: prefix, now: now, timeout: 900 * time.Millisecond}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+func (r *Redis) sessKey(k *Key) string {
+	var b [64]byte
+	hex.Encode(b[:], k[:])
+	return r.prefix + "s:" + string(b[:])
+}
+
+func (r *Redis) userIndex(user string) string { return r.prefix + "su:" + user }
+func (r *Redis) allIndex() string             { return r.prefix + "sa" }
+
+func (r *Redis) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.timeout)
+}
+
+// encodeRecord packs the fields Lua never reads: created, expires, idle (ms),
+// fingerprint, remember, IP and user agent.
+func encodeRecord(rec *record) string {
+	b := make([]byte, 0, 48+len(rec.meta)+len(rec.userAgent()))
+	b = binary.LittleEndian.AppendUint64(b, uint64(rec.created/1e6))
+	b = binary.LittleEndian.AppendUint64(b, uint64(rec.expires/1e6))
+	b = binary.LittleEndian.AppendUint64(b, uint64(rec.idle/1e6))
+	b = binary.LittleEndian.AppendUint64(b, rec.fp)
+	b = appendString(b, rec.meta)
+	b = append(b, rec.userAgent()...)
+	return string(b)
+}
+
+var errBadRecord = errors.New("malformed session record in redis")
+
+func decodeRecord(user, v, lastSeen string) (Session, error) {
+	if len(v) < 33 {
+		return Session{}, errBadRecord
+	}
+	created, expires, idle := int64(le64(v[0:])), int64(le64(v[8:])), int64(le64(v[16:]))
+	fp := le64(v[24:])
+	n, w := uvarint(v[32:])
+	if w <= 0 || uint64(len(v)-32-w) < n {
+		return Session{}, errBadRecord
+	}
+	meta := v[32+w : 32+w+int(n)]
+	if !validMeta(meta) {
+		return Session{}, errBadRecord
+	}
+	ls, err := strconv.ParseInt(lastSeen, 10, 64)
+	if err != nil {
+		return Session{}, errBadRecord
+	}
+	return Session{
+		User:        user,
+		Created:     time.UnixMilli(created).UTC(),
+		LastSeen:    time.UnixMilli(ls).UTC(),
+		Expires:     time.UnixMilli(expires).UTC(),
+		Idle:        time.Duration(idle) * time.Millisecond,
+		Remember:    meta[0] == 1,
+		IP:          meta[1:],
+		UserAgent:   v[32+w+int(n):],
+		Fingerprint: fp,
+	}, nil
+}
+
+// le64 reads a little-endian uint64 from the start of s without copying it.
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// uvarint is binary.Uvarint on a string.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<(7*i), i + 1
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+	}
+	return 0, 0
+}
+
+// redisNowMs is Redis's clock in milliseconds, inside a script.
+const redisNowMs = `local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+`
+
+// KEYS: session, user index, all index. ARGV: hex key, user, record, last
+// seen, idle, expires, ms to absolute deadline, ms to idle deadline, user
+// index prefix.
+var createScript = redis.NewScript(redisNowMs + `
+local old = redis.call('HGET', KEYS[1], 'u')
+if old and old ~= ARGV[2] then redis.call('ZREM', ARGV[9] .. old, ARGV[1]) end
+local left = tonumber(ARGV[7])
+local d = now + left
+local ttl = math.min(left, tonumber(ARGV[8]))
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'u', ARGV[2], 'v', ARGV[3], 't', ARGV[4], 'i', ARGV[5], 'e', ARGV[6], 'd', d)
+redis.call('PEXPIRE', KEYS[1], ttl)
+for i = 2, 3 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  redis.call('ZADD', KEYS[i], d, ARGV[1])
+  if redis.call('PTTL', KEYS[i]) < left then redis.call('PEXPIRE', KEYS[i], left) end
+end
+return 1
+`)
+
+// KEYS: session. ARGV: users' key prefix. Returns user, record, last seen
+// and the user's version, or nil.
+var getScript = redis.NewScript(`
+local h = redis.call('HMGET', KEYS[1], 'u', 'v', 't')
+if not h[1] then return false end
+local ver = redis.call('HGET', ARGV[1] .. h[1], 'ver')
+return {h[1], h[2], h[3], tonumber(ver) or 0}
+`)
+
+// KEYS: session. ARGV: time of activity (ms, the caller's clock).
+var touchScript = redis.NewScript(redisNowMs + `
+local h = redis.call('HMGET', KEYS[1], 't', 'i', 'd', 'e')
+if not h[1] then return 0 end
+local t, last, idle = tonumber(ARGV[1]), tonumber(h[1]), tonumber(h[2])
+if t <= last or t >= last + idle or t >= tonumber(h[4]) then return 0 end
+local ttl = math.min(tonumber(h[3]) - now, idle)
+if ttl <= 0 then return 0 end
+redis.call('HSET', KEYS[1], 't', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+`)
+
+// KEYS: session, all index. ARGV: hex key, user index prefix.
+var deleteScript = redis.NewScript(`
+local u = redis.call('HGET', KEYS[1], 'u')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if u then redis.call('ZREM', ARGV[2] .. u, ARGV[1]) end
+return 1
+`)
+
+// KEYS: user index, all index. ARGV: session key prefix. Returns how many
+// live sessions it deleted.
+var deleteUserScript = redis.NewScript(`
+local n = 0
+for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  n = n + redis.call('DEL', ARGV[1] .. h)
+  redis.call('ZREM', KEYS[2], h)
+end
+redis.call('DEL', KEYS[1])
+return n
+`)
+
+// KEYS: all index. ARGV: session key prefix, user index prefix, batch size.
+// Deletes up to a batch of sessions; returns {deleted, left}.
+var deleteBatchScript = redis.NewScript(`
+local n = 0
+for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do
+  local u = redis.call('HGET', ARGV[1] .. h, 'u')
+  if u then redis.call('ZREM', ARGV[2] .. u, h) end
+  n = n + redis.call('DEL', ARGV[1] .. h)
+  redis.call('ZREM', KEYS[1], h)
+end
+return {n, redis.call('ZCARD', KEYS[1])}
+`)
+
+// Get returns the session under k, or false. With WithUserCheck, the
+// session's user is checked against the user's version first.
+func (r *Redis) Get(ctx context.Context, k Key) (Session, bool, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	res, err := getScript.Run(ctx, r.c, []string{r.sessKey(&k)}, r.prefix+"u:").Slice()
+	if errors.Is(err, redis.Nil) {
+		return Session{}, false, nil
+	}
+	if err != nil {
+		return Session{}, false, fmt.Errorf("get session: %w", err)
+	}
+	if len(res) != 4 {
+		return Session{}, false, errBadRecord
+	}
+	user, _ := res[0].(string)
+	v, _ := res[1].(string)
+	t, _ := res[2].(string)
+	ver, _ := res[3].(int64)
+	sess, err := decodeRecord(user, v, t)
+	if err != nil {
+		return Session{}, false, fmt.Errorf("get session: %w", err)
+	}
+	if r.check != nil {
+		if err := r.check(ctx, user, ver); err != nil {
+			return Session{}, false, fmt.Errorf("get session: check user: %w", err)
+		}
+	}
+	return sess, true, nil
+}
+
+// Create stores sess under k. Its Redis TTL runs on Redis's clock for as
+// long as sess has left until Expires or its idle deadline, whichever is
+// first, as measured on the local clock; a session with nothing left is not
+// stored.
+func (r *Redis) Create(ctx context.Context, k Key, sess Session) error {
+	rec, err := toRecord(k, &sess)
+	if err != nil {
+		return err
+	}
+	now := r.now().UnixMilli()
+	left := rec.expires/1e6 - now
+	idleLeft := (rec.lastSeen+rec.idle)/1e6 - now
+	if left <= 0 || idleLeft <= 0 {
+		return nil
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	hk := hex.EncodeToString(k[:])
+	err = createScript.Run(ctx, r.c, []string{r.sessKey(&k), r.userIndex(sess.User), r.allIndex()},
+		hk, sess.User, encodeRecord(&rec), rec.lastSeen/1e6, rec.idle/1e6, rec.expires/1e6, left, idleLeft,
+		r.prefix+"su:").Err()
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
+}
+
+// Touch raises LastSeen to t and restarts the idle TTL, never past the
+// absolute deadline; a missing or no longer valid session is left alone.
+func (r *Redis) Touch(ctx context.Context, k Key, t time.Time) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	if err := touchScript.Run(ctx, r.c, []string{r.sessKey(&k)}, t.UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	return nil
+}
+
+// Delete removes the session under k. A missing session is not an error.
+func (r *Redis) Delete(ctx context.Context, k Key) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	err := deleteScript.Run(ctx, r.c, []string{r.sessKey(&k), r.allIndex()}, hex.EncodeToString(k[:]), r.prefix+"su:").Err()
+	if err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteUser removes every session of user and returns how many there were.
+func (r *Redis) DeleteUser(ctx context.Context, user string) (int, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	n, err := deleteUserScript.Run(ctx, r.c, []string{r.userIndex(user), r.allIndex()}, r.prefix+"s:").Int()
+	if err != nil {
+		return 0, fmt.Errorf("delete sessions of user: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteAll removes every session, in batches so Redis never blocks long,
+// and returns how many there were.
+func (r *Redis) DeleteAll(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		cctx, cancel := r.ctx(ctx)
+		res, err := deleteBatchScript.Run(cctx, r.c, []string{r.allIndex()}, r.prefix+"s:", r.prefix+"su:", 500).Int64Slice()
+		cancel()
+		if err != nil {
+			return total, fmt.Errorf("delete all sessions: %w", err)
+		}
+		total += int(res[0])
+		if res[1] == 0 {
+			return total, nil
+		}
+	}
+}
+
+// List returns the live sessions of user, or all sessions when user is "",
+// oldest first.
+func (r *Redis) List(ctx context.Context, user string) ([]Entry, error) {
+	idx := r.allIndex()
+	if user != "" {
+		idx = r.userIndex(user)
+	}
+	hexes, err := r.c.ZRange(ctx, idx, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	var out []Entry
+	for batch := range slices.Chunk(hexes, 500) {
+		cmds := make([]*redis.SliceCmd, len(batch))
+		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, h := range batch {
+				cmds[i] = p.HMGet(ctx, r.prefix+"s:"+h, "u", "v", "t")
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		for i, cmd := range cmds {
+			vals := cmd.Val()
+			if len(vals) != 3 || vals[0] == nil {
+				continue // expired since the index was read
+			}
+			u, _ := vals[0].(string)
+			v, _ := vals[1].(string)
+			t, _ := vals[2].(string)
+			sess, err := decodeRecord(u, v, t)
+			var k Key
+			if n, herr := hex.Decode(k[:], []byte(batch[i])); err != nil || herr != nil || n != len(k) {
+				continue
+			}
+			if user != "" && sess.User != user {
+				continue
+			}
+			out = append(out, Entry{Key: k, Session: sess})
+		}
+	}
+	slices.SortFunc(out, func(a, b Entry) int {
+		if c := a.Session.Created.Compare(b.Session.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Key[:]), string(b.Key[:]))
+	})
+	return out, nil
+}
+
+// Len returns the number of sessions whose absolute deadline has not
+// passed (idle-expired ones may be counted), or 0 if Redis cannot say.
+func (r *Redis) Len() int {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	n, err := r.c.ZCount(ctx, r.allIndex(), strconv.FormatInt(r.now().UnixMilli(), 10), "+inf").Result()
+	if err != nil {
+		return 0
+	}
+	return int(n)
+}
+
+// Ping returns nil when Redis answers.
+func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var _ store = (*Redis)(nil)
+
+// testRedisAddr is the address of the redis-server TestMain started, or ""
+// when redis-server is not installed.
+var testRedisAddr string
+
+func TestMain(m *testing.M) {
+	addr, stop := startRedisServer()
+	testRedisAddr = addr
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// startRedisServer starts redis-server on a free loopback port in a temporary
+// directory, without persistence. It returns "" when redis-server is not on
+// PATH.
+func startRedisServer() (string, func()) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", func() {}
+	}
+	dir, err := os.MkdirTemp("", "authd-redis-test-")
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			panic("redis-server did not start; see " + dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return addr, func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}
+}
+
+var testPrefixes atomic.Int64
+
+// openRedis returns a client for the test server and a key prefix no other
+// test uses, or skips the test when redis-server is not installed.
+func openRedis(tb testing.TB) (redis.UniversalClient, string) {
+	tb.Helper()
+	if testRedisAddr == "" {
+		tb.Skip("redis-server not on PATH (tests/run.sh installs it); skipping the Redis store")
+	}
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testRedisAddr}, Protocol: 2, DisableIdentity: true})
+	tb.Cleanup(func() { c.Close() })
+	return c, fmt.Sprintf("{t%d}:", testPrefixes.Add(1))
+}
+
+func TestRedisStore(t *testing.T) {
+	testStore(t, func(t *testing.T) store {
+		c, prefix := openRedis(t)
+		return NewRedis(c, prefix, time.Now)
+	})
+}
+
+func TestRedisTTLOnRedisClock(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	// An instance whose clock is an hour slow: its sessions expire at their
+	// lifetime on Redis's clock all the same.
+	slow := func() time.Time { return time.Now().Add(-time.Hour) }
+	s := NewRedis(c, prefix, slow)
+	base := slow()
+	sess := newTestSession("alice", base)
+	sess.Expires = base.Add(2 * time.Second)
+	mustCreate(t, s, testKey("a"), sess)
+	pttl, err := c.PTTL(ctx, s.sessKey(new(testKey("a")))).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pttl <= 0 || pttl > 2*time.Second {
+		t.Fatalf("PTTL: got %v, want (0, 2s]", pttl)
+	}
+	// A touch later, from a clock an hour fast, cannot push past the deadline.
+	fast := NewRedis(c, prefix, nil)
+	if err := fast.Touch(ctx, testKey("a"), base.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if pttl, _ = c.PTTL(ctx, s.sessKey(new(testKey("a")))).Result(); pttl > 2*time.Second {
+		t.Fatalf("PTTL after touch: got %v, want at most 2s", pttl)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if _, ok := mustGet(t, s, testKey("a")); ok {
+		t.Fatal("after its lifetime on Redis's clock: got found, want gone")
+	}
+}
+
+func TestRedisIdleTTL(t *testing.T) {
+	c, prefix := openRedis(t)
+	s := NewRedis(c, prefix, nil)
+	sess := newTestSession("alice", time.Now())
+	sess.Idle = 300 * time.Millisecond
+	mustCreate(t, s, testKey("a"), sess)
+	time.Sleep(150 * time.Millisecond)
+	if err := s.Touch(context.Background(), testKey("a"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // 350ms after login, 200ms after the touch
+	if _, ok := mustGet(t, s, testKey("a")); !ok {
+		t.Fatal("touched session: got gone, want found")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if _, ok := mustGet(t, s, testKey("a")); ok {
+		t.Fatal("idle session: got found, want gone")
+	}
+}
+
+func TestRedisUserCheck(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	var gotUser string
+	var gotVer int64
+	s := NewRedis(c, prefix, nil, WithUserCheck(func(_ context.Context, u string, v int64) error {
+		gotUser, gotVer = u, v
+		if v == 13 {
+			return fmt.Errorf("refresh failed")
+		}
+		return nil
+	}))
+	mustCreate(t, s, testKey("a"), newTestSession("alice", suiteBase()))
+	mustGet(t, s, testKey("a"))
+	if gotUser != "alice" || gotVer != 0 {
+		t.Fatalf("check without a user record: got %q, %d, want alice, 0", gotUser, gotVer)
+	}
+	c.HSet(ctx, prefix+"u:alice", "ver", 12)
+	mustGet(t, s, testKey("a"))
+	if gotVer != 12 {
+		t.Fatalf("check: got version %d, want 12", gotVer)
+	}
+	c.HSet(ctx, prefix+"u:alice", "ver", 13)
+	if _, ok, err := s.Get(ctx, testKey("a")); err == nil || ok {
+		t.Fatalf("Get with a failing check: got %v, %v, want not found and an error", ok, err)
+	}
+}
+
+func TestRedisDownFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Accepts connections and never answers, like a SIGSTOPped Redis.
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{ln.Addr().String()}, Protocol: 2, DisableIdentity: true,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+		PoolTimeout: 100 * time.Millisecond, PoolSize: 4, MaxRetries: -1, ContextTimeoutEnabled: true})
+	defer c.Close()
+	s := NewRedis(c, "x:", nil)
+	start := time.Now()
+	_, ok, err := s.Get(context.Background(), testKey("a"))
+	if err == nil || ok {
+		t.Fatalf("Get against a stalled server: got %v, %v, want an error", ok, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Get against a stalled server took %v, want under 1s", took)
+	}
+}
