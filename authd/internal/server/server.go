@@ -94,6 +94,7 @@ type Server struct {
 	log     *zap.Logger
 	now     func() time.Time
 	rules   atomic.Pointer[policy.Rules]
+	ids     atomic.Pointer[identities]
 	origins map[string]bool // allowed absolute redirect origins
 	origin  string          // PublicURL's origin
 	preName string          // pre-session (CSRF) cookie name

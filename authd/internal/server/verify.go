@@ -69,7 +69,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	switch decision {
 	case policy.Allow:
 		if authed {
-			setIdentity(h, u)
+			s.setIdentity(h, u)
 			if now.Sub(sess.LastSeen) >= s.o.TouchInterval {
 				if err := s.store.Touch(r.Context(), key, now); err != nil {
 					s.log.Warn("session touch failed", zap.Error(err))
@@ -111,19 +111,6 @@ func hostOnly(h string) string {
 		}
 	}
 	return h
-}
-
-func setIdentity(h http.Header, u *users.Entry) {
-	h["Remote-User"] = []string{u.Name}
-	if u.GroupsHeader != "" {
-		h["Remote-Groups"] = []string{u.GroupsHeader}
-	}
-	if u.Email != "" {
-		h["Remote-Email"] = []string{u.Email}
-	}
-	if u.DisplayName != "" {
-		h["Remote-Name"] = []string{u.DisplayName}
-	}
 }
 
 // authenticate resolves the request's session cookie to a live session and

@@ -356,6 +356,7 @@ func BenchmarkVerify(b *testing.B) {
 			r, _ := http.NewRequest("GET", "/verify", nil)
 			r.RemoteAddr = "127.0.0.1:40000"
 			r.Header.Set("X-Original-URI", "/app/static/main.js")
+			r.Header.Set("X-Original-Method", "GET")
 			r.Header.Set("X-Forwarded-For", "203.0.113.7")
 			if c.cookie != "" {
 				r.Header.Set("Cookie", c.cookie)
@@ -378,3 +379,22 @@ type discard struct {
 func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discard) WriteHeader(c int)           { d.code = c }
+
+func TestVerifyHitDoesNotAllocate(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	c := h.login("alice")
+	r, _ := http.NewRequest("GET", "/verify", nil)
+	r.RemoteAddr = "127.0.0.1:40000"
+	r.Header.Set("X-Original-URI", "/app/static/main.js")
+	r.Header.Set("X-Original-Method", "GET")
+	r.Header.Set("Cookie", c)
+	w := &discard{h: http.Header{}}
+	h.h.ServeHTTP(w, r) // builds the identity cache
+	allocs := testing.AllocsPerRun(200, func() {
+		clear(w.h)
+		h.h.ServeHTTP(w, r)
+	})
+	if w.code != 200 || allocs != 0 {
+		t.Errorf("got %d with %v allocs, want 200 with 0", w.code, allocs)
+	}
+}
