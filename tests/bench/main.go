@@ -72,7 +72,7 @@ type bench struct {
 	repo     string // repository root (for -out and git metadata)
 	dir      string // temp directory for everything the run writes
 	docroot  string
-	self     string // this binary, for the floor and flood subcommands
+	self     string // a build of this program, for the floor and flood subcommands
 	authdBin string
 	nginxBin string
 	password string
@@ -218,9 +218,6 @@ func (b *bench) setup() error {
 		}
 	}
 	b.nginxBin, _ = exec.LookPath("nginx")
-	if b.self, err = os.Executable(); err != nil {
-		return err
-	}
 	if b.dir, err = os.MkdirTemp("", "authd-bench-"); err != nil {
 		return err
 	}
@@ -245,6 +242,14 @@ func (b *bench) setup() error {
 		if out, err := arch.CombinedOutput(); err != nil {
 			return fmt.Errorf("export %s: %v\n%s", b.o.src, err, out)
 		}
+	}
+	// The floor and flood subcommands run from a normal build of this
+	// program: `go run` strips the symbols perf needs to profile the floor.
+	b.self = filepath.Join(b.dir, "bench")
+	self := b.command("go", "build", "-o", b.self, "./tests/bench")
+	self.Dir = b.repo
+	if out, err := self.CombinedOutput(); err != nil {
+		return fmt.Errorf("build tests/bench: %v\n%s", err, out)
 	}
 	b.authdBin = filepath.Join(b.dir, "authd")
 	b.logf("building authd from %s", b.root)
@@ -273,8 +278,10 @@ func (b *bench) header() error {
 	}
 	memTotal := "?"
 	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		first := strings.SplitN(string(data), "\n", 2)[0]
-		memTotal = strings.Join(strings.Fields(first)[1:], " ")
+		var kb int64
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
+			memTotal = fmt.Sprintf("%.1f GB", float64(kb)/(1<<20))
+		}
 	}
 	rev := run("git", "-C", b.repo, "rev-parse", "--short", "HEAD")
 	if b.o.src == "worktree" {

@@ -27,6 +27,7 @@ type nginxSite struct {
 	appPort int
 	prefix  string
 	proc    *proc
+	worker  int // pid of the one worker process
 }
 
 func (n *nginxSite) url(path string) string {
@@ -86,6 +87,9 @@ func (b *bench) startNginx(name, upstream string) (*nginxSite, error) {
 	}
 	c := &http.Client{Timeout: 2 * time.Second, CheckRedirect: noRedirect}
 	if _, err := waitHTTP(n.proc, c, n.url("/_bench_health"), http.StatusNoContent, 10*time.Second); err != nil {
+		return nil, err
+	}
+	if n.worker, err = childPID(n.proc.pid()); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,11 +20,11 @@ type target struct {
 	url     string
 	headers []string
 	script  string // Lua for wrk, optional
-	backend *proc  // whose RSS is sampled; nil for none
+	backend *proc  // whose RSS and CPU are sampled; nil for none
+	site    *nginxSite
 	base    string // the no-auth configuration this one is divided by
 	floor   string // the floor configuration this one is divided by
 	want    int    // status the probe expects (200, or 302 for the 401 path)
-	note    string
 	res     summary
 }
 
@@ -32,10 +35,11 @@ type verifySetup struct {
 	authd, unix                          *authdInst
 	floorCookie, authdCookie, unixCookie string
 	targets                              []*target
+	startRSS, loginRSS                   map[string]int64 // VmRSS when ready, and after the login
 }
 
 func (b *bench) setupVerify() (*verifySetup, error) {
-	v := &verifySetup{}
+	v := &verifySetup{startRSS: map[string]int64{}, loginRSS: map[string]int64{}}
 	var err error
 	b.logf("starting nginx, the floor and two authd (TCP and unix socket)")
 	if v.none, err = b.startNginx("static", ""); err != nil {
@@ -57,14 +61,18 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 	if _, err := waitHTTP(v.floor, &http.Client{Timeout: time.Second}, "http://"+faddr+"/verify", http.StatusUnauthorized, 10*time.Second); err != nil {
 		return nil, err
 	}
+	if v.startRSS["floor"], _, err = memStatus(v.floor.pid()); err != nil {
+		return nil, err
+	}
+	v.loginRSS["floor"] = v.startRSS["floor"]
 	if v.floorSite, err = b.startNginx("floor", faddr); err != nil {
 		return nil, err
 	}
 
-	if v.authd, v.authdSite, v.authdCookie, err = b.authdWithLogin("tcp", false); err != nil {
+	if v.authd, v.authdSite, v.authdCookie, err = b.authdWithLogin(v, "tcp", false); err != nil {
 		return nil, err
 	}
-	if v.unix, v.unixSite, v.unixCookie, err = b.authdWithLogin("unix", true); err != nil {
+	if v.unix, v.unixSite, v.unixCookie, err = b.authdWithLogin(v, "unix", true); err != nil {
 		return nil, err
 	}
 
@@ -76,15 +84,20 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 			sfx, base, floor = "-proxy", "proxy", "floor-proxy"
 		}
 		v.targets = append(v.targets,
-			&target{name: base, url: v.none.url(path), headers: ck(v.floorCookie), base: base, floor: floor, want: 200},
-			&target{name: "floor" + sfx, url: v.floorSite.url(path), headers: ck(v.floorCookie), backend: v.floor, base: base, floor: floor, want: 200},
-			&target{name: "authd" + sfx, url: v.authdSite.url(path), headers: ck(v.authdCookie), backend: v.authd.proc, base: base, floor: floor, want: 200},
-			&target{name: "authd-unix" + sfx, url: v.unixSite.url(path), headers: ck(v.unixCookie), backend: v.unix.proc, base: base, floor: floor, want: 200},
+			&target{name: base, url: v.none.url(path), site: v.none, headers: ck(v.floorCookie), base: base, floor: floor, want: 200},
+			&target{name: "floor" + sfx, url: v.floorSite.url(path), site: v.floorSite, headers: ck(v.floorCookie), backend: v.floor, base: base, floor: floor, want: 200},
+			&target{name: "authd" + sfx, url: v.authdSite.url(path), site: v.authdSite, headers: ck(v.authdCookie), backend: v.authd.proc, base: base, floor: floor, want: 200},
+			&target{name: "authd-unix" + sfx, url: v.unixSite.url(path), site: v.unixSite, headers: ck(v.unixCookie), backend: v.unix.proc, base: base, floor: floor, want: 200},
 		)
 		if path == "/index.html" {
+			// No cookie: the backend answers 401 and nginx's @authd_401 turns it
+			// into a 302 to the login form. floor-401 is the same path with the
+			// floor behind it, to separate nginx's share from authd's.
 			v.targets = append(v.targets,
-				&target{name: "authd-401", url: v.authdSite.url(path), headers: []string{accept}, backend: v.authd.proc,
-					base: base, floor: floor, want: 302, note: "no cookie: authd 401, nginx 302 to the login form"})
+				&target{name: "authd-401", url: v.authdSite.url(path), site: v.authdSite, headers: []string{accept}, backend: v.authd.proc,
+					base: base, floor: floor, want: 302},
+				&target{name: "floor-401", url: v.floorSite.url(path), site: v.floorSite, headers: []string{accept}, backend: v.floor,
+					base: base, floor: floor, want: 302})
 		}
 	}
 	for _, t := range v.targets {
@@ -96,7 +109,7 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 }
 
 // authdWithLogin starts an authd behind its own nginx and logs in through it.
-func (b *bench) authdWithLogin(name string, unix bool) (*authdInst, *nginxSite, string, error) {
+func (b *bench) authdWithLogin(v *verifySetup, name string, unix bool) (*authdInst, *nginxSite, string, error) {
 	a, err := b.prepareAuthd(name, unix)
 	if err != nil {
 		return nil, nil, "", err
@@ -111,11 +124,16 @@ func (b *bench) authdWithLogin(name string, unix bool) (*authdInst, *nginxSite, 
 	if err := b.startAuthd(a); err != nil {
 		return nil, nil, "", err
 	}
+	v.startRSS[a.proc.name], _, err = memStatus(a.proc.pid())
+	if err != nil {
+		return nil, nil, "", err
+	}
 	code, cookie, err := newLoginClient(site.url(""), 2).login(benchUser, b.password, "")
 	if err != nil || code != http.StatusSeeOther || cookie == "" {
 		return nil, nil, "", fmt.Errorf("log in through nginx to authd-%s: status %d, cookie %t, %v\n%s", name, code, cookie != "", err, a.proc.tail())
 	}
-	return a, site, cookie, nil
+	v.loginRSS[a.proc.name], _, err = memStatus(a.proc.pid())
+	return a, site, cookie, err
 }
 
 // probe sends one request as wrk will and checks the answer, so a broken
@@ -176,14 +194,30 @@ func (b *bench) wrkOnce(ctx context.Context, t *target, d time.Duration) (wrkRes
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	var rss <-chan int64
+	var bcpu, ncpu time.Duration
 	if t.backend != nil {
 		rss = sampleRSS(sctx, t.backend.pid())
+		bcpu, _ = procCPU(t.backend.pid())
 	}
+	ncpu, _ = procCPU(t.site.worker)
 	r, err := runWrk(ctx, wrkOpts{URL: t.url, Headers: t.headers, Script: t.script, Duration: d,
 		Threads: b.o.threads, Conns: b.o.conns, CPUs: b.cpuWrk})
 	cancel()
 	if rss != nil {
 		r.PeakRSS = <-rss
+	}
+	if err == nil && r.Requests > 0 {
+		perReq := func(pid int, before time.Duration) float64 {
+			after, cerr := procCPU(pid)
+			if cerr != nil {
+				return 0
+			}
+			return float64(after-before) / float64(time.Microsecond) / float64(r.Requests)
+		}
+		if t.backend != nil {
+			r.BackendCPU = perReq(t.backend.pid(), bcpu)
+		}
+		r.NginxCPU = perReq(t.site.worker, ncpu)
 	}
 	if err == nil && t.backend != nil && t.backend.exited() {
 		err = fmt.Errorf("%s exited during the run:\n%s", t.backend.name, t.backend.tail())
@@ -192,14 +226,6 @@ func (b *bench) wrkOnce(ctx context.Context, t *target, d time.Duration) (wrkRes
 }
 
 func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
-	idle := map[string]int64{}
-	for _, p := range []*proc{v.floor, v.authd.proc, v.unix.proc} {
-		rss, _, err := memStatus(p.pid())
-		if err != nil {
-			return err
-		}
-		idle[p.name] = rss
-	}
 	b.logf("verify mode: %d configurations, %s warm-up + %d × %s each", len(v.targets), b.o.warmup, b.o.runs, b.o.duration)
 	if err := b.measure(ctx, v.targets); err != nil {
 		return err
@@ -212,29 +238,41 @@ func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
 	b.reportf("")
 	b.reportf("Each configuration serves the same %d-byte static file through the same nginx. Rows ending in", len(indexHTML))
 	b.reportf("`-proxy` fetch it through a proxied upstream (a second server block of the same nginx) and are divided")
-	b.reportf("by `proxy` and `floor-proxy`. Backend RSS: largest VmRSS sampled every 50 ms during the runs.")
+	b.reportf("by `proxy` and `floor-proxy`. CPU/req: CPU time (user+system, /proc/PID/stat) the auth backend and")
+	b.reportf("nginx's worker used during a run ÷ requests served (median of the runs): less sensitive to the other")
+	b.reportf("load on this shared machine than req/s. Backend RSS: largest VmRSS sampled every 50 ms during the runs.")
 	b.reportf("")
-	b.reportf("| configuration | req/s | spread | p50 | p99 | ÷ static | ÷ floor | backend RSS peak | non-2xx/3xx |")
-	b.reportf("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	b.reportf("| configuration | req/s | spread | p50 | p99 | ÷ static | ÷ floor | backend CPU/req | nginx CPU/req | backend RSS peak | non-2xx/3xx |")
+	b.reportf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, t := range v.targets {
-		b.reportf("| %s | %.0f | %.1f%% | %s | %s | %.3f | %.3f | %s | %d |", t.name, t.res.RPS, t.res.Spread*100,
-			fmtDur(t.res.P50), fmtDur(t.res.P99), ratio(t, byName[t.base]), ratio(t, byName[t.floor]), rssCell(t), t.res.Bad)
+		b.reportf("| %s | %.0f | %.1f%% | %s | %s | %.3f | %.3f | %s | %.1fµs | %s | %d |", t.name, t.res.RPS, t.res.Spread*100,
+			fmtDur(t.res.P50), fmtDur(t.res.P99), ratio(t, byName[t.base]), ratio(t, byName[t.floor]),
+			cpuCell(t), t.res.NginxCPU, rssCell(t), t.res.Bad)
 		if t.name == "authd-unix" {
-			b.reportf("| authd-redis | — | | | | | | | |")
+			b.reportf("| authd-redis | — | | | | | | | | | |")
 		}
 	}
 	b.reportf("")
 	b.reportf("authd-redis: skipped, authd has no Redis store yet (the hook: a store switch in the authd config; add a")
 	b.reportf("target in tests/bench/verify.go when it lands).")
 	b.reportf("")
-	b.reportf("| process | RSS idle (after login) | RSS peak (VmHWM, whole run) |")
-	b.reportf("|---|---:|---:|")
+	b.reportf("RSS (VmRSS) of the backends: idle when ready, idle after the one real login (argon2id's 19 MiB), the")
+	b.reportf("largest sampled under the verify load (all its configurations), and VmHWM, the kernel's peak over the run.")
+	b.reportf("")
+	b.reportf("| process | idle, ready | idle, after login | peak under verify load | VmHWM |")
+	b.reportf("|---|---:|---:|---:|---:|")
 	for _, p := range []*proc{v.floor, v.authd.proc, v.unix.proc} {
 		_, hwm, err := memStatus(p.pid())
 		if err != nil {
 			return err
 		}
-		b.reportf("| %s | %s | %s |", p.name, mb(idle[p.name]), mb(hwm))
+		var peak int64
+		for _, t := range v.targets {
+			if t.backend == p {
+				peak = max(peak, t.res.PeakRSS)
+			}
+		}
+		b.reportf("| %s | %s | %s | %s | %s |", p.name, mb(v.startRSS[p.name]), mb(v.loginRSS[p.name]), mb(peak), mb(hwm))
 	}
 	b.reportf("")
 	for _, t := range v.targets {
@@ -244,7 +282,7 @@ func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
 	}
 	b.reportTargets(byName)
 	if b.o.perf {
-		if err := b.profile(ctx, byName["authd"], v.authd.proc); err != nil {
+		if err := b.profile(ctx, byName["floor"], byName["authd"]); err != nil {
 			b.logf("profile skipped: %v", err)
 			b.reportf("Profile skipped: %v", err)
 			b.reportf("")
@@ -258,6 +296,13 @@ func ratio(t, base *target) float64 {
 		return 0
 	}
 	return t.res.RPS / base.res.RPS
+}
+
+func cpuCell(t *target) string {
+	if t.backend == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.1fµs", t.res.BackendCPU)
 }
 
 func rssCell(t *target) string {
@@ -281,6 +326,8 @@ func (b *bench) reportTargets(by map[string]*target) {
 	check("authd embedded", "authd ÷ floor", ratio(by["authd"], by["floor"]), 0.9)
 	check("authd embedded, unix socket", "authd-unix ÷ floor", ratio(by["authd-unix"], by["floor"]), 0.9)
 	check("401 path", "authd-401 ÷ floor", ratio(by["authd-401"], by["floor"]), 0.9)
+	b.reportf("  (for scale: floor-401 ÷ floor = %.3f, the same nginx 401→302 path with the floor behind it; authd-401 ÷ floor-401 = %.3f)",
+		ratio(by["floor-401"], by["floor"]), ratio(by["authd-401"], by["floor-401"]))
 	check("authd through a proxied upstream", "authd-proxy ÷ floor-proxy", ratio(by["authd-proxy"], by["floor-proxy"]), 0.9)
 	fl, au := by["floor"].res.PeakRSS, max(by["authd"].res.PeakRSS, by["authd-401"].res.PeakRSS)
 	verdict := "met"
@@ -291,63 +338,131 @@ func (b *bench) reportTargets(by map[string]*target) {
 	b.reportf("")
 }
 
-// profile records authd with perf during one more authd run and adds the
-// hottest functions to the report.
-func (b *bench) profile(ctx context.Context, t *target, p *proc) error {
+// profile records the floor and authd with perf, each during one more run of
+// its configuration, and adds authd's hottest functions and a side-by-side of
+// the request path's parts to the report.
+func (b *bench) profile(ctx context.Context, floorT, authdT *target) error {
 	if _, err := exec.LookPath("perf"); err != nil {
 		return fmt.Errorf("perf not installed")
 	}
-	data := filepath.Join(b.dir, "authd.perf.data")
-	secs := fmt.Sprint(int(b.o.duration / time.Second))
-	rec := b.command("perf", "record", "-F", "999", "-g", "-o", data, "-p", fmt.Sprint(p.pid()), "--", "sleep", secs)
-	recOut := &strings.Builder{}
-	rec.Stdout, rec.Stderr = recOut, recOut
-	if err := rec.Start(); err != nil {
+	fl, frps, err := b.perfRecord(ctx, floorT)
+	if err != nil {
 		return err
 	}
-	time.Sleep(200 * time.Millisecond)
-	r, werr := b.wrkOnce(ctx, t, b.o.duration)
-	if err := rec.Wait(); err != nil {
-		return fmt.Errorf("perf record: %v: %s", err, recOut)
+	au, arps, err := b.perfRecord(ctx, authdT)
+	if err != nil {
+		return err
 	}
-	if werr != nil {
-		return werr
-	}
-	flat, err := b.command("perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol",
-		"--percent-limit", "1", "-g", "none").CombinedOutput()
+	flat, err := b.command("perf", "report", "-i", au, "--stdio", "--no-children", "--sort", "symbol",
+		"--percent-limit", "0.8", "-g", "none").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("perf report: %v: %s", err, flat)
 	}
-	cum, err := b.command("perf", "report", "-i", data, "--stdio", "--children", "--sort", "symbol",
-		"--percent-limit", "4", "-g", "none").CombinedOutput()
+	fcum, err := perfChildren(b, fl)
 	if err != nil {
-		return fmt.Errorf("perf report: %v: %s", err, cum)
+		return err
 	}
-	b.reportf("## Profile: authd during one more `authd` run (%.0f req/s), perf -F 999 -g", r.RPS)
+	acum, err := perfChildren(b, au)
+	if err != nil {
+		return err
+	}
+	b.reportf("## Profile: floor and authd, each during one more run (%.0f and %.0f req/s), perf -F 999 -g", frps, arps)
 	b.reportf("")
-	b.reportf("Self time (functions ≥ 1%% of authd's samples):")
+	b.reportf("authd, self time (functions ≥ 0.8%% of its samples; [k] kernel, [.] authd):")
 	b.reportf("")
 	b.reportf("```")
 	b.reportf("%s", perfLines(string(flat), 30))
 	b.reportf("```")
 	b.reportf("")
-	b.reportf("Inclusive time (≥ 4%%):")
+	b.reportf("Inclusive share of each process's samples (children included), floor beside authd:")
 	b.reportf("")
-	b.reportf("```")
-	b.reportf("%s", perfLines(string(cum), 40))
-	b.reportf("```")
+	b.reportf("| function | floor | authd |")
+	b.reportf("|---|---:|---:|")
+	var names []string
+	for name := range acum {
+		if strings.Contains(name, "authd/authd/") || strings.Contains(name, "httprouter") || strings.Contains(name, "zap") {
+			if acum[name] >= 0.3 {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.SortFunc(names, func(x, y string) int { return cmp.Compare(acum[y], acum[x]) })
+	names = append(profileCommon, names...)
+	for _, name := range names {
+		f, a := fcum[name], acum[name]
+		if f == 0 && a == 0 {
+			continue
+		}
+		b.reportf("| `%s` | %.1f%% | %.1f%% |", name, f, a)
+	}
 	b.reportf("")
 	return nil
 }
 
-// perfLines keeps perf report's table rows, without the comment header.
+// profileCommon are the parts of any Go HTTP backend's request path.
+var profileCommon = []string{
+	"net/http.(*conn).serve",
+	"net/http.(*conn).readRequest",
+	"net/http.(*response).finishRequest",
+	"net/http.(*chunkWriter).writeHeader",
+	"net/http.serverHandler.ServeHTTP",
+	"internal/runtime/syscall/linux.Syscall6",
+	"runtime.mallocgc",
+	"runtime.gcBgMarkWorker",
+	"runtime.findRunnable",
+	"time.Now",
+}
+
+func (b *bench) perfRecord(ctx context.Context, t *target) (string, float64, error) {
+	data := filepath.Join(b.dir, t.name+".perf.data")
+	secs := fmt.Sprint(int(b.o.duration / time.Second))
+	rec := b.command("perf", "record", "-F", "999", "-g", "-o", data, "-p", fmt.Sprint(t.backend.pid()), "--", "sleep", secs)
+	recOut := &strings.Builder{}
+	rec.Stdout, rec.Stderr = recOut, recOut
+	if err := rec.Start(); err != nil {
+		return "", 0, err
+	}
+	time.Sleep(200 * time.Millisecond)
+	r, werr := b.wrkOnce(ctx, t, b.o.duration)
+	if err := rec.Wait(); err != nil {
+		return "", 0, fmt.Errorf("perf record: %v: %s", err, recOut)
+	}
+	return data, r.RPS, werr
+}
+
+// perfChildren maps each symbol to its inclusive share of the samples, %.
+func perfChildren(b *bench, data string) (map[string]float64, error) {
+	out, err := b.command("perf", "report", "-i", data, "--stdio", "--children", "--sort", "symbol",
+		"--percent-limit", "0.1", "-g", "none").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("perf report: %v: %s", err, out)
+	}
+	m := map[string]float64{}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		// "  12.34%  1.23%  [.] symbol ..." (symbols may hold spaces: "go:buildid").
+		if len(f) < 4 || !strings.HasSuffix(f[0], "%") || strings.HasPrefix(l, "#") {
+			continue
+		}
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+		if err != nil {
+			continue
+		}
+		m[f[3]] = pct
+	}
+	return m, nil
+}
+
+// perfLines keeps perf report's table rows, without the comment header or
+// the empty trailing columns.
 func perfLines(out string, n int) string {
 	var keep []string
 	for _, l := range strings.Split(out, "\n") {
 		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		keep = append(keep, strings.TrimRight(l, " "))
+		l = strings.TrimRight(l, " -")
+		keep = append(keep, l)
 		if len(keep) == n {
 			break
 		}

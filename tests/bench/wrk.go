@@ -19,6 +19,8 @@ type wrkResult struct {
 	Bad      int64  // non-2xx/3xx responses
 	Errors   string // socket errors line, if any
 	PeakRSS  int64  // the sampled backend's largest VmRSS during the run
+	// CPU time per request of the auth backend and of nginx's worker, µs.
+	BackendCPU, NginxCPU float64
 }
 
 // wrkOpts describes one load: what to ask and how hard.
@@ -109,7 +111,9 @@ type summary struct {
 	P50, P99 time.Duration
 	PeakRSS  int64 // largest over the runs
 	Bad      int64 // summed over the runs
-	Errors   []string
+	// Medians of the runs' CPU µs per request.
+	BackendCPU, NginxCPU float64
+	Errors               []string
 }
 
 func summarize(runs []wrkResult) summary {
@@ -119,8 +123,11 @@ func summarize(runs []wrkResult) summary {
 	}
 	var rps []float64
 	var p50, p99 []time.Duration
+	var bcpu, ncpu []float64
 	for _, r := range runs {
 		rps = append(rps, r.RPS)
+		bcpu = append(bcpu, r.BackendCPU)
+		ncpu = append(ncpu, r.NginxCPU)
 		p50 = append(p50, r.P50)
 		p99 = append(p99, r.P99)
 		s.PeakRSS = max(s.PeakRSS, r.PeakRSS)
@@ -130,6 +137,7 @@ func summarize(runs []wrkResult) summary {
 		}
 	}
 	s.RPS, s.P50, s.P99 = median(rps), median(p50), median(p99)
+	s.BackendCPU, s.NginxCPU = median(bcpu), median(ncpu)
 	if s.RPS > 0 {
 		s.Spread = (slices.Max(rps) - slices.Min(rps)) / s.RPS
 	}
