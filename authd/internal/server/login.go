@@ -260,10 +260,18 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 	s.redirect(w, s.o.Prefix+"login?signed_out=1")
 }
 
-// handleWhoami describes the current session as JSON. It does not count as
-// activity, so a page polling it never keeps an idle session alive.
+// handleWhoami describes the current session as JSON. A plain poll does not
+// count as activity, so an abandoned tab never keeps a session alive;
+// "?active=1" does, for pages whose user works over a WebSocket that verify
+// never sees (Streamlit), sent only after real input on the page.
 func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	_, sess, u, ok := s.authenticate(r, s.now())
+	now := s.now()
+	key, sess, u, ok := s.authenticate(r, now)
+	if ok && r.URL.Query().Get("active") == "1" && now.Sub(sess.LastSeen) >= s.o.TouchInterval {
+		if err := s.store.Touch(r.Context(), key, now); err != nil {
+			s.log.Warn("session touch failed", zap.Error(err))
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -388,3 +388,29 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestWhoamiActivity(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	c := h.login("bob")
+	whoami := func(q string) int {
+		return h.do(req{target: "/authd/whoami" + q, headers: map[string]string{"Cookie": c}}).Code
+	}
+	h.clock.add(20 * time.Minute)
+	whoami("") // a poll is not activity
+	h.clock.add(11 * time.Minute)
+	if got := whoami(""); got != 401 {
+		t.Fatalf("polling kept an idle session alive: got %d, want 401", got)
+	}
+	c = h.login("bob")
+	h.clock.add(20 * time.Minute)
+	whoami("?active=1")
+	h.clock.add(20 * time.Minute)
+	if got := whoami(""); got != 200 {
+		t.Errorf("activity did not extend the idle timeout: got %d, want 200", got)
+	}
+	h.clock.add(13 * time.Hour)
+	whoami("?active=1")
+	if got := whoami(""); got != 401 {
+		t.Errorf("activity extended the absolute lifetime: got %d, want 401", got)
+	}
+}
