@@ -234,6 +234,10 @@ func validSecret(s string) bool {
 	return len(s) == secretLen && strings.HasPrefix(s, secretPrefix) && isB64URL(s[len(secretPrefix):])
 }
 
+// TokenID returns the id of a well-formed token, so that an operator holding
+// the token can revoke it without looking its id up.
+func TokenID(token string) (id string, ok bool) { return splitToken(token) }
+
 // splitToken returns the id of a well-formed token.
 func splitToken(tok string) (id string, ok bool) {
 	if len(tok) != tokenLen || !strings.HasPrefix(tok, tokenPrefix) {
