@@ -1,0 +1,121 @@
+package throttle
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a throttle whose counters live in Redis, so that every authd
+// instance sharing it counts the same failures: attempts spread over several
+// instances count once. Verdicts are those of Memory. Each counter expires
+// Window after its last failure, which bounds what Redis holds instead of
+// MaxEntries.
+//
+// Keys, under the prefix P: "P ta:<len(ip)>:<ip><user>" for an account and
+// "P ti:<ip>" for an IP, each a hash of n (failures) and l (last failure,
+// Unix ms on the clock of the instance that counted it).
+type Redis struct {
+	cfg     Config
+	now     func() time.Time
+	c       redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+}
+
+// NewRedis returns a throttle on c with keys under prefix; cfg is clamped as
+// NewMemory does. now is the clock (nil means time.Now).
+func NewRedis(c redis.UniversalClient, prefix string, cfg Config, now func() time.Time) *Redis {
+	m := NewMemory(cfg, now)
+	return &Redis{cfg: m.cfg, now: m.now, c: c, prefix: prefix, timeout: 900 * time.Millisecond}
+}
+
+func (r *Redis) keys(user, ip string) []string {
+	user, ip = cut(user, maxUser), cut(ip, maxIP)
+	return []string{r.prefix + "ta:" + strconv.Itoa(len(ip)) + ":" + ip + user, r.prefix + "ti:" + ip}
+}
+
+// KEYS: counters. ARGV: now (ms), window (ms). Counts a failure on each.
+var failScript = redis.NewScript(`
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+for _, k in ipairs(KEYS) do
+  local l = tonumber(redis.call('HGET', k, 'l'))
+  if l and now - l >= window then redis.call('DEL', k) end
+  redis.call('HINCRBY', k, 'n', 1)
+  if not l or now > l then redis.call('HSET', k, 'l', now) end
+  redis.call('PEXPIRE', k, window)
+end
+return 1
+`)
+
+// Check reports whether an attempt by user from ip must wait, as
+// Memory.Check does. It counts nothing.
+func (r *Redis) Check(ctx context.Context, user, ip string) (Verdict, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	ks := r.keys(user, ip)
+	var cmds [2]*redis.SliceCmd
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range ks {
+			cmds[i] = p.HMGet(ctx, k, "n", "l")
+		}
+		return nil
+	})
+	if err != nil {
+		return Verdict{}, fmt.Errorf("throttle check: %w", err)
+	}
+	now := r.now()
+	v := Verdict{}
+	if w := r.wait(cmds[0].Val(), r.cfg.AccountFailures, now); w > 0 {
+		v = Verdict{Wait: w, Scope: ScopeAccount}
+	}
+	if w := r.wait(cmds[1].Val(), r.cfg.IPFailures, now); w > v.Wait {
+		v = Verdict{Wait: w, Scope: ScopeIP}
+	}
+	return v, nil
+}
+
+func (r *Redis) wait(vals []any, free int, now time.Time) time.Duration {
+	if len(vals) != 2 {
+		return 0
+	}
+	ns, _ := vals[0].(string)
+	ls, _ := vals[1].(string)
+	n, err1 := strconv.Atoi(ns)
+	l, err2 := strconv.ParseInt(ls, 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	last := time.UnixMilli(l)
+	if now.Sub(last) >= r.cfg.Window || n < free {
+		return 0
+	}
+	m := Memory{cfg: r.cfg}
+	return max(last.Add(m.delay(n-free)).Sub(now), 0)
+}
+
+// Fail counts a failed attempt for user from ip, against both the account
+// and the IP, in one round trip.
+func (r *Redis) Fail(ctx context.Context, user, ip string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err := failScript.Run(ctx, r.c, r.keys(user, ip), r.now().UnixMilli(), r.cfg.Window.Milliseconds()).Err()
+	if err != nil {
+		return fmt.Errorf("throttle count: %w", err)
+	}
+	return nil
+}
+
+// Success forgets the account's failures; the IP's count stays (see
+// Memory.Success).
+func (r *Redis) Success(ctx context.Context, user, ip string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := r.c.Del(ctx, r.keys(user, ip)[0]).Err(); err != nil {
+		return fmt.Errorf("throttle reset: %w", err)
+	}
+	return nil
+}

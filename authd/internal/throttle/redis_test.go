@@ -1,0 +1,216 @@
+package throttle
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+
+// testRedisAddr is the address of the redis-server TestMain started, or ""
+// when redis-server is not installed.
+var testRedisAddr string
+
+func TestMain(m *testing.M) {
+	addr, stop := startRedisServer()
+	testRedisAddr = addr
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// startRedisServer starts redis-server on a free loopback port in a temporary
+// directory, without persistence. It returns "" when redis-server is not on
+// PATH.
+func startRedisServer() (string, func()) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", func() {}
+	}
+	dir, err := os.MkdirTemp("", "authd-redis-test-")
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			panic("redis-server did not start; see " + dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return addr, func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}
+}
+
+var testPrefixes atomic.Int64
+
+// openRedis returns a client for the test server and a key prefix no other
+// test uses, or skips the test when redis-server is not installed.
+func openRedis(tb testing.TB) (redis.UniversalClient, string) {
+	tb.Helper()
+	if testRedisAddr == "" {
+		tb.Skip("redis-server not on PATH (tests/run.sh installs it); skipping the Redis store")
+	}
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testRedisAddr}, Protocol: 2, DisableIdentity: true})
+	tb.Cleanup(func() { c.Close() })
+	return c, fmt.Sprintf("{t%d}:", testPrefixes.Add(1))
+}
+
+// throttler is what the login handler uses; Memory and Redis both are.
+type throttler interface {
+	Check(ctx context.Context, user, ip string) (Verdict, error)
+	Fail(ctx context.Context, user, ip string) error
+	Success(ctx context.Context, user, ip string) error
+}
+
+var (
+	_ throttler = (*Memory)(nil)
+	_ throttler = (*Redis)(nil)
+)
+
+// testThrottle is behaviour Memory and Redis share.
+func testThrottle(t *testing.T, open func(t *testing.T, c *clock) throttler) {
+	ctx := context.Background()
+	fail := func(t *testing.T, th throttler, user, ip string) {
+		t.Helper()
+		if err := th.Fail(ctx, user, ip); err != nil {
+			t.Fatalf("Fail: %v", err)
+		}
+	}
+	check := func(t *testing.T, th throttler, user, ip string) Verdict {
+		t.Helper()
+		v, err := th.Check(ctx, user, ip)
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		return v
+	}
+	t.Run("delays grow and cap", func(t *testing.T) {
+		c := newClock()
+		th := open(t, c)
+		want := []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+		for i, w := range want {
+			fail(t, th, "alice", "192.0.2.1")
+			if got := check(t, th, "alice", "192.0.2.1"); got.Wait != w || (w > 0 && got.Scope != ScopeAccount) {
+				t.Fatalf("after %d failures: got %+v, want wait %v (account)", i+1, got, w)
+			}
+		}
+		c.advance(4 * time.Second)
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != 6*time.Second {
+			t.Fatalf("4s later: got %v, want 6s", got.Wait)
+		}
+	})
+	t.Run("window forgets", func(t *testing.T) {
+		c := newClock()
+		th := open(t, c)
+		for range 4 {
+			fail(t, th, "alice", "192.0.2.1")
+		}
+		c.advance(time.Hour)
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != 0 {
+			t.Fatalf("after the window: got %v, want 0", got.Wait)
+		}
+		fail(t, th, "alice", "192.0.2.1")
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != 0 {
+			t.Fatalf("one failure after the window: got %v, want 0", got.Wait)
+		}
+	})
+	t.Run("account isolated by ip; spray trips the ip", func(t *testing.T) {
+		c := newClock()
+		th := open(t, c)
+		for range 5 {
+			fail(t, th, "alice", "192.0.2.1")
+		}
+		if got := check(t, th, "alice", "198.51.100.9"); got.Wait != 0 {
+			t.Fatalf("alice from another IP: got %v, want 0", got.Wait)
+		}
+		for i := range 10 {
+			fail(t, th, fmt.Sprint("user", i), "203.0.113.5")
+		}
+		if got := check(t, th, "someone", "203.0.113.5"); got.Wait == 0 || got.Scope != ScopeIP {
+			t.Fatalf("after a spray: got %+v, want an ip wait", got)
+		}
+	})
+	t.Run("success resets the pair only", func(t *testing.T) {
+		c := newClock()
+		th := open(t, c)
+		for range 3 {
+			fail(t, th, "alice", "192.0.2.1")
+		}
+		if err := th.Success(ctx, "alice", "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != 0 {
+			t.Fatalf("after success: got %v, want 0", got.Wait)
+		}
+	})
+}
+
+func TestThrottleMemory(t *testing.T) {
+	testThrottle(t, func(_ *testing.T, c *clock) throttler { return NewMemory(testConfig(), c.now) })
+}
+
+func TestThrottleRedis(t *testing.T) {
+	testThrottle(t, func(t *testing.T, c *clock) throttler {
+		rc, prefix := openRedis(t)
+		return NewRedis(rc, prefix, testConfig(), c.now)
+	})
+}
+
+func TestRedisCountersAreShared(t *testing.T) {
+	rc, prefix := openRedis(t)
+	c := newClock()
+	a := NewRedis(rc, prefix, testConfig(), c.now)
+	b := NewRedis(rc, prefix, testConfig(), c.now)
+	ctx := context.Background()
+	for i := range 3 {
+		th := a
+		if i%2 == 1 {
+			th = b
+		}
+		if err := th.Fail(ctx, "alice", "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, th := range map[string]*Redis{"a": a, "b": b} {
+		if v, err := th.Check(ctx, "alice", "192.0.2.1"); err != nil || v.Wait != time.Second {
+			t.Fatalf("instance %s after 3 failures spread over two: got %+v, %v, want 1s", name, v, err)
+		}
+	}
+}
+
+func TestRedisDownIsAnError(t *testing.T) {
+	rc := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:1"}, DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer rc.Close()
+	th := NewRedis(rc, "x:", testConfig(), nil)
+	if _, err := th.Check(context.Background(), "alice", "192.0.2.1"); err == nil {
+		t.Fatal("Check with Redis down: got nil, want an error")
+	}
+}
