@@ -1,0 +1,354 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// NewDB validates users (as Parse does) and returns them as a DB.
+func NewDB(list []User, lim Limits) (*DB, error) {
+	return build(list, nil, "", lim)
+}
+
+// Redis is a user store shared by several authd instances. Every instance
+// keeps a snapshot for the hot path; freshness comes from versions, not from
+// message timing: every change gives the user a new version (from one
+// counter, so versions never repeat, even across delete and re-add), and
+// the session store reads the user's version in the same round trip as
+// each session (see session.WithUserCheck) and calls Ensure, which reloads
+// that user before the answer when the snapshot's version differs. Pub/sub
+// and a poll of the counter only make other snapshots fresh sooner.
+//
+// Keys, under the prefix P:
+//
+//	P u:<name>    hash: name, hash, groups (comma-separated), email,
+//	              display_name, disabled ("1" or "0"), generation, ver
+//	P users       set of user names
+//	P users:ver   counter that versions come from
+//
+// and changes are announced on the channel "P users" (message: the name).
+type Redis struct {
+	c       redis.UniversalClient
+	prefix  string
+	lim     Limits
+	timeout time.Duration
+
+	snap atomic.Pointer[redisSnap]
+	mu   sync.Mutex // serialises snapshot replacement
+	seen atomic.Int64
+}
+
+type redisSnap struct {
+	db  *DB
+	ver map[string]int64
+}
+
+// OpenRedis loads every user from Redis. It fails if Redis cannot be
+// reached or holds a user that does not validate.
+func OpenRedis(ctx context.Context, c redis.UniversalClient, prefix string, lim Limits) (*Redis, error) {
+	r := &Redis{c: c, prefix: prefix, lim: lim, timeout: 900 * time.Millisecond}
+	if _, err := r.reload(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Redis) userKey(name string) string { return r.prefix + "u:" + name }
+func (r *Redis) setKey() string             { return r.prefix + "users" }
+func (r *Redis) counterKey() string         { return r.prefix + "users:ver" }
+
+// Channel is the pub/sub channel that announces user changes.
+func (r *Redis) Channel() string { return r.prefix + "users" }
+
+// DB returns the current snapshot without locking.
+func (r *Redis) DB() *DB { return r.snap.Load().db }
+
+// Version returns the snapshot's version of name, 0 if it has none.
+func (r *Redis) Version(name string) int64 { return r.snap.Load().ver[name] }
+
+// Reload reads every user from Redis again. changed reports whether any
+// version differs from the snapshot's. On error the snapshot stays.
+func (r *Redis) Reload() (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.reload(ctx)
+}
+
+func (r *Redis) reload(ctx context.Context) (bool, error) {
+	counter, err := r.c.Get(ctx, r.counterKey()).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("load users from redis: %w", err)
+	}
+	names, err := r.c.SMembers(ctx, r.setKey()).Result()
+	if err != nil {
+		return false, fmt.Errorf("load users from redis: %w", err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(names))
+	if len(names) > 0 {
+		_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, n := range names {
+				cmds[i] = p.HGetAll(ctx, r.userKey(n))
+			}
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("load users from redis: %w", err)
+		}
+	}
+	list := make([]User, 0, len(names))
+	vers := make(map[string]int64, len(names))
+	for _, cmd := range cmds {
+		u, ver, ok := fromHash(cmd.Val())
+		if !ok {
+			continue // deleted between SMEMBERS and HGETALL
+		}
+		list = append(list, u)
+		vers[u.Name] = ver
+	}
+	db, err := build(list, nil, "redis", r.lim)
+	if err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.snap.Load()
+	changed := old == nil || !maps.Equal(old.ver, vers)
+	r.snap.Store(&redisSnap{db: db, ver: vers})
+	r.seen.Store(counter)
+	return changed, nil
+}
+
+// fromHash turns a user hash into a User and its version.
+func fromHash(h map[string]string) (User, int64, bool) {
+	if h["name"] == "" {
+		return User{}, 0, false
+	}
+	gen, _ := strconv.ParseUint(h["generation"], 10, 64)
+	ver, _ := strconv.ParseInt(h["ver"], 10, 64)
+	u := User{Name: h["name"], Hash: h["hash"], Email: h["email"], DisplayName: h["display_name"],
+		Disabled: h["disabled"] == "1", Generation: gen}
+	if g := h["groups"]; g != "" {
+		u.Groups = strings.Split(g, ",")
+	}
+	return u, ver, true
+}
+
+func toHash(u User) []any {
+	disabled := "0"
+	if u.Disabled {
+		disabled = "1"
+	}
+	return []any{"name", u.Name, "hash", u.Hash, "groups", strings.Join(u.Groups, ","), "email", u.Email,
+		"display_name", u.DisplayName, "disabled", disabled, "generation", strconv.FormatUint(u.Generation, 10)}
+}
+
+// Ensure makes the snapshot's copy of name at least as new as version
+// (0: the user does not exist in Redis), reading the user from Redis when
+// the snapshot's version differs. It does not allocate when it agrees.
+func (r *Redis) Ensure(ctx context.Context, name string, version int64) error {
+	s := r.snap.Load()
+	if v, ok := s.ver[name]; ok == (version != 0) && v == version {
+		return nil
+	}
+	return r.Refresh(ctx, name)
+}
+
+// Refresh reads name from Redis and puts it into the snapshot (or takes it
+// out if it is gone).
+func (r *Redis) Refresh(ctx context.Context, name string) error {
+	h, err := r.c.HGetAll(ctx, r.userKey(name)).Result()
+	if err != nil {
+		return fmt.Errorf("read user from redis: %w", err)
+	}
+	u, ver, ok := fromHash(h)
+	if ok && u.Name != name {
+		return fmt.Errorf("user %q in redis holds name %q", name, u.Name)
+	}
+	return r.apply(name, u, ver, ok)
+}
+
+// apply replaces name in the snapshot with u at version ver (ok false:
+// removes it), unless the snapshot already holds a newer version.
+func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
+	var e *Entry
+	if ok {
+		if msgs := checkUser(u, r.lim); len(msgs) > 0 {
+			return fmt.Errorf("user %s in redis: %s", printableName(name), strings.Join(msgs, "; "))
+		}
+		u.Groups = append([]string(nil), u.Groups...)
+		e = &Entry{User: u, Fingerprint: Fingerprint(u), GroupsHeader: strings.Join(u.Groups, ",")}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.snap.Load()
+	if cur, has := old.ver[name]; has && cur > ver && ok {
+		return nil
+	}
+	byName := maps.Clone(old.db.byName)
+	vers := maps.Clone(old.ver)
+	if ok {
+		byName[name], vers[name] = e, ver
+	} else {
+		delete(byName, name)
+		delete(vers, name)
+	}
+	db := &DB{byName: byName, groups: make(map[string]struct{})}
+	for _, x := range byName {
+		for _, g := range x.Groups {
+			db.groups[g] = struct{}{}
+		}
+	}
+	r.snap.Store(&redisSnap{db: db, ver: vers})
+	return nil
+}
+
+// ErrConflict is returned by Update when the user changed in between, more
+// than a few times in a row.
+var ErrConflict = errors.New("user changed concurrently; try again")
+
+// KEYS: user, users set, counter. ARGV: expected version ("*": any),
+// delete ("1"), channel, name, then field/value pairs. Returns the new
+// version, or -1 when the expected version did not match.
+var putScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'ver')) or 0
+if ARGV[1] ~= '*' and tonumber(ARGV[1]) ~= cur then return -1 end
+local v = redis.call('INCR', KEYS[3])
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then
+  redis.call('SREM', KEYS[2], ARGV[4])
+else
+  local f = {}
+  for i = 5, #ARGV do f[#f + 1] = ARGV[i] end
+  f[#f + 1] = 'ver'
+  f[#f + 1] = v
+  redis.call('HSET', KEYS[1], unpack(f))
+  redis.call('SADD', KEYS[2], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return v
+`)
+
+// Update reads user name from Redis, passes it to fn (exists false: no such
+// user), and writes what fn returns atomically, giving the user a new
+// version; del true deletes the user. It retries when the user changed in
+// between. fn's user must be valid and keep the name.
+func (r *Redis) Update(ctx context.Context, name string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
+	for range 5 {
+		h, err := r.c.HGetAll(ctx, r.userKey(name)).Result()
+		if err != nil {
+			return fmt.Errorf("read user from redis: %w", err)
+		}
+		u, ver, ok := fromHash(h)
+		nu, del, err := fn(u, ok)
+		if err != nil {
+			return err
+		}
+		if !del {
+			if nu.Name != name {
+				return fmt.Errorf("user %s: name cannot change", name)
+			}
+			if msgs := checkUser(nu, r.lim); len(msgs) > 0 {
+				return fmt.Errorf("user %s: %s", printableName(name), strings.Join(msgs, "; "))
+			}
+		}
+		nv, err := r.put(ctx, strconv.FormatInt(ver, 10), nu, name, del)
+		if err != nil {
+			return err
+		}
+		if nv < 0 {
+			continue
+		}
+		return r.apply(name, nu, nv, !del)
+	}
+	return ErrConflict
+}
+
+// Put writes u whatever Redis held under its name (for imports).
+func (r *Redis) Put(ctx context.Context, u User) error {
+	if msgs := checkUser(u, r.lim); len(msgs) > 0 {
+		return fmt.Errorf("user %s: %s", printableName(u.Name), strings.Join(msgs, "; "))
+	}
+	nv, err := r.put(ctx, "*", u, u.Name, false)
+	if err != nil {
+		return err
+	}
+	return r.apply(u.Name, u, nv, true)
+}
+
+func (r *Redis) put(ctx context.Context, expect string, u User, name string, del bool) (int64, error) {
+	d := "0"
+	if del {
+		d = "1"
+	}
+	args := append([]any{expect, d, r.Channel(), name}, toHash(u)...)
+	nv, err := putScript.Run(ctx, r.c, []string{r.userKey(name), r.setKey(), r.counterKey()}, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("write user to redis: %w", err)
+	}
+	return nv, nil
+}
+
+// SetHash replaces the password hash of user name (after a hash upgrade at
+// login). Its generation stays.
+func (r *Redis) SetHash(name, hash string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return r.Update(ctx, name, func(u User, ok bool) (User, bool, error) {
+		if !ok {
+			return u, false, fmt.Errorf("no user %s", name)
+		}
+		u.Hash = hash
+		return u, false, nil
+	})
+}
+
+// Watch keeps the snapshot fresh until ctx ends: it refreshes a user as soon
+// as a change is announced, and reloads everything when the version counter
+// moved without an announcement reaching it (after a disconnect), checked
+// every interval. onReload is called after each reload with whether anything
+// changed; it may be nil.
+func (r *Redis) Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error)) {
+	ps := r.c.Subscribe(ctx, r.Channel())
+	defer ps.Close()
+	msgs := ps.Channel()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, r.timeout)
+			_ = r.Refresh(cctx, m.Payload) // the next poll or verify retries
+			cancel()
+		case <-tick.C:
+			cctx, cancel := context.WithTimeout(ctx, r.timeout)
+			counter, err := r.c.Get(cctx, r.counterKey()).Int64()
+			cancel()
+			if errors.Is(err, redis.Nil) {
+				counter, err = 0, nil
+			}
+			if err != nil || counter == r.seen.Load() {
+				continue
+			}
+			cctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+			changed, err := r.reload(cctx)
+			cancel()
+			if onReload != nil {
+				onReload(changed, err)
+			}
+		}
+	}
+}

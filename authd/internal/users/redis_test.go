@@ -1,0 +1,211 @@
+package users
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+
+// testRedisAddr is the address of the redis-server TestMain started, or ""
+// when redis-server is not installed.
+var testRedisAddr string
+
+func TestMain(m *testing.M) {
+	addr, stop := startRedisServer()
+	testRedisAddr = addr
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// startRedisServer starts redis-server on a free loopback port in a temporary
+// directory, without persistence. It returns "" when redis-server is not on
+// PATH.
+func startRedisServer() (string, func()) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", func() {}
+	}
+	dir, err := os.MkdirTemp("", "authd-redis-test-")
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			panic("redis-server did not start; see " + dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return addr, func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}
+}
+
+var testPrefixes atomic.Int64
+
+// openRedis returns a client for the test server and a key prefix no other
+// test uses, or skips the test when redis-server is not installed.
+func openRedis(tb testing.TB) (redis.UniversalClient, string) {
+	tb.Helper()
+	if testRedisAddr == "" {
+		tb.Skip("redis-server not on PATH (tests/run.sh installs it); skipping the Redis store")
+	}
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testRedisAddr}, Protocol: 2, DisableIdentity: true})
+	tb.Cleanup(func() { c.Close() })
+	return c, fmt.Sprintf("{t%d}:", testPrefixes.Add(1))
+}
+
+func testHash(tb testing.TB) string {
+	tb.Helper()
+	h, err := Hash("correct horse battery", Params{MemoryKiB: 19456, Time: 2, Threads: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+func addRedisUser(tb testing.TB, r *Redis, u User) {
+	tb.Helper()
+	err := r.Update(context.Background(), u.Name, func(_ User, exists bool) (User, bool, error) {
+		if exists {
+			return u, false, fmt.Errorf("exists")
+		}
+		return u, false, nil
+	})
+	if err != nil {
+		tb.Fatalf("add %s: %v", u.Name, err)
+	}
+}
+
+func TestRedisUsers(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.DB().Len() != 0 {
+		t.Fatalf("empty redis: got %d users, want 0", a.DB().Len())
+	}
+	h := testHash(t)
+	addRedisUser(t, a, User{Name: "alice", Hash: h, Groups: []string{"admins", "staff"}, Email: "a@example.com", Generation: 7})
+	addRedisUser(t, a, User{Name: "bob", Hash: h, Generation: 8})
+
+	b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := b.DB().Lookup("alice")
+	if !ok || e.GroupsHeader != "admins,staff" || e.Email != "a@example.com" || e.Fingerprint != Fingerprint(User{Hash: h, Generation: 7}) {
+		t.Fatalf("alice on b: got %+v, %v", e, ok)
+	}
+	if !b.DB().HasGroup("admins") {
+		t.Fatal("HasGroup(admins): got false, want true")
+	}
+
+	// A lock on a is seen by b at the next Ensure with Redis's version.
+	err = a.Update(ctx, "alice", func(u User, _ bool) (User, bool, error) {
+		u.Disabled, u.Generation = true, 9
+		return u, false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, _ := c.HGet(ctx, prefix+"u:alice", "ver").Int64()
+	if ver != a.Version("alice") || ver == b.Version("alice") {
+		t.Fatalf("versions: redis %d, a %d, b %d; want a equal to redis and b behind", ver, a.Version("alice"), b.Version("alice"))
+	}
+	if err := b.Ensure(ctx, "alice", ver); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := b.DB().Lookup("alice"); !e.Disabled {
+		t.Fatal("alice on b after Ensure: got enabled, want disabled")
+	}
+
+	// Delete and re-add: the version never repeats.
+	err = a.Update(ctx, "bob", func(u User, _ bool) (User, bool, error) { return u, true, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ensure(ctx, "bob", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.DB().Lookup("bob"); ok {
+		t.Fatal("deleted bob on b: got found")
+	}
+	oldVer := b.Version("alice")
+	addRedisUser(t, a, User{Name: "bob", Hash: h, Generation: 10})
+	if v := a.Version("bob"); v <= oldVer {
+		t.Fatalf("re-added bob: got version %d, want above %d", v, oldVer)
+	}
+
+	// SetHash keeps the generation.
+	if err := a.SetHash("bob", h); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := a.DB().Lookup("bob"); e.Generation != 10 {
+		t.Fatalf("generation after SetHash: got %d, want 10", e.Generation)
+	}
+
+	// Invalid users are refused before they reach Redis.
+	err = a.Update(ctx, "carol", func(User, bool) (User, bool, error) { return User{Name: "carol", Hash: "plain"}, false, nil })
+	if err == nil {
+		t.Fatal("user with a plaintext hash: got nil, want an error")
+	}
+	if n, _ := c.Exists(ctx, prefix+"u:carol").Result(); n != 0 {
+		t.Fatal("refused user: got written to redis")
+	}
+}
+
+func TestRedisUsersWatch(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Watch(ctx, 50*time.Millisecond, nil)
+	time.Sleep(100 * time.Millisecond) // subscribed
+	addRedisUser(t, a, User{Name: "dave", Hash: testHash(t), Generation: 1})
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := b.DB().Lookup("dave"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b never saw dave")
+		}
+	}
+}
