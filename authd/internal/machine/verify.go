@@ -42,20 +42,27 @@ type Request struct {
 
 // Verifier authenticates machine clients against a records file.
 type Verifier struct {
-	file   *File
-	nonces NonceCache
-	window time.Duration
-	now    func() time.Time
+	file    *File
+	nonces  NonceCache
+	window  time.Duration
+	now     func() time.Time
+	started int64 // unix seconds; earlier signatures are refused
 }
 
 // NewVerifier returns a Verifier reading credentials from f (nil: none), with
-// nonces remembered in nonces, and signed timestamps accepted within ±window of
-// now() (≤ 0: DefaultWindow).
+// nonces remembered in nonces (nil: every signed request is refused), and signed
+// timestamps accepted within ±window of now() (≤ 0: DefaultWindow).
+//
+// Requests signed before NewVerifier ran are refused: an in-memory nonce cache
+// starts empty, so a request the previous process accepted could otherwise be
+// replayed after a restart. A client whose clock runs d behind gets 401 for the
+// first d after a restart. Create one Verifier per process and keep it across
+// reloads (the File reloads itself).
 func NewVerifier(f *File, nonces NonceCache, window time.Duration, now func() time.Time) *Verifier {
 	if window <= 0 {
 		window = DefaultWindow
 	}
-	return &Verifier{file: f, nonces: nonces, window: window, now: now}
+	return &Verifier{file: f, nonces: nonces, window: window, now: now, started: now().Unix()}
 }
 
 // Authenticate returns the user a request's Authorization header proves. present
@@ -139,6 +146,9 @@ func (v *Verifier) signed(ctx context.Context, r Request, params string) (string
 	ts := time.Unix(a.unix, 0)
 	if skew := now.Sub(ts); skew > v.window || skew < -v.window {
 		return "", fmt.Errorf("key %s: %w (off by %s)", a.keyID, ErrTimestamp, skew.Round(time.Second))
+	}
+	if a.unix < v.started {
+		return "", fmt.Errorf("key %s: %w (signed before authd started)", a.keyID, ErrTimestamp)
 	}
 	mac := hmac.New(sha256.New, k.secret)
 	mac.Write([]byte(stringToSign(req, a.ts, a.nonce, a.keyID)))

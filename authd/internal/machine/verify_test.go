@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -178,6 +179,9 @@ func TestSigned(t *testing.T) {
 		}, ErrUnknown},
 		{"stale", func(fx *fixture, r *Request) { fx.now = fx.now.Add(301 * time.Second) }, ErrTimestamp},
 		{"future", func(fx *fixture, r *Request) { fx.now = fx.now.Add(-301 * time.Second) }, ErrTimestamp},
+		{"signed before the verifier started", func(fx *fixture, r *Request) {
+			r.Authorization = fx.sign(t, "GET", url, fx.now.Add(-time.Second), "nonce-0123456789")
+		}, ErrTimestamp},
 		{"wrong secret", func(fx *fixture, r *Request) {
 			r.Authorization, _ = Sign("GET", url, fx.keyID, []byte(fx.expiredKey), fx.now, "nonce-0123456789")
 		}, ErrBadSignature},
@@ -263,7 +267,6 @@ func TestSignedNonceCacheDown(t *testing.T) {
 
 func TestSignedMalformedHeaders(t *testing.T) {
 	fx := newFixture(t)
-	fx.now = time.Unix(1795000000, 0)
 	good := fx.sign(t, "GET", "https://h/x", fx.now, "nonce-0123456789")
 	params := good[len(Scheme)+1:]
 	fields := strings.Split(params, ", ")
@@ -314,4 +317,40 @@ func TestNilFile(t *testing.T) {
 	if _, present, err := v.Authenticate(context.Background(), Request{Authorization: "Bearer " + tok}); !present || !errors.Is(err, ErrUnknown) {
 		t.Errorf("got %v, %v; want present, %v", present, err, ErrUnknown)
 	}
+}
+
+func BenchmarkAuthenticate(b *testing.B) {
+	fx := newFixture(b)
+	bearer := Request{Authorization: "Bearer " + fx.token}
+	b.Run("bearer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := fx.v.Authenticate(context.Background(), bearer); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("signed", func(b *testing.B) {
+		clock := func() time.Time { return fx.now }
+		v := NewVerifier(fx.file, NewMemoryNonces(1<<20, 1<<20, clock), 0, clock)
+		reqs := make([]Request, 0, 1<<16)
+		for i := range cap(reqs) {
+			a := fx.sign(b, "GET", "https://api.example.com/v1/items?b=2&a=1", fx.now, fmt.Sprintf("nonce-%012d", i))
+			reqs = append(reqs, Request{Method: "GET", URI: "/v1/items?b=2&a=1", Host: "api.example.com", Authorization: a})
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if i == len(reqs) {
+				b.StopTimer()
+				v = NewVerifier(fx.file, NewMemoryNonces(1<<20, 1<<20, clock), 0, clock)
+				i = 0
+				b.StartTimer()
+			}
+			if _, _, err := v.Authenticate(context.Background(), reqs[i]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }
