@@ -43,7 +43,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 
-	secret, err := loadSecret(cfg.DataDir)
+	secret, err := loadSharedSecret(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -164,17 +164,9 @@ func loadAll(path string) (config.Config, *users.DB, *policy.Rules, error) {
 		}
 		return cfg, nil, nil, err
 	}
-	f, err := os.Open(cfg.UsersFile)
+	db, source, err := loadUsers(cfg, path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return cfg, nil, nil, fmt.Errorf("users_file: %s does not exist; create it with 'authd user add -config %s NAME'", cfg.UsersFile, path)
-		}
-		return cfg, nil, nil, fmt.Errorf("users_file: %w", err)
-	}
-	defer f.Close()
-	db, err := users.Parse(f, users.DefaultLimits())
-	if err != nil {
-		return cfg, nil, nil, fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
+		return cfg, nil, nil, err
 	}
 	rules, err := policyRules(cfg)
 	if err != nil {
@@ -187,7 +179,7 @@ func loadAll(path string) (config.Config, *users.DB, *policy.Rules, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return cfg, nil, nil, fmt.Errorf("rules: group(s) %s not held by any user in %s", strings.Join(missing, ", "), cfg.UsersFile)
+		return cfg, nil, nil, fmt.Errorf("rules: group(s) %s not held by any user in %s", strings.Join(missing, ", "), source)
 	}
 	return cfg, db, rules, nil
 }

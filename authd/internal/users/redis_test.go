@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-
 // testRedisAddr is the address of the redis-server TestMain started, or ""
 // when redis-server is not installed.
 var testRedisAddr string
