@@ -45,7 +45,7 @@ func parseSigned(params string) (signedAuth, error) {
 		if !ok {
 			return a, errors.New("field without =")
 		}
-		i := slicesIndex(name)
+		i := fieldIndex(name)
 		if i < 0 {
 			return a, errors.New("unknown field")
 		}
@@ -87,7 +87,7 @@ func parseSigned(params string) (signedAuth, error) {
 
 var fieldNames = [4]string{"KeyId", "Timestamp", "Nonce", "Signature"}
 
-func slicesIndex(name string) int {
+func fieldIndex(name string) int {
 	for i, f := range fieldNames {
 		if f == name {
 			return i
