@@ -33,7 +33,7 @@ type MemoryNonces struct {
 	now      func() time.Time
 	max, per int
 	mu       sync.Mutex
-	until    map[string]int64 // keyID "\n" nonce → expiry, unix seconds
+	until    map[string]int64 // keyID "\n" nonce → expiry, unix milliseconds
 	perKey   map[string]int
 	byExpiry expiryHeap
 }
@@ -54,8 +54,8 @@ func NewMemoryNonces(limit, maxPerKey int, now func() time.Time) *MemoryNonces {
 // Seen implements NonceCache. An entry is dropped once its until has passed;
 // by then the timestamp window refuses the request anyway.
 func (m *MemoryNonces) Seen(_ context.Context, keyID, nonce string, until time.Time) (bool, error) {
-	now := m.now().Unix()
-	u := until.Unix()
+	now := m.now().UnixMilli()
+	u := until.UnixMilli()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expire(now)

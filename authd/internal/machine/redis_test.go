@@ -1,0 +1,155 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var _ NonceCache = (*RedisNonces)(nil)
+
+// testRedisAddr is the address of the redis-server TestMain started, or ""
+// when redis-server is not installed.
+var testRedisAddr string
+
+func TestMain(m *testing.M) {
+	addr, stop := startRedisServer()
+	testRedisAddr = addr
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// startRedisServer starts redis-server on a free loopback port without
+// persistence, or returns "" when it is not on PATH.
+func startRedisServer() (string, func()) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", func() {}
+	}
+	dir, err := os.MkdirTemp("", "authd-machine-redis-")
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			panic("redis-server did not start; see " + dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return addr, func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}
+}
+
+var testPrefixes atomic.Int64
+
+func openRedis(tb testing.TB) (redis.UniversalClient, string) {
+	tb.Helper()
+	if testRedisAddr == "" {
+		tb.Skip("redis-server not on PATH (tests/run.sh installs it); skipping the Redis nonce cache")
+	}
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testRedisAddr}, Protocol: 2, DisableIdentity: true})
+	tb.Cleanup(func() { c.Close() })
+	return c, fmt.Sprintf("{m%d}:", testPrefixes.Add(1))
+}
+
+// testNonceCache is behaviour every NonceCache shares, on the real clock.
+func testNonceCache(t *testing.T, cache NonceCache) {
+	ctx := context.Background()
+	const life = 300 * time.Millisecond
+	steps := []struct {
+		name       string
+		sleep      time.Duration
+		key, nonce string
+		until      time.Duration
+		replayed   bool
+	}{
+		{"first", 0, "k1", "nonce-0000000001", life, false},
+		{"replay", 0, "k1", "nonce-0000000001", life, true},
+		{"same nonce, other key", 0, "k2", "nonce-0000000001", life, false},
+		{"past until", 0, "k1", "nonce-0000000002", -time.Second, false},
+		{"past until is not stored", 0, "k1", "nonce-0000000002", life, false},
+		{"expired is new", life + 100*time.Millisecond, "k1", "nonce-0000000001", life, false},
+		{"and then a replay", 0, "k1", "nonce-0000000001", life, true},
+	}
+	for _, s := range steps {
+		time.Sleep(s.sleep)
+		replayed, err := cache.Seen(ctx, s.key, s.nonce, time.Now().Add(s.until))
+		if err != nil || replayed != s.replayed {
+			t.Fatalf("%s: got %v, %v; want %v", s.name, replayed, err, s.replayed)
+		}
+	}
+}
+
+func TestNonceCacheMemory(t *testing.T) {
+	t.Parallel()
+	testNonceCache(t, NewMemoryNonces(100, 0, time.Now))
+}
+
+func TestNonceCacheRedis(t *testing.T) {
+	t.Parallel()
+	c, prefix := openRedis(t)
+	testNonceCache(t, NewRedisNonces(c, prefix, nil))
+}
+
+// Two authd instances sharing Redis: a request one accepted is a replay at the other.
+func TestRedisNoncesShared(t *testing.T) {
+	c, prefix := openRedis(t)
+	fx := newFixture(t)
+	fx.now = time.Now()
+	clock := func() time.Time { return fx.now }
+	a := NewVerifier(fx.file, NewRedisNonces(c, prefix, clock), 0, clock)
+	b := NewVerifier(fx.file, NewRedisNonces(c, prefix, clock), 0, clock)
+	r := Request{Method: "GET", URI: "/x", Host: "h", Authorization: fx.sign(t, "GET", "https://h/x", fx.now, "")}
+	if _, _, err := a.Authenticate(context.Background(), r); err != nil {
+		t.Fatalf("instance a: %v", err)
+	}
+	if _, _, err := b.Authenticate(context.Background(), r); !errors.Is(err, ErrReplay) {
+		t.Fatalf("instance b: got %v, want %v", err, ErrReplay)
+	}
+}
+
+func TestRedisNoncesDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}, MaxRetries: -1})
+	defer c.Close()
+	start := time.Now()
+	_, err = NewRedisNonces(c, "x:", nil).Seen(context.Background(), "k", "nonce-0000000001", time.Now().Add(time.Minute))
+	if err == nil || time.Since(start) > time.Second {
+		t.Errorf("got %v after %v; want an error within a second", err, time.Since(start))
+	}
+}
