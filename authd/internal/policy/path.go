@@ -7,7 +7,8 @@ import "strings"
 // decoded once, repeated slashes are merged (as nginx's merge_slashes does)
 // and dot segments are resolved. ok is false for anything nginx and authd
 // could read two ways — encoded slashes, backslashes or dots, control bytes,
-// a "%" left after decoding, bad escapes, a fragment, or ".." above the root
+// a "%" left after decoding, bad escapes, a fragment, ".." above the root, or
+// a dot segment with ";" parameters
 // — so the caller denies instead of guessing.
 func Canonical(uri string) (path string, ok bool) {
 	if i := strings.IndexByte(uri, '?'); i >= 0 {
@@ -65,6 +66,9 @@ func slowCanonical(uri string) (string, bool) {
 	segs := strings.Split(b.String(), "/")
 	out := make([]string, 0, len(segs))
 	for _, s := range segs[1:] {
+		if dotParams(s) {
+			return "", false
+		}
 		switch s {
 		case "", ".":
 		case "..":
@@ -82,6 +86,15 @@ func slowCanonical(uri string) (string, bool) {
 		p += "/" // "/a/b/" and "/a/b/." both name the directory
 	}
 	return p, true
+}
+
+// dotParams reports a dot segment with ";" parameters ("..;", ".;x=1"):
+// Java servlet containers and others drop the parameters and resolve the
+// dots, so "/public/..;/admin" is /admin to the app but under /public to a
+// rule.
+func dotParams(seg string) bool {
+	name, _, ok := strings.Cut(seg, ";")
+	return ok && (name == "." || name == "..")
 }
 
 func unhex(c byte) (byte, bool) {
