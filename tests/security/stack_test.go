@@ -892,3 +892,64 @@ func (s *stack) authdLog(t testing.TB) string {
 	}
 	return string(b)
 }
+
+// rawConn sends raw requests over one kept-alive TLS connection, reconnecting when nginx closes it.
+type rawConn struct {
+	s    *stack
+	from string
+	conn *tls.Conn
+	br   *bufio.Reader
+}
+
+func (c *rawConn) close() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// do sends one request (which must not ask for Connection: close) and reads its response.
+func (c *rawConn) do(request string) (*resp, error) {
+	for attempt := 0; ; attempt++ {
+		if c.conn == nil {
+			d := &net.Dialer{Timeout: 5 * time.Second}
+			if c.from != "" {
+				d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(c.from)}
+			}
+			conn, err := tls.DialWithDialer(d, "tcp", fmt.Sprintf("127.0.0.1:%d", c.s.httpsPort), &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+			if err != nil {
+				return nil, err
+			}
+			c.conn, c.br = conn, bufio.NewReader(conn)
+		}
+		c.conn.SetDeadline(time.Now().Add(15 * time.Second))
+		_, err := io.WriteString(c.conn, request)
+		var hr *http.Response
+		if err == nil {
+			hr, err = http.ReadResponse(c.br, nil)
+		}
+		if err != nil {
+			c.close()
+			if attempt == 0 {
+				continue // the server may have closed an idle connection
+			}
+			return nil, err
+		}
+		r, err := readResp(hr)
+		if err != nil || hr.Close {
+			c.close()
+		}
+		return r, err
+	}
+}
+
+// keepAliveGet builds a GET for target that keeps the connection open.
+func (s *stack) keepAliveGet(target string, lines ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: localhost:%d\r\n", target, s.httpsPort)
+	for _, l := range lines {
+		b.WriteString(l + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
