@@ -63,6 +63,11 @@ commands:
   user import-htpasswd FILE
   session list [-user NAME]
   session revoke -user NAME | -all
+  token create -user NAME -name LABEL [-expires 90d]   print a new API token (shown once)
+  token list [-user NAME] | token revoke ID|TOKEN
+  key create -user NAME -name LABEL [-expires 90d]     print "KEY_ID SECRET" (shown once)
+  key list [-user NAME] | key revoke ID
+  sign -key ID [-secret-file F] [-method GET] [-debug] URL   print a signed Authorization header line
   explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]
                                      which rule decides a request, and why
   hash                               hash a password read from stdin
@@ -87,6 +92,12 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return cmdUser(ctx, rest, stdin, stdout, stderr)
 	case "session":
 		return cmdSession(ctx, rest, stdout, stderr)
+	case "token":
+		return cmdToken(ctx, rest, stdout, stderr)
+	case "key":
+		return cmdKey(ctx, rest, stdout, stderr)
+	case "sign":
+		return cmdSign(rest, stdin, stdout, stderr)
 	case "explain":
 		return cmdExplain(rest, stdout, stderr)
 	case "hash":

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/users"
@@ -59,14 +60,24 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}()
 	store, usersFile, thr := st.sessions, st.users, st.throttle
 
+	// One verifier per process: its nonce cache and start time must outlive reloads.
+	machineFile, err := machine.OpenFile(filepath.Join(cfg.DataDir, machine.FileName))
+	if err != nil {
+		return fmt.Errorf("machine credentials: %w", err)
+	}
+	verifier := machine.NewVerifier(machineFile, machine.NewMemoryNonces(0, 0, time.Now), machine.DefaultWindow, time.Now)
+
 	var srv *server.Server
 	var reloadMu sync.Mutex
 	reload := func() error {
 		reloadMu.Lock()
 		defer reloadMu.Unlock()
-		_, err := usersFile.Reload()
-		if err != nil {
+		if _, err := usersFile.Reload(); err != nil {
 			log.Error("reload failed, keeping the last good users", zap.String("event", "reload_failed"), zap.Error(err))
+			return err
+		}
+		if _, err := machineFile.Reload(); err != nil {
+			log.Error("reload failed, keeping the last good machine credentials", zap.String("event", "reload_failed"), zap.Error(err))
 			return err
 		}
 		ncfg, _, nrules, err := loadAll(*cfgPath)
@@ -82,7 +93,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	srv, err = server.New(serverOptions(cfg, secret, reload), server.Deps{
-		Users: usersFile, Sessions: store, Throttle: thr, Logger: log, Now: time.Now,
+		Users: usersFile, Sessions: store, Throttle: thr, Machine: verifier, Logger: log, Now: time.Now,
 	}, rules)
 	if err != nil {
 		return err
@@ -120,6 +131,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
 		} else if changed {
 			log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
+		}
+	})
+	go machineFile.Watch(ctx, time.Second, func(changed bool, err error) {
+		if err != nil {
+			log.Error("machine credentials reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
+		} else if changed {
+			log.Info("machine credentials reloaded", zap.String("event", "reload"))
 		}
 	})
 	hup := make(chan os.Signal, 1)

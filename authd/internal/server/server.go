@@ -16,6 +16,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -39,6 +40,10 @@ type sessionStore interface {
 	Ping(ctx context.Context) error
 }
 
+type machineAuth interface {
+	Authenticate(ctx context.Context, r machine.Request) (user string, present bool, err error)
+}
+
 type throttler interface {
 	Check(ctx context.Context, user, ip string) (throttle.Verdict, error)
 	Fail(ctx context.Context, user, ip string) error
@@ -49,6 +54,7 @@ var (
 	_ sessionStore = (*session.Embedded)(nil)
 	_ throttler    = (*throttle.Memory)(nil)
 	_ userStore    = (*users.File)(nil)
+	_ machineAuth  = (*machine.Verifier)(nil)
 )
 
 // Options are the settings the server needs from the configuration.
@@ -81,8 +87,10 @@ type Deps struct {
 	Users    userStore
 	Sessions sessionStore
 	Throttle throttler
-	Logger   *zap.Logger
-	Now      func() time.Time
+	// Machine checks API tokens and signed requests; nil disables them.
+	Machine machineAuth
+	Logger  *zap.Logger
+	Now     func() time.Time
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -91,6 +99,7 @@ type Server struct {
 	users   userStore
 	store   sessionStore
 	thr     throttler
+	machine machineAuth
 	log     *zap.Logger
 	now     func() time.Time
 	rules   atomic.Pointer[policy.Rules]
@@ -116,7 +125,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 		return nil, errors.New("public url must be absolute")
 	}
 	s := &Server{
-		o: o, users: d.Users, store: d.Sessions, thr: d.Throttle, log: d.Logger, now: d.Now,
+		o: o, users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 		origin:  originOf(pu),
 		origins: map[string]bool{},
 		gate:    newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout),

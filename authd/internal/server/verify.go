@@ -11,6 +11,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
@@ -38,15 +39,11 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, _ httprout
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) int {
 	h := w.Header()
 	h["Cache-Control"] = noStore
-	key, sess, u, authed := s.authenticate(r, now)
 	rules := s.rules.Load()
-	req := policy.Request{}
-	if authed {
-		req.User, req.Groups = u.Name, u.Groups
-	}
 
 	// Request metadata counts only from a trusted proxy; without it the
 	// request is unknown and denied rather than guessed.
+	var req policy.Request
 	var uri string
 	ok := false
 	if s.trustedPeer(r) {
@@ -55,9 +52,28 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		req.Host = hostOnly(r.Header.Get(hdrForwardedHost))
 		req.Path, ok = policy.Canonical(uri)
 		ok = ok && policy.ValidMethod(req.Method)
-		if ok && rules.NeedsIP() {
-			req.IP = s.clientIP(r)
+	}
+
+	var key session.Key
+	var sess session.Session
+	var u *users.Entry
+	authed, viaMachine := false, false
+	if auth := r.Header["Authorization"]; len(auth) > 0 && s.machine != nil {
+		// Machine credentials decide alone: a failure is a 401 even with a
+		// valid cookie, and success never creates or touches a session.
+		viaMachine = true
+		if u, authed = s.authenticateMachine(r, auth, &req, uri); !authed {
+			w.WriteHeader(http.StatusUnauthorized)
+			return http.StatusUnauthorized
 		}
+	} else {
+		key, sess, u, authed = s.authenticate(r, now)
+	}
+	if authed {
+		req.User, req.Groups = u.Name, u.Groups
+	}
+	if ok && rules.NeedsIP() {
+		req.IP = s.clientIP(r)
 	}
 	decision, rule := policy.Login, -1
 	if ok {
@@ -70,7 +86,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	case policy.Allow:
 		if authed {
 			s.setIdentity(h, u)
-			if now.Sub(sess.LastSeen) >= s.o.TouchInterval {
+			if !viaMachine && now.Sub(sess.LastSeen) >= s.o.TouchInterval {
 				if err := s.store.Touch(r.Context(), key, now); err != nil {
 					s.log.Warn("session touch failed", zap.Error(err))
 				}
@@ -91,12 +107,49 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		if ce := s.log.Check(zap.DebugLevel, "login required"); ce != nil {
 			ce.Write(zap.String("event", "verify"), zap.String("path", capped(uri)))
 		}
-		if ok {
+		if ok && !viaMachine {
 			h.Set("X-Authd-Login", s.o.Prefix+"login?rd="+url.QueryEscape(uri))
 		}
 		w.WriteHeader(http.StatusUnauthorized)
 		return http.StatusUnauthorized
 	}
+}
+
+// authenticateMachine checks an API token or a signed request. The user must
+// exist and not be locked; their sessions play no part.
+func (s *Server) authenticateMachine(r *http.Request, auth []string, req *policy.Request, uri string) (*users.Entry, bool) {
+	fail := func(reason string) (*users.Entry, bool) {
+		s.metrics.login("machine_" + reasonKey(reason))
+		s.log.Info("machine authentication failed", zap.String("event", "machine_auth_failed"),
+			zap.String("reason", capped(reason)), zap.String("client_ip", s.clientIP(r).String()), zap.String("path", capped(uri)))
+		return nil, false
+	}
+	if len(auth) > 1 {
+		return fail("more than one Authorization header")
+	}
+	name, present, err := s.machine.Authenticate(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: req.Host, Authorization: auth[0]})
+	switch {
+	case !present:
+		return fail("unsupported Authorization scheme")
+	case err != nil:
+		return fail(err.Error())
+	}
+	db := s.users.DB()
+	u, ok := db.Lookup(name)
+	if !ok || u.Disabled {
+		return fail("user missing or locked")
+	}
+	return u, true
+}
+
+// reasonKey turns a machine error into a short metric label.
+func reasonKey(reason string) string {
+	for _, k := range []string{"expired", "replay", "window", "signature", "unknown", "malformed", "locked", "scheme"} {
+		if strings.Contains(reason, k) {
+			return k
+		}
+	}
+	return "other"
 }
 
 // hostOnly lower-cases a Host value and drops its port.

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/policy"
+)
+
+func TestVerifyMachineClients(t *testing.T) {
+	h := newHarness(t, []policy.Rule{{Path: "/admin", Groups: []string{"admin"}}, {Path: "/"}}, nil)
+	path := filepath.Join(t.TempDir(), machine.FileName)
+	var bobToken, malloryToken, secret string
+	var key machine.Key
+	err := machine.Edit(path, func(r *machine.Records) error {
+		var tok machine.Token
+		var err error
+		if bobToken, tok, err = machine.NewToken("bob", "ci", h.clock.now(), time.Hour); err != nil {
+			return err
+		}
+		r.Tokens = append(r.Tokens, tok)
+		if malloryToken, tok, err = machine.NewToken("mallory", "old", h.clock.now(), time.Hour); err != nil {
+			return err
+		}
+		r.Tokens = append(r.Tokens, tok)
+		if secret, key, err = machine.NewKey("bob", "nightly", h.clock.now(), time.Hour); err != nil {
+			return err
+		}
+		r.Keys = append(r.Keys, key)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := machine.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.machine = machine.NewVerifier(mf, machine.NewMemoryNonces(0, 0, h.clock.now), machine.DefaultWindow, h.clock.now)
+	cookie := h.login("alice")
+	signed := func(method, uri string) string {
+		a, err := machine.Sign(method, "https://app.example.com"+uri, key.ID, []byte(secret), h.clock.now(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	replayed := signed("GET", "/api/x")
+
+	tests := []struct {
+		name, method, uri, auth, cookie string
+		want                            int
+		user                            string
+	}{
+		{"bearer token", "GET", "/api/x", "Bearer " + bobToken, "", 200, "bob"},
+		{"bearer token obeys rules", "GET", "/admin", "Bearer " + bobToken, "", 403, ""},
+		{"garbage token beats a valid cookie", "GET", "/", "Bearer authd_tok_garbage", cookie, 401, ""},
+		{"locked user's token", "GET", "/", "Bearer " + malloryToken, "", 401, ""},
+		{"basic auth is not ours", "GET", "/", "Basic Ym9iOnB3", "", 401, ""},
+		{"signed request", "GET", "/api/x", replayed, "", 200, "bob"},
+		{"replayed signed request", "GET", "/api/x", replayed, "", 401, ""},
+		{"signature for another path", "GET", "/api/y", signed("GET", "/api/x"), "", 401, ""},
+		{"signature for another method", "POST", "/api/x", signed("GET", "/api/x"), "", 401, ""},
+		{"signature for another query", "GET", "/api/x?a=2", signed("GET", "/api/x?a=1"), "", 401, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hd := map[string]string{"X-Original-URI": tt.uri, "X-Original-Method": tt.method, "X-Forwarded-Host": "app.example.com", "Authorization": tt.auth}
+			if tt.cookie != "" {
+				hd["Cookie"] = tt.cookie
+			}
+			w := h.do(req{target: "/verify", headers: hd})
+			if w.Code != tt.want || w.Header().Get("Remote-User") != tt.user {
+				t.Errorf("got %d as %q, want %d as %q", w.Code, w.Header().Get("Remote-User"), tt.want, tt.user)
+			}
+			if w.Header().Get("X-Authd-Login") != "" {
+				t.Error("a machine client was offered the login form")
+			}
+		})
+	}
+	if n := h.store.Len(); n != 1 {
+		t.Errorf("sessions = %d, want 1: machine clients must not create sessions", n)
+	}
+}
