@@ -59,14 +59,16 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	var u *users.Entry
 	authed, viaMachine := false, false
 	if auth := r.Header["Authorization"]; len(auth) > 0 && s.machine != nil {
-		// Machine credentials decide alone: a failure is a 401 even with a
-		// valid cookie, and success never creates or touches a session.
-		viaMachine = true
-		if u, authed = s.authenticateMachine(r, auth, &req, uri); !authed {
+		// authd's own credentials decide alone: a failure is a 401 even with
+		// a valid cookie, and success never creates or touches a session.
+		// Other schemes (Basic, …) are not ours: the cookie decides.
+		u, viaMachine, authed = s.authenticateMachine(r, auth, &req, uri)
+		if viaMachine && !authed {
 			w.WriteHeader(http.StatusUnauthorized)
 			return http.StatusUnauthorized
 		}
-	} else {
+	}
+	if !viaMachine {
 		key, sess, u, authed = s.authenticate(r, now)
 	}
 	if authed {
@@ -115,14 +117,15 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	}
 }
 
-// authenticateMachine checks an API token or a signed request. The user must
+// authenticateMachine checks an API token or a signed request. present is
+// false when the request carries no credentials of authd's. The user must
 // exist and not be locked; their sessions play no part.
-func (s *Server) authenticateMachine(r *http.Request, auth []string, req *policy.Request, uri string) (*users.Entry, bool) {
-	fail := func(reason string) (*users.Entry, bool) {
+func (s *Server) authenticateMachine(r *http.Request, auth []string, req *policy.Request, uri string) (u *users.Entry, present, ok bool) {
+	fail := func(reason string) (*users.Entry, bool, bool) {
 		s.metrics.login("machine_" + reasonKey(reason))
 		s.log.Info("machine authentication failed", zap.String("event", "machine_auth_failed"),
 			zap.String("reason", capped(reason)), zap.String("client_ip", s.clientIP(r).String()), zap.String("path", capped(uri)))
-		return nil, false
+		return nil, true, false
 	}
 	if len(auth) > 1 {
 		return fail("more than one Authorization header")
@@ -130,16 +133,15 @@ func (s *Server) authenticateMachine(r *http.Request, auth []string, req *policy
 	name, present, err := s.machine.Authenticate(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: req.Host, Authorization: auth[0]})
 	switch {
 	case !present:
-		return fail("unsupported Authorization scheme")
+		return nil, false, false
 	case err != nil:
 		return fail(err.Error())
 	}
-	db := s.users.DB()
-	u, ok := db.Lookup(name)
-	if !ok || u.Disabled {
+	u, found := s.users.DB().Lookup(name)
+	if !found || u.Disabled {
 		return fail("user missing or locked")
 	}
-	return u, true
+	return u, true, true
 }
 
 // reasonKey turns a machine error into a short metric label.
