@@ -646,8 +646,8 @@ func (s *stack) startEcho() error {
 				}
 				defer conn.Close()
 				h := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-				fmt.Fprintf(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nX-Echo-App: 1\r\n\r\n",
-					base64.StdEncoding.EncodeToString(h[:]))
+				fmt.Fprintf(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nX-Echo-App: 1\r\nX-Echo-Seen: %s\r\n\r\n",
+					base64.StdEncoding.EncodeToString(h[:]), base64.StdEncoding.EncodeToString(body))
 				buf.Flush()
 				return
 			}
@@ -683,6 +683,13 @@ func readResp(hr *http.Response) (*resp, error) {
 		return nil, err
 	}
 	r := &resp{Status: hr.StatusCode, Header: hr.Header, Body: string(b)}
+	if seen := hr.Header.Get("X-Echo-Seen"); seen != "" && hr.StatusCode == http.StatusSwitchingProtocols {
+		b, _ := base64.StdEncoding.DecodeString(seen)
+		r.App = &appSeen{}
+		if err := json.Unmarshal(b, r.App); err != nil {
+			return nil, fmt.Errorf("echo app handshake: %v", err)
+		}
+	}
 	if hr.Header.Get("X-Echo-App") == "1" && hr.StatusCode == 200 {
 		r.App = &appSeen{}
 		if err := json.Unmarshal(b, r.App); err != nil {
@@ -925,7 +932,7 @@ func (c *rawConn) do(request string) (*resp, error) {
 		c.conn.SetDeadline(time.Now().Add(15 * time.Second))
 		_, err := io.WriteString(c.conn, request)
 		var hr *http.Response
-		if err == nil {
+		for err == nil && (hr == nil || hr.StatusCode == http.StatusContinue) {
 			hr, err = http.ReadResponse(c.br, nil)
 		}
 		if err != nil {
