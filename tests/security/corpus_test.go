@@ -17,7 +17,8 @@ import (
 //
 //	{CR} {LF} {TAB} {NUL} {SP} {VT} {FF} {DEL}  the control byte or space
 //	{xHH}                                       the byte 0xHH
-//	{R:N:text}                                  text repeated N times (text has no '}' or ':')
+//	{R:N:text}                                  text repeated N times (text has no '}' or ':'
+//	                                            once the other tokens are replaced)
 //	{ORIGIN} {HOST} {PORT}                      the stack's public origin, host:port and port
 //	{SESSION} {NAME}                            a valid session cookie value and the cookie name
 //
@@ -76,15 +77,7 @@ var (
 // expand replaces the tokens in a payload; vars supplies ORIGIN, HOST, PORT, SESSION and NAME.
 func expand(t testing.TB, s string, vars map[string]string) string {
 	t.Helper()
-	s = repeatRE.ReplaceAllStringFunc(s, func(m string) string {
-		sub := repeatRE.FindStringSubmatch(m)
-		n, _ := strconv.Atoi(sub[1])
-		if n > 1<<20 {
-			t.Fatalf("repeat count %d too large", n)
-		}
-		return strings.Repeat(sub[2], n)
-	})
-	return tokenRE.ReplaceAllStringFunc(s, func(m string) string {
+	s = tokenRE.ReplaceAllStringFunc(s, func(m string) string {
 		tok := m[1 : len(m)-1]
 		switch tok {
 		case "CR":
@@ -114,6 +107,18 @@ func expand(t testing.TB, s string, vars map[string]string) string {
 		}
 		return v
 	})
+	// Repeats last, innermost first, so they can hold tokens and other repeats.
+	for repeatRE.MatchString(s) {
+		s = repeatRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := repeatRE.FindStringSubmatch(m)
+			n, _ := strconv.Atoi(sub[1])
+			if n > 1<<20 || len(sub[2])*n > 1<<22 {
+				t.Fatalf("repeat %s too large", m)
+			}
+			return strings.Repeat(sub[2], n)
+		})
+	}
+	return s
 }
 
 func (s *stack) vars() map[string]string {
