@@ -44,8 +44,8 @@ const (
 )
 
 // baseRules is the rule set most tests run against: /public is public, /admin needs the admins
-// group, /office is open to the office network's role, /app and /ws need any login, and everything
-// else matches no rule (default deny).
+// group, /office is open to the office network's role, /readonly is public for GET only, /app and
+// /ws need any login, and everything else matches no rule (default deny).
 const baseRules = `
 [networks.office]
 cidrs = ["127.0.0.5/32"]
@@ -62,6 +62,11 @@ groups = ["admins"]
 [[rules]]
 path = "/office"
 roles = ["office"]
+
+[[rules]]
+path = "/readonly"
+methods = ["GET"]
+allow = "public"
 
 [[rules]]
 path = "/app"
