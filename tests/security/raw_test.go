@@ -92,7 +92,9 @@ func TestRawRequestsNothingSlipsThrough(t *testing.T) {
 	}
 }
 
-func publicOnly(a *appSeen) bool { return under(appView(a.URI), "/public") && len(a.header("Remote-User")) == 0 }
+func publicOnly(a *appSeen) bool {
+	return under(appView(a.URI), "/public") && len(a.header("Remote-User")) == 0
+}
 
 // TestSmugglingAndPipelining: a request hidden in the body of a public one, or pipelined after it,
 // is checked like any other.
