@@ -73,6 +73,9 @@ insecure = true
 [log]
 level = "info"
 `, a.listen, publicURL, filepath.Join(a.dir, "data"), filepath.Join(a.dir, "users.toml"))
+	if b.o.hashMax > 0 {
+		conf += fmt.Sprintf("\n[hash]\nmax_concurrent = %d\n", b.o.hashMax)
+	}
 	if err := os.WriteFile(a.conf, []byte(conf), 0o600); err != nil {
 		return err
 	}

@@ -24,15 +24,18 @@ type floodReport struct {
 	raw      map[string][]time.Duration
 }
 
-// runFlood is `bench flood`: n concurrent clients, each logging in again and
-// again through nginx until the duration ends; even-numbered clients use the
+// runFlood is `bench flood`: n concurrent clients log in through nginx in
+// waves, all at once every -every (a client still waiting for its previous
+// answer skips a wave), until the duration ends. Even-numbered clients use the
 // right password, odd-numbered ones a wrong one; each client has its own
-// X-Forwarded-For address. It runs as its own process so the driver can pin it.
+// X-Forwarded-For address. -every 0 makes each client retry at once.
+// It runs as its own process so the driver can measure its CPU.
 func runFlood(args []string) error {
 	fs := flag.NewFlagSet("flood", flag.ContinueOnError)
 	site := fs.String("site", "", "nginx origin")
 	n := fs.Int("n", 500, "concurrent clients")
 	d := fs.Duration("d", 8*time.Second, "how long")
+	every := fs.Duration("every", time.Second, "time between waves; 0: retry at once")
 	password := fs.String("password", "", "the right password")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,7 +57,7 @@ func runFlood(args []string) error {
 			if i%2 == 1 {
 				pw, side = "wrong-"+strconv.Itoa(i), rep.Wrong
 			}
-			for ctx.Err() == nil {
+			for wave := 1; ctx.Err() == nil; wave++ {
 				t := time.Now()
 				code, _, err := lc.login(benchUser, pw, xff)
 				took := time.Since(t)
@@ -71,6 +74,17 @@ func runFlood(args []string) error {
 				side[key]++
 				rep.raw[key] = append(rep.raw[key], took)
 				mu.Unlock()
+				if *every > 0 {
+					next := start.Add(time.Duration(wave) * *every)
+					for time.Until(next) < 0 {
+						wave++
+						next = start.Add(time.Duration(wave) * *every)
+					}
+					select {
+					case <-time.After(time.Until(next)):
+					case <-ctx.Done():
+					}
+				}
 			}
 		}()
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 	floodFor := b.o.duration - 1500*time.Millisecond
 	var floodOut bytes.Buffer
 	var floodErr error
+	var floodCPU time.Duration
+	authdCPU0, _ := procCPU(p.pid())
 	floodDone := make(chan struct{})
 	go func() {
 		defer close(floodDone)
@@ -49,20 +52,19 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 		case <-ctx.Done():
 			return
 		}
-		args := []string{b.self, "flood", "-site", v.authdSite.url(""), "-n", fmt.Sprint(b.o.flood),
-			"-d", floodFor.String(), "-password", b.password}
-		if b.cpuWrk != "" {
-			args = append([]string{"taskset", "-c", b.cpuWrk}, args...)
-		}
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd := exec.CommandContext(ctx, b.self, "flood", "-site", v.authdSite.url(""), "-n", fmt.Sprint(b.o.flood),
+			"-d", floodFor.String(), "-every", b.o.every.String(), "-password", b.password)
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &floodOut, &stderr
 		if err := cmd.Run(); err != nil {
 			floodErr = fmt.Errorf("flood: %v\n%s", err, stderr.String())
+			return
 		}
+		floodCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}()
 	during, err := b.wrkOnce(ctx, t, b.o.duration)
 	<-floodDone
+	authdCPU1, _ := procCPU(p.pid())
 	if err != nil {
 		return err
 	}
@@ -81,16 +83,27 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 
 	b.reportf("## Login flood")
 	b.reportf("")
-	b.reportf("%d clients log in through nginx again and again for %s (even ones with the right password, odd ones", b.o.flood, floodFor)
-	b.reportf("with a wrong one; each from its own X-Forwarded-For address; GET form + POST per attempt) while wrk")
-	b.reportf("runs the `authd` verify load. The flood client is pinned with wrk.")
+	wave := fmt.Sprintf("together once every %s (a client still waiting skips a wave)", b.o.every)
+	if b.o.every == 0 {
+		wave = "each again as soon as it has its answer"
+	}
+	b.reportf("%d clients log in through nginx for %s, %s: even ones with the right password, odd", b.o.flood, floodFor, wave)
+	b.reportf("ones with a wrong one, each from its own X-Forwarded-For address, GET form + POST per attempt; meanwhile")
+	b.reportf("wrk runs the `authd` verify load. The flood client runs unpinned, beside authd; on 2 cores everything shares.")
+	hm := "authd's default (0: the number of CPUs)"
+	if b.o.hashMax > 0 {
+		hm = fmt.Sprint(b.o.hashMax)
+	}
+	b.reportf("authd's hash.max_concurrent: %s.", hm)
 	b.reportf("")
 	b.reportf("| verify load | req/s | p50 | p99 | authd RSS peak (sampled) |")
 	b.reportf("|---|---:|---:|---:|---:|")
 	b.reportf("| alone | %.0f | %s | %s | %s |", before.RPS, fmtDur(before.P50), fmtDur(before.P99), mb(before.PeakRSS))
 	b.reportf("| during the flood | %.0f | %s | %s | %s |", during.RPS, fmtDur(during.P50), fmtDur(during.P99), mb(during.PeakRSS))
 	b.reportf("")
-	b.reportf("Login attempts: %d in %.1fs. authd VmHWM before the flood %s, after %s.", rep.Attempts, rep.Seconds, mb(hwmBefore), mb(hwm))
+	b.reportf("Login attempts: %d in %.1fs. authd VmHWM before the flood %s, after %s. CPU during the flood run: authd %.1fs,",
+		rep.Attempts, rep.Seconds, mb(hwmBefore), mb(hwm), (authdCPU1 - authdCPU0).Seconds())
+	b.reportf("the flood client %.1fs (of %.0fs on %d cores).", floodCPU.Seconds(), b.o.duration.Seconds(), runtime.NumCPU())
 	b.reportf("")
 	b.reportf("| POST status | all | right password | wrong password | p50 | p99 |")
 	b.reportf("|---|---:|---:|---:|---:|---:|")

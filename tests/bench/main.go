@@ -58,6 +58,8 @@ type options struct {
 	sessions []int
 	keep     int // cookies rotated through in the many-sessions mode
 	flood    int
+	every    time.Duration
+	hashMax  int
 	pin      bool
 	perf     bool
 	src      string
@@ -96,6 +98,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	sessions := fs.String("sessions", "1000,1000000", "store sizes for the sessions mode")
 	keep := fs.Int("rotate", 10000, "sessions mode: distinct session cookies the rotating load cycles through")
 	flood := fs.Int("flood", 500, "concurrent login clients in the flood mode")
+	hashMax := fs.Int("hash-max-concurrent", 0, "authd's hash.max_concurrent for every authd; 0 keeps authd's default")
+	every := fs.Duration("flood-every", time.Second, "flood mode: the clients log in together once per this; 0: each retries at once")
 	pin := fs.Bool("pin", true, "pin nginx to CPU 0 and wrk to CPU 1 (as in PERF.md); backends float")
 	perf := fs.Bool("perf", true, "record a perf profile of authd during one extra verify run (needs perf)")
 	src := fs.String("src", "worktree", "what to build and measure: worktree, or a git revision (e.g. HEAD) exported with git archive")
@@ -105,7 +109,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o := options{modes: map[string]bool{}, runs: *runs, duration: *d, warmup: *warm, threads: *threads,
-		conns: *conns, keep: *keep, flood: *flood, pin: *pin, perf: *perf, src: *src, out: *out, keepDir: *keepDir}
+		conns: *conns, keep: *keep, flood: *flood, every: *every, hashMax: *hashMax, pin: *pin, perf: *perf, src: *src, out: *out, keepDir: *keepDir}
 	for _, m := range strings.Split(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
 		case "verify", "sessions", "flood":
