@@ -977,3 +977,21 @@ func (s *stack) keepAliveGet(target string, lines ...string) string {
 	b.WriteString("\r\n")
 	return b.String()
 }
+
+// rawDirect sends a GET /verify straight to authd from loopback and returns the whole response.
+func (s *stack) rawDirect(t testing.TB, h http.Header) *resp {
+	t.Helper()
+	hr, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/verify", s.authdPort), nil)
+	for k, v := range h {
+		hr.Header[k] = v
+	}
+	res, err := (&http.Client{Timeout: 5 * time.Second}).Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := readResp(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
