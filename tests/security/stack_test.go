@@ -919,10 +919,11 @@ func (s *stack) authdLog(t testing.TB) string {
 
 // rawConn sends raw requests over one kept-alive TLS connection, reconnecting when nginx closes it.
 type rawConn struct {
-	s    *stack
-	from string
-	conn *tls.Conn
-	br   *bufio.Reader
+	s      *stack
+	from   string
+	direct bool // plain TCP to authd's own listener instead of TLS to nginx
+	conn   net.Conn
+	br     *bufio.Reader
 }
 
 func (c *rawConn) close() {
@@ -940,7 +941,13 @@ func (c *rawConn) do(request string) (*resp, error) {
 			if c.from != "" {
 				d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(c.from)}
 			}
-			conn, err := tls.DialWithDialer(d, "tcp", fmt.Sprintf("127.0.0.1:%d", c.s.httpsPort), &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+			var conn net.Conn
+			var err error
+			if c.direct {
+				conn, err = d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.s.authdPort))
+			} else {
+				conn, err = tls.DialWithDialer(d, "tcp", fmt.Sprintf("127.0.0.1:%d", c.s.httpsPort), &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+			}
 			if err != nil {
 				return nil, err
 			}
