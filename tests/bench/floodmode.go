@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -62,8 +63,25 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 		}
 		floodCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}()
+	var rec *exec.Cmd
+	perfData := filepath.Join(b.dir, "authd-flood.perf.data")
+	if b.o.perf {
+		if _, err := exec.LookPath("perf"); err == nil {
+			rec = b.command("perf", "record", "-F", "499", "-g", "-o", perfData, "-p", fmt.Sprint(p.pid()),
+				"--", "sleep", fmt.Sprint(int(b.o.duration/time.Second)))
+			rec.Stdout, rec.Stderr = nil, nil
+			if err := rec.Start(); err != nil {
+				rec = nil
+			}
+		}
+	}
 	during, err := b.wrkOnce(ctx, t, b.o.duration)
 	<-floodDone
+	if rec != nil {
+		if rec.Wait() != nil {
+			rec = nil
+		}
+	}
 	authdCPU1, _ := procCPU(p.pid())
 	if err != nil {
 		return err
@@ -120,6 +138,17 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 	if len(rep.Errors) > 0 {
 		b.reportf("Client errors (first few): %s", strings.Join(rep.Errors, "; "))
 		b.reportf("")
+	}
+	if rec != nil {
+		if cum, err := b.command("perf", "report", "-i", perfData, "--stdio", "--children", "--sort", "symbol",
+			"--percent-limit", "3", "-g", "none").CombinedOutput(); err == nil {
+			b.reportf("Where authd's CPU went during the flood run (perf, inclusive, ≥ 3%% of its samples):")
+			b.reportf("")
+			b.reportf("```")
+			b.reportf("%s", perfLines(string(cum), 45))
+			b.reportf("```")
+			b.reportf("")
+		}
 	}
 	r := float64(during.P99) / float64(before.P99)
 	verdict := "met"

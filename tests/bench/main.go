@@ -84,6 +84,7 @@ type bench struct {
 	cpuNginx, cpuWrk, cpuBackend string
 
 	report bytes.Buffer // the Markdown result
+	args   []string     // the command line, for the report
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
@@ -102,7 +103,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	every := fs.Duration("flood-every", time.Second, "flood mode: the clients log in together once per this; 0: each retries at once")
 	pin := fs.Bool("pin", true, "pin nginx to CPU 0 and wrk to CPU 1 (as in PERF.md); backends float")
 	perf := fs.Bool("perf", true, "record a perf profile of authd during one extra verify run (needs perf)")
-	src := fs.String("src", "worktree", "what to build and measure: worktree, or a git revision (e.g. HEAD) exported with git archive")
+	src := fs.String("src", "worktree", "what to build and measure: worktree, a git revision (e.g. HEAD, exported with git archive), or the directory of another copy of the module")
 	out := fs.String("out", "", "also write the result as Markdown to this file (e.g. tests/bench/RESULTS.md)")
 	keepDir := fs.Bool("keep", false, "keep the temp directory (configs, logs, profiles)")
 	if err := fs.Parse(args); err != nil {
@@ -130,7 +131,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return errors.New("need -runs >= 1 and -d >= 1s")
 	}
 
-	b := &bench{o: o, log: stderr, password: "bench-" + randomToken()[:20]}
+	b := &bench{o: o, log: stderr, password: "bench-" + randomToken()[:20], args: args}
 	if o.pin && runtime.NumCPU() >= 2 {
 		b.cpuNginx, b.cpuWrk = "0", "1"
 	}
@@ -237,7 +238,12 @@ func (b *bench) setup() error {
 		return err
 	}
 	b.root = b.repo
-	if b.o.src != "worktree" {
+	if fi, err := os.Stat(b.o.src); err == nil && fi.IsDir() {
+		// Another copy of the module, e.g. a profiling or prototype variant.
+		if b.root, err = filepath.Abs(b.o.src); err != nil {
+			return err
+		}
+	} else if b.o.src != "worktree" {
 		b.root = filepath.Join(b.dir, "src")
 		if err := os.MkdirAll(b.root, 0o755); err != nil {
 			return err
@@ -288,7 +294,9 @@ func (b *bench) header() error {
 		}
 	}
 	rev := run("git", "-C", b.repo, "rev-parse", "--short", "HEAD")
-	if b.o.src == "worktree" {
+	if b.root != b.repo && b.root != filepath.Join(b.dir, "src") {
+		rev = "the module copy in " + b.root
+	} else if b.o.src == "worktree" {
 		if dirty := run("git", "-C", b.repo, "status", "--porcelain", "--", "authd", "nginx"); dirty != "" {
 			rev += " + uncommitted changes in authd/ or nginx/"
 		}
@@ -300,6 +308,7 @@ func (b *bench) header() error {
 	b.reportf("Written by `bash tests/bench/run.sh` (`go run ./tests/bench`); method and targets in PERF.md.")
 	b.reportf("Numbers drift between runs on this shared machine: compare the ratios, measured in one run.")
 	b.reportf("")
+	b.reportf("- command: `bash tests/bench/run.sh %s`", strings.Join(b.args, " "))
 	b.reportf("- date: %s", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	b.reportf("- machine: %d cores (%s), %s RAM, Linux %s", runtime.NumCPU(), cpu, memTotal, run("uname", "-r"))
 	b.reportf("- %s, %s, %s", run("go", "version"), run(b.nginxBin, "-v"), run("wrk", "-v"))
