@@ -1002,3 +1002,9 @@ func (s *stack) rawDirect(t testing.TB, h http.Header) *resp {
 	}
 	return r
 }
+
+// runAuthd runs the authd binary with args and returns its combined output.
+func runAuthd(bin string, args ...string) (string, error) {
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	return string(out), err
+}
