@@ -21,7 +21,7 @@ func TestConfigRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		edit func(dir, conf string) string // returns the config text
-		want string                       // in the error
+		want string                        // in the error
 	}{
 		{"no public_url", func(_, c string) string { return regexp.MustCompile(`(?m)^public_url = .*$`).ReplaceAllString(c, "") }, "public_url"},
 		{"http without the insecure switch", func(_, c string) string { return strings.Replace(c, `"https://`, `"http://`, 1) }, "cookie.insecure"},
