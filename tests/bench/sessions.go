@@ -144,7 +144,7 @@ func (b *bench) runSessions(ctx context.Context) error {
 			name   string
 			lo, hi *target
 		}{{"one", lo.one, hi.one}, {"rotating", lo.rotating, hi.rotating}} {
-			r, c := k.hi.res.RPS/k.lo.res.RPS, cpuRatio(k.hi, k.lo)
+			r, c := ratio(k.hi, k.lo), cpuRatio(k.hi, k.lo)
 			b.reportf("- verify flat in sessions (%s): %d ÷ %d sessions = %.3f in req/s, %.3f by CPU per request (authd + nginx); p99 %s vs %s (target ≥ 0.90): %s",
 				k.name, hi.n, lo.n, r, c, fmtDur(k.hi.res.P99), fmtDur(k.lo.res.P99), flatVerdict(r, c))
 		}

@@ -31,7 +31,8 @@ type target struct {
 // verifySetup is everything the verify and flood modes run against.
 type verifySetup struct {
 	none, floorSite, authdSite, unixSite *nginxSite
-	floor                                *proc
+	rawSite                              *nginxSite
+	floor, raw                           *proc
 	authd, unix                          *authdInst
 	floorCookie, authdCookie, unixCookie string
 	targets                              []*target
@@ -68,6 +69,27 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 	if v.floorSite, err = b.startNginx("floor", faddr); err != nil {
 		return nil, err
 	}
+	// The same floor without net/http, to show net/http's share of the floor.
+	rport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	raddr := fmt.Sprintf("127.0.0.1:%d", rport)
+	v.raw, err = b.procs.start("floor-raw", filepath.Join(b.dir, "floor-raw.log"), b.cpuBackend,
+		b.self, "floor", "-raw", "-listen", raddr, "-cookie", cookieName+"="+v.floorCookie)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := waitHTTP(v.raw, &http.Client{Timeout: time.Second}, "http://"+raddr+"/verify", http.StatusUnauthorized, 10*time.Second); err != nil {
+		return nil, err
+	}
+	if v.startRSS["floor-raw"], _, err = memStatus(v.raw.pid()); err != nil {
+		return nil, err
+	}
+	v.loginRSS["floor-raw"] = v.startRSS["floor-raw"]
+	if v.rawSite, err = b.startNginx("floor-raw", raddr); err != nil {
+		return nil, err
+	}
 
 	if v.authd, v.authdSite, v.authdCookie, err = b.authdWithLogin(v, "tcp", false); err != nil {
 		return nil, err
@@ -94,6 +116,8 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 			// into a 302 to the login form. floor-401 is the same path with the
 			// floor behind it, to separate nginx's share from authd's.
 			v.targets = append(v.targets,
+				&target{name: "floor-raw", url: v.rawSite.url(path), site: v.rawSite, headers: ck(v.floorCookie), backend: v.raw,
+					base: base, floor: floor, want: 200},
 				&target{name: "authd-401", url: v.authdSite.url(path), site: v.authdSite, headers: []string{accept}, backend: v.authd.proc,
 					base: base, floor: floor, want: 302},
 				&target{name: "floor-401", url: v.floorSite.url(path), site: v.floorSite, headers: []string{accept}, backend: v.floor,
@@ -238,7 +262,8 @@ func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
 	b.reportf("")
 	b.reportf("Each configuration serves the same %d-byte static file through the same nginx. Rows ending in", len(indexHTML))
 	b.reportf("`-proxy` fetch it through a proxied upstream (a second server block of the same nginx) and are divided")
-	b.reportf("by `proxy` and `floor-proxy`. CPU/req: CPU time (user+system, /proc/PID/stat) the auth backend and")
+	b.reportf("by `proxy` and `floor-proxy`. `floor-raw` is the floor without net/http (a bare HTTP/1.1 loop, not a")
+	b.reportf("server to ship): the share of the floor that is net/http's. Ratios are medians of the per-round ratios. CPU/req: CPU time (user+system, /proc/PID/stat) the auth backend and")
 	b.reportf("nginx's worker used during a run ÷ requests served (median of the runs); `÷ floor by CPU` is the floor's")
 	b.reportf("(backend + nginx) CPU per request over this row's: the req/s ratio CPU alone predicts, less sensitive to the")
 	b.reportf("other load on this shared machine than req/s. Backend RSS: largest VmRSS sampled every 50 ms during the runs.")
@@ -262,7 +287,7 @@ func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
 	b.reportf("")
 	b.reportf("| process | idle, ready | idle, after login | peak under verify load | VmHWM |")
 	b.reportf("|---|---:|---:|---:|---:|")
-	for _, p := range []*proc{v.floor, v.authd.proc, v.unix.proc} {
+	for _, p := range []*proc{v.floor, v.raw, v.authd.proc, v.unix.proc} {
 		_, hwm, err := memStatus(p.pid())
 		if err != nil {
 			return err
@@ -292,11 +317,22 @@ func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
 	return nil
 }
 
+// ratio is t's req/s over base's: the median of the per-round ratios, since
+// the two ran minutes apart at most within a round, and the machine drifts.
 func ratio(t, base *target) float64 {
-	if base == nil || base.res.RPS == 0 {
+	if base == nil || len(base.res.Runs) != len(t.res.Runs) || len(t.res.Runs) == 0 {
 		return 0
 	}
-	return t.res.RPS / base.res.RPS
+	var rs []float64
+	for i, r := range t.res.Runs {
+		if b := base.res.Runs[i].RPS; b > 0 {
+			rs = append(rs, r.RPS/b)
+		}
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	return median(rs)
 }
 
 // cpuRatio is base's CPU per request (backend + nginx worker) over t's: what
