@@ -58,7 +58,7 @@ func (rs *Rules) reason(r *rule, req *Request, roles uint64, d Decision) string 
 		return "needs a login"
 	case r.Access == Denied:
 		return "deny rule"
-	case d == Allow && len(r.Groups) == 0 && len(r.Users) == 0 && r.roles == 0:
+	case d == Allow && len(r.Groups) == 0 && len(r.Users) == 0:
 		return "any logged-in user may pass"
 	case d == Allow && slices.Contains(r.Users, req.User):
 		return who + " is listed in users"

@@ -42,9 +42,9 @@ type Network struct {
 }
 
 // Rule admits requests that match all of its conditions. Empty conditions
-// match anything. An Authenticated rule with Groups, Users or Roles admits
-// only members of a group, the named users, or requests carrying a role;
-// with Roles, such requests need no login.
+// match anything. An Authenticated rule admits any logged-in user, or with
+// Groups or Users only members of a group and the named users. Roles add
+// access without a login for requests from networks carrying one of them.
 type Rule struct {
 	Host     string // "app.example.com", or "*.example.com" for any subdomain
 	Path     string // canonical prefix: "/admin" covers "/admin/x", not "/administrator"
@@ -191,8 +191,8 @@ func (r *rule) decide(req *Request, roles uint64) Decision {
 		return Login
 	case r.Access == Denied:
 		return Deny
-	case len(r.Groups) == 0 && len(r.Users) == 0 && r.roles == 0:
-		return Allow
+	case len(r.Groups) == 0 && len(r.Users) == 0:
+		return Allow // roles only add access without a login; they restrict no one
 	case slices.Contains(r.Users, req.User):
 		return Allow
 	}

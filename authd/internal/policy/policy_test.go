@@ -165,7 +165,7 @@ func TestDecide(t *testing.T) {
 		{"office role v4-mapped", with(anon, "app.example.com", "HEAD", "/dashboard", "::ffff:192.0.2.44"), Allow, 6},
 		{"office role cannot POST", with(anon, "app.example.com", "POST", "/dashboard", "192.0.2.44"), Login, 7},
 		{"outside office needs login", with(anon, "app.example.com", "GET", "/dashboard", "198.51.100.1"), Login, 6},
-		{"outside office logged-in has no group", with(bob, "app.example.com", "GET", "/dashboard", "198.51.100.1"), Deny, 6},
+		{"outside office a logged-in user passes", with(bob, "app.example.com", "GET", "/dashboard", "198.51.100.1"), Allow, 6},
 		{"network and login", with(bob, "app.example.com", "GET", "/internal/x", "10.1.2.3"), Allow, 8},
 		{"network without login", with(anon, "app.example.com", "GET", "/internal/x", "10.1.2.3"), Login, 8},
 		{"login outside network", with(bob, "app.example.com", "GET", "/internal/x", "198.51.100.1"), Deny, 9},
