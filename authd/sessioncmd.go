@@ -39,6 +39,9 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if cfg.Store == "redis" && (sub == "list" || sub == "revoke") {
+		return redisSessionCmd(ctx, cfg, sub, *user, *all, stdout)
+	}
 	switch sub {
 	case "list":
 		var list []server.SessionInfo
@@ -51,12 +54,7 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.User, s.Created.Format(time.RFC3339),
-				s.LastSeen.Format(time.RFC3339), s.Expires.Format(time.RFC3339), dash(s.IP), dash(s.UserAgent))
-		}
-		return tw.Flush()
+		return printSessions(list, stdout)
 	case "revoke":
 		if (*user == "") == !*all {
 			return usagef("session revoke needs exactly one of -user NAME or -all")
@@ -70,6 +68,60 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	default:
 		return usagef("session: unknown subcommand %q", sub)
 	}
+}
+
+func printSessions(list []server.SessionInfo, stdout io.Writer) error {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.User, s.Created.Format(time.RFC3339),
+			s.LastSeen.Format(time.RFC3339), s.Expires.Format(time.RFC3339), dash(s.IP), dash(s.UserAgent))
+	}
+	return tw.Flush()
+}
+
+// redisSessionCmd lists or revokes sessions in Redis directly: every
+// instance reads sessions from Redis on each request, so no running authd
+// needs telling.
+func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, all bool, stdout io.Writer) error {
+	if sub == "revoke" && (user == "") == !all {
+		return usagef("session revoke needs exactly one of -user NAME or -all")
+	}
+	c, err := dialRedis(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st := session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now)
+	if sub == "revoke" {
+		var n int
+		if all {
+			n, err = st.DeleteAll(ctx)
+		} else {
+			n, err = st.DeleteUser(ctx, user)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %d sessions\n", n)
+		return nil
+	}
+	entries, err := st.List(ctx, user)
+	if err != nil {
+		return err
+	}
+	return printSessions(sessionInfos(entries, time.Now()), stdout)
+}
+
+func sessionInfos(entries []session.Entry, now time.Time) []server.SessionInfo {
+	var out []server.SessionInfo
+	for _, e := range entries {
+		if e.Session.Valid(now) {
+			s := e.Session
+			out = append(out, server.SessionInfo{ID: e.Key.Short(), User: s.User, Created: s.Created, LastSeen: s.LastSeen,
+				Expires: s.Expires, Remember: s.Remember, IP: s.IP, UserAgent: s.UserAgent})
+		}
+	}
+	return out
 }
 
 var errNotRunning = errors.New("authd is not running")
@@ -161,16 +213,7 @@ func listOffline(ctx context.Context, cfg config.Config, user string) ([]server.
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	var out []server.SessionInfo
-	for _, e := range entries {
-		if e.Session.Valid(now) {
-			s := e.Session
-			out = append(out, server.SessionInfo{ID: e.Key.Short(), User: s.User, Created: s.Created, LastSeen: s.LastSeen,
-				Expires: s.Expires, Remember: s.Remember, IP: s.IP, UserAgent: s.UserAgent})
-		}
-	}
-	return out, nil
+	return sessionInfos(entries, time.Now()), nil
 }
 
 // notifyUserChange makes a running authd reload users now and, when the

@@ -10,20 +10,28 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
 
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, import-htpasswd)")
+		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, import-htpasswd, import)")
 	}
 	sub, args := args[0], args[1:]
 	fs, cfgPath := newFlags("user "+sub, stderr)
-	var groups, email, display *string
+	var groups, email, display, from, to *string
+	var overwrite *bool
+	if sub == "import" {
+		from = fs.String("from", "file", "store to copy users from: file or redis")
+		to = fs.String("to", "redis", "store to copy users to: redis or file")
+		overwrite = fs.Bool("overwrite", false, "replace users that exist in the target")
+	}
 	if sub == "add" || sub == "set" {
 		groups = fs.String("groups", "", "comma-separated groups")
 		email = fs.String("email", "", "email address")
@@ -47,7 +55,15 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if len(pos) != 1 {
 			return usagef("user import-htpasswd FILE")
 		}
+		if cfg.Store == "redis" {
+			return redisImportHTPasswd(ctx, cfg, pos[0], stdout)
+		}
 		return userImport(ctx, cfg, pos[0], stdout)
+	case "import":
+		if len(pos) != 0 {
+			return usagef("user import -from file|redis -to redis|file [-overwrite]")
+		}
+		return copyUsers(ctx, cfg, *from, *to, *overwrite, stdout)
 	case "add", "passwd", "del", "lock", "unlock", "set":
 	default:
 		return usagef("user: unknown subcommand %q", sub)
@@ -69,6 +85,13 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if hash, err = users.Hash(pw, hashParams(cfg)); err != nil {
 			return fmt.Errorf("hash password: %w", err)
 		}
+	}
+	if cfg.Store == "redis" {
+		if err := redisUserEdit(ctx, cfg, sub, name, hash, groups, email, display); err != nil {
+			return err
+		}
+		printUserDone(stdout, sub, name)
+		return nil
 	}
 	err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
 		i := slices.IndexFunc(list, func(u users.User) bool { return u.Name == name })
@@ -106,9 +129,13 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
 		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
 	}
+	printUserDone(stdout, sub, name)
+	return nil
+}
+
+func printUserDone(stdout io.Writer, sub, name string) {
 	verb := map[string]string{"add": "added", "passwd": "password changed", "del": "deleted", "lock": "locked", "unlock": "unlocked", "set": "updated"}[sub]
 	fmt.Fprintf(stdout, "user %s %s\n", name, verb)
-	return nil
 }
 
 // setFields applies the flags that were given; an empty -groups clears groups.
@@ -130,6 +157,13 @@ func setFields(u *users.User, groups, email, display *string) {
 }
 
 func userList(cfg config.Config, stdout io.Writer) error {
+	if cfg.Store == "redis" {
+		db, _, err := loadUsers(cfg, "")
+		if err != nil {
+			return err
+		}
+		return printUsers(db, stdout)
+	}
 	f, err := os.Open(cfg.UsersFile)
 	if err != nil {
 		return fmt.Errorf("users_file: %w", err)
@@ -139,6 +173,10 @@ func userList(cfg config.Config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
 	}
+	return printUsers(db, stdout)
+}
+
+func printUsers(db *users.DB, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, u := range db.Users() {
 		state := "active"
@@ -247,4 +285,163 @@ func readNewPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		return "", err
 	}
 	return pw, nil
+}
+
+// openRedisUsers connects to the configured Redis and loads its users, for
+// the CLI; close releases the connection.
+func openRedisUsers(ctx context.Context, cfg config.Config) (u *users.Redis, sessions *session.Redis, close func(), err error) {
+	c, err := dialRedis(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	u, err = users.OpenRedis(ctx, c, cfg.Redis.KeyPrefix, users.DefaultLimits())
+	if err != nil {
+		c.Close()
+		return nil, nil, nil, fmt.Errorf("users in redis: %w", err)
+	}
+	return u, session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now), func() { c.Close() }, nil
+}
+
+// redisUserEdit applies a user subcommand to the Redis user store. Every
+// instance sees it at its next request: the user's version changes with
+// the record, in one step. Sessions a change ends are deleted as well.
+func redisUserEdit(ctx context.Context, cfg config.Config, sub, name, hash string, groups, email, display *string) error {
+	ru, sessions, closeFn, err := openRedisUsers(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	err = ru.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
+		if sub == "add" {
+			if exists {
+				return u, false, fmt.Errorf("user %s exists; use 'authd user passwd %s' to change the password", name, name)
+			}
+			u = users.User{Name: name, Hash: hash, Generation: users.NewGeneration()}
+			setFields(&u, groups, email, display)
+			return u, false, nil
+		}
+		if !exists {
+			return u, false, fmt.Errorf("no user %s in redis", name)
+		}
+		switch sub {
+		case "passwd":
+			u.Hash, u.Generation = hash, users.NewGeneration()
+		case "lock":
+			u.Disabled, u.Generation = true, users.NewGeneration()
+		case "unlock":
+			u.Disabled, u.Generation = false, users.NewGeneration()
+		case "set":
+			setFields(&u, groups, email, display)
+		case "del":
+			return u, true, nil
+		}
+		return u, false, nil
+	})
+	if err != nil {
+		return err
+	}
+	if sub == "passwd" || sub == "lock" || sub == "del" {
+		if _, err := sessions.DeleteUser(ctx, name); err != nil {
+			return fmt.Errorf("revoke sessions of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func redisImportHTPasswd(ctx context.Context, cfg config.Config, path string, stdout io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	imported, err := users.ParseHTPasswd(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for i := range imported {
+		imported[i].Generation = users.NewGeneration()
+	}
+	n, err := putRedisUsers(ctx, cfg, imported, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "imported %d users (bcrypt hashes are upgraded to argon2id at each user's next login)\n", n)
+	return nil
+}
+
+// putRedisUsers writes list to Redis; unless overwrite, it refuses to start
+// when any of the names exists there.
+func putRedisUsers(ctx context.Context, cfg config.Config, list []users.User, overwrite bool) (int, error) {
+	ru, _, closeFn, err := openRedisUsers(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer closeFn()
+	if !overwrite {
+		var clash []string
+		for _, u := range list {
+			if _, ok := ru.DB().Lookup(u.Name); ok {
+				clash = append(clash, u.Name)
+			}
+		}
+		if len(clash) > 0 {
+			return 0, fmt.Errorf("users already exist in redis: %s; use -overwrite to replace them", strings.Join(clash, ", "))
+		}
+	}
+	for _, u := range list {
+		if err := ru.Put(ctx, u); err != nil {
+			return 0, err
+		}
+	}
+	return len(list), nil
+}
+
+// copyUsers copies every user between the users file and Redis, hashes and
+// generations included, so sessions and passwords carry over unchanged.
+func copyUsers(ctx context.Context, cfg config.Config, from, to string, overwrite bool, stdout io.Writer) error {
+	switch {
+	case from == "file" && to == "redis":
+		f, err := os.Open(cfg.UsersFile)
+		if err != nil {
+			return fmt.Errorf("users_file: %w", err)
+		}
+		db, err := users.Parse(f, users.DefaultLimits())
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
+		}
+		n, err := putRedisUsers(ctx, cfg, db.Users(), overwrite)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "copied %d users from %s to redis\n", n, cfg.UsersFile)
+		return nil
+	case from == "redis" && to == "file":
+		ru, _, closeFn, err := openRedisUsers(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		src := ru.DB().Users()
+		err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
+			for _, u := range src {
+				i := slices.IndexFunc(list, func(x users.User) bool { return x.Name == u.Name })
+				switch {
+				case i < 0:
+					list = append(list, u)
+				case overwrite:
+					list[i] = u
+				default:
+					return nil, fmt.Errorf("user %s already exists in %s; use -overwrite to replace it", u.Name, cfg.UsersFile)
+				}
+			}
+			return list, nil
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "copied %d users from redis to %s\n", len(src), cfg.UsersFile)
+		return nil
+	}
+	return usagef("user import: -from file -to redis, or -from redis -to file (got -from %s -to %s)", from, to)
 }
