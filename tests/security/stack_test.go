@@ -1008,3 +1008,20 @@ func runAuthd(bin string, args ...string) (string, error) {
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	return string(out), err
 }
+
+// cliOut runs one authd command and returns its standard output only.
+func (s *stack) cliOut(t testing.TB, stdin string, words ...string) string {
+	t.Helper()
+	args := append([]string{}, words[:cliWords(words)]...)
+	args = append(args, "-config", s.conf)
+	args = append(args, words[cliWords(words):]...)
+	cmd := exec.Command(s.bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("authd %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
