@@ -153,3 +153,26 @@ func TestRedisPassword(t *testing.T) {
 		})
 	}
 }
+
+func TestShippedRedisExamples(t *testing.T) {
+	for _, tt := range []struct{ file, mode string }{
+		{"redis-standalone.toml", RedisStandalone},
+		{"redis-sentinel.toml", RedisSentinel},
+		{"redis-cluster.toml", RedisCluster},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("../../../conf", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			c, err := Parse(f)
+			if err != nil {
+				t.Fatalf("got %v, want a valid config", err)
+			}
+			if c.Store != "redis" || c.Redis.Mode() != tt.mode {
+				t.Fatalf("got store %q mode %q, want redis %s", c.Store, c.Redis.Mode(), tt.mode)
+			}
+		})
+	}
+}
