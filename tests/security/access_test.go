@@ -195,7 +195,8 @@ func TestMachineClientsThroughNginx(t *testing.T) {
 		return status, body
 	}
 
-	token := strings.TrimSpace(s.mustCLI(t, "", "token", "create", "-user", "ada", "-name", "ci"))
+	// mustCLI returns stdout and stderr together: the token is stdout's one line.
+	token := strings.Fields(s.mustCLI(t, "", "token", "create", "-user", "ada", "-name", "ci"))[0]
 	t.Run("bearer token", func(t *testing.T) {
 		if code, body := curlStatus(t, "GET", "/app/x", "Authorization: Bearer "+token); code != 200 || !strings.Contains(body, `"ada"`) {
 			t.Fatalf("got %d (%s), want 200 as ada", code, body)
@@ -222,7 +223,8 @@ func TestMachineClientsThroughNginx(t *testing.T) {
 		})
 	})
 
-	keyOut := strings.Fields(s.mustCLI(t, "", "key", "create", "-user", "ada", "-name", "nightly"))
+	keyLine, _, _ := strings.Cut(s.mustCLI(t, "", "key", "create", "-user", "ada", "-name", "nightly"), "\n")
+	keyOut := strings.Fields(keyLine)
 	if len(keyOut) != 2 {
 		t.Fatalf("key create printed %q, want KEY_ID SECRET", keyOut)
 	}
