@@ -14,3 +14,11 @@ export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
 streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
 echo "==> end-to-end tests (screenshots in tests/out/)"
 AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e
+
+# Several servers: the Redis stores' tests (skipped above when redis-server was missing) and the
+# load-balanced deployment (real Redis with AOF, two authd, two Streamlit, nginx/lb-example.conf).
+apt_ensure redis-server redis-tools
+echo "==> Redis store tests"
+go test -count=1 -run Redis ./authd/...
+echo "==> cluster tests"
+AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
