@@ -22,3 +22,21 @@ echo "==> Redis store tests"
 go test -count=1 -run Redis ./authd/...
 echo "==> cluster tests"
 AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
+
+# The adversarial suite: every SECURITY.md line through real nginx with the shipped snippets
+# (corpora in tests/security/testdata), then a short bounded pass of every fuzz target; a crasher
+# is written to the package's testdata/fuzz and fails the run. AUTHD_FUZZTIME=0 skips fuzzing.
+echo "==> security suite"
+AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/security
+fuzztime="${AUTHD_FUZZTIME:-10s}"
+if [ "$fuzztime" != "0" ]; then
+  echo "==> fuzzing, $fuzztime per target"
+  for target in \
+    server:FuzzSafeRedirect server:FuzzCookieValue server:FuzzVerify \
+    policy:FuzzCanonical policy:FuzzCanonicalReadsOneWay policy:FuzzDecideAnonymous \
+    users:FuzzParse users:FuzzCanonicalName config:FuzzParse \
+    session:FuzzParse session:FuzzDecodeOp machine:FuzzParseAuthorization; do
+    pkg="./authd/internal/${target%%:*}" fn="${target#*:}"
+    go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" "$pkg"
+  done
+fi
