@@ -114,10 +114,10 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 	}
 	b.reportf("authd's hash.max_concurrent: %s.", hm)
 	b.reportf("")
-	b.reportf("| verify load | req/s | p50 | p99 | authd RSS peak (sampled) |")
-	b.reportf("|---|---:|---:|---:|---:|")
-	b.reportf("| alone | %.0f | %s | %s | %s |", before.RPS, fmtDur(before.P50), fmtDur(before.P99), mb(before.PeakRSS))
-	b.reportf("| during the flood | %.0f | %s | %s | %s |", during.RPS, fmtDur(during.P50), fmtDur(during.P99), mb(during.PeakRSS))
+	b.reportf("| verify load | req/s | p50 | p99 | authd RSS peak (sampled) | others' load |")
+	b.reportf("|---|---:|---:|---:|---:|---:|")
+	b.reportf("| alone | %.0f | %s | %s | %s | %.2f |", before.RPS, fmtDur(before.P50), fmtDur(before.P99), mb(before.PeakRSS), before.Others)
+	b.reportf("| during the flood | %.0f | %s | %s | %s | %.2f (flood client included) |", during.RPS, fmtDur(during.P50), fmtDur(during.P99), mb(during.PeakRSS), during.Others)
 	b.reportf("")
 	b.reportf("Login attempts: %d in %.1fs. authd VmHWM before the flood %s, after %s. CPU during the flood run: authd %.1fs,",
 		rep.Attempts, rep.Seconds, mb(hwmBefore), mb(hwm), (authdCPU1 - authdCPU0).Seconds())

@@ -121,8 +121,8 @@ func (b *bench) runSessions(ctx context.Context) error {
 	b.reportf("goroutines sharing fsyncs, Close). `one`: every request carries the same session; `rotating`: a wrk Lua")
 	b.reportf("script cycles through %d (or all, if fewer) of the stored sessions. All sizes run interleaved.", b.o.keep)
 	b.reportf("")
-	b.reportf("| sessions | fill | authd ready | RSS idle | load | req/s | spread | p50 | p99 | authd CPU/req | RSS peak under load | VmHWM |")
-	b.reportf("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	b.reportf("| sessions | fill | authd ready | RSS idle | load | req/s | spread | p50 | p99 | authd CPU/req | RSS peak under load | VmHWM | others' load |")
+	b.reportf("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range stores {
 		_, hwm, err := memStatus(s.a.proc.pid())
 		if err != nil {
@@ -130,9 +130,9 @@ func (b *bench) runSessions(ctx context.Context) error {
 		}
 		for _, t := range []*target{s.one, s.rotating} {
 			kind := strings.TrimPrefix(t.name, fmt.Sprintf("sessions-%d-", s.n))
-			b.reportf("| %d | %s | %s | %s | %s | %.0f | %.1f%% | %s | %s | %.1fµs | %s | %s |", s.n, s.fillTook,
+			b.reportf("| %d | %s | %s | %s | %s | %.0f | %.1f%% | %s | %s | %.1fµs | %s | %s | %.2f |", s.n, s.fillTook,
 				s.a.ready.Round(time.Millisecond), mb(s.idleRSS), kind, t.res.RPS, t.res.Spread*100,
-				fmtDur(t.res.P50), fmtDur(t.res.P99), t.res.BackendCPU, mb(t.res.PeakRSS), mb(hwm))
+				fmtDur(t.res.P50), fmtDur(t.res.P99), t.res.BackendCPU, mb(t.res.PeakRSS), mb(hwm), t.res.Others)
 		}
 	}
 	b.reportf("")

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,7 +203,7 @@ func (b *bench) measure(ctx context.Context, targets []*target) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
-			b.logf("round %d/%d %-20s %9.0f req/s  p50 %-8s p99 %-8s bad %d", round, b.o.runs, t.name, r.RPS, fmtDur(r.P50), fmtDur(r.P99), r.Bad)
+			b.logf("round %d/%d %-26s %9.0f req/s  p50 %-8s p99 %-8s bad %d  others %.2f cores", round, b.o.runs, t.name, r.RPS, fmtDur(r.P50), fmtDur(r.P99), r.Bad, r.Others)
 			runs[t] = append(runs[t], r)
 		}
 	}
@@ -224,6 +225,8 @@ func (b *bench) wrkOnce(ctx context.Context, t *target, d time.Duration) (wrkRes
 		bcpu, _ = procCPU(t.backend.pid())
 	}
 	ncpu, _ = procCPU(t.site.worker)
+	busy0, _, _ := machineBusy()
+	start := time.Now()
 	r, err := runWrk(ctx, wrkOpts{URL: t.url, Headers: t.headers, Script: t.script, Duration: d,
 		Threads: b.o.threads, Conns: b.o.conns, CPUs: b.cpuWrk})
 	cancel()
@@ -242,6 +245,10 @@ func (b *bench) wrkOnce(ctx context.Context, t *target, d time.Duration) (wrkRes
 			r.BackendCPU = perReq(t.backend.pid(), bcpu)
 		}
 		r.NginxCPU = perReq(t.site.worker, ncpu)
+		if busy1, _, berr := machineBusy(); berr == nil {
+			ours := time.Duration((r.BackendCPU+r.NginxCPU)*float64(r.Requests))*time.Microsecond + r.WrkCPU
+			r.Others = max(0, float64(busy1-busy0-ours)/float64(time.Since(start)))
+		}
 	}
 	if err == nil && t.backend != nil && t.backend.exited() {
 		err = fmt.Errorf("%s exited during the run:\n%s", t.backend.name, t.backend.tail())
@@ -267,15 +274,17 @@ func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
 	b.reportf("nginx's worker used during a run ÷ requests served (median of the runs); `÷ floor by CPU` is the floor's")
 	b.reportf("(backend + nginx) CPU per request over this row's: the req/s ratio CPU alone predicts, less sensitive to the")
 	b.reportf("other load on this shared machine than req/s. Backend RSS: largest VmRSS sampled every 50 ms during the runs.")
+	b.reportf("Others' load: the most CPU (in cores, of %d) that processes outside the benchmark, and the hypervisor's steal,", runtime.NumCPU())
+	b.reportf("took during any of the row's runs; above ~0.3 the row's req/s and latencies are unreliable.")
 	b.reportf("")
-	b.reportf("| configuration | req/s | spread | p50 | p99 | ÷ static | ÷ floor | backend CPU/req | nginx CPU/req | ÷ floor by CPU | backend RSS peak | non-2xx/3xx |")
-	b.reportf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	b.reportf("| configuration | req/s | spread | p50 | p99 | ÷ static | ÷ floor | backend CPU/req | nginx CPU/req | ÷ floor by CPU | backend RSS peak | non-2xx/3xx | others' load |")
+	b.reportf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, t := range v.targets {
-		b.reportf("| %s | %.0f | %.1f%% | %s | %s | %.3f | %.3f | %s | %.1fµs | %.3f | %s | %d |", t.name, t.res.RPS, t.res.Spread*100,
+		b.reportf("| %s | %.0f | %.1f%% | %s | %s | %.3f | %.3f | %s | %.1fµs | %.3f | %s | %d | %.2f |", t.name, t.res.RPS, t.res.Spread*100,
 			fmtDur(t.res.P50), fmtDur(t.res.P99), ratio(t, byName[t.base]), ratio(t, byName[t.floor]),
-			cpuCell(t), t.res.NginxCPU, cpuRatio(t, byName[t.floor]), rssCell(t), t.res.Bad)
+			cpuCell(t), t.res.NginxCPU, cpuRatio(t, byName[t.floor]), rssCell(t), t.res.Bad, t.res.Others)
 		if t.name == "authd-unix" {
-			b.reportf("| authd-redis | — | | | | | | | | | | |")
+			b.reportf("| authd-redis | — | | | | | | | | | | | |")
 		}
 	}
 	b.reportf("")

@@ -21,6 +21,11 @@ type wrkResult struct {
 	PeakRSS  int64  // the sampled backend's largest VmRSS during the run
 	// CPU time per request of the auth backend and of nginx's worker, µs.
 	BackendCPU, NginxCPU float64
+	WrkCPU               time.Duration
+	// Others is the CPU, in cores, that everything but the benchmark's own
+	// processes (backend, nginx worker, wrk) used during the run, steal
+	// included: the noise this run competed with.
+	Others float64
 }
 
 // wrkOpts describes one load: what to ask and how hard.
@@ -47,11 +52,14 @@ func runWrk(ctx context.Context, o wrkOpts) (wrkResult, error) {
 	if o.CPUs != "" {
 		args = append([]string{"taskset", "-c", o.CPUs}, args...)
 	}
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
-	return parseWrk(string(out))
+	r, err := parseWrk(string(out))
+	r.WrkCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, err
 }
 
 // parseWrk reads wrk's --latency report.
@@ -113,7 +121,9 @@ type summary struct {
 	Bad      int64 // summed over the runs
 	// Medians of the runs' CPU µs per request.
 	BackendCPU, NginxCPU float64
-	Errors               []string
+	// Others is the largest of the runs' Others.
+	Others float64
+	Errors []string
 }
 
 func summarize(runs []wrkResult) summary {
@@ -131,6 +141,7 @@ func summarize(runs []wrkResult) summary {
 		p50 = append(p50, r.P50)
 		p99 = append(p99, r.P99)
 		s.PeakRSS = max(s.PeakRSS, r.PeakRSS)
+		s.Others = max(s.Others, r.Others)
 		s.Bad += r.Bad
 		if r.Errors != "" {
 			s.Errors = append(s.Errors, r.Errors)
