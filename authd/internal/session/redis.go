@@ -22,12 +22,19 @@ import (
 // Keys, under the prefix P:
 //
 //	P s:<hex key>   hash: u user, v record, t last seen (ms), i idle (ms),
-//	                e expires (ms), d deadline on Redis's clock (ms)
+//	                e expires (ms), d deadline on Redis's clock (ms),
+//	                w the user's current version (see below)
 //	P su:<user>     sorted set of the user's session keys, scored by deadline
 //	P sa            sorted set of all session keys, scored by deadline
 //
 // All of them must share a Cluster slot (a hash tag in the prefix), because
 // the scripts below touch several at once.
+//
+// Freshness of the user: w is the "ver" of the user's hash P u:<user>
+// (users.Redis), copied in when the session is created, and rewritten in
+// every live session of the user by the same script that changes the user
+// (it walks P su:<user>). So Get is a single HMGET, with no script, and still
+// returns the user's current version with the session, atomically.
 //
 // Clock skew: a session's Redis TTL is computed on Redis's own clock, from
 // durations (time left until Expires and until the idle deadline, as the
@@ -50,9 +57,10 @@ type Redis struct {
 // RedisOption configures NewRedis.
 type RedisOption func(*Redis)
 
-// WithUserCheck makes Get pass each session's user and the user's version
-// (the "ver" field of the hash P u:<user>, 0 when absent) to check, read in
-// the same round trip as the session, before Get returns. The user store
+// WithUserCheck makes Get pass each session's user and the user's current
+// version (the "ver" field of the hash P u:<user>, 0 when there was none
+// when the session was created), read in the same round trip as the
+// session, to check before Get returns. The user store
 // uses it to refresh a stale local copy of that user first.
 func WithUserCheck(check func(ctx context.Context, user string, version int64) error) RedisOption {
 	return func(r *Redis) { r.check = check }
@@ -167,15 +175,16 @@ local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 
 // KEYS: session, user index, all index. ARGV: hex key, user, record, last
 // seen, idle, expires, ms to absolute deadline, ms to idle deadline, user
-// index prefix.
+// index prefix, user key prefix.
 var createScript = redis.NewScript(redisNowMs + `
 local old = redis.call('HGET', KEYS[1], 'u')
 if old and old ~= ARGV[2] then redis.call('ZREM', ARGV[9] .. old, ARGV[1]) end
 local left = tonumber(ARGV[7])
 local d = now + left
 local ttl = math.min(left, tonumber(ARGV[8]))
+local w = tonumber(redis.call('HGET', ARGV[10] .. ARGV[2], 'ver')) or 0
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'u', ARGV[2], 'v', ARGV[3], 't', ARGV[4], 'i', ARGV[5], 'e', ARGV[6], 'd', d)
+redis.call('HSET', KEYS[1], 'u', ARGV[2], 'v', ARGV[3], 't', ARGV[4], 'i', ARGV[5], 'e', ARGV[6], 'd', d, 'w', w)
 redis.call('PEXPIRE', KEYS[1], ttl)
 for i = 2, 3 do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
@@ -183,15 +192,6 @@ for i = 2, 3 do
   if redis.call('PTTL', KEYS[i]) < left then redis.call('PEXPIRE', KEYS[i], left) end
 end
 return 1
-`)
-
-// KEYS: session. ARGV: users' key prefix. Returns user, record, last seen
-// and the user's version, or nil.
-var getScript = redis.NewScript(`
-local h = redis.call('HMGET', KEYS[1], 'u', 'v', 't')
-if not h[1] then return false end
-local ver = redis.call('HGET', ARGV[1] .. h[1], 'ver')
-return {h[1], h[2], h[3], tonumber(ver) or 0}
 `)
 
 // KEYS: session. ARGV: time of activity (ms, the caller's clock).
@@ -246,20 +246,18 @@ return {n, redis.call('ZCARD', KEYS[1])}
 func (r *Redis) Get(ctx context.Context, k Key) (Session, bool, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	res, err := getScript.Run(ctx, r.c, []string{r.sessKey(&k)}, r.prefix+"u:").Slice()
-	if errors.Is(err, redis.Nil) {
-		return Session{}, false, nil
-	}
+	res, err := r.c.HMGet(ctx, r.sessKey(&k), "u", "v", "t", "w").Result()
 	if err != nil {
 		return Session{}, false, fmt.Errorf("get session: %w", err)
 	}
-	if len(res) != 4 {
-		return Session{}, false, errBadRecord
+	if len(res) != 4 || res[0] == nil {
+		return Session{}, false, nil
 	}
 	user, _ := res[0].(string)
 	v, _ := res[1].(string)
 	t, _ := res[2].(string)
-	ver, _ := res[3].(int64)
+	ws, _ := res[3].(string)
+	ver, _ := strconv.ParseInt(ws, 10, 64)
 	sess, err := decodeRecord(user, v, t)
 	if err != nil {
 		return Session{}, false, fmt.Errorf("get session: %w", err)
@@ -292,7 +290,7 @@ func (r *Redis) Create(ctx context.Context, k Key, sess Session) error {
 	hk := hex.EncodeToString(k[:])
 	err = createScript.Run(ctx, r.c, []string{r.sessKey(&k), r.userIndex(sess.User), r.allIndex()},
 		hk, sess.User, encodeRecord(&rec), rec.lastSeen/1e6, rec.idle/1e6, rec.expires/1e6, left, idleLeft,
-		r.prefix+"su:").Err()
+		r.prefix+"su:", r.prefix+"u:").Err()
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}

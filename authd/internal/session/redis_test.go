@@ -160,13 +160,16 @@ func TestRedisUserCheck(t *testing.T) {
 	if gotUser != "alice" || gotVer != 0 {
 		t.Fatalf("check without a user record: got %q, %d, want alice, 0", gotUser, gotVer)
 	}
+	// Create copies the user's version; the user store rewrites it (w) when
+	// the user changes.
 	c.HSet(ctx, prefix+"u:alice", "ver", 12)
-	mustGet(t, s, testKey("a"))
+	mustCreate(t, s, testKey("b"), newTestSession("alice", suiteBase()))
+	mustGet(t, s, testKey("b"))
 	if gotVer != 12 {
 		t.Fatalf("check: got version %d, want 12", gotVer)
 	}
-	c.HSet(ctx, prefix+"u:alice", "ver", 13)
-	if _, ok, err := s.Get(ctx, testKey("a")); err == nil || ok {
+	c.HSet(ctx, s.sessKey(new(testKey("b"))), "w", 13)
+	if _, ok, err := s.Get(ctx, testKey("b")); err == nil || ok {
 		t.Fatalf("Get with a failing check: got %v, %v, want not found and an error", ok, err)
 	}
 }

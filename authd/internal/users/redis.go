@@ -36,6 +36,9 @@ func NewDB(list []User, lim Limits) (*DB, error) {
 //	P users:ver   counter that versions come from
 //
 // and changes are announced on the channel "P users" (message: the name).
+// A change also writes the new version into each of the user's live
+// sessions (session.Redis's keys P su:<name> and P s:<hex>, field w), so a
+// verify reads the session and its user's version with one HMGET.
 type Redis struct {
 	c       redis.UniversalClient
 	prefix  string
@@ -216,18 +219,25 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 var ErrConflict = errors.New("user changed concurrently; try again")
 
 // KEYS: user, users set, counter. ARGV: expected version ("*": any),
-// delete ("1"), channel, name, then field/value pairs. Returns the new
-// version, or -1 when the expected version did not match.
+// delete ("1"), channel, name, session index prefix, session key prefix,
+// then field/value pairs. Returns the new version, or -1 when the expected
+// version did not match. The new version is also written into every live
+// session of the user (field w), so that session.Redis reads it with the
+// session in one HMGET.
 var putScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], 'ver')) or 0
 if ARGV[1] ~= '*' and tonumber(ARGV[1]) ~= cur then return -1 end
 local v = redis.call('INCR', KEYS[3])
+for _, h in ipairs(redis.call('ZRANGE', ARGV[5] .. ARGV[4], 0, -1)) do
+  local s = ARGV[6] .. h
+  if redis.call('EXISTS', s) == 1 then redis.call('HSET', s, 'w', v) end
+end
 redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then
   redis.call('SREM', KEYS[2], ARGV[4])
 else
   local f = {}
-  for i = 5, #ARGV do f[#f + 1] = ARGV[i] end
+  for i = 7, #ARGV do f[#f + 1] = ARGV[i] end
   f[#f + 1] = 'ver'
   f[#f + 1] = v
   redis.call('HSET', KEYS[1], unpack(f))
@@ -289,7 +299,7 @@ func (r *Redis) put(ctx context.Context, expect string, u User, name string, del
 	if del {
 		d = "1"
 	}
-	args := append([]any{expect, d, r.Channel(), name}, toHash(u)...)
+	args := append([]any{expect, d, r.Channel(), name, r.prefix + "su:", r.prefix + "s:"}, toHash(u)...)
 	nv, err := putScript.Run(ctx, r.c, []string{r.userKey(name), r.setKey(), r.counterKey()}, args...).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("write user to redis: %w", err)
