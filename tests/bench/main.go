@@ -49,22 +49,24 @@ func main() {
 }
 
 type options struct {
-	modes    map[string]bool
-	runs     int
-	duration time.Duration
-	warmup   time.Duration
-	threads  int
-	conns    int
-	sessions []int
-	keep     int // cookies rotated through in the many-sessions mode
-	flood    int
-	every    time.Duration
-	hashMax  int
-	pin      bool
-	perf     bool
-	src      string
-	out      string
-	keepDir  bool
+	modes     map[string]bool
+	runs      int
+	duration  time.Duration
+	warmup    time.Duration
+	threads   int
+	conns     int
+	sessions  []int
+	keep      int // cookies rotated through in the many-sessions mode
+	flood     int
+	every     time.Duration
+	hashMax   int
+	retries   int
+	maxOthers float64
+	pin       bool
+	perf      bool
+	src       string
+	out       string
+	keepDir   bool
 }
 
 // bench is one benchmark run: its temp directory, binaries and processes.
@@ -99,6 +101,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	sessions := fs.String("sessions", "1000,1000000", "store sizes for the sessions mode")
 	keep := fs.Int("rotate", 10000, "sessions mode: distinct session cookies the rotating load cycles through")
 	flood := fs.Int("flood", 500, "concurrent login clients in the flood mode")
+	retries := fs.Int("retries", 0, "measure a run again, up to this many times, while other processes took more than -max-others cores during it")
+	maxOthers := fs.Float64("max-others", 0.3, "see -retries")
 	hashMax := fs.Int("hash-max-concurrent", 0, "authd's hash.max_concurrent for every authd; 0 keeps authd's default")
 	every := fs.Duration("flood-every", time.Second, "flood mode: the clients log in together once per this; 0: each retries at once")
 	pin := fs.Bool("pin", true, "pin nginx to CPU 0 and wrk to CPU 1 (as in PERF.md); backends float")
@@ -110,7 +114,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o := options{modes: map[string]bool{}, runs: *runs, duration: *d, warmup: *warm, threads: *threads,
-		conns: *conns, keep: *keep, flood: *flood, every: *every, hashMax: *hashMax, pin: *pin, perf: *perf, src: *src, out: *out, keepDir: *keepDir}
+		conns: *conns, keep: *keep, flood: *flood, every: *every, hashMax: *hashMax, retries: *retries, maxOthers: *maxOthers, pin: *pin, perf: *perf, src: *src, out: *out, keepDir: *keepDir}
 	for _, m := range strings.Split(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
 		case "verify", "sessions", "flood":
@@ -320,6 +324,10 @@ func (b *bench) header() error {
 	b.reportf("- load: wrk -t%d -c%d -d%s --latency; warm-up %s, then %d runs per configuration, "+
 		"interleaved round-robin; median and spread ((max-min)/median of req/s); %s",
 		b.o.threads, b.o.conns, b.o.duration, b.o.warmup, b.o.runs, pin)
+	if b.o.retries > 0 {
+		b.reportf("- a run during which other processes took more than %.2f cores was measured again, up to %d times; the quietest attempt counts",
+			b.o.maxOthers, b.o.retries)
+	}
 	b.reportf("")
 	return nil
 }

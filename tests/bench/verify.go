@@ -203,6 +203,19 @@ func (b *bench) measure(ctx context.Context, targets []*target) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
+			// A run that shared the machine with heavy outside work says
+			// little; measure again (a bounded number of times) and keep
+			// the quietest.
+			for retry := 1; retry <= b.o.retries && r.Others > b.o.maxOthers; retry++ {
+				b.logf("round %d/%d %-26s others took %.2f cores: again (%d/%d)", round, b.o.runs, t.name, r.Others, retry, b.o.retries)
+				again, err := b.wrkOnce(ctx, t, b.o.duration)
+				if err != nil {
+					return fmt.Errorf("%s: %w", t.name, err)
+				}
+				if again.Others < r.Others {
+					r = again
+				}
+			}
 			b.logf("round %d/%d %-26s %9.0f req/s  p50 %-8s p99 %-8s bad %d  others %.2f cores", round, b.o.runs, t.name, r.RPS, fmtDur(r.P50), fmtDur(r.P99), r.Bad, r.Others)
 			runs[t] = append(runs[t], r)
 		}
