@@ -61,6 +61,7 @@ type options struct {
 	every     time.Duration
 	hashMax   int
 	retries   int
+	browser   bool
 	maxOthers float64
 	pin       bool
 	perf      bool
@@ -101,6 +102,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	sessions := fs.String("sessions", "1000,1000000", "store sizes for the sessions mode")
 	keep := fs.Int("rotate", 10000, "sessions mode: distinct session cookies the rotating load cycles through")
 	flood := fs.Int("flood", 500, "concurrent login clients in the flood mode")
+	browser := fs.Bool("browser", false, "send a desktop browser's request headers (about 1 KB) with every request, as nginx then forwards them all to the auth backend")
 	retries := fs.Int("retries", 0, "measure a run again, up to this many times, while other processes took more than -max-others cores during it")
 	maxOthers := fs.Float64("max-others", 0.3, "see -retries")
 	hashMax := fs.Int("hash-max-concurrent", 0, "authd's hash.max_concurrent for every authd; 0 keeps authd's default")
@@ -114,7 +116,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o := options{modes: map[string]bool{}, runs: *runs, duration: *d, warmup: *warm, threads: *threads,
-		conns: *conns, keep: *keep, flood: *flood, every: *every, hashMax: *hashMax, retries: *retries, maxOthers: *maxOthers, pin: *pin, perf: *perf, src: *src, out: *out, keepDir: *keepDir}
+		conns: *conns, keep: *keep, flood: *flood, every: *every, hashMax: *hashMax, retries: *retries, browser: *browser, maxOthers: *maxOthers, pin: *pin, perf: *perf, src: *src, out: *out, keepDir: *keepDir}
 	for _, m := range strings.Split(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
 		case "verify", "sessions", "flood":
@@ -324,6 +326,9 @@ func (b *bench) header() error {
 	b.reportf("- load: wrk -t%d -c%d -d%s --latency; warm-up %s, then %d runs per configuration, "+
 		"interleaved round-robin; median and spread ((max-min)/median of req/s); %s",
 		b.o.threads, b.o.conns, b.o.duration, b.o.warmup, b.o.runs, pin)
+	if b.o.browser {
+		b.reportf("- every request carries a desktop browser's headers (-browser): %d headers besides Host and Cookie", len(browserHeaders))
+	}
 	if b.o.retries > 0 {
 		b.reportf("- a run during which other processes took more than %.2f cores was measured again, up to %d times; the quietest attempt counts",
 			b.o.maxOthers, b.o.retries)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -100,11 +101,11 @@ func (b *bench) runSessions(ctx context.Context) error {
 		if err := os.WriteFile(script, []byte(rotateLua(cookies)), 0o644); err != nil {
 			return err
 		}
-		accept := "Accept: text/html,application/xhtml+xml"
+		accept := b.baseHeaders()
 		s.one = &target{name: name + "-one", url: s.site.url("/index.html"), site: s.site, backend: s.a.proc, want: 200,
-			headers: []string{accept, "Cookie: " + cookieName + "=" + cookies[0]}}
+			headers: append(slices.Clip(accept), "Cookie: "+cookieName+"="+cookies[0])}
 		s.rotating = &target{name: name + "-rotating", url: s.site.url("/index.html"), site: s.site, backend: s.a.proc, want: 200,
-			headers: []string{accept}, script: script}
+			headers: accept, script: script}
 		if err := probe(s.one); err != nil {
 			return err
 		}

@@ -99,8 +99,8 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 		return nil, err
 	}
 
-	accept := "Accept: text/html,application/xhtml+xml"
-	ck := func(c string) []string { return []string{accept, "Cookie: " + cookieName + "=" + c} }
+	accept := b.baseHeaders()
+	ck := func(c string) []string { return append(slices.Clip(accept), "Cookie: "+cookieName+"="+c) }
 	for _, path := range []string{"/index.html", "/app/index.html"} {
 		sfx, base, floor := "", "static", "floor"
 		if path != "/index.html" {
@@ -119,9 +119,9 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 			v.targets = append(v.targets,
 				&target{name: "floor-raw", url: v.rawSite.url(path), site: v.rawSite, headers: ck(v.floorCookie), backend: v.raw,
 					base: base, floor: floor, want: 200},
-				&target{name: "authd-401", url: v.authdSite.url(path), site: v.authdSite, headers: []string{accept}, backend: v.authd.proc,
+				&target{name: "authd-401", url: v.authdSite.url(path), site: v.authdSite, headers: accept, backend: v.authd.proc,
 					base: base, floor: floor, want: 302},
-				&target{name: "floor-401", url: v.floorSite.url(path), site: v.floorSite, headers: []string{accept}, backend: v.floor,
+				&target{name: "floor-401", url: v.floorSite.url(path), site: v.floorSite, headers: accept, backend: v.floor,
 					base: base, floor: floor, want: 302})
 		}
 	}
@@ -541,4 +541,32 @@ func perfLines(out string, n int) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// browserHeaders are what a desktop Chrome sends with a page load, besides
+// Host and Cookie; nginx forwards them all on the verify subrequest.
+var browserHeaders = []string{
+	"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8",
+	"Accept-Encoding: gzip, deflate, br, zstd",
+	"Accept-Language: en-GB,en-US;q=0.9,en;q=0.8,de;q=0.7",
+	"Cache-Control: max-age=0",
+	"Priority: u=0, i",
+	"Referer: http://localhost/app/",
+	`Sec-Ch-Ua: "Chromium";v="130", "Google Chrome";v="130", "Not?A_Brand";v="99"`,
+	"Sec-Ch-Ua-Mobile: ?0",
+	`Sec-Ch-Ua-Platform: "Linux"`,
+	"Sec-Fetch-Dest: document",
+	"Sec-Fetch-Mode: navigate",
+	"Sec-Fetch-Site: same-origin",
+	"Sec-Fetch-User: ?1",
+	"Upgrade-Insecure-Requests: 1",
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
+}
+
+// baseHeaders are the headers of every request but the cookie.
+func (b *bench) baseHeaders() []string {
+	if b.o.browser {
+		return browserHeaders
+	}
+	return []string{"Accept: text/html,application/xhtml+xml"}
 }
