@@ -65,7 +65,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("machine credentials: %w", err)
 	}
-	verifier := machine.NewVerifier(machineFile, machine.NewMemoryNonces(0, 0, time.Now), machine.DefaultWindow, time.Now)
+	verifier := machine.NewVerifier(machineFile, st.nonces, machine.DefaultWindow, time.Now)
 
 	var srv *server.Server
 	var reloadMu sync.Mutex

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
 	"github.com/authd/authd/authd/internal/users"
@@ -59,8 +60,11 @@ type stores struct {
 	sessions sessionStore
 	users    userStore
 	throttle throttler
-	watch    func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
-	close    func() error
+	// nonces remembers signed requests' nonces: in memory, or in Redis so
+	// that a request accepted by one instance is a replay at every other.
+	nonces machine.NonceCache
+	watch  func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
+	close  func() error
 }
 
 // openStores opens the configured stores; it fails before serving if one
@@ -79,7 +83,8 @@ func openStores(ctx context.Context, cfg config.Config) (*stores, error) {
 		return nil, fmt.Errorf("users file: %w", err)
 	}
 	thr := throttle.NewMemory(throttleConfig(cfg), time.Now)
-	return &stores{sessions: sessions, users: u, throttle: thr, watch: u.Watch, close: sessions.Close}, nil
+	return &stores{sessions: sessions, users: u, throttle: thr, nonces: machine.NewMemoryNonces(0, 0, time.Now),
+		watch: u.Watch, close: sessions.Close}, nil
 }
 
 func throttleConfig(cfg config.Config) throttle.Config {
@@ -109,7 +114,8 @@ func openRedisStores(ctx context.Context, cfg config.Config) (*stores, error) {
 	}
 	sessions := session.NewRedis(c, p, time.Now, session.WithUserCheck(u.Ensure))
 	thr := freshLogin{throttler: throttle.NewRedis(c, p, throttleConfig(cfg), time.Now), users: u}
-	return &stores{sessions: sessions, users: u, throttle: thr, watch: u.Watch, close: c.Close}, nil
+	return &stores{sessions: sessions, users: u, throttle: thr, nonces: machine.NewRedisNonces(c, p, time.Now),
+		watch: u.Watch, close: c.Close}, nil
 }
 
 // freshLogin reads the user from Redis before each login's throttle check,
