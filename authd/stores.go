@@ -178,12 +178,20 @@ func redisOptions(cfg config.Config) (*redis.UniversalOptions, error) {
 	return o, nil
 }
 
+// quietRedis drops go-redis's own log lines: they are plain text on stderr,
+// amid authd's JSON log, and every failure they report reaches authd as an
+// error that it logs itself.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 // dialRedis connects to the configured Redis and checks that it answers.
 func dialRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
 	o, err := redisOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
+	redis.SetLogger(quietRedis{})
 	c := redis.NewUniversalClient(o)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
