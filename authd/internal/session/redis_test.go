@@ -204,3 +204,20 @@ func TestRedisDownFailsFast(t *testing.T) {
 		t.Fatalf("Get against a stalled server took %v, want under 1s", took)
 	}
 }
+
+// BenchmarkRedisGet is the Redis store's share of a verify: one HMGET
+// round trip to a local redis-server, and the decoding.
+func BenchmarkRedisGet(b *testing.B) {
+	c, prefix := openRedis(b)
+	s := NewRedis(c, prefix, nil)
+	mustCreate(b, s, testKey("a"), newTestSession("alice", time.Now()))
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ok, err := s.Get(ctx, testKey("a")); !ok || err != nil {
+				b.Fatalf("Get: %v, %v", ok, err)
+			}
+		}
+	})
+}
