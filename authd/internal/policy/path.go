@@ -8,8 +8,9 @@ import "strings"
 // and dot segments are resolved. ok is false for anything nginx and authd
 // could read two ways — encoded slashes, backslashes or dots, control bytes,
 // a "%" left after decoding, bad escapes, a fragment, ".." above the root, or
-// a dot segment with ";" parameters
-// — so the caller denies instead of guessing.
+// a ";" (servlet-style apps drop ";params" from segments, so "/admin;x/y" is
+// /admin/y to them but not under /admin to a rule) — so the caller denies
+// instead of guessing.
 func Canonical(uri string) (path string, ok bool) {
 	if i := strings.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]
@@ -21,7 +22,7 @@ func Canonical(uri string) (path string, ok bool) {
 	for i := 0; i < len(uri); i++ {
 		c := uri[i]
 		switch {
-		case c < 0x20 || c == 0x7f || c == '\\' || c == '#':
+		case c < 0x20 || c == 0x7f || c == '\\' || c == '#' || c == ';':
 			return "", false
 		case c == '%':
 			clean = false
@@ -57,7 +58,7 @@ func slowCanonical(uri string) (string, bool) {
 		d := hi<<4 | lo
 		// Decoded separators, dots, escapes and control bytes are exactly
 		// what makes a path mean one thing to a rule and another to an app.
-		if d == '/' || d == '\\' || d == '.' || d == '%' || d == '?' || d == '#' || d < 0x20 || d == 0x7f {
+		if d == '/' || d == '\\' || d == '.' || d == '%' || d == '?' || d == '#' || d == ';' || d < 0x20 || d == 0x7f {
 			return "", false
 		}
 		b.WriteByte(d)
@@ -66,9 +67,6 @@ func slowCanonical(uri string) (string, bool) {
 	segs := strings.Split(b.String(), "/")
 	out := make([]string, 0, len(segs))
 	for _, s := range segs[1:] {
-		if dotParams(s) {
-			return "", false
-		}
 		switch s {
 		case "", ".":
 		case "..":
@@ -86,15 +84,6 @@ func slowCanonical(uri string) (string, bool) {
 		p += "/" // "/a/b/" and "/a/b/." both name the directory
 	}
 	return p, true
-}
-
-// dotParams reports a dot segment with ";" parameters ("..;", ".;x=1"):
-// Java servlet containers and others drop the parameters and resolve the
-// dots, so "/public/..;/admin" is /admin to the app but under /public to a
-// rule.
-func dotParams(seg string) bool {
-	name, _, ok := strings.Cut(seg, ";")
-	return ok && (name == "." || name == "..")
 }
 
 func unhex(c byte) (byte, bool) {
