@@ -52,6 +52,9 @@ type Redis struct {
 	// user's version in Redis (0 if the user does not exist), read in the
 	// same round trip; an error fails the Get.
 	check func(ctx context.Context, user string, version int64) error
+	// batch, if set, pipelines concurrent Gets (WithBatching).
+	batch  *getBatcher
+	batchN [2]int
 }
 
 // RedisOption configures NewRedis.
@@ -64,6 +67,17 @@ type RedisOption func(*Redis)
 // uses it to refresh a stale local copy of that user first.
 func WithUserCheck(check func(ctx context.Context, user string, version int64) error) RedisOption {
 	return func(r *Redis) { r.check = check }
+}
+
+// WithBatching makes concurrent Gets share Redis round trips: workers
+// goroutines each send up to max waiting lookups as one pipeline. Call Close
+// to stop them.
+func WithBatching(workers, max int) RedisOption {
+	return func(r *Redis) {
+		if workers > 0 && max > 0 {
+			r.batchN = [2]int{workers, max}
+		}
+	}
 }
 
 // WithTimeout bounds every store call, whatever the caller's context; 0
@@ -86,7 +100,20 @@ func NewRedis(c redis.UniversalClient, prefix string, now func() time.Time, opts
 	for _, o := range opts {
 		o(r)
 	}
+	if r.batchN[0] > 0 {
+		// A batch gets less time than a single call: lookups queued behind a
+		// stalled batch wait for it, and verify must still deny within a second.
+		r.batch = newGetBatcher(c, r.batchN[0], r.batchN[1], min(r.timeout, 500*time.Millisecond))
+	}
 	return r
+}
+
+// Close stops the batching goroutines, if any; the client stays open.
+func (r *Redis) Close() error {
+	if r.batch != nil {
+		r.batch.close()
+	}
+	return nil
 }
 
 func (r *Redis) sessKey(k *Key) string {
@@ -246,7 +273,13 @@ return {n, redis.call('ZCARD', KEYS[1])}
 func (r *Redis) Get(ctx context.Context, k Key) (Session, bool, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	res, err := r.c.HMGet(ctx, r.sessKey(&k), "u", "v", "t", "w").Result()
+	var res []any
+	var err error
+	if r.batch != nil {
+		res, err = r.batch.get(ctx, r.sessKey(&k))
+	} else {
+		res, err = r.c.HMGet(ctx, r.sessKey(&k), "u", "v", "t", "w").Result()
+	}
 	if err != nil {
 		return Session{}, false, fmt.Errorf("get session: %w", err)
 	}

@@ -91,6 +91,15 @@ func TestRedisStore(t *testing.T) {
 	})
 }
 
+func TestRedisStoreBatched(t *testing.T) {
+	testStore(t, func(t *testing.T) store {
+		c, prefix := openRedis(t)
+		s := NewRedis(c, prefix, time.Now, WithBatching(2, 16))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestRedisTTLOnRedisClock(t *testing.T) {
 	c, prefix := openRedis(t)
 	ctx := context.Background()
@@ -194,7 +203,8 @@ func TestRedisDownFailsFast(t *testing.T) {
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
 		PoolTimeout: 100 * time.Millisecond, PoolSize: 4, MaxRetries: -1, ContextTimeoutEnabled: true})
 	defer c.Close()
-	s := NewRedis(c, "x:", nil)
+	s := NewRedis(c, "x:", nil, WithBatching(2, 8))
+	defer s.Close()
 	start := time.Now()
 	_, ok, err := s.Get(context.Background(), testKey("a"))
 	if err == nil || ok {
@@ -208,8 +218,15 @@ func TestRedisDownFailsFast(t *testing.T) {
 // BenchmarkRedisGet is the Redis store's share of a verify: one HMGET
 // round trip to a local redis-server, and the decoding.
 func BenchmarkRedisGet(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchRedisGet(b) })
+	b.Run("batched", func(b *testing.B) { benchRedisGet(b, WithBatching(4, 32)) })
+}
+
+func benchRedisGet(b *testing.B, opts ...RedisOption) {
 	c, prefix := openRedis(b)
-	s := NewRedis(c, prefix, nil)
+	s := NewRedis(c, prefix, nil, opts...)
+	defer s.Close()
+	b.SetParallelism(16)
 	mustCreate(b, s, testKey("a"), newTestSession("alice", time.Now()))
 	ctx := context.Background()
 	b.ReportAllocs()
