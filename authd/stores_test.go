@@ -96,6 +96,12 @@ func TestRedisTwoInstances(t *testing.T) {
 			t.Fatalf("verify on %s: got %d groups %q, want 200 staff", name, r.StatusCode, r.Header.Get("Remote-Groups"))
 		}
 	}
+	if out := b.mustCLI("", "session", "list", "-user", "alice"); !strings.Contains(out, "alice") {
+		t.Fatalf("session list on b: got %q", out)
+	}
+	if out := b.mustCLI("", "check-config"); !strings.Contains(out, "ok (1 users)") {
+		t.Fatalf("check-config: got %q", out)
+	}
 	// A login form from a, posted to b (a balancer may do that).
 	body, cookies := a.page("/authd/login", "")
 	m := csrfField.FindStringSubmatch(body)
