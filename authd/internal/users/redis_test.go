@@ -208,3 +208,31 @@ func TestRedisUsersWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisUserChangeReachesSessions checks the contract with
+// session.Redis: a change writes the user's new version (field w) into each
+// live session listed in P su:<name>, and creates none.
+func TestRedisUserChangeReachesSessions(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	r, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addRedisUser(t, r, User{Name: "erin", Hash: testHash(t), Generation: 1})
+	c.HSet(ctx, prefix+"s:live", "u", "erin", "w", r.Version("erin"))
+	c.ZAdd(ctx, prefix+"su:erin", redis.Z{Score: 1, Member: "live"}, redis.Z{Score: 1, Member: "gone"})
+	err = r.Update(ctx, "erin", func(u User, _ bool) (User, bool, error) {
+		u.Groups = []string{"ops"}
+		return u, false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := c.HGet(ctx, prefix+"s:live", "w").Int64(); w != r.Version("erin") {
+		t.Fatalf("w of a live session: got %d, want the new version %d", w, r.Version("erin"))
+	}
+	if n, _ := c.Exists(ctx, prefix+"s:gone").Result(); n != 0 {
+		t.Fatal("an expired session was recreated")
+	}
+}
