@@ -61,6 +61,7 @@ commands:
   user set [-groups a,b] [-email E] [-name N] NAME
   user list
   user import-htpasswd FILE
+  user import -from file|redis -to redis|file [-overwrite]   copy users between stores, hashes untouched
   session list [-user NAME]
   session revoke -user NAME | -all
   token create -user NAME -name LABEL [-expires 90d]   print a new API token (shown once)

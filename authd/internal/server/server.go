@@ -109,7 +109,9 @@ type Server struct {
 	preName string          // pre-session (CSRF) cookie name
 	gate    *gate
 	metrics metrics
-	pages   *pages
+	// storeErrors keeps a store outage from writing one log line per request.
+	storeErrors errorLog
+	pages       *pages
 }
 
 // New returns a Server. rules must not be nil.

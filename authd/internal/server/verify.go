@@ -183,7 +183,7 @@ func (s *Server) authenticate(r *http.Request, now time.Time) (session.Key, sess
 	}
 	sess, found, err := s.store.Get(r.Context(), key)
 	if err != nil {
-		s.log.Error("session lookup failed", zap.Error(err))
+		s.storeErrors.log(s.log, s.now(), err)
 		return key, none, nil, false
 	}
 	if !found || !sess.Valid(now) {
