@@ -1,86 +1,24 @@
 package throttle
 
 import (
+	"github.com/authd/authd/authd/internal/redistest"
+
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// testRedisAddr is the address of the redis-server TestMain started, or ""
-// when redis-server is not installed.
-var testRedisAddr string
+var testRedis redistest.Server
 
-func TestMain(m *testing.M) {
-	addr, stop := startRedisServer()
-	testRedisAddr = addr
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
-
-// startRedisServer starts redis-server on a free loopback port in a temporary
-// directory, without persistence. It returns "" when redis-server is not on
-// PATH.
-func startRedisServer() (string, func()) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", func() {}
-	}
-	dir, err := os.MkdirTemp("", "authd-redis-test-")
-	if err != nil {
-		panic(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		panic(err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			panic("redis-server did not start; see " + dir)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return addr, func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		os.RemoveAll(dir)
-	}
-}
-
-var testPrefixes atomic.Int64
+func TestMain(m *testing.M) { os.Exit(redistest.Run(m, &testRedis)) }
 
 // openRedis returns a client for the test server and a key prefix no other
 // test uses, or skips the test when redis-server is not installed.
-func openRedis(tb testing.TB) (redis.UniversalClient, string) {
-	tb.Helper()
-	if testRedisAddr == "" {
-		tb.Skip("redis-server not on PATH (tests/run.sh installs it); skipping the Redis store")
-	}
-	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testRedisAddr}, Protocol: 2, DisableIdentity: true})
-	tb.Cleanup(func() { c.Close() })
-	return c, fmt.Sprintf("{t%d}:", testPrefixes.Add(1))
-}
+func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.Open(tb) }
 
 // throttler is what the login handler uses; Memory and Redis both are.
 type throttler interface {
