@@ -32,6 +32,7 @@ type authdInst struct {
 	baseURL string // direct URL of authd's listener for /healthz
 	proc    *proc
 	ready   time.Duration // start to /healthz answering
+	redis   string        // Redis address for store = "redis"; "" for the embedded store
 }
 
 // prepareAuthd writes authd.toml and a users file with one user. unix puts
@@ -66,13 +67,16 @@ socket_mode = "0660"
 public_url = %q
 data_dir = %q
 users_file = %q
-
+%s
 [cookie]
 insecure = true
 
 [log]
 level = "info"
-`, a.listen, publicURL, filepath.Join(a.dir, "data"), filepath.Join(a.dir, "users.toml"))
+`, a.listen, publicURL, filepath.Join(a.dir, "data"), filepath.Join(a.dir, "users.toml"), storeLine(a))
+	if a.redis != "" {
+		conf += fmt.Sprintf("\n[redis]\naddrs = [%q]\nkey_prefix = %q\n", a.redis, "bench-"+a.name+":")
+	}
 	if b.o.hashMax > 0 {
 		conf += fmt.Sprintf("\n[hash]\nmax_concurrent = %d\n", b.o.hashMax)
 	}
@@ -177,4 +181,11 @@ func randomToken() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func storeLine(a *authdInst) string {
+	if a.redis == "" {
+		return ""
+	}
+	return "store = \"redis\"\n"
 }

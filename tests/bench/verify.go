@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -22,6 +24,7 @@ type target struct {
 	headers []string
 	script  string // Lua for wrk, optional
 	backend *proc  // whose RSS and CPU are sampled; nil for none
+	extra   *proc  // a store the backend uses (redis-server): its CPU counts as the backend's
 	site    *nginxSite
 	base    string // the no-auth configuration this one is divided by
 	floor   string // the floor configuration this one is divided by
@@ -34,8 +37,12 @@ type verifySetup struct {
 	none, floorSite, authdSite, unixSite *nginxSite
 	rawSite                              *nginxSite
 	floor, raw                           *proc
-	authd, unix                          *authdInst
+	authd, unix, redis                   *authdInst
+	redisSite                            *nginxSite
+	redisServer                          *proc
+	redisNote                            string // why authd-redis was not measured
 	floorCookie, authdCookie, unixCookie string
+	redisCookie                          string
 	targets                              []*target
 	startRSS, loginRSS                   map[string]int64 // VmRSS when ready, and after the login
 }
@@ -99,6 +106,10 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 		return nil, err
 	}
 
+	if err := b.setupRedis(v); err != nil {
+		return nil, err
+	}
+
 	accept := b.baseHeaders()
 	ck := func(c string) []string { return append(slices.Clip(accept), "Cookie: "+cookieName+"="+c) }
 	for _, path := range []string{"/index.html", "/app/index.html"} {
@@ -112,6 +123,10 @@ func (b *bench) setupVerify() (*verifySetup, error) {
 			&target{name: "authd" + sfx, url: v.authdSite.url(path), site: v.authdSite, headers: ck(v.authdCookie), backend: v.authd.proc, base: base, floor: floor, want: 200},
 			&target{name: "authd-unix" + sfx, url: v.unixSite.url(path), site: v.unixSite, headers: ck(v.unixCookie), backend: v.unix.proc, base: base, floor: floor, want: 200},
 		)
+		if v.redis != nil && path == "/index.html" {
+			v.targets = append(v.targets, &target{name: "authd-redis", url: v.redisSite.url(path), site: v.redisSite, headers: ck(v.redisCookie),
+				backend: v.redis.proc, extra: v.redisServer, base: base, floor: floor, want: 200})
+		}
 		if path == "/index.html" {
 			// No cookie: the backend answers 401 and nginx's @authd_401 turns it
 			// into a 302 to the login form. floor-401 is the same path with the
@@ -139,6 +154,12 @@ func (b *bench) authdWithLogin(v *verifySetup, name string, unix bool) (*authdIn
 	if err != nil {
 		return nil, nil, "", err
 	}
+	return b.loginAuthd(v, a)
+}
+
+// loginAuthd starts a prepared authd behind its own nginx and logs in.
+func (b *bench) loginAuthd(v *verifySetup, a *authdInst) (*authdInst, *nginxSite, string, error) {
+	name := a.name
 	site, err := b.startNginx("authd-"+name, a.upAddr)
 	if err != nil {
 		return nil, nil, "", err
@@ -233,9 +254,13 @@ func (b *bench) wrkOnce(ctx context.Context, t *target, d time.Duration) (wrkRes
 	sctx, cancel := context.WithCancel(ctx)
 	var rss <-chan int64
 	var bcpu, ncpu time.Duration
+	var xcpu time.Duration
 	if t.backend != nil {
 		rss = sampleRSS(sctx, t.backend.pid())
 		bcpu, _ = procCPU(t.backend.pid())
+	}
+	if t.extra != nil {
+		xcpu, _ = procCPU(t.extra.pid())
 	}
 	ncpu, _ = procCPU(t.site.worker)
 	busy0, _, _ := machineBusy()
@@ -256,6 +281,9 @@ func (b *bench) wrkOnce(ctx context.Context, t *target, d time.Duration) (wrkRes
 		}
 		if t.backend != nil {
 			r.BackendCPU = perReq(t.backend.pid(), bcpu)
+		}
+		if t.extra != nil {
+			r.BackendCPU += perReq(t.extra.pid(), xcpu)
 		}
 		r.NginxCPU = perReq(t.site.worker, ncpu)
 		if busy1, _, berr := machineBusy(); berr == nil {
@@ -296,20 +324,28 @@ func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
 		b.reportf("| %s | %.0f | %.1f%% | %s | %s | %.3f | %.3f | %s | %.1fµs | %.3f | %s | %d | %.2f |", t.name, t.res.RPS, t.res.Spread*100,
 			fmtDur(t.res.P50), fmtDur(t.res.P99), ratio(t, byName[t.base]), ratio(t, byName[t.floor]),
 			cpuCell(t), t.res.NginxCPU, cpuRatio(t, byName[t.floor]), rssCell(t), t.res.Bad, t.res.Others)
-		if t.name == "authd-unix" {
+		if t.name == "authd-unix" && v.redis == nil {
 			b.reportf("| authd-redis | — | | | | | | | | | | | |")
 		}
 	}
 	b.reportf("")
-	b.reportf("authd-redis: skipped, authd has no Redis store yet (the hook: a store switch in the authd config; add a")
-	b.reportf("target in tests/bench/verify.go when it lands).")
+	if v.redis == nil {
+		b.reportf("authd-redis: skipped: %s.", v.redisNote)
+	} else {
+		b.reportf("authd-redis: `store = \"redis\"`, a local redis-server (appendonly yes, appendfsync everysec); its backend")
+		b.reportf("CPU/req is authd's plus redis-server's.")
+	}
 	b.reportf("")
 	b.reportf("RSS (VmRSS) of the backends: idle when ready, idle after the one real login (argon2id's 19 MiB), the")
 	b.reportf("largest sampled under the verify load (all its configurations), and VmHWM, the kernel's peak over the run.")
 	b.reportf("")
 	b.reportf("| process | idle, ready | idle, after login | peak under verify load | VmHWM |")
 	b.reportf("|---|---:|---:|---:|---:|")
-	for _, p := range []*proc{v.floor, v.raw, v.authd.proc, v.unix.proc} {
+	procsRSS := []*proc{v.floor, v.raw, v.authd.proc, v.unix.proc}
+	if v.redis != nil {
+		procsRSS = append(procsRSS, v.redis.proc)
+	}
+	for _, p := range procsRSS {
 		_, hwm, err := memStatus(p.pid())
 		if err != nil {
 			return err
@@ -398,9 +434,12 @@ func (b *bench) reportTargets(by map[string]*target) {
 	b.reportf("")
 	check("authd embedded", "authd ÷ floor", by["authd"], by["floor"], 0.9)
 	check("authd embedded, unix socket", "authd-unix ÷ floor", by["authd-unix"], by["floor"], 0.9)
+	if by["authd-redis"] != nil {
+		check("Redis store", "authd-redis ÷ authd", by["authd-redis"], by["authd"], 0.8)
+	}
 	check("401 path", "authd-401 ÷ floor", by["authd-401"], by["floor"], 0.9)
-	b.reportf("  (for scale: floor-401 ÷ floor = %.3f, the same nginx 401→302 path with the floor behind it; authd-401 ÷ floor-401 = %.3f)",
-		ratio(by["floor-401"], by["floor"]), ratio(by["authd-401"], by["floor-401"]))
+	b.reportf("  (for scale: floor-401 ÷ floor = %.3f, the same nginx 401→302 path with the floor behind it; authd-401 ÷ floor-401 = %.3f in req/s, %.3f by CPU)",
+		ratio(by["floor-401"], by["floor"]), ratio(by["authd-401"], by["floor-401"]), cpuRatio(by["authd-401"], by["floor-401"]))
 	check("authd through a proxied upstream", "authd-proxy ÷ floor-proxy", by["authd-proxy"], by["floor-proxy"], 0.9)
 	fl, au := by["floor"].res.PeakRSS, max(by["authd"].res.PeakRSS, by["authd-401"].res.PeakRSS)
 	rv := "met"
@@ -569,4 +608,48 @@ func (b *bench) baseHeaders() []string {
 		return browserHeaders
 	}
 	return []string{"Accept: text/html,application/xhtml+xml"}
+}
+
+// setupRedis starts a redis-server and an authd with store = "redis" behind
+// its own nginx, when redis-server is installed.
+func (b *bench) setupRedis(v *verifySetup) error {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		v.redisNote = "redis-server is not installed (apt-get install redis-server)"
+		return nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(b.dir, "redis")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	v.redisServer, err = b.procs.start("redis-server", filepath.Join(dir, "redis.log"), b.cpuBackend, bin,
+		"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "yes", "--appendfsync", "everysec")
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if v.redisServer.exited() || time.Since(start) > 10*time.Second {
+			return fmt.Errorf("redis-server not ready: %v\n%s", err, v.redisServer.tail())
+		}
+	}
+	a, err := b.prepareAuthd("redis", false)
+	if err != nil {
+		return err
+	}
+	a.redis = addr
+	if v.redis, v.redisSite, v.redisCookie, err = b.loginAuthd(v, a); err != nil {
+		return err
+	}
+	return nil
 }
