@@ -76,6 +76,13 @@ func OpenFile(path string) (*File, error) {
 	return f, nil
 }
 
+func (f *File) current() *snapshot {
+	if f == nil {
+		return nil
+	}
+	return f.snap.Load()
+}
+
 // Path returns the file's path.
 func (f *File) Path() string { return f.path }
 

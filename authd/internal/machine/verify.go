@@ -40,16 +40,21 @@ type Request struct {
 	Authorization string
 }
 
-// Verifier authenticates machine clients against a records file.
+// Source is where a Verifier finds tokens and keys: a *File or *RedisRecords.
+type Source interface {
+	current() *snapshot
+}
+
+// Verifier authenticates machine clients against a records source.
 type Verifier struct {
-	file    *File
+	src     Source
 	nonces  NonceCache
 	window  time.Duration
 	now     func() time.Time
 	started int64 // unix seconds; earlier signatures are refused
 }
 
-// NewVerifier returns a Verifier reading credentials from f (nil: none), with
+// NewVerifier returns a Verifier reading credentials from src (nil: none), with
 // nonces remembered in nonces (nil: every signed request is refused), and signed
 // timestamps accepted within ±window of now() (≤ 0: DefaultWindow).
 //
@@ -58,11 +63,11 @@ type Verifier struct {
 // replayed after a restart. A client whose clock runs d behind gets 401 for the
 // first d after a restart. Create one Verifier per process and keep it across
 // reloads (the File reloads itself).
-func NewVerifier(f *File, nonces NonceCache, window time.Duration, now func() time.Time) *Verifier {
+func NewVerifier(src Source, nonces NonceCache, window time.Duration, now func() time.Time) *Verifier {
 	if window <= 0 {
 		window = DefaultWindow
 	}
-	return &Verifier{file: f, nonces: nonces, window: window, now: now, started: now().Unix()}
+	return &Verifier{src: src, nonces: nonces, window: window, now: now, started: now().Unix()}
 }
 
 // Authenticate returns the user a request's Authorization header proves. present
@@ -89,10 +94,10 @@ func (v *Verifier) Authenticate(ctx context.Context, r Request) (user string, pr
 }
 
 func (v *Verifier) snap() *snapshot {
-	if v.file == nil {
+	if v.src == nil {
 		return nil
 	}
-	return v.file.snap.Load()
+	return v.src.current()
 }
 
 // zeroSum stands in for an unknown token's hash so that both paths compare.
