@@ -73,12 +73,16 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	if err != nil {
 		return err
 	}
-	path := machineFile(cfg)
+	creds, err := openCredentials(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer creds.close()
 	switch sub {
 	case "list":
-		return listCredentials(kind, path, *user, time.Now(), stdout)
+		return listCredentials(kind, creds, *user, time.Now(), stdout)
 	case "revoke":
-		id, err := revokeCredential(kind, path, pos[0])
+		id, err := revokeCredential(kind, creds, pos[0])
 		if err != nil {
 			return err
 		}
@@ -93,13 +97,10 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data_dir: %w", err)
-	}
 	now := time.Now()
 	var shown, id string
 	var exp time.Time
-	err = machine.Edit(path, func(r *machine.Records) error {
+	err = creds.edit(func(r *machine.Records) error {
 		if kind == "token" {
 			tok, rec, err := machine.NewToken(name, *label, now, lifetime)
 			if err != nil {
@@ -135,30 +136,72 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	return nil
 }
 
-// checkUser returns the canonical name of a user that exists in the users file.
+// checkUser returns the canonical name of a user that exists in the
+// configured user store (users file or Redis).
 func checkUser(cfg config.Config, name string) (canonical string, locked bool, err error) {
 	canonical, err = users.Canonical(name)
 	if err != nil {
 		return "", false, fmt.Errorf("user name %q: %w", name, err)
 	}
-	f, err := os.Open(cfg.UsersFile)
+	db, source, err := loadUsers(cfg, "")
 	if err != nil {
-		return "", false, fmt.Errorf("users_file: %w", err)
-	}
-	defer f.Close()
-	db, err := users.Parse(f, users.DefaultLimits())
-	if err != nil {
-		return "", false, fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
+		return "", false, err
 	}
 	u, ok := db.Lookup(canonical)
 	if !ok {
-		return "", false, fmt.Errorf("no user %s in %s", canonical, cfg.UsersFile)
+		return "", false, fmt.Errorf("no user %s in %s", canonical, source)
 	}
 	return canonical, u.Disabled, nil
 }
 
-func listCredentials(kind, path, user string, now time.Time, stdout io.Writer) error {
-	f, err := machine.OpenFile(path)
+// credentials are where tokens and keys live: data_dir's records file, or
+// Redis with store = "redis" so that every instance shares them.
+type credentials struct {
+	edit  func(fn func(*machine.Records) error) error
+	load  func() (machine.Records, error)
+	close func()
+}
+
+func openCredentials(ctx context.Context, cfg config.Config) (*credentials, error) {
+	if cfg.Store == "redis" {
+		c, err := dialRedis(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		p := cfg.Redis.KeyPrefix
+		return &credentials{
+			edit: func(fn func(*machine.Records) error) error { return machine.EditRedis(ctx, c, p, fn) },
+			load: func() (machine.Records, error) {
+				r, err := machine.OpenRedisRecords(ctx, c, p)
+				if err != nil {
+					return machine.Records{}, err
+				}
+				return r.Records(), nil
+			},
+			close: func() { c.Close() },
+		}, nil
+	}
+	path := machineFile(cfg)
+	return &credentials{
+		edit: func(fn func(*machine.Records) error) error {
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return fmt.Errorf("data_dir: %w", err)
+			}
+			return machine.Edit(path, fn)
+		},
+		load: func() (machine.Records, error) {
+			f, err := machine.OpenFile(path)
+			if err != nil {
+				return machine.Records{}, err
+			}
+			return f.Records(), nil
+		},
+		close: func() {},
+	}, nil
+}
+
+func listCredentials(kind string, creds *credentials, user string, now time.Time, stdout io.Writer) error {
+	recs, err := creds.load()
 	if err != nil {
 		return err
 	}
@@ -172,7 +215,6 @@ func listCredentials(kind, path, user string, now time.Time, stdout io.Writer) e
 		created, expires time.Time
 	}
 	var rows []row
-	recs := f.Records()
 	if kind == "token" {
 		for _, t := range recs.Tokens {
 			rows = append(rows, row{t.ID, t.User, t.Label, t.Created, t.Expires})
@@ -198,7 +240,7 @@ func listCredentials(kind, path, user string, now time.Time, stdout io.Writer) e
 
 // revokeCredential deletes a token or key by id; a whole token is accepted
 // in place of its id. Messages never echo an argument that may be a secret.
-func revokeCredential(kind, path, arg string) (id string, err error) {
+func revokeCredential(kind string, creds *credentials, arg string) (id string, err error) {
 	id = arg
 	if tid, ok := machine.TokenID(arg); ok && kind == "token" {
 		id = tid
@@ -206,7 +248,7 @@ func revokeCredential(kind, path, arg string) (id string, err error) {
 	if !idShaped(id) {
 		return "", fmt.Errorf("%s revoke: that is not a %s id; see 'authd %s list'", kind, kind, kind)
 	}
-	err = machine.Edit(path, func(r *machine.Records) error {
+	err = creds.edit(func(r *machine.Records) error {
 		n := len(r.Tokens) + len(r.Keys)
 		if kind == "token" {
 			r.Tokens = slices.DeleteFunc(r.Tokens, func(t machine.Token) bool { return t.ID == id })

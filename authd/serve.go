@@ -61,11 +61,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	store, usersFile, thr := st.sessions, st.users, st.throttle
 
 	// One verifier per process: its nonce cache and start time must outlive reloads.
-	machineFile, err := machine.OpenFile(filepath.Join(cfg.DataDir, machine.FileName))
-	if err != nil {
-		return fmt.Errorf("machine credentials: %w", err)
-	}
-	verifier := machine.NewVerifier(machineFile, st.nonces, machine.DefaultWindow, time.Now)
+	verifier := machine.NewVerifier(st.credentials, st.nonces, machine.DefaultWindow, time.Now)
 
 	var srv *server.Server
 	var reloadMu sync.Mutex
@@ -76,7 +72,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Error("reload failed, keeping the last good users", zap.String("event", "reload_failed"), zap.Error(err))
 			return err
 		}
-		if _, err := machineFile.Reload(); err != nil {
+		if err := st.reloadCredentials(ctx); err != nil {
 			log.Error("reload failed, keeping the last good machine credentials", zap.String("event", "reload_failed"), zap.Error(err))
 			return err
 		}
@@ -133,7 +129,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
 		}
 	})
-	go machineFile.Watch(ctx, time.Second, func(changed bool, err error) {
+	go st.watchCredentials(ctx, time.Second, func(changed bool, err error) {
 		if err != nil {
 			log.Error("machine credentials reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
 		} else if changed {

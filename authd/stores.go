@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -63,8 +64,13 @@ type stores struct {
 	// nonces remembers signed requests' nonces: in memory, or in Redis so
 	// that a request accepted by one instance is a replay at every other.
 	nonces machine.NonceCache
-	watch  func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
-	close  func() error
+	// credentials are API tokens and signing keys: data_dir's records file,
+	// or Redis so that every instance shares them.
+	credentials       machine.Source
+	reloadCredentials func(ctx context.Context) error
+	watchCredentials  func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
+	watch             func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
+	close             func() error
 }
 
 // openStores opens the configured stores; it fails before serving if one
@@ -83,8 +89,16 @@ func openStores(ctx context.Context, cfg config.Config) (*stores, error) {
 		return nil, fmt.Errorf("users file: %w", err)
 	}
 	thr := throttle.NewMemory(throttleConfig(cfg), time.Now)
+	mf, err := machine.OpenFile(filepath.Join(cfg.DataDir, machine.FileName))
+	if err != nil {
+		sessions.Close()
+		return nil, fmt.Errorf("machine credentials: %w", err)
+	}
 	return &stores{sessions: sessions, users: u, throttle: thr, nonces: machine.NewMemoryNonces(0, 0, time.Now),
-		watch: u.Watch, close: sessions.Close}, nil
+		credentials:       mf,
+		reloadCredentials: func(context.Context) error { _, err := mf.Reload(); return err },
+		watchCredentials:  mf.Watch,
+		watch:             u.Watch, close: sessions.Close}, nil
 }
 
 func throttleConfig(cfg config.Config) throttle.Config {
@@ -116,8 +130,16 @@ func openRedisStores(ctx context.Context, cfg config.Config) (*stores, error) {
 	// once), which halves Redis's and authd's cost per verify under load.
 	sessions := session.NewRedis(c, p, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32))
 	thr := freshLogin{throttler: throttle.NewRedis(c, p, throttleConfig(cfg), time.Now), users: u}
+	mr, err := machine.OpenRedisRecords(ctx, c, p)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("machine credentials: %w", err)
+	}
 	return &stores{sessions: sessions, users: u, throttle: thr, nonces: machine.NewRedisNonces(c, p, time.Now),
-		watch: u.Watch, close: func() error { return errors.Join(sessions.Close(), c.Close()) }}, nil
+		credentials:       mr,
+		reloadCredentials: func(ctx context.Context) error { _, err := mr.Reload(ctx); return err },
+		watchCredentials:  mr.Watch,
+		watch:             u.Watch, close: func() error { return errors.Join(sessions.Close(), c.Close()) }}, nil
 }
 
 // freshLogin reads the user from Redis before each login's throttle check,

@@ -252,3 +252,47 @@ func hammer(t *testing.T, s *stack, cookie string, act func()) {
 		t.Fatalf("verifies allowed before the change: %d, run after it: %d; want both above 0", allowedBefore, after)
 	}
 }
+
+// TestRedisSharedTokens: an API token created through one instance's config
+// works on the other instance, and its revocation reaches both.
+func TestRedisSharedTokens(t *testing.T) {
+	rd := startTestRedis(t)
+	a, b := redisStack(t, rd), redisStack(t, rd)
+	a.mustCLI("first password 123\n", "user", "add", "alice")
+	a.start()
+	b.start()
+	token := strings.Fields(a.mustCLI("", "token", "create", "-user", "alice", "-name", "ci"))[0]
+	bearer := func(s *stack) int {
+		req, _ := http.NewRequest("GET", "http://"+s.addr+"/verify", nil)
+		req.Header.Set("X-Original-URI", "/app/")
+		req.Header.Set("X-Original-Method", "GET")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := s.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitStatus := func(s *stack, want int) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for bearer(s) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("token on %s: never got %d", s.addr, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitStatus(a, 200)
+	waitStatus(b, 200)
+	if out := b.mustCLI("", "token", "list"); !strings.Contains(out, "alice") {
+		t.Errorf("token list on b: %q", out)
+	}
+	b.mustCLI("", "token", "revoke", token)
+	waitStatus(a, 401)
+	waitStatus(b, 401)
+	if _, err := os.Stat(filepath.Join(a.dir, "data", "machine.json")); err == nil {
+		t.Error("with store = redis the token was written to data_dir")
+	}
+}
