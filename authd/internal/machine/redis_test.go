@@ -1,8 +1,6 @@
 package machine
 
 import (
-	"github.com/authd/authd/authd/internal/redistest"
-
 	"context"
 	"errors"
 	"net"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authd/authd/authd/internal/redistest"
 )
 
 var _ NonceCache = (*RedisNonces)(nil)

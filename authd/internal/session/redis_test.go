@@ -1,8 +1,6 @@
 package session
 
 import (
-	"github.com/authd/authd/authd/internal/redistest"
-
 	"context"
 	"fmt"
 	"net"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authd/authd/authd/internal/redistest"
 )
 
 var _ store = (*Redis)(nil)

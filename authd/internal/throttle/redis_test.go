@@ -1,8 +1,6 @@
 package throttle
 
 import (
-	"github.com/authd/authd/authd/internal/redistest"
-
 	"context"
 	"fmt"
 	"os"
@@ -10,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authd/authd/authd/internal/redistest"
 )
 
 var testRedis redistest.Server
