@@ -87,7 +87,7 @@ type Hash struct {
 	MemoryKiB uint32 `toml:"memory_kib"`
 	Time      uint32 `toml:"time"`
 	Threads   uint8  `toml:"threads"`
-	// MaxConcurrent bounds simultaneous hash computations; 0 means the number of CPUs.
+	// MaxConcurrent bounds simultaneous hash computations; 0 means half the CPUs (at least one).
 	MaxConcurrent int `toml:"max_concurrent"`
 	// MaxQueue bounds logins waiting for a hashing slot; beyond it logins get 503 at once.
 	MaxQueue int `toml:"max_queue"`

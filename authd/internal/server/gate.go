@@ -20,7 +20,8 @@ type gate struct {
 
 func newGate(n, queue int, timeout time.Duration) *gate {
 	if n <= 0 {
-		n = runtime.NumCPU()
+		// Half the CPUs: a login flood then leaves the rest to verify.
+		n = max(1, runtime.NumCPU()/2)
 	}
 	if timeout <= 0 {
 		timeout = 2 * time.Second

@@ -39,6 +39,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, _ httprout
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) int {
 	h := w.Header()
 	h["Cache-Control"] = noStore
+	h["Date"] = nil // nginx never passes the subrequest's headers on; skip the clock read and format
 	rules := s.rules.Load()
 
 	// Request metadata counts only from a trusted proxy; without it the
