@@ -40,10 +40,10 @@ if [ "$fuzztime" != "0" ]; then
     session:FuzzParse session:FuzzDecodeOp machine:FuzzParseAuthorization; do
     pkg="./authd/internal/${target%%:*}" fn="${target#*:}"
     corpus="$pkg/testdata/fuzz/$fn"
-    before=$(ls "$corpus" 2>/dev/null | wc -l)
+    before=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
     rc=0
     timeout -k 10 180 go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" "$pkg" || rc=$?
-    after=$(ls "$corpus" 2>/dev/null | wc -l)
+    after=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
     if [ "$after" -gt "$before" ]; then
       echo "fuzzing $fn found a failing input, kept in $corpus; it now runs with every go test"
       exit 1
