@@ -30,7 +30,7 @@ echo "==> security suite"
 AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/security
 # Budgets are execution counts: a duration -fuzztime can end in a spurious "context deadline
 # exceeded" on Go 1.26 (go.dev/issue/75804). Only a reproducer written to testdata/fuzz fails the run.
-fuzztime="${AUTHD_FUZZTIME:-20000x}"
+fuzztime="${AUTHD_FUZZTIME:-50000x}"
 if [ "$fuzztime" != "0" ]; then
   echo "==> fuzzing, $fuzztime per target"
   for target in \
