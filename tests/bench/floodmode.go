@@ -108,7 +108,7 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 	b.reportf("%d clients log in through nginx for %s, %s: even ones with the right password, odd", b.o.flood, floodFor, wave)
 	b.reportf("ones with a wrong one, each from its own X-Forwarded-For address, GET form + POST per attempt; meanwhile")
 	b.reportf("wrk runs the `authd` verify load. The flood client runs unpinned, beside authd; on 2 cores everything shares.")
-	hm := "authd's default (0: the number of CPUs)"
+	hm := "authd's default (0: half the CPUs, at least one)"
 	if b.o.hashMax > 0 {
 		hm = fmt.Sprint(b.o.hashMax)
 	}
