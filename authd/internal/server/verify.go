@@ -33,7 +33,7 @@ const (
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	start := s.now()
 	code := s.verify(w, r, start)
-	s.metrics.verify(code, time.Since(start))
+	s.metrics.verify(code, s.now().Sub(start))
 }
 
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) int {
@@ -47,7 +47,8 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	var req policy.Request
 	var uri string
 	ok := false
-	if s.trustedPeer(r) {
+	peer, trusted := s.peer(r)
+	if trusted {
 		uri = r.Header.Get(hdrOriginalURI)
 		req.Method = r.Header.Get(hdrOriginalMethod)
 		req.Host = hostOnly(r.Header.Get(hdrForwardedHost))
@@ -76,7 +77,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		req.User, req.Groups = u.Name, u.Groups
 	}
 	if ok && rules.NeedsIP() {
-		req.IP = s.clientIP(r)
+		req.IP = s.clientFrom(r, peer, trusted)
 	}
 	decision, rule := policy.Login, -1
 	if ok {
@@ -228,17 +229,19 @@ func cookieValue(h http.Header, name string) (string, bool) {
 	return val, found
 }
 
-// trustedPeer reports whether the direct peer may tell us about the original
-// request. Unix-socket peers are trusted: the socket's file mode guards it.
-func (s *Server) trustedPeer(r *http.Request) bool {
+// peer returns the direct peer's address and whether it may tell us about
+// the original request. Unix-socket peers (no address) are trusted: the
+// socket's file mode guards it.
+func (s *Server) peer(r *http.Request) (netip.Addr, bool) {
 	if r.RemoteAddr == "" || r.RemoteAddr == "@" {
-		return true
+		return netip.Addr{}, true
 	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return false
+		return netip.Addr{}, false
 	}
-	return s.trusted(ap.Addr())
+	a := ap.Addr().Unmap()
+	return a, s.trusted(a)
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
@@ -254,11 +257,13 @@ func (s *Server) trusted(a netip.Addr) bool {
 // clientIP is the rightmost address in X-Forwarded-For that is not a trusted
 // proxy, read only when the direct peer is trusted; otherwise the peer itself.
 func (s *Server) clientIP(r *http.Request) netip.Addr {
-	var peer netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		peer = ap.Addr().Unmap()
-	}
-	if !s.trustedPeer(r) {
+	peer, trusted := s.peer(r)
+	return s.clientFrom(r, peer, trusted)
+}
+
+// clientFrom is clientIP for a peer already looked at.
+func (s *Server) clientFrom(r *http.Request, peer netip.Addr, trusted bool) netip.Addr {
+	if !trusted {
 		return peer
 	}
 	xff := r.Header[hdrForwardedFor]
