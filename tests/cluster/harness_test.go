@@ -1,16 +1,9 @@
 package cluster
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authd/authd/tests/internal/authdtest"
 )
 
 // proc is a long-lived process in its own process group, logging to a file.
@@ -136,11 +131,7 @@ func newCluster(t *testing.T) *cluster {
 	c.bin = os.Getenv("AUTHD_BIN")
 	if c.bin == "" {
 		c.bin = filepath.Join(c.dir, "authd")
-		cmd := exec.Command("go", "build", "-o", c.bin, "./authd")
-		cmd.Dir = c.root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
+		must(t, authdtest.Build(c.bin))
 	}
 	// Distinct loopback addresses, as separate machines would have.
 	for i := range 2 {
@@ -274,7 +265,7 @@ func (c *cluster) startNginx() {
 	must(c.t, os.MkdirAll(filepath.Join(ngx, "authd"), 0o755))
 	must(c.t, os.MkdirAll(filepath.Join(ngx, "tmp"), 0o777))
 	must(c.t, os.Chmod(filepath.Join(ngx, "tmp"), 0o777))
-	writeCert(c.t, filepath.Join(c.dir, "tls"))
+	must(c.t, authdtest.WriteCert(filepath.Join(c.dir, "tls")))
 	py := filepath.Join(filepath.Dir(look(c.t, "STREAMLIT", "/opt/streamlit/venv/bin/streamlit", "streamlit")), "python")
 	out, err := exec.Command(py, "-c", "import os, streamlit; print(os.path.join(os.path.dirname(streamlit.__file__), 'static'))").Output()
 	must(c.t, err)
@@ -362,25 +353,6 @@ func waitHTTP(t testing.TB, u string, want int, timeout time.Duration) {
 			t.Fatalf("%s: not answering %d after %v (last: %s)", u, want, timeout, last)
 		}
 	}
-}
-
-func writeCert(t testing.TB, dir string) {
-	t.Helper()
-	must(t, os.MkdirAll(dir, 0o755))
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
 }
 
 // client talks HTTP/1.1 to the site without following redirects.

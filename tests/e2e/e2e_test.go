@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/authd/authd/tests/internal/authdtest"
 )
 
 // sessionCookieName is authd's cookie over TLS (the __Host- prefix pins it to this origin).
@@ -33,7 +35,7 @@ func TestNginxExampleSiteIsValid(t *testing.T) {
 	ngx := filepath.Join(s.dir, "nginx")
 	must(t, os.MkdirAll(filepath.Join(ngx, "tmp"), 0o777))
 	must(t, os.MkdirAll(filepath.Join(s.dir, "logs"), 0o755))
-	writeCert(t, filepath.Join(s.dir, "tls"))
+	must(t, authdtest.WriteCert(filepath.Join(s.dir, "tls")))
 	s.renderSite(t, ngx)
 	s.nginxConf = filepath.Join(ngx, "nginx.conf")
 	must(t, os.WriteFile(s.nginxConf, []byte(fmt.Sprintf(`pid %[1]s/nginx.pid;

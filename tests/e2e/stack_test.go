@@ -3,15 +3,8 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authd/authd/tests/internal/authdtest"
 )
 
 // stack is one running deployment: authd, Streamlit and nginx, each in its own process group,
@@ -195,11 +190,7 @@ func (s *stack) buildAuthd(t *testing.T) {
 		return
 	}
 	s.authdBin = filepath.Join(s.dir, "authd")
-	cmd := exec.Command("go", "build", "-o", s.authdBin, "./authd")
-	cmd.Dir = s.root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./authd: %v\n%s", err, out)
-	}
+	must(t, authdtest.Build(s.authdBin))
 }
 
 // start runs a long-lived process in its own process group, logging to logs/<name>.log.
@@ -353,7 +344,7 @@ func (s *stack) startNginx(t *testing.T) {
 		must(t, os.MkdirAll(filepath.Join(ngx, d), 0o777))
 		must(t, os.Chmod(filepath.Join(ngx, d), 0o777))
 	}
-	writeCert(t, filepath.Join(s.dir, "tls"))
+	must(t, authdtest.WriteCert(filepath.Join(s.dir, "tls")))
 	s.renderSite(t, ngx)
 	logs := filepath.Join(s.dir, "logs")
 	main := fmt.Sprintf(`daemon off;
@@ -399,30 +390,6 @@ func (s *stack) nginxTest(t testing.TB) (string, error) {
 	ngx := filepath.Dir(s.nginxConf)
 	out, err := exec.Command(s.nginxBin, "-t", "-p", ngx, "-e", filepath.Join(s.dir, "logs", "nginx-t.log"), "-c", s.nginxConf).CombinedOutput()
 	return string(out), err
-}
-
-// writeCert writes a self-signed certificate for localhost and 127.0.0.1.
-func writeCert(t testing.TB, dir string) {
-	t.Helper()
-	must(t, os.MkdirAll(dir, 0o755))
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
 }
 
 func waitHTTP(t testing.TB, url string, want int, timeout time.Duration) {

@@ -2,20 +2,13 @@ package security
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha1"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"html"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authd/authd/tests/internal/authdtest"
 )
 
 // The users every stack has. ada is an ordinary user, root is in the admins group that /admin needs,
@@ -501,7 +496,7 @@ func (s *stack) startNginx() error {
 		return err
 	}
 	tlsDir := filepath.Join(s.dir, "tls")
-	if err := writeCert(tlsDir); err != nil {
+	if err := authdtest.WriteCert(tlsDir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(ngx, "authd"), 0o755); err != nil {
@@ -570,39 +565,6 @@ http {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// writeCert writes a self-signed certificate for localhost.
-func writeCert(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o644)
 }
 
 // appSeen is what the echo app reports about a request that reached it.
