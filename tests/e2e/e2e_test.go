@@ -223,6 +223,17 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		}
 	})
 
+	step(t, b, "plain HTTP redirects to HTTPS, keeping the path and query", func(t *testing.T) {
+		noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(fmt.Sprintf("http://localhost:%d/app/page?x=1", s.httpPort))
+		must(t, err)
+		resp.Body.Close()
+		want := fmt.Sprintf("https://localhost:%d/app/page?x=1", s.httpsPort)
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+			t.Errorf("got %d to %q, want 301 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	})
+
 	step(t, b, "Streamlit listens on loopback only", func(t *testing.T) {
 		addrs := listenAddrs(t, s.stPort)
 		if len(addrs) == 0 {
