@@ -51,6 +51,85 @@ end
 return 1
 `)
 
+// KEYS: account counter, IP counter. ARGV: now (ms), window (ms), then for
+// the account and the IP: free failures; then base and max delay (ms).
+// Returns {wait ms, scope index (1 account, 2 ip)}; when the wait is 0 the
+// attempt has been counted on both keys. Reading and counting in one script
+// is what makes the reservation atomic across every authd instance. A run's
+// "last" is the latest time any instance counted, as in failScript.
+var reserveScript = redis.NewScript(`
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local base, cap = tonumber(ARGV[5]), tonumber(ARGV[6])
+local best, scope = 0, 0
+for i, k in ipairs(KEYS) do
+  local free = tonumber(ARGV[2 + i])
+  local v = redis.call('HMGET', k, 'n', 'l')
+  local n, l = tonumber(v[1]), tonumber(v[2])
+  if n and l and now - l < window and n >= free then
+    local d = base
+    local e = n - free
+    while e > 0 and d < cap do d = d * 2; e = e - 1 end
+    if d > cap then d = cap end
+    local w = l + d - now
+    if w > best then best, scope = w, i end
+  end
+end
+if best > 0 then return {best, scope} end
+for _, k in ipairs(KEYS) do
+  local l = tonumber(redis.call('HGET', k, 'l'))
+  if l and now - l >= window then redis.call('DEL', k) end
+  redis.call('HINCRBY', k, 'n', 1)
+  if not l or now > l then redis.call('HSET', k, 'l', now) end
+  redis.call('PEXPIRE', k, window)
+end
+return {0, 0}
+`)
+
+// KEYS: counters. Takes one failure back from each that has one.
+var refundScript = redis.NewScript(`
+for _, k in ipairs(KEYS) do
+  local n = tonumber(redis.call('HGET', k, 'n'))
+  if n then
+    if n <= 1 then redis.call('DEL', k) else redis.call('HINCRBY', k, 'n', -1) end
+  end
+end
+return 1
+`)
+
+// Reserve is Check and Fail in one atomic step on Redis, as Memory.Reserve:
+// concurrent attempts on any number of instances sharing the Redis get at
+// most the budget's worth of password checks.
+func (r *Redis) Reserve(ctx context.Context, user, ip string) (Verdict, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	res, err := reserveScript.Run(ctx, r.c, r.keys(user, ip), r.now().UnixMilli(), r.cfg.Window.Milliseconds(),
+		r.cfg.AccountFailures, r.cfg.IPFailures, r.cfg.BaseDelay.Milliseconds(), r.cfg.MaxDelay.Milliseconds()).Int64Slice()
+	if err != nil {
+		return Verdict{}, fmt.Errorf("throttle reserve: %w", err)
+	}
+	if len(res) != 2 {
+		return Verdict{}, fmt.Errorf("throttle reserve: unexpected reply of %d values", len(res))
+	}
+	switch res[1] {
+	case 1:
+		return Verdict{Wait: time.Duration(res[0]) * time.Millisecond, Scope: ScopeAccount}, nil
+	case 2:
+		return Verdict{Wait: time.Duration(res[0]) * time.Millisecond, Scope: ScopeIP}, nil
+	}
+	return Verdict{}, nil
+}
+
+// Refund takes back a reserved attempt whose password was never checked, as
+// Memory.Refund does.
+func (r *Redis) Refund(ctx context.Context, user, ip string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := refundScript.Run(ctx, r.c, r.keys(user, ip)).Err(); err != nil {
+		return fmt.Errorf("throttle refund: %w", err)
+	}
+	return nil
+}
+
 // Check reports whether an attempt by user from ip must wait, as
 // Memory.Check does. It counts nothing.
 func (r *Redis) Check(ctx context.Context, user, ip string) (Verdict, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,8 @@ type throttler interface {
 	Check(ctx context.Context, user, ip string) (Verdict, error)
 	Fail(ctx context.Context, user, ip string) error
 	Success(ctx context.Context, user, ip string) error
+	Reserve(ctx context.Context, user, ip string) (Verdict, error)
+	Refund(ctx context.Context, user, ip string) error
 }
 
 var (
@@ -95,6 +99,48 @@ func testThrottle(t *testing.T, open func(t *testing.T, c *clock) throttler) {
 			t.Fatalf("after a spray: got %+v, want an ip wait", got)
 		}
 	})
+	t.Run("concurrent reservations stay within the budget", func(t *testing.T) {
+		th := open(t, newClock())
+		if got := reserveConcurrently(t, []throttler{th}, 50, "alice", "192.0.2.1"); got != testConfig().AccountFailures {
+			t.Fatalf("50 concurrent attempts: got %d go-aheads, want %d (the account budget)", got, testConfig().AccountFailures)
+		}
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != time.Second || got.Scope != ScopeAccount {
+			t.Fatalf("after the flood: got %+v, want a 1s account wait", got)
+		}
+	})
+	t.Run("concurrent spray stays within the ip budget", func(t *testing.T) {
+		th := open(t, newClock())
+		ok := 0
+		for i := range 5 {
+			ok += reserveConcurrently(t, []throttler{th}, 10, fmt.Sprint("user", i), "203.0.113.5")
+		}
+		if ok != testConfig().IPFailures {
+			t.Fatalf("50 concurrent attempts on 5 users from one IP: got %d go-aheads, want %d (the ip budget)", ok, testConfig().IPFailures)
+		}
+	})
+	t.Run("reserve counts, refund takes back", func(t *testing.T) {
+		c := newClock()
+		th := open(t, c)
+		want := []time.Duration{0, 0, 0, time.Second}
+		for i, w := range want {
+			v, err := th.Reserve(ctx, "alice", "192.0.2.1")
+			if err != nil || v.Wait != w {
+				t.Fatalf("reservation %d: got %+v, %v, want wait %v", i+1, v, err, w)
+			}
+		}
+		if err := th.Refund(ctx, "alice", "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != 0 {
+			t.Fatalf("after a refund: got %+v, want go ahead (2 of 3 failures used)", got)
+		}
+		if err := th.Refund(ctx, "nobody", "192.0.2.9"); err != nil {
+			t.Fatalf("refund of nothing: %v", err)
+		}
+		if got := check(t, th, "nobody", "192.0.2.9"); got.Wait != 0 {
+			t.Fatalf("refund of nothing: got %+v, want go ahead", got)
+		}
+	})
 	t.Run("success resets the pair only", func(t *testing.T) {
 		c := newClock()
 		th := open(t, c)
@@ -140,6 +186,51 @@ func TestRedisCountersAreShared(t *testing.T) {
 		if v, err := th.Check(ctx, "alice", "192.0.2.1"); err != nil || v.Wait != time.Second {
 			t.Fatalf("instance %s after 3 failures spread over two: got %+v, %v, want 1s", name, v, err)
 		}
+	}
+}
+
+// reserveConcurrently fires n reservations for user from ip at once, spread
+// over ths (instances sharing one store), and returns how many went ahead.
+func reserveConcurrently(t *testing.T, ths []throttler, n int, user, ip string) int {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		ok    atomic.Int64
+		start = make(chan struct{})
+		errs  = make(chan error, n)
+	)
+	for i := range n {
+		th := ths[i%len(ths)]
+		wg.Go(func() {
+			<-start
+			v, err := th.Reserve(context.Background(), user, ip)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if v.Wait == 0 {
+				ok.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Reserve: %v", err)
+	}
+	return int(ok.Load())
+}
+
+func TestRedisReservationsAreSharedAcrossInstances(t *testing.T) {
+	rc, prefix := openRedis(t)
+	c := newClock()
+	// Two "nodes": separate throttles and separate clients on one Redis.
+	rc2, _ := openRedis(t)
+	a := NewRedis(rc, prefix, testConfig(), c.now)
+	b := NewRedis(rc2, prefix, testConfig(), c.now)
+	if got := reserveConcurrently(t, []throttler{a, b}, 50, "alice", "192.0.2.1"); got != testConfig().AccountFailures {
+		t.Fatalf("50 concurrent attempts over two instances: got %d go-aheads, want %d", got, testConfig().AccountFailures)
 	}
 }
 

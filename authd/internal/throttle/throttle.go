@@ -115,7 +115,7 @@ func cut(s string, n int) string { return s[:min(len(s), n)] }
 
 // Check reports whether an attempt by user from ip must wait, and for how
 // long: the longer of the account's and the IP's delays (the account's on a
-// tie). It counts nothing.
+// tie). It counts nothing; a login uses Reserve, which counts atomically.
 func (m *Memory) Check(_ context.Context, user, ip string) (Verdict, error) {
 	now := m.now()
 	m.mu.Lock()
@@ -128,6 +128,55 @@ func (m *Memory) Check(_ context.Context, user, ip string) (Verdict, error) {
 		v = Verdict{Wait: w, Scope: ScopeIP}
 	}
 	return v, nil
+}
+
+// Reserve is Check and the count of a failure in one step: if the attempt
+// may go ahead, it is counted against the account and the IP before the
+// caller checks the password, so that N concurrent attempts get at most the
+// budget's worth of password checks between them. A Verdict with a Wait
+// counts nothing. After a reserved attempt, call Success if the password was
+// right, Refund if it was never checked, and nothing if it was wrong.
+func (m *Memory) Reserve(_ context.Context, user, ip string) (Verdict, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now() // under the lock, so the list stays ordered by last failure
+	ak, ik := accountKey(user, ip), ipKey(ip)
+	v := Verdict{}
+	if w := m.wait(ak, m.cfg.AccountFailures, now); w > 0 {
+		v = Verdict{Wait: w, Scope: ScopeAccount}
+	}
+	if w := m.wait(ik, m.cfg.IPFailures, now); w > v.Wait {
+		v = Verdict{Wait: w, Scope: ScopeIP}
+	}
+	if v.Wait > 0 {
+		return v, nil
+	}
+	m.dropExpired(now)
+	m.count(ak, now)
+	m.count(ik, now)
+	return v, nil
+}
+
+// Refund takes back a reserved attempt whose password was never checked
+// (the hashing queue was full, the user store failed): it uncounts one
+// failure from the account and the IP. The time of the last failure stays,
+// so a refund never shortens a pending wait.
+func (m *Memory) Refund(_ context.Context, user, ip string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.uncount(accountKey(user, ip))
+	m.uncount(ipKey(ip))
+	return nil
+}
+
+func (m *Memory) uncount(k key) {
+	e := m.entries[k]
+	if e == nil {
+		return
+	}
+	if e.failures--; e.failures <= 0 {
+		m.remove(e)
+	}
 }
 
 // wait returns how long the next attempt under k must wait.
@@ -166,7 +215,8 @@ func (m *Memory) Fail(_ context.Context, user, ip string) error {
 
 // Success forgets the account's failures after a successful login. The IP's
 // count stays: otherwise an attacker holding one valid account could log in
-// between guesses at others and never trip the IP limit.
+// between guesses at others and never trip the IP limit. (After Reserve, the
+// successful attempt's own count on the IP is taken back by Refund.)
 func (m *Memory) Success(_ context.Context, user, ip string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
