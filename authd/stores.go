@@ -42,8 +42,8 @@ type userStore interface {
 }
 
 type throttler interface {
-	Check(ctx context.Context, user, ip string) (throttle.Verdict, error)
-	Fail(ctx context.Context, user, ip string) error
+	Reserve(ctx context.Context, user, ip string) (throttle.Verdict, error)
+	Refund(ctx context.Context, user, ip string) error
 	Success(ctx context.Context, user, ip string) error
 }
 
@@ -151,7 +151,7 @@ type freshLogin struct {
 	users *users.Redis
 }
 
-func (f freshLogin) Check(ctx context.Context, user, ip string) (throttle.Verdict, error) {
+func (f freshLogin) Reserve(ctx context.Context, user, ip string) (throttle.Verdict, error) {
 	if _, err := users.Canonical(user); err == nil {
 		cctx, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
 		err := f.users.Refresh(cctx, user)
@@ -160,7 +160,7 @@ func (f freshLogin) Check(ctx context.Context, user, ip string) (throttle.Verdic
 			return throttle.Verdict{}, err
 		}
 	}
-	return f.throttler.Check(ctx, user, ip)
+	return f.throttler.Reserve(ctx, user, ip)
 }
 
 // redisOptions turns the [redis] block into client options: short timeouts,

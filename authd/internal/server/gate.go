@@ -15,7 +15,6 @@ type gate struct {
 	waiting atomic.Int64
 	queue   int64
 	timeout time.Duration
-	avg     atomic.Int64 // moving average of a hash's duration, ns
 }
 
 func newGate(n, queue int, timeout time.Duration) *gate {
@@ -27,7 +26,6 @@ func newGate(n, queue int, timeout time.Duration) *gate {
 		timeout = 2 * time.Second
 	}
 	g := &gate{slots: make(chan struct{}, n), queue: int64(queue), timeout: timeout}
-	g.avg.Store(int64(50 * time.Millisecond))
 	return g
 }
 
@@ -55,12 +53,4 @@ func (g *gate) acquire(ctx context.Context) bool {
 	}
 }
 
-func (g *gate) release(took time.Duration) {
-	<-g.slots
-	old := g.avg.Load()
-	g.avg.Store(old + (int64(took)-old)/8)
-}
-
-// typical is how long a hash usually takes; refusals that skip hashing wait
-// this long so their timing matches a real failure.
-func (g *gate) typical() time.Duration { return time.Duration(g.avg.Load()) }
+func (g *gate) release() { <-g.slots }

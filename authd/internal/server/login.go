@@ -71,7 +71,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		logName = capped(rawName)
 	}
 
-	v, err := s.thr.Check(r.Context(), name, ip)
+	// The attempt is counted before the password is checked, atomically
+	// with the throttle's verdict, so concurrent guesses cannot all slip
+	// through one check before any of them is counted.
+	v, err := s.thr.Reserve(r.Context(), name, ip)
 	if err != nil {
 		s.log.Error("throttle check failed", zap.Error(err))
 		s.loginOutcome("unavailable", logName, ip)
@@ -87,47 +90,58 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		return
 	}
 	if len(password) > users.MaxPasswordBytes {
-		s.fail(w, r, view, name, logName, ip, "password_too_long", false)
+		if v.Wait == 0 {
+			s.refund(r.Context(), name, ip)
+		}
+		s.fail(w, r, view, logName, ip, "password_too_long", time.Time{})
 		return
 	}
 	if v.Wait > 0 {
-		// A throttled account looks exactly like a wrong password.
-		s.sleep(r.Context(), s.gate.typical())
-		s.fail(w, r, view, name, logName, ip, "throttled_account", false)
+		// A throttled account looks exactly like a wrong password: the
+		// same reply, padded to the same floor.
+		s.fail(w, r, view, logName, ip, "throttled_account", time.Now())
 		return
 	}
 
 	if !s.gate.acquire(r.Context()) {
+		s.refund(r.Context(), name, ip) // no password was checked
 		s.loginOutcome("overloaded", logName, ip)
 		s.renderBusy(w, r, view)
 		return
 	}
 	start := time.Now()
+	db := s.users.DB()
+	s.pace.track(db)
 	var u *users.Entry
-	if nameErr == nil && s.users.DB() != nil {
-		u, _ = s.users.DB().Lookup(name)
+	if nameErr == nil {
+		u, _ = db.Lookup(name)
 	}
 	ok, upgrade := false, false
+	cost := s.pace.dummy
 	if u == nil {
 		users.Dummy(password, s.o.HashParams)
 	} else {
+		cost = u.Cost()
 		ok, upgrade, err = users.Verify(u.Hash, password, s.o.HashParams, s.o.HashLimits)
 		if err != nil {
 			s.log.Error("stored hash unusable", zap.String("user", name), zap.Error(err))
 			ok = false
 		}
 	}
-	s.gate.release(time.Since(start))
+	took := time.Since(start)
+	s.gate.release()
+	s.metrics.passwordChecks.Add(1)
+	s.pace.observe(cost, took)
 
 	switch {
 	case u == nil:
-		s.fail(w, r, view, name, logName, ip, "unknown_user", true)
+		s.fail(w, r, view, logName, ip, "unknown_user", start)
 		return
 	case !ok:
-		s.fail(w, r, view, name, logName, ip, "bad_password", true)
+		s.fail(w, r, view, logName, ip, "bad_password", start)
 		return
 	case u.Disabled:
-		s.fail(w, r, view, name, logName, ip, "disabled", true)
+		s.fail(w, r, view, logName, ip, "disabled", start)
 		return
 	}
 	if upgrade {
@@ -136,6 +150,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	if err := s.thr.Success(r.Context(), name, ip); err != nil {
 		s.log.Warn("throttle reset failed", zap.Error(err))
 	}
+	// Successes never counted against the IP; take back this one's count.
+	s.refund(r.Context(), name, ip)
 	cookie, key, err := s.startSession(r, u, remember, ip)
 	if err != nil {
 		s.log.Error("session create failed", zap.String("user", name), zap.Error(err))
@@ -155,15 +171,26 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	s.redirect(w, s.safeRedirect(rd, s.o.DefaultRedirect))
 }
 
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, view loginView, name, logName, ip, reason string, count bool) {
-	if count {
-		if err := s.thr.Fail(r.Context(), name, ip); err != nil {
-			s.log.Warn("throttle count failed", zap.Error(err))
-		}
+// fail answers a failed login. A zero start answers at once; otherwise the
+// reply waits until the pace floor has passed since start, so every failure
+// that could have checked a password takes the same time.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, view loginView, logName, ip, reason string, start time.Time) {
+	if !start.IsZero() && !s.pace.pad(r.Context(), start) {
+		s.loginOutcome("overloaded", logName, ip)
+		s.renderBusy(w, r, view)
+		return
 	}
 	s.loginOutcome(reason, logName, ip)
 	view.Error = "Incorrect username or password."
 	s.renderLogin(w, r, http.StatusUnauthorized, view)
+}
+
+// refund takes back a throttle reservation for an attempt that was not a
+// failed password check.
+func (s *Server) refund(ctx context.Context, name, ip string) {
+	if err := s.thr.Refund(ctx, name, ip); err != nil {
+		s.log.Warn("throttle refund failed", zap.Error(err))
+	}
 }
 
 func (s *Server) loginOutcome(reason, user, ip string) {
@@ -186,7 +213,7 @@ func (s *Server) upgradeHash(ctx context.Context, u *users.Entry, password strin
 		return u // try again next login
 	}
 	h, err := users.Hash(password, s.o.HashParams)
-	s.gate.release(0)
+	s.gate.release()
 	if err == nil {
 		err = s.users.SetHash(u.Name, h)
 	}
@@ -356,13 +383,4 @@ func (s *Server) redirect(w http.ResponseWriter, to string) {
 	h.Set("Location", to)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusSeeOther)
-}
-
-func (s *Server) sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -412,5 +413,49 @@ func TestWhoamiActivity(t *testing.T) {
 	whoami("?active=1")
 	if got := whoami(""); got != 401 {
 		t.Errorf("activity extended the absolute lifetime: got %d, want 401", got)
+	}
+}
+
+// TestConcurrentGuessesStayWithinBudget fires 50 wrong passwords for one
+// account at once: the throttle must reserve each attempt before its hash, so
+// no more passwords are checked than the account's budget (3 in the harness),
+// however the requests interleave. Before reservations, every request passed
+// the check before any failure was counted and all 50 were hashed.
+func TestConcurrentGuessesStayWithinBudget(t *testing.T) {
+	tests := []struct {
+		name  string
+		users []string
+	}{
+		{"one account", []string{"alice"}},
+		{"unknown account", []string{"nosuchuser"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, func(o *Options) { o.MaxHashing = 4; o.MaxHashQueue = 64; o.HashQueueTimeout = 10 * time.Second })
+			pre, tok := h.loginForm("/")
+			const n = 50
+			codes := make([]int, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					w := h.do(req{method: "POST", target: "/authd/login",
+						headers: map[string]string{"Cookie": pre, "Origin": "https://app.example.com", "X-Forwarded-For": "203.0.113.80"},
+						form:    url.Values{"username": {tt.users[i%len(tt.users)]}, "password": {"wrong password"}, "csrf": {tok}}})
+					codes[i] = w.Code
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, c := range codes {
+				if c != http.StatusUnauthorized {
+					t.Errorf("attempt %d: got %d, want 401", i, c)
+				}
+			}
+			if got := h.srv.metrics.passwordChecks.Load(); got > 3 {
+				t.Errorf("password checks for %d concurrent guesses: got %d, want at most 3 (the account budget)", n, got)
+			}
+		})
 	}
 }

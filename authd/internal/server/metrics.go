@@ -19,6 +19,9 @@ type metrics struct {
 	allowed, unauthorized, forbidden atomic.Uint64
 	buckets                          [len(latencyBuckets) + 1]atomic.Uint64
 	latencySum                       atomic.Int64 // ns
+	// passwordChecks counts hash verifications, the dummy hash included:
+	// the work a login flood or a throttle bypass would cost.
+	passwordChecks atomic.Uint64
 
 	mu     sync.Mutex
 	logins map[string]uint64 // by outcome; logins are rare
@@ -71,6 +74,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request, _ httprou
 	fmt.Fprintf(w, "authd_verify_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
 	fmt.Fprintf(w, "authd_verify_duration_seconds_sum %g\n", time.Duration(m.latencySum.Load()).Seconds())
 	fmt.Fprintf(w, "authd_verify_duration_seconds_count %d\n", cum)
+	fmt.Fprintln(w, "# HELP authd_password_checks_total Password hash verifications run by logins, dummy hashes included.")
+	fmt.Fprintln(w, "# TYPE authd_password_checks_total counter")
+	fmt.Fprintf(w, "authd_password_checks_total %d\n", m.passwordChecks.Load())
 	fmt.Fprintln(w, "# HELP authd_logins_total Login attempts by outcome.")
 	fmt.Fprintln(w, "# TYPE authd_logins_total counter")
 	m.mu.Lock()

@@ -45,8 +45,8 @@ type machineAuth interface {
 }
 
 type throttler interface {
-	Check(ctx context.Context, user, ip string) (throttle.Verdict, error)
-	Fail(ctx context.Context, user, ip string) error
+	Reserve(ctx context.Context, user, ip string) (throttle.Verdict, error)
+	Refund(ctx context.Context, user, ip string) error
 	Success(ctx context.Context, user, ip string) error
 }
 
@@ -108,6 +108,7 @@ type Server struct {
 	origin  string          // PublicURL's origin
 	preName string          // pre-session (CSRF) cookie name
 	gate    *gate
+	pace    *pacer
 	metrics metrics
 	// storeErrors keeps a store outage from writing one log line per request.
 	storeErrors errorLog
@@ -138,6 +139,15 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
+	var db *users.DB
+	if d.Users != nil {
+		db = d.Users.DB()
+	}
+	dummy := o.HashParams
+	if dummy.Validate() != nil {
+		dummy = users.DefaultParams() // what users.Dummy falls back to
+	}
+	s.pace = newPacer(dummy, db, nil)
 	s.origins[s.origin] = true
 	for _, h := range o.RedirectHosts {
 		if u, err := url.Parse(h); err == nil && u.Host != "" {

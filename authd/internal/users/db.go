@@ -47,6 +47,17 @@ type Entry struct {
 	Fingerprint uint64
 	// GroupsHeader is Groups joined with ",", ready for a response header.
 	GroupsHeader string
+	// cost is what verifying Hash takes, kept for DB.Costs.
+	cost Cost
+}
+
+// Cost returns what verifying the entry's hash takes.
+func (e *Entry) Cost() Cost { return e.cost }
+
+func newEntry(u User, lim Limits) *Entry {
+	u.Groups = slices.Clone(u.Groups)
+	c, _ := CostOf(u.Hash, lim)
+	return &Entry{User: u, Fingerprint: Fingerprint(u), GroupsHeader: strings.Join(u.Groups, ","), cost: c}
 }
 
 // Fingerprint returns the credential fingerprint of u, as stored in Entry.Fingerprint.
@@ -63,6 +74,24 @@ func Fingerprint(u User) uint64 {
 type DB struct {
 	byName map[string]*Entry
 	groups map[string]struct{}
+}
+
+// Costs returns the distinct costs of verifying the users' hashes, in no particular order.
+// The login handler pads failures to the slowest of them, so that the reply time tells
+// nothing about which hash an account has.
+func (db *DB) Costs() []Cost {
+	if db == nil {
+		return nil
+	}
+	seen := make(map[Cost]struct{}, 4)
+	var out []Cost
+	for _, e := range db.byName {
+		if _, dup := seen[e.cost]; !dup && e.cost != (Cost{}) {
+			seen[e.cost] = struct{}{}
+			out = append(out, e.cost)
+		}
+	}
+	return out
 }
 
 // Lookup returns the user with the given canonical name (see Canonical). It does not allocate.
@@ -226,8 +255,7 @@ func build(users []User, lines []int, name string, lim Limits) (*DB, error) {
 			continue
 		}
 		seenAt[u.Name] = i
-		u.Groups = slices.Clone(u.Groups)
-		db.byName[u.Name] = &Entry{User: u, Fingerprint: Fingerprint(u), GroupsHeader: strings.Join(u.Groups, ",")}
+		db.byName[u.Name] = newEntry(u, lim)
 		for _, g := range u.Groups {
 			db.groups[g] = struct{}{}
 		}

@@ -161,6 +161,38 @@ func Dummy(password string, p Params) {
 	argon2.IDKey([]byte(password), []byte(dummySalt), p.Time, p.MemoryKiB, p.Threads, keyBytes)
 }
 
+// Cost identifies how much work verifying a stored hash takes: a bcrypt cost, or argon2id
+// parameters. It is comparable, so it can key a map; the zero Cost is no hash.
+type Cost struct {
+	BcryptCost int    // > 0 for bcrypt
+	Argon2id   Params // set when BcryptCost is 0
+}
+
+// CostOf returns the Cost of verifying encoded, or false for a hash Verify would refuse
+// under lim.
+func CostOf(encoded string, lim Limits) (Cost, bool) {
+	h, err := parseHash(encoded, lim)
+	if err != nil {
+		return Cost{}, false
+	}
+	if h.bcryptCost > 0 {
+		return Cost{BcryptCost: h.bcryptCost}, true
+	}
+	return Cost{Argon2id: h.argon.p}, true
+}
+
+// Burn does the work of verifying one hash of cost c and discards it, so that the time a
+// verification takes can be measured before any user logs in. The zero Cost does nothing.
+func Burn(c Cost) {
+	switch {
+	case c.BcryptCost > 0:
+		// Hashing at a cost runs the same key schedule as comparing against a hash of it.
+		_, _ = bcrypt.GenerateFromPassword([]byte("authd timing probe"), c.BcryptCost)
+	case c.Argon2id.Validate() == nil:
+		argon2.IDKey([]byte("authd timing probe"), []byte(dummySalt), c.Argon2id.Time, c.Argon2id.MemoryKiB, c.Argon2id.Threads, keyBytes)
+	}
+}
+
 // parsedHash is a stored hash that passed every check and may be run.
 type parsedHash struct {
 	bcryptCost int // > 0 for bcrypt

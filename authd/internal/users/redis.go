@@ -187,8 +187,7 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 		if msgs := checkUser(u, r.lim); len(msgs) > 0 {
 			return fmt.Errorf("user %s in redis: %s", printableName(name), strings.Join(msgs, "; "))
 		}
-		u.Groups = append([]string(nil), u.Groups...)
-		e = &Entry{User: u, Fingerprint: Fingerprint(u), GroupsHeader: strings.Join(u.Groups, ",")}
+		e = newEntry(u, r.lim)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
