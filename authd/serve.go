@@ -231,7 +231,7 @@ func serverOptions(cfg config.Config, secret []byte, reload func() error) server
 		Idle:          cfg.Session.IdleTimeout.Duration, Lifetime: cfg.Session.Lifetime.Duration,
 		RememberIdle: cfg.Session.RememberIdleTimeout.Duration, RememberLifetime: cfg.Session.RememberLifetime.Duration,
 		TouchInterval: cfg.Session.TouchInterval.Duration,
-		HashParams:    hashParams(cfg), HashLimits: users.DefaultLimits(),
+		HashParams:    hashParams(cfg), HashLimits: hashLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
 		Secret: secret, Reload: reload,
 	}
@@ -239,6 +239,12 @@ func serverOptions(cfg config.Config, secret []byte, reload func() error) server
 
 func hashParams(cfg config.Config) users.Params {
 	return users.Params{MemoryKiB: cfg.Hash.MemoryKiB, Time: cfg.Hash.Time, Threads: cfg.Hash.Threads}
+}
+
+// hashLimits bounds stored hashes relative to the configured parameters, so that no
+// user's hash can make a login many times slower than a new hash's.
+func hashLimits(cfg config.Config) users.Limits {
+	return users.LimitsFor(hashParams(cfg), cfg.Hash.MaxBcryptCost)
 }
 
 // loadSecret reads the CSRF key from the data directory, creating it on first start.

@@ -83,7 +83,7 @@ func openStores(ctx context.Context, cfg config.Config) (*stores, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open session store: %w", err)
 	}
-	u, err := users.OpenFile(cfg.UsersFile, users.DefaultLimits())
+	u, err := users.OpenFile(cfg.UsersFile, hashLimits(cfg))
 	if err != nil {
 		sessions.Close()
 		return nil, fmt.Errorf("users file: %w", err)
@@ -120,7 +120,7 @@ func openRedisStores(ctx context.Context, cfg config.Config) (*stores, error) {
 	}
 	p := cfg.Redis.KeyPrefix
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	u, err := users.OpenRedis(lctx, c, p, users.DefaultLimits())
+	u, err := users.OpenRedis(lctx, c, p, hashLimits(cfg))
 	cancel()
 	if err != nil {
 		c.Close()
@@ -238,7 +238,7 @@ func loadUsers(cfg config.Config, cfgPath string) (db *users.DB, source string, 
 			return nil, source, err
 		}
 		defer c.Close()
-		u, err := users.OpenRedis(ctx, c, cfg.Redis.KeyPrefix, users.DefaultLimits())
+		u, err := users.OpenRedis(ctx, c, cfg.Redis.KeyPrefix, hashLimits(cfg))
 		if err != nil {
 			return nil, source, fmt.Errorf("users in redis: %w", err)
 		}
@@ -253,7 +253,7 @@ func loadUsers(cfg config.Config, cfgPath string) (db *users.DB, source string, 
 		return nil, source, fmt.Errorf("users_file: %w", err)
 	}
 	defer f.Close()
-	db, err = users.Parse(f, users.DefaultLimits())
+	db, err = users.Parse(f, hashLimits(cfg))
 	if err != nil {
 		return nil, source, fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
 	}

@@ -405,7 +405,7 @@ func copyUsers(ctx context.Context, cfg config.Config, from, to string, overwrit
 		if err != nil {
 			return fmt.Errorf("users_file: %w", err)
 		}
-		db, err := users.Parse(f, users.DefaultLimits())
+		db, err := users.Parse(f, hashLimits(cfg))
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)

@@ -87,6 +87,9 @@ type Hash struct {
 	MemoryKiB uint32 `toml:"memory_kib"`
 	Time      uint32 `toml:"time"`
 	Threads   uint8  `toml:"threads"`
+	// MaxBcryptCost is the highest bcrypt cost an imported hash may have. Stored argon2id
+	// hashes may use at most 4 times MemoryKiB, Time and Threads.
+	MaxBcryptCost int `toml:"max_bcrypt_cost"`
 	// MaxConcurrent bounds simultaneous hash computations; 0 means half the CPUs (at least one).
 	MaxConcurrent int `toml:"max_concurrent"`
 	// MaxQueue bounds logins waiting for a hashing slot; beyond it logins get 503 at once.

@@ -25,11 +25,12 @@ func Default() Config {
 			TouchInterval:       Duration{time.Minute},
 		},
 		Hash: Hash{
-			MemoryKiB:    19456,
-			Time:         2,
-			Threads:      1,
-			MaxQueue:     32,
-			QueueTimeout: Duration{2 * time.Second},
+			MemoryKiB:     19456,
+			Time:          2,
+			Threads:       1,
+			MaxBcryptCost: 12,
+			MaxQueue:      32,
+			QueueTimeout:  Duration{2 * time.Second},
 		},
 		Throttle: Throttle{
 			AccountFailures: 5,

@@ -51,6 +51,10 @@ const (
 	maxMemoryKiB      = 1 << 20
 	maxTime           = 20
 	maxThreads        = 16
+	// Imported bcrypt hashes: cost 10 is the least authd accepts; 14 takes
+	// about a second per login on one core, the most worth allowing.
+	minBcryptCost = 10
+	maxBcryptCost = 14
 )
 
 // Validate reports every problem in c at once, as *Errors, or nil.
@@ -227,6 +231,9 @@ func (c Config) checkHash(e *Errors) {
 	}
 	if h.Threads < 1 || h.Threads > maxThreads {
 		e.add("hash.threads", "must be from 1 to %d (got %d)", maxThreads, h.Threads)
+	}
+	if h.MaxBcryptCost < minBcryptCost || h.MaxBcryptCost > maxBcryptCost {
+		e.add("hash.max_bcrypt_cost", "must be from %d to %d (got %d)", minBcryptCost, maxBcryptCost, h.MaxBcryptCost)
 	}
 	if h.MaxConcurrent < 0 {
 		e.add("hash.max_concurrent", "must be 0 (number of CPUs) or more (got %d)", h.MaxConcurrent)

@@ -102,6 +102,8 @@ func TestValidateRejects(t *testing.T) {
 		{"hash time huge", func(c *Config) { c.Hash.Time = 21 }, "hash.time"},
 		{"hash threads zero", func(c *Config) { c.Hash.Threads = 0 }, "hash.threads"},
 		{"hash threads many", func(c *Config) { c.Hash.Threads = 17 }, "hash.threads"},
+		{"max_bcrypt_cost below 10", func(c *Config) { c.Hash.MaxBcryptCost = 9 }, "hash.max_bcrypt_cost"},
+		{"max_bcrypt_cost above 14", func(c *Config) { c.Hash.MaxBcryptCost = 15 }, "hash.max_bcrypt_cost"},
 		{"max_concurrent negative", func(c *Config) { c.Hash.MaxConcurrent = -1 }, "hash.max_concurrent"},
 		{"max_queue negative", func(c *Config) { c.Hash.MaxQueue = -1 }, "hash.max_queue"},
 		{"account_failures zero", func(c *Config) { c.Throttle.AccountFailures = 0 }, "throttle.account_failures"},

@@ -255,3 +255,69 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	}
 }
+
+func TestLimitsFor(t *testing.T) {
+	tests := []struct {
+		name      string
+		p         Params
+		maxBcrypt int
+		want      Limits
+	}{
+		{"default params", DefaultParams(), 12, Limits{MaxMemoryKiB: 4 * 19456, MaxTime: 8, MaxThreads: 4, MaxBcryptCost: 12}},
+		{"heavier params", Params{MemoryKiB: 65536, Time: 3, Threads: 2}, 10, Limits{MaxMemoryKiB: 262144, MaxTime: 12, MaxThreads: 8, MaxBcryptCost: 10}},
+		{"capped by the defaults", Params{MemoryKiB: 1 << 20, Time: 20, Threads: 16}, 31, DefaultLimits()},
+		{"zero bcrypt cost means the default", DefaultParams(), 0, Limits{MaxMemoryKiB: 4 * 19456, MaxTime: 8, MaxThreads: 4, MaxBcryptCost: 14}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := LimitsFor(tt.p, tt.maxBcrypt); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestParseRefusesHashBeyondConfiguredBounds: with the default [hash] settings, a hash
+// demanding more than 4x the memory or passes, or bcrypt above cost 12, is refused naming the
+// user and its line, and the error never quotes the hash.
+func TestParseRefusesHashBeyondConfiguredBounds(t *testing.T) {
+	lim := LimitsFor(DefaultParams(), 12)
+	salt, key := "c2FsdHNhbHRzYWx0c2FsdA", "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
+	argon := func(m, tm, p int) string { return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", m, tm, p, salt, key) }
+	bcryptAt := func(cost int) string { return fmt.Sprintf("$2b$%02d$", cost) + strings.Repeat("a", 53) }
+	tests := []struct {
+		name, hash string
+		want       string // "" means accepted
+	}{
+		{"argon2id at the bound", argon(4*19456, 8, 4), ""},
+		{"argon2id memory over", argon(4*19456+1, 2, 1), "argon2id memory 77825 KiB is above the limit 77824 KiB"},
+		{"argon2id time over", argon(19456, 9, 1), "argon2id time 9 is above the limit 8"},
+		{"argon2id threads over", argon(19456, 2, 5), "argon2id threads 5 is above the limit 4"},
+		{"bcrypt at the bound", bcryptAt(12), ""},
+		{"bcrypt over", bcryptAt(13), "bcrypt cost 13 is above the limit 12"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "[[users]]\nname = 'ok'\nhash = '" + bcrypt10 + "'\n\n[[users]]\nname = 'heavy'\nhash = '" + tt.hash + "'\n"
+			_, err := Parse(strings.NewReader(src), lim)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("got %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got nil, want an error naming heavy")
+			}
+			msg := err.Error()
+			for _, want := range []string{"line 5", "heavy", tt.want} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q lacks %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, salt) || strings.Contains(msg, strings.Repeat("a", 20)) || strings.Contains(msg, "ok:") {
+				t.Errorf("error %q quotes the hash or blames another user", msg)
+			}
+		})
+	}
+}

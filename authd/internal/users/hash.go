@@ -73,6 +73,25 @@ func DefaultLimits() Limits {
 	return Limits{MaxMemoryKiB: 1 << 20, MaxTime: 20, MaxThreads: 16, MaxBcryptCost: 14}
 }
 
+// Limits relative to the configured parameters: stored argon2id hashes may demand at most
+// limitFactor times the memory, passes and threads of new ones.
+const limitFactor = 4
+
+// LimitsFor returns the bounds for stored hashes when new hashes use p: at most 4 times p's
+// memory, time and threads for argon2id (never above DefaultLimits), and bcrypt cost at most
+// maxBcryptCost (0 means DefaultLimits'). A hash within them costs one login at most about 16
+// times a new hash's work (memory times passes), or 2^(maxBcryptCost-10) bcrypt-10 checks.
+func LimitsFor(p Params, maxBcryptCost int) Limits {
+	d := DefaultLimits()
+	l := Limits{
+		MaxMemoryKiB:  uint32(min(uint64(p.MemoryKiB)*limitFactor, uint64(d.MaxMemoryKiB))),
+		MaxTime:       uint32(min(uint64(p.Time)*limitFactor, uint64(d.MaxTime))),
+		MaxThreads:    uint8(min(int(p.Threads)*limitFactor, int(d.MaxThreads))),
+		MaxBcryptCost: min(maxBcryptCost, d.MaxBcryptCost),
+	}
+	return l.withDefaults()
+}
+
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxMemoryKiB == 0 {
