@@ -2,6 +2,7 @@ package security
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -343,4 +344,54 @@ func readFile(t testing.TB, path string) string {
 	b, err := os.ReadFile(path)
 	must(t, err)
 	return string(b)
+}
+
+// TestConcurrentGuessesThroughNginx covers "Throttle budgets are reserved atomically before a
+// password is checked": 30 wrong passwords for ada fired at once through nginx from one address,
+// with 3 free failures per account, may cost at most 3 password checks (authd's /metrics counts
+// every hash it verifies). Every answer is the same 401 (a throttled account looks like a wrong
+// password) or a 503 when the hashing queue is full; none is a success. Before reservations all
+// 30 passed the throttle check before the first failure was counted.
+func TestConcurrentGuessesThroughNginx(t *testing.T) {
+	s := newStack(t, stackOptions{tables: throttleTables + "\n[hash]\nmax_queue = 64\nqueue_timeout = \"20s\"\n"})
+	checks := func() int {
+		t.Helper()
+		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.authdPort))
+		must(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		must(t, err)
+		m := regexp.MustCompile(`(?m)^authd_password_checks_total (\d+)$`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("/metrics has no authd_password_checks_total:\n%s", b)
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
+	}
+	pre, csrf, _ := s.loginForm(t, "")
+	before := checks()
+	const n = 30
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			r, err := s.try(req{method: "POST", target: "/authd/login", from: "127.0.0.61", cookie: preName + "=" + pre,
+				header: http.Header{"Origin": {s.origin()}}, form: url.Values{"username": {"ada"}, "password": {fmt.Sprint("guess ", i)}, "csrf": {csrf}}})
+			if err == nil {
+				codes[i] = r.Status
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusUnauthorized && c != http.StatusServiceUnavailable {
+			t.Errorf("guess %d: got status %d, want 401 (or 503 when the queue is full)", i, c)
+		}
+	}
+	if got := checks() - before; got > 3 {
+		t.Errorf("%d concurrent guesses for one account: %d password checks, want at most 3 (account_failures)", n, got)
+	}
 }
