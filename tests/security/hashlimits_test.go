@@ -26,7 +26,9 @@ func TestStoredHashBounds(t *testing.T) {
 	good := readFile(t, s.usersFile)
 	line := strings.Count(good, "\n") + 2 // the blank line, then heavy's [[users]]
 	const salt, key = "c2FsdHNhbHRzYWx0c2FsdA", "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
-	argon := func(m, tm, p int) string { return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", m, tm, p, salt, key) }
+	argon := func(m, tm, p int) string {
+		return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", m, tm, p, salt, key)
+	}
 	bcryptAt := func(cost int) string { return fmt.Sprintf("$2b$%02d$", cost) + strings.Repeat("x", 53) }
 	withHeavy := func(hash string) string {
 		return good + "\n[[users]]\nname = \"heavy\"\nhash = \"" + hash + "\"\ngeneration = 99\n"

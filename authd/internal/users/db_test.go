@@ -283,7 +283,9 @@ func TestLimitsFor(t *testing.T) {
 func TestParseRefusesHashBeyondConfiguredBounds(t *testing.T) {
 	lim := LimitsFor(DefaultParams(), 12)
 	salt, key := "c2FsdHNhbHRzYWx0c2FsdA", "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
-	argon := func(m, tm, p int) string { return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", m, tm, p, salt, key) }
+	argon := func(m, tm, p int) string {
+		return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", m, tm, p, salt, key)
+	}
 	bcryptAt := func(cost int) string { return fmt.Sprintf("$2b$%02d$", cost) + strings.Repeat("a", 53) }
 	tests := []struct {
 		name, hash string
