@@ -8,6 +8,7 @@ package cluster
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -162,6 +163,56 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		// The counters live in Redis; clear them for the rest of the test.
+		c.redisCLI(t, "EVAL", "for _, k in ipairs(redis.call('KEYS', 'cluster:t*')) do redis.call('DEL', k) end", "0")
+	})
+
+	t.Run("concurrent guesses over both instances stay within one budget", func(t *testing.T) {
+		// account_failures = 3: 30 wrong passwords for ada fired at once, alternating between
+		// the instances, may run at most 3 password checks between them; the throttle reserves
+		// each attempt in Redis before its hash.
+		c.redisCLI(t, "EVAL", "for _, k in ipairs(redis.call('KEYS', 'cluster:t*')) do redis.call('DEL', k) end", "0")
+		hc := c.client()
+		resp, err := hc.Get("http://" + c.authdAddrs[0] + "/authd/login")
+		must(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := csrfField.FindStringSubmatch(string(body))
+		if m == nil || len(resp.Cookies()) == 0 {
+			t.Fatalf("login form without csrf token or pre-session cookie (%s)", resp.Status)
+		}
+		pre := resp.Cookies()[0]
+		checks := func() int {
+			return c.metric(0, "authd_password_checks_total") + c.metric(1, "authd_password_checks_total")
+		}
+		before := checks()
+		const n = 30
+		codes := make([]int, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				form := url.Values{"username": {"ada"}, "password": {fmt.Sprint("guess ", i)}, "rd": {"/"}, "csrf": {m[1]}}
+				req, _ := http.NewRequest("POST", "http://"+c.authdAddrs[i%2]+"/authd/login", strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Origin", c.origin())
+				req.Header.Set("Cookie", pre.Name+"="+pre.Value)
+				if resp, err := hc.Do(req); err == nil {
+					resp.Body.Close()
+					codes[i] = resp.StatusCode
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, code := range codes {
+			if code != http.StatusUnauthorized && code != http.StatusServiceUnavailable {
+				t.Errorf("guess %d on authd-%d: got %d, want 401 (or 503 when hashing is busy)", i, i%2, code)
+			}
+		}
+		if got := checks() - before; got > 3 {
+			t.Errorf("%d concurrent guesses over two instances: %d password checks, want at most 3 (account_failures)", n, got)
+		}
 		c.redisCLI(t, "EVAL", "for _, k in ipairs(redis.call('KEYS', 'cluster:t*')) do redis.call('DEL', k) end", "0")
 	})
 
