@@ -459,3 +459,51 @@ func TestConcurrentGuessesStayWithinBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestFailuresPaddedToTheSlowestHash: with an imported bcrypt user beside the harness's cheap
+// argon2id users, every kind of failed password login (unknown user, wrong password, disabled,
+// throttled account) is answered no sooner than the floor, which lies above a bcrypt check.
+// Without the floor an unknown user's dummy hash at the test parameters answers in well under a
+// millisecond. The floor can drop by at most an eighth while a request runs (one cost's moving
+// average taking in a faster verification), hence the 0.85.
+func TestFailuresPaddedToTheSlowestHash(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.editUsers(func(l []users.User) []users.User {
+		return append(l, users.User{Name: "carol", Hash: bcryptHash(t, "bcrypt password 1"), Generation: 9})
+	})
+	// The reload added a cost; the first login after it starts the floor's measurement.
+	h.postLogin("carol", "wrong password", "/", "203.0.113.40", nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.srv.pace.value() < 5*time.Millisecond && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 3 { // trip bob's account from .45
+		h.postLogin("bob", "wrong password", "/", "203.0.113.45", nil)
+	}
+	tests := []struct {
+		name, user, pw, ip string
+	}{
+		{"unknown user", "nosuchuser", "wrong password", "203.0.113.41"},
+		{"wrong password", "alice", "wrong password", "203.0.113.42"},
+		{"bcrypt user", "carol", "wrong password", "203.0.113.43"},
+		{"disabled", "mallory", testPassword, "203.0.113.44"},
+		{"throttled account", "bob", testPassword, "203.0.113.45"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			floor := h.srv.pace.value()
+			start := time.Now()
+			w := h.postLogin(tt.user, tt.pw, "/", tt.ip, nil)
+			took := time.Since(start)
+			if w.Code != http.StatusUnauthorized {
+				t.Fatalf("got %d, want 401", w.Code)
+			}
+			if took < floor*85/100 {
+				t.Errorf("answered after %v, want at least the floor %v", took, floor)
+			}
+		})
+	}
+	if carol := h.srv.pace.value(); carol < 5*time.Millisecond {
+		t.Errorf("floor with a bcrypt cost-10 user: got %v, want above 5ms (a bcrypt-10 check takes ~50ms)", carol)
+	}
+}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authd/authd/authd/internal/users"
+)
+
+// sleepBurn stands in for users.Burn: bcrypt cost c "takes" (c-9)² ms (cost 10: 1ms, 14: 25ms,
+// 20: 121ms), so floors can be checked without real hashing, far apart enough for a busy machine.
+func sleepBurn(c users.Cost) {
+	if c.BcryptCost > 0 {
+		time.Sleep(time.Duration((c.BcryptCost-9)*(c.BcryptCost-9)) * time.Millisecond)
+	}
+}
+
+func dbWith(t testing.TB, hashes ...string) *users.DB {
+	t.Helper()
+	var list []users.User
+	for i, h := range hashes {
+		list = append(list, users.User{Name: "u" + strings.Repeat("x", i), Hash: h})
+	}
+	db, err := users.NewDB(list, users.Limits{MaxBcryptCost: 31})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func fakeBcrypt(cost int) string {
+	return "$2b$" + string(rune('0'+cost/10)) + string(rune('0'+cost%10)) + "$" + strings.Repeat("a", 53)
+}
+
+func TestPacerFloorIsAboveTheSlowestCostInUse(t *testing.T) {
+	tests := []struct {
+		name   string
+		hashes []string
+		want   time.Duration // the slowest cost's sleep
+	}{
+		{"dummy only", nil, 0},
+		{"one user", []string{fakeBcrypt(10)}, time.Millisecond},
+		{"the slowest of several", []string{fakeBcrypt(10), fakeBcrypt(14), fakeBcrypt(12)}, 25 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPacer(testParams, dbWith(t, tt.hashes...), sleepBurn)
+			if got, min := p.value(), time.Duration(float64(tt.want)*paceMargin)+paceSlack; got < min {
+				t.Errorf("floor: got %v, want at least %v", got, min)
+			}
+		})
+	}
+}
+
+func TestPacerFollowsTheUsersInUse(t *testing.T) {
+	p := newPacer(testParams, dbWith(t, fakeBcrypt(10)), sleepBurn)
+	slow := dbWith(t, fakeBcrypt(10), fakeBcrypt(20))
+	p.track(slow)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.value() < 121*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatalf("a slower hash after a reload: floor stayed %v, want above 121ms", p.value())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The slow user is gone again: the floor falls back to the costs still in use.
+	p.track(dbWith(t, fakeBcrypt(10)))
+	if got := p.value(); got >= 100*time.Millisecond {
+		t.Errorf("after the slow user left: floor %v, want below 100ms", got)
+	}
+}
+
+func TestPacerObserveRaisesTheFloor(t *testing.T) {
+	db := dbWith(t, fakeBcrypt(10))
+	p := newPacer(testParams, db, sleepBurn)
+	e, _ := db.Lookup("u")
+	before := p.value()
+	for range 40 {
+		p.observe(e.Cost(), 100*time.Millisecond) // the machine got slower
+	}
+	if got := p.value(); got < 100*time.Millisecond || got <= before {
+		t.Errorf("after slow verifications: floor %v (was %v), want above 100ms", got, before)
+	}
+}
+
+func TestPacerPadWaitsAndIsBounded(t *testing.T) {
+	p := newPacer(testParams, dbWith(t, fakeBcrypt(14)), sleepBurn)
+	start := time.Now()
+	if !p.pad(context.Background(), start) {
+		t.Fatal("pad refused with nobody waiting")
+	}
+	if got := time.Since(start); got < p.value() {
+		t.Errorf("pad returned after %v, want at least the floor %v", got, p.value())
+	}
+	for range maxPadded {
+		p.padded <- struct{}{}
+	}
+	if p.pad(context.Background(), time.Now()) {
+		t.Error("pad with every waiting place taken: got true, want false (answer busy)")
+	}
+}
