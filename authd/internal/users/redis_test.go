@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,5 +173,41 @@ func TestRedisUserChangeReachesSessions(t *testing.T) {
 	}
 	if n, _ := c.Exists(ctx, prefix+"s:gone").Result(); n != 0 {
 		t.Fatal("an expired session was recreated")
+	}
+}
+
+// TestRedisUsersRefuseHashBeyondLimits: a user written to Redis with a hash beyond the configured
+// bounds (here by a writer with generous limits, as an older authd or another tool could) makes
+// OpenRedis fail naming the user, and a Refresh of that user fails without replacing the last good
+// copy in the snapshot.
+func TestRedisUsersRefuseHashBeyondLimits(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	must := func(t *testing.T, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	lim := LimitsFor(DefaultParams(), 12)
+	w, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	must(t, err)
+	addRedisUser(t, w, User{Name: "heavy", Hash: testHash(t), Generation: 1})
+	r, err := OpenRedis(ctx, c, prefix, lim)
+	must(t, err)
+	over := "$2b$13$" + strings.Repeat("a", 53)
+	must(t, w.Update(ctx, "heavy", func(u User, _ bool) (User, bool, error) {
+		u.Hash, u.Generation = over, 2
+		return u, false, nil
+	}))
+	err = r.Refresh(ctx, "heavy")
+	if err == nil || !strings.Contains(err.Error(), "user heavy") || !strings.Contains(err.Error(), "bcrypt cost 13 is above the limit 12") || strings.Contains(err.Error(), over[7:27]) {
+		t.Errorf("Refresh of an over-bound user: got %v, want an error naming heavy and the limit, not the hash", err)
+	}
+	if e, ok := r.DB().Lookup("heavy"); !ok || e.Generation != 1 {
+		t.Errorf("after the refused Refresh: got %+v, %v, want the last good copy (generation 1)", e, ok)
+	}
+	if _, err := OpenRedis(ctx, c, prefix, lim); err == nil || !strings.Contains(err.Error(), "heavy") {
+		t.Errorf("OpenRedis with an over-bound user: got %v, want an error naming heavy", err)
 	}
 }
