@@ -16,7 +16,7 @@ import (
 // TestStoredHashBounds covers "Stored-hash parameters are bounded relative to the configured
 // [hash] cost … a users file with a hash beyond the bounds is refused at check-config/start/
 // reload naming the user". With the default [hash] (argon2id m=19456, t=2, p=1; max_bcrypt_cost
-// 12) the bounds are m ≤ 77824, t ≤ 8, p ≤ 4 and bcrypt cost ≤ 12. Each over-bound hash is
+// 12) the bounds are m ≤ 77824, t ≤ 8, p ≤ 1 and bcrypt cost ≤ 12. Each over-bound hash is
 // appended as user "heavy" to the stack's users file: check-config exits 1 naming heavy and its
 // line without printing the hash, `serve` refuses to start, and a SIGHUP reload with that file
 // keeps the old users (ada still logs in) and logs the refusal. The hashes only need to parse:
@@ -39,9 +39,9 @@ func TestStoredHashBounds(t *testing.T) {
 	}{
 		{"argon2id memory over 4x", argon(4*19456+1, 2, 1), true},
 		{"argon2id time over 4x", argon(19456, 9, 1), true},
-		{"argon2id threads over 4x", argon(19456, 2, 5), true},
+		{"argon2id threads over the configured", argon(19456, 2, 2), true},
 		{"bcrypt cost 13", bcryptAt(13), true},
-		{"argon2id at the bound", argon(4*19456, 8, 4), false},
+		{"argon2id at the bound", argon(4*19456, 8, 1), false},
 		{"bcrypt cost 12", bcryptAt(12), false},
 	}
 	for _, tt := range tests {

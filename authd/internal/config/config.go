@@ -88,7 +88,7 @@ type Hash struct {
 	Time      uint32 `toml:"time"`
 	Threads   uint8  `toml:"threads"`
 	// MaxBcryptCost is the highest bcrypt cost an imported hash may have. Stored argon2id
-	// hashes may use at most 4 times MemoryKiB, Time and Threads.
+	// hashes may use at most 4 times MemoryKiB and Time, and at most Threads.
 	MaxBcryptCost int `toml:"max_bcrypt_cost"`
 	// MaxConcurrent bounds simultaneous hash computations; 0 means half the CPUs (at least one).
 	MaxConcurrent int `toml:"max_concurrent"`

@@ -263,10 +263,10 @@ func TestLimitsFor(t *testing.T) {
 		maxBcrypt int
 		want      Limits
 	}{
-		{"default params", DefaultParams(), 12, Limits{MaxMemoryKiB: 4 * 19456, MaxTime: 8, MaxThreads: 4, MaxBcryptCost: 12}},
-		{"heavier params", Params{MemoryKiB: 65536, Time: 3, Threads: 2}, 10, Limits{MaxMemoryKiB: 262144, MaxTime: 12, MaxThreads: 8, MaxBcryptCost: 10}},
+		{"default params", DefaultParams(), 12, Limits{MaxMemoryKiB: 4 * 19456, MaxTime: 8, MaxThreads: 1, MaxBcryptCost: 12}},
+		{"heavier params", Params{MemoryKiB: 65536, Time: 3, Threads: 2}, 10, Limits{MaxMemoryKiB: 262144, MaxTime: 12, MaxThreads: 2, MaxBcryptCost: 10}},
 		{"capped by the defaults", Params{MemoryKiB: 1 << 20, Time: 20, Threads: 16}, 31, DefaultLimits()},
-		{"zero bcrypt cost means the default", DefaultParams(), 0, Limits{MaxMemoryKiB: 4 * 19456, MaxTime: 8, MaxThreads: 4, MaxBcryptCost: 14}},
+		{"zero bcrypt cost means the default", DefaultParams(), 0, Limits{MaxMemoryKiB: 4 * 19456, MaxTime: 8, MaxThreads: 1, MaxBcryptCost: 14}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,8 +278,8 @@ func TestLimitsFor(t *testing.T) {
 }
 
 // TestParseRefusesHashBeyondConfiguredBounds: with the default [hash] settings, a hash
-// demanding more than 4x the memory or passes, or bcrypt above cost 12, is refused naming the
-// user and its line, and the error never quotes the hash.
+// demanding more than 4x the memory or passes, more threads, or bcrypt above cost 12, is refused
+// naming the user and its line, and the error never quotes the hash.
 func TestParseRefusesHashBeyondConfiguredBounds(t *testing.T) {
 	lim := LimitsFor(DefaultParams(), 12)
 	salt, key := "c2FsdHNhbHRzYWx0c2FsdA", "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
@@ -291,10 +291,10 @@ func TestParseRefusesHashBeyondConfiguredBounds(t *testing.T) {
 		name, hash string
 		want       string // "" means accepted
 	}{
-		{"argon2id at the bound", argon(4*19456, 8, 4), ""},
+		{"argon2id at the bound", argon(4*19456, 8, 1), ""},
 		{"argon2id memory over", argon(4*19456+1, 2, 1), "argon2id memory 77825 KiB is above the limit 77824 KiB"},
 		{"argon2id time over", argon(19456, 9, 1), "argon2id time 9 is above the limit 8"},
-		{"argon2id threads over", argon(19456, 2, 5), "argon2id threads 5 is above the limit 4"},
+		{"argon2id threads over", argon(19456, 2, 2), "argon2id threads 2 is above the limit 1"},
 		{"bcrypt at the bound", bcryptAt(12), ""},
 		{"bcrypt over", bcryptAt(13), "bcrypt cost 13 is above the limit 12"},
 	}
