@@ -119,10 +119,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	ok, upgrade := false, false
 	cost := s.pace.dummy
 	if u == nil {
-		users.Dummy(password, s.o.HashParams)
+		niced(func() { users.Dummy(password, s.o.HashParams) })
 	} else {
 		cost = u.Cost()
-		ok, upgrade, err = users.Verify(u.Hash, password, s.o.HashParams, s.o.HashLimits)
+		niced(func() { ok, upgrade, err = users.Verify(u.Hash, password, s.o.HashParams, s.o.HashLimits) })
 		if err != nil {
 			s.log.Error("stored hash unusable", zap.String("user", name), zap.Error(err))
 			ok = false

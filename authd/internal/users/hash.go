@@ -83,8 +83,8 @@ const limitFactor = 4
 // times a new hash's work (memory times passes), or 2^(maxBcryptCost-10) bcrypt-10 checks.
 //
 // Threads are not multiplied: argon2id runs its lanes in parallel, so one p=4 hash occupies four
-// cores, and on a 2-core machine one such hash at the 4x bound pushed verify p99 to 4.6-7.4 times
-// its value alone (tests/bench -modes heavy), where the same hash at p=1 stayed at 1.4.
+// cores. On a 2-core machine, in one run of tests/bench -modes heavy, one such hash at the 4x bound
+// pushed verify p99 to 4.6 times its value alone where the same hash at p=1 gave 1.4.
 func LimitsFor(p Params, maxBcryptCost int) Limits {
 	d := DefaultLimits()
 	l := Limits{
