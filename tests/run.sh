@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 source tests/lib/deps.sh
 need_go
 go vet ./...
-go test -count=1 ./...
+# Every package under the race detector (tests/ packages skip here without AUTHD_E2E).
+go test -race -count=1 ./...
 
 apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl
 export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
