@@ -20,7 +20,7 @@ AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e
 # load-balanced deployment (real Redis with AOF, two authd, two Streamlit, nginx/lb-example.conf).
 apt_ensure redis-server redis-tools
 echo "==> Redis store tests"
-go test -count=1 -run Redis ./authd/...
+go test -race -count=1 -run Redis ./authd/...
 echo "==> cluster tests"
 AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
 
