@@ -76,11 +76,12 @@ func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request, _ htt
 }
 
 func (s *Server) handleAdminReload(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	if s.o.Reload == nil {
+	reload := s.cur.Load().Reload
+	if reload == nil {
 		http.Error(w, `{"error":"reload not configured"}`, http.StatusNotImplemented)
 		return
 	}
-	if err := s.o.Reload(); err != nil {
+	if err := reload(); err != nil {
 		adminError(w, err)
 		return
 	}

@@ -354,7 +354,7 @@ func TestRedirectValidator(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.rd, func(t *testing.T) {
-			if got := h.srv.safeRedirect(tt.rd, "/"); got != tt.want {
+			if got := h.srv.cur.Load().safeRedirect(tt.rd, "/"); got != tt.want {
 				t.Errorf("safeRedirect(%q) = %q, want %q", tt.rd, got, tt.want)
 			}
 		})
@@ -363,8 +363,8 @@ func TestRedirectValidator(t *testing.T) {
 
 func TestLoginOverloadAnswers503(t *testing.T) {
 	h := newHarness(t, nil, func(o *Options) { o.MaxHashing = 1; o.MaxHashQueue = 0 })
-	h.srv.gate.slots <- struct{}{} // all hashing slots busy
-	defer func() { <-h.srv.gate.slots }()
+	h.srv.cur.Load().gate.slots <- struct{}{} // all hashing slots busy
+	defer func() { <-h.srv.cur.Load().gate.slots }()
 	w := h.postLogin("alice", testPassword, "/", "203.0.113.7", nil)
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Errorf("got %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))

@@ -95,7 +95,7 @@ type Deps struct {
 
 // Server holds authd's request handlers. Create it with New.
 type Server struct {
-	o       Options
+	cur     atomic.Pointer[settings]
 	users   userStore
 	store   sessionStore
 	thr     throttler
@@ -104,14 +104,9 @@ type Server struct {
 	now     func() time.Time
 	rules   atomic.Pointer[policy.Rules]
 	ids     atomic.Pointer[identities]
-	origins map[string]bool // allowed absolute redirect origins
-	origin  string          // PublicURL's origin
-	preName string          // pre-session (CSRF) cookie name
-	gate    *gate
 	metrics metrics
 	// storeErrors keeps a store outage from writing one log line per request.
 	storeErrors errorLog
-	pages       *pages
 }
 
 // New returns a Server. rules must not be nil.
@@ -122,15 +117,12 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	if len(o.Secret) < 32 {
 		return nil, errors.New("secret shorter than 32 bytes")
 	}
-	pu, err := url.Parse(o.PublicURL)
-	if err != nil || pu.Host == "" {
-		return nil, errors.New("public url must be absolute")
+	st, err := newSettings(o, nil)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
-		o: o, users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		origin:  originOf(pu),
-		origins: map[string]bool{},
-		gate:    newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout),
+		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -138,20 +130,8 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
-	s.origins[s.origin] = true
-	for _, h := range o.RedirectHosts {
-		if u, err := url.Parse(h); err == nil && u.Host != "" {
-			s.origins[originOf(u)] = true
-		}
-	}
-	s.preName = strings.Replace(o.CookieName, "session", "pre", 1)
-	if s.preName == o.CookieName {
-		s.preName = o.CookieName + "_pre"
-	}
+	s.cur.Store(st)
 	s.rules.Store(rules)
-	if s.pages, err = newPages(o, s.origins); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -175,13 +155,14 @@ func (s *Server) Handler() http.Handler {
 	for _, m := range verifyMethods {
 		r.Handle(m, "/verify", s.handleVerify)
 	}
-	p := s.o.Prefix
+	st := s.cur.Load()
+	p := st.Prefix
 	r.GET(p+"login", s.handleLoginForm)
 	r.POST(p+"login", s.handleLogin)
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
-	r.GET(p+"static/*file", s.pages.static(p+"static/"))
+	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
 	r.GET("/metrics", s.handleMetrics)

@@ -41,13 +41,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	h["Cache-Control"] = noStore
 	h["Date"] = nil // nginx never passes the subrequest's headers on; skip the clock read and format
 	rules := s.rules.Load()
+	o := s.cur.Load()
 
 	// Request metadata counts only from a trusted proxy; without it the
 	// request is unknown and denied rather than guessed.
 	var req policy.Request
 	var uri string
 	ok := false
-	peer, trusted := s.peer(r)
+	peer, trusted := o.peer(r)
 	if trusted {
 		uri = r.Header.Get(hdrOriginalURI)
 		req.Method = r.Header.Get(hdrOriginalMethod)
@@ -64,20 +65,20 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		// authd's own credentials decide alone: a failure is a 401 even with
 		// a valid cookie, and success never creates or touches a session.
 		// Other schemes (Basic, …) are not ours: the cookie decides.
-		u, viaMachine, authed = s.authenticateMachine(r, auth, &req, uri)
+		u, viaMachine, authed = s.authenticateMachine(o, r, auth, &req, uri)
 		if viaMachine && !authed {
 			w.WriteHeader(http.StatusUnauthorized)
 			return http.StatusUnauthorized
 		}
 	}
 	if !viaMachine {
-		key, sess, u, authed = s.authenticate(r, now)
+		key, sess, u, authed = s.authenticate(o, r, now)
 	}
 	if authed {
 		req.User, req.Groups = u.Name, u.Groups
 	}
 	if ok && rules.NeedsIP() {
-		req.IP = s.clientFrom(r, peer, trusted)
+		req.IP = o.clientFrom(r, peer, trusted)
 	}
 	decision, rule := policy.Login, -1
 	if ok {
@@ -90,7 +91,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	case policy.Allow:
 		if authed {
 			s.setIdentity(h, u)
-			if !viaMachine && now.Sub(sess.LastSeen) >= s.o.TouchInterval {
+			if !viaMachine && now.Sub(sess.LastSeen) >= o.TouchInterval {
 				if err := s.store.Touch(r.Context(), key, now); err != nil {
 					s.log.Warn("session touch failed", zap.Error(err))
 				}
@@ -103,7 +104,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		return http.StatusOK
 	case policy.Deny:
 		s.log.Info("access denied", zap.String("event", "access_denied"), zap.String("user", req.User),
-			zap.String("client_ip", s.clientIP(r).String()), zap.String("method", capped(req.Method)),
+			zap.String("client_ip", o.clientIP(r).String()), zap.String("method", capped(req.Method)),
 			zap.String("host", capped(req.Host)), zap.String("path", capped(uri)), zap.Bool("request_valid", ok), zap.Int("rule", rule+1))
 		w.WriteHeader(http.StatusForbidden)
 		return http.StatusForbidden
@@ -112,7 +113,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 			ce.Write(zap.String("event", "verify"), zap.String("path", capped(uri)))
 		}
 		if ok && !viaMachine {
-			h.Set("X-Authd-Login", s.o.Prefix+"login?rd="+url.QueryEscape(uri))
+			h.Set("X-Authd-Login", o.Prefix+"login?rd="+url.QueryEscape(uri))
 		}
 		w.WriteHeader(http.StatusUnauthorized)
 		return http.StatusUnauthorized
@@ -122,11 +123,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 // authenticateMachine checks an API token or a signed request. present is
 // false when the request carries no credentials of authd's. The user must
 // exist and not be locked; their sessions play no part.
-func (s *Server) authenticateMachine(r *http.Request, auth []string, req *policy.Request, uri string) (u *users.Entry, present, ok bool) {
+func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string, req *policy.Request, uri string) (u *users.Entry, present, ok bool) {
 	fail := func(reason string) (*users.Entry, bool, bool) {
 		s.metrics.login("machine_" + reasonKey(reason))
 		s.log.Info("machine authentication failed", zap.String("event", "machine_auth_failed"),
-			zap.String("reason", capped(reason)), zap.String("client_ip", s.clientIP(r).String()), zap.String("path", capped(uri)))
+			zap.String("reason", capped(reason)), zap.String("client_ip", o.clientIP(r).String()), zap.String("path", capped(uri)))
 		return nil, true, false
 	}
 	if len(auth) > 1 {
@@ -173,9 +174,9 @@ func hostOnly(h string) string {
 // authenticate resolves the request's session cookie to a live session and
 // its user. Any doubt — a malformed or repeated cookie, a store error, an
 // expired session, a changed password, a locked or deleted user — is "no".
-func (s *Server) authenticate(r *http.Request, now time.Time) (session.Key, session.Session, *users.Entry, bool) {
+func (s *Server) authenticate(o *settings, r *http.Request, now time.Time) (session.Key, session.Session, *users.Entry, bool) {
 	var none session.Session
-	v, ok := cookieValue(r.Header, s.o.CookieName)
+	v, ok := cookieValue(r.Header, o.CookieName)
 	if !ok {
 		return session.Key{}, none, nil, false
 	}
@@ -232,7 +233,7 @@ func cookieValue(h http.Header, name string) (string, bool) {
 // peer returns the direct peer's address and whether it may tell us about
 // the original request. Unix-socket peers (no address) are trusted: the
 // socket's file mode guards it.
-func (s *Server) peer(r *http.Request) (netip.Addr, bool) {
+func (o *settings) peer(r *http.Request) (netip.Addr, bool) {
 	if r.RemoteAddr == "" || r.RemoteAddr == "@" {
 		return netip.Addr{}, true
 	}
@@ -241,12 +242,12 @@ func (s *Server) peer(r *http.Request) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	a := ap.Addr().Unmap()
-	return a, s.trusted(a)
+	return a, o.trusted(a)
 }
 
-func (s *Server) trusted(a netip.Addr) bool {
+func (o *settings) trusted(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range s.o.TrustedProxies {
+	for _, p := range o.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -256,13 +257,13 @@ func (s *Server) trusted(a netip.Addr) bool {
 
 // clientIP is the rightmost address in X-Forwarded-For that is not a trusted
 // proxy, read only when the direct peer is trusted; otherwise the peer itself.
-func (s *Server) clientIP(r *http.Request) netip.Addr {
-	peer, trusted := s.peer(r)
-	return s.clientFrom(r, peer, trusted)
+func (o *settings) clientIP(r *http.Request) netip.Addr {
+	peer, trusted := o.peer(r)
+	return o.clientFrom(r, peer, trusted)
 }
 
 // clientFrom is clientIP for a peer already looked at.
-func (s *Server) clientFrom(r *http.Request, peer netip.Addr, trusted bool) netip.Addr {
+func (o *settings) clientFrom(r *http.Request, peer netip.Addr, trusted bool) netip.Addr {
 	if !trusted {
 		return peer
 	}
@@ -282,7 +283,7 @@ func (s *Server) clientFrom(r *http.Request, peer netip.Addr, trusted bool) neti
 			}
 			a = a.Unmap()
 			peer = a
-			if !s.trusted(a) {
+			if !o.trusted(a) {
 				return a
 			}
 		}
