@@ -18,6 +18,7 @@ import (
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/session"
+	"github.com/authd/authd/authd/internal/users"
 )
 
 func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +39,11 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *user != "" {
+		if *user, err = knownUser(cfg, *cfgPath, *user); err != nil {
+			return err
+		}
 	}
 	if cfg.Store == "redis" && (sub == "list" || sub == "revoke") {
 		return redisSessionCmd(ctx, cfg, sub, *user, *all, stdout)
@@ -63,11 +69,37 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked %d sessions\n", n)
+		printRevoked(stdout, n, *user)
 		return nil
 	default:
 		return usagef("session: unknown subcommand %q", sub)
 	}
+}
+
+// knownUser returns the canonical form of a -user name, as login spells
+// it, and fails unless that user exists: a typo or another spelling must
+// never revoke nothing and report "0" as if that were the answer.
+func knownUser(cfg config.Config, cfgPath, raw string) (string, error) {
+	name, err := users.Canonical(raw)
+	if err != nil {
+		return "", fmt.Errorf("-user: %w", err)
+	}
+	db, source, err := loadUsers(cfg, cfgPath)
+	if err != nil {
+		return "", err
+	}
+	if !db.HasUser(name) {
+		return "", fmt.Errorf("-user: no user %q in %s", name, source)
+	}
+	return name, nil
+}
+
+func printRevoked(w io.Writer, n int, user string) {
+	if user == "" {
+		fmt.Fprintf(w, "revoked %d sessions\n", n)
+		return
+	}
+	fmt.Fprintf(w, "revoked %d sessions for %s\n", n, user)
 }
 
 func printSessions(list []server.SessionInfo, stdout io.Writer) error {
@@ -102,7 +134,7 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, a
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked %d sessions\n", n)
+		printRevoked(stdout, n, user)
 		return nil
 	}
 	entries, err := st.List(ctx, user)
@@ -124,7 +156,10 @@ func sessionInfos(entries []session.Entry, now time.Time) []server.SessionInfo {
 	return out
 }
 
-var errNotRunning = errors.New("authd is not running")
+var (
+	errNotRunning  = errors.New("authd is not running")
+	errUnknownUser = errors.New("no such user")
+)
 
 // adminCall talks to a running authd over its admin socket in data_dir.
 func adminCall(ctx context.Context, cfg config.Config, method, path string, out any) error {
@@ -150,6 +185,9 @@ func adminCall(ctx context.Context, cfg config.Config, method, path string, out 
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("authd: %s: %w", e.Error, errUnknownUser)
+		}
 		return fmt.Errorf("authd: %s", e.Error)
 	}
 	if out == nil {
@@ -232,7 +270,9 @@ func notifyUserChange(ctx context.Context, cfg config.Config, user string, revok
 			return nil // never started: no sessions to end
 		}
 	}
-	if _, err := revoke(ctx, cfg, user, false); err != nil {
+	if _, err := revoke(ctx, cfg, user, false); err != nil && !errors.Is(err, errUnknownUser) {
+		// A deleted user is unknown to the running authd by now; with no
+		// sessions left there is nothing to end.
 		return fmt.Errorf("revoke sessions of %s: %w", user, err)
 	}
 	return nil

@@ -2,10 +2,13 @@ package server
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
+
+	"github.com/authd/authd/authd/internal/users"
 )
 
 // SessionInfo is one session as the admin API lists it; it never carries
@@ -32,9 +35,17 @@ func (s *Server) AdminHandler() http.Handler {
 }
 
 func (s *Server) handleAdminList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	entries, err := s.store.List(r.Context(), r.URL.Query().Get("user"))
+	user, ok := s.adminUser(w, r)
+	if !ok {
+		return
+	}
+	entries, err := s.store.List(r.Context(), user)
 	if err != nil {
 		adminError(w, err)
+		return
+	}
+	if user != "" && len(entries) == 0 && !s.users.DB().HasUser(user) {
+		adminStatus(w, http.StatusNotFound, "no user "+strconv.Quote(user))
 		return
 	}
 	now := s.now()
@@ -54,22 +65,32 @@ func (s *Server) handleAdminList(w http.ResponseWriter, r *http.Request, _ httpr
 
 func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	q := r.URL.Query()
+	user, ok := s.adminUser(w, r)
+	if !ok {
+		return
+	}
 	var n int
 	var err error
 	switch {
 	case q.Get("all") == "1":
 		n, err = s.store.DeleteAll(r.Context())
-	case q.Get("user") != "":
-		n, err = s.store.DeleteUser(r.Context(), q.Get("user"))
+	case user != "":
+		n, err = s.store.DeleteUser(r.Context(), user)
 	default:
-		http.Error(w, `{"error":"user or all required"}`, http.StatusBadRequest)
+		adminStatus(w, http.StatusBadRequest, "user or all required")
 		return
 	}
 	if err != nil {
 		adminError(w, err)
 		return
 	}
-	s.log.Info("sessions revoked", zap.String("event", "sessions_revoked"), zap.String("user", q.Get("user")),
+	if user != "" && n == 0 && !s.users.DB().HasUser(user) {
+		// Sessions of a user deleted a moment ago are still revoked above;
+		// a name nobody has is an error, never a quiet "0".
+		adminStatus(w, http.StatusNotFound, "no user "+strconv.Quote(user))
+		return
+	}
+	s.log.Info("sessions revoked", zap.String("event", "sessions_revoked"), zap.String("user", user),
 		zap.Bool("all", q.Get("all") == "1"), zap.Int("count", n))
 	w.Header().Set("Content-Type", "application/json")
 	writeJSON(w, map[string]int{"revoked": n})
@@ -89,8 +110,28 @@ func (s *Server) handleAdminReload(w http.ResponseWriter, _ *http.Request, _ htt
 	writeJSON(w, map[string]bool{"ok": true})
 }
 
+// adminUser reads the "user" parameter in any spelling login accepts and
+// returns its canonical form; "" when absent. A name no login could use is
+// answered 400 here.
+func (s *Server) adminUser(w http.ResponseWriter, r *http.Request) (string, bool) {
+	raw := r.URL.Query().Get("user")
+	if raw == "" {
+		return "", true
+	}
+	name, err := users.Canonical(raw)
+	if err != nil {
+		adminStatus(w, http.StatusBadRequest, "user: "+err.Error())
+		return "", false
+	}
+	return name, true
+}
+
 func adminError(w http.ResponseWriter, err error) {
+	adminStatus(w, http.StatusInternalServerError, err.Error())
+}
+
+func adminStatus(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusInternalServerError)
-	writeJSON(w, map[string]string{"error": err.Error()})
+	w.WriteHeader(code)
+	writeJSON(w, map[string]string{"error": msg})
 }
