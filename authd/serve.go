@@ -38,6 +38,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	bv := currentBuild()
 	log, err := newLogger(cfg.Log.Level, stdout)
 	if err != nil {
 		return err
@@ -88,7 +89,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
 		return nil
 	}
-	srv, err = server.New(serverOptions(cfg, secret, reload), server.Deps{
+	opts := serverOptions(cfg, secret, reload)
+	opts.Build = server.BuildInfo{Version: bv.Version, Commit: bv.Commit, Go: bv.Go}
+	srv, err = server.New(opts, server.Deps{
 		Users: usersFile, Sessions: store, Throttle: thr, Machine: verifier, Logger: log, Now: time.Now,
 	}, rules)
 	if err != nil {
@@ -141,7 +144,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer signal.Stop(hup)
 
 	log.Info("authd ready", zap.String("listen", cfg.Listen), zap.String("public_url", cfg.PublicURL),
-		zap.Int("users", usersFile.DB().Len()), zap.Int("sessions", store.Len()), zap.String("version", version))
+		zap.Int("users", usersFile.DB().Len()), zap.Int("sessions", store.Len()), zap.String("version", bv.Version), zap.String("commit", bv.Commit), zap.String("go", bv.Go))
 	for {
 		select {
 		case <-hup:

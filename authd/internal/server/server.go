@@ -76,6 +76,9 @@ type Options struct {
 	MaxHashQueue     int // logins allowed to wait for a slot
 	HashQueueTimeout time.Duration
 
+	// Build names the running binary in /metrics.
+	Build BuildInfo
+
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
 	// Reload re-reads users and rules for the admin API; nil disables it.
