@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,7 +38,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	bv := currentBuild()
-	log, err := newLogger(cfg.Log.Level, stdout)
+	log, level, err := newLogger(cfg.Log.Level, stdout)
 	if err != nil {
 		return err
 	}
@@ -49,7 +48,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	_ = udb // already validated; the stores below load their own live copy
 	st, err := openStores(ctx, cfg)
 	if err != nil {
 		return err
@@ -64,8 +62,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// One verifier per process: its nonce cache and start time must outlive reloads.
 	verifier := machine.NewVerifier(st.credentials, st.nonces, machine.DefaultWindow, time.Now)
 
-	var srv *server.Server
 	var reloadMu sync.Mutex
+	lv := &live{level: level, log: log, secret: secret, thr: thr, started: cfg, applied: cfg,
+		build: server.BuildInfo{Version: bv.Version, Commit: bv.Commit, Go: bv.Go}}
+	lv.logWarnings(config.Warnings(cfg, udb)) // udb: validated; the stores below load their own live copy
 	reload := func() error {
 		reloadMu.Lock()
 		defer reloadMu.Unlock()
@@ -78,25 +78,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		ncfg, _, nrules, err := loadAll(*cfgPath)
-		if err != nil {
-			log.Error("reload failed, keeping the last good rules", zap.String("event", "reload_failed"), zap.Error(err))
-			return err
+		if err == nil {
+			err = lv.applyConfig(ncfg, nrules, config.Warnings(ncfg, usersFile.DB()))
 		}
-		srv.SetRules(nrules)
-		if ncfg.Listen != cfg.Listen || ncfg.DataDir != cfg.DataDir || ncfg.PublicURL != cfg.PublicURL {
-			log.Warn("some changed settings apply only after a restart", zap.String("event", "reload"))
+		if err != nil {
+			log.Error("reload failed, keeping the last good config", zap.String("event", "reload_failed"), zap.Error(err))
+			return err
 		}
 		log.Info("reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
 		return nil
 	}
+	lv.reload = reload
 	opts := serverOptions(cfg, secret, reload)
-	opts.Build = server.BuildInfo{Version: bv.Version, Commit: bv.Commit, Go: bv.Go}
-	srv, err = server.New(opts, server.Deps{
+	opts.Build = lv.build
+	srv, err := server.New(opts, server.Deps{
 		Users: usersFile, Sessions: store, Throttle: thr, Machine: verifier, Logger: log, Now: time.Now,
 	}, rules)
 	if err != nil {
 		return err
 	}
+	lv.srv = srv
 
 	// Bind before serving so a port clash is an error at start.
 	ln, err := listen(cfg)
@@ -130,6 +131,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
 		} else if changed {
 			log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
+			reloadMu.Lock()
+			lv.logWarnings(config.Warnings(lv.applied, usersFile.DB()))
+			reloadMu.Unlock()
 		}
 	})
 	go st.watchCredentials(ctx, time.Second, func(changed bool, err error) {
@@ -143,7 +147,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	log.Info("authd ready", zap.String("listen", cfg.Listen), zap.String("public_url", cfg.PublicURL),
+	log.Info("authd ready", zap.String("event", "ready"), zap.String("listen", cfg.Listen), zap.String("public_url", cfg.PublicURL),
 		zap.Int("users", usersFile.DB().Len()), zap.Int("sessions", store.Len()), zap.String("version", bv.Version), zap.String("commit", bv.Commit), zap.String("go", bv.Go))
 	for {
 		select {
@@ -181,7 +185,7 @@ func loadAll(path string) (config.Config, *users.DB, *policy.Rules, error) {
 		}
 		return cfg, nil, nil, err
 	}
-	db, source, err := loadUsers(cfg, path)
+	db, _, err := loadUsers(cfg, path)
 	if err != nil {
 		return cfg, nil, nil, err
 	}
@@ -189,15 +193,9 @@ func loadAll(path string) (config.Config, *users.DB, *policy.Rules, error) {
 	if err != nil {
 		return cfg, nil, nil, err
 	}
-	var missing []string
-	for _, g := range rules.Groups() {
-		if !db.HasGroup(g) {
-			missing = append(missing, g)
-		}
-	}
-	if len(missing) > 0 {
-		return cfg, nil, nil, fmt.Errorf("rules: group(s) %s not held by any user in %s", strings.Join(missing, ", "), source)
-	}
+	// Users and groups the rules name but nobody has are warnings
+	// (config.Warnings), not errors: editing users must never stop authd
+	// from starting or reloading.
 	return cfg, db, rules, nil
 }
 
@@ -337,10 +335,11 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	return ln, nil
 }
 
-func newLogger(level string, out io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+// newLogger returns the JSON logger and the level a reload may change.
+func newLogger(level string, out io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := zap.ParseAtomicLevel(level)
+	if err != nil {
+		return nil, lvl, fmt.Errorf("log.level: %w", err)
 	}
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "time"
@@ -348,7 +347,7 @@ func newLogger(level string, out io.Writer) (*zap.Logger, error) {
 		enc.AppendString(t.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.AddSync(out), lvl)
-	return zap.New(core), nil
+	return zap.New(core), lvl, nil
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
@@ -356,9 +355,13 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	_, db, _, err := loadAll(*cfgPath)
+	cfg, db, _, err := loadAll(*cfgPath)
 	if err != nil {
 		return err
+	}
+	// Warnings go to stderr and leave the exit code 0: the config works.
+	for _, w := range config.Warnings(cfg, db) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d users)\n", *cfgPath, db.Len())
 	return nil

@@ -45,6 +45,8 @@ type throttler interface {
 	Check(ctx context.Context, user, ip string) (throttle.Verdict, error)
 	Fail(ctx context.Context, user, ip string) error
 	Success(ctx context.Context, user, ip string) error
+	// SetConfig applies new limits on reload.
+	SetConfig(cfg throttle.Config)
 }
 
 var (

@@ -48,10 +48,10 @@ func (s *Server) handleAdminList(w http.ResponseWriter, r *http.Request, _ httpr
 		adminStatus(w, http.StatusNotFound, "no user "+strconv.Quote(user))
 		return
 	}
-	now := s.now()
+	now, o := s.now(), s.cur.Load()
 	out := make([]SessionInfo, 0, len(entries))
 	for _, e := range entries {
-		if !e.Session.Valid(now) {
+		if !e.Session.Valid(now) || !o.withinLimits(&e.Session, now) {
 			continue
 		}
 		out = append(out, SessionInfo{

@@ -23,6 +23,44 @@ func TestSetOptions(t *testing.T) {
 				t.Errorf("session idle 2m under a 1m idle timeout: got %d, want 401", w.Code)
 			}
 		}},
+		{"shorter idle timeout ends existing sessions", nil, func(t *testing.T, h *harness) {
+			c := h.login("alice")
+			h.clock.add(2 * time.Minute)
+			o := testOptions()
+			o.Idle = time.Minute
+			if err := h.srv.SetOptions(o); err != nil {
+				t.Fatal(err)
+			}
+			if w := h.verify("/app", c); w.Code != http.StatusUnauthorized {
+				t.Errorf("session idle 2m, idle timeout cut to 1m: got %d, want 401", w.Code)
+			}
+		}},
+		{"shorter lifetime ends existing sessions", nil, func(t *testing.T, h *harness) {
+			c := h.login("alice")
+			h.clock.add(20 * time.Minute)
+			h.verify("/app", c)
+			h.clock.add(20 * time.Minute)
+			o := testOptions()
+			o.Lifetime = 30 * time.Minute
+			if err := h.srv.SetOptions(o); err != nil {
+				t.Fatal(err)
+			}
+			if w := h.verify("/app", c); w.Code != http.StatusUnauthorized {
+				t.Errorf("session 40m old, lifetime cut to 30m: got %d, want 401", w.Code)
+			}
+		}},
+		{"longer idle timeout does not extend existing sessions", nil, func(t *testing.T, h *harness) {
+			c := h.login("alice")
+			o := testOptions()
+			o.Idle = 2 * time.Hour
+			if err := h.srv.SetOptions(o); err != nil {
+				t.Fatal(err)
+			}
+			h.clock.add(time.Hour)
+			if w := h.verify("/app", c); w.Code != http.StatusUnauthorized {
+				t.Errorf("session idle 1h, created under a 30m idle timeout: got %d, want 401", w.Code)
+			}
+		}},
 		{"lifetime", func(o *Options) { o.Lifetime = time.Hour }, func(t *testing.T, h *harness) {
 			c := h.login("alice")
 			for range 3 {
@@ -82,10 +120,12 @@ func TestSetOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, nil, nil)
-			o := testOptions()
-			tt.mod(&o)
-			if err := h.srv.SetOptions(o); err != nil {
-				t.Fatal(err)
+			if tt.mod != nil {
+				o := testOptions()
+				tt.mod(&o)
+				if err := h.srv.SetOptions(o); err != nil {
+					t.Fatal(err)
+				}
 			}
 			tt.check(t, h)
 		})

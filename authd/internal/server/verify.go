@@ -189,7 +189,7 @@ func (s *Server) authenticate(o *settings, r *http.Request, now time.Time) (sess
 		s.storeErrors.log(s.log, s.now(), err)
 		return key, none, nil, false
 	}
-	if !found || !sess.Valid(now) {
+	if !found || !sess.Valid(now) || !o.withinLimits(&sess, now) {
 		return key, none, nil, false
 	}
 	db := s.users.DB()
@@ -205,6 +205,17 @@ func (s *Server) authenticate(o *settings, r *http.Request, now time.Time) (sess
 		return key, none, nil, false
 	}
 	return key, sess, u, true
+}
+
+// withinLimits holds a session to the timeouts configured now as well as
+// to the deadlines it was created with: a timeout shortened on reload ends
+// the sessions already past it, and one lengthened never extends a session.
+func (o *settings) withinLimits(sess *session.Session, now time.Time) bool {
+	idle, life := o.Idle, o.Lifetime
+	if sess.Remember {
+		idle, life = o.RememberIdle, o.RememberLifetime
+	}
+	return now.Before(sess.LastSeen.Add(idle)) && now.Before(sess.Created.Add(life))
 }
 
 // cookieValue finds the one cookie called name without allocating. A cookie
