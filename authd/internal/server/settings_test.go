@@ -108,6 +108,13 @@ func TestSetOptions(t *testing.T) {
 				t.Errorf("10.1.2.3 is trusted now, yet its X-Original-URI was ignored")
 			}
 		}},
+		{"hash parameters", func(o *Options) { o.HashParams.MemoryKiB = 128 }, func(t *testing.T, h *harness) {
+			h.login("alice") // stored under m=64: weaker than the new parameters, so upgraded
+			u, _ := h.users.DB().Lookup("alice")
+			if !strings.Contains(u.Hash, "m=128,") {
+				t.Errorf("alice's hash after login: %s, want it rehashed with m=128", u.Hash)
+			}
+		}},
 		{"fixed fields stay", func(o *Options) {
 			o.Prefix, o.CookieName, o.PublicURL = "/other/", "x", "https://evil.example"
 		}, func(t *testing.T, h *harness) {
