@@ -1,7 +1,9 @@
 package config
 
 import (
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -128,4 +130,32 @@ func allKeys() []string {
 	}
 	walk("", reflect.TypeOf(Config{}))
 	return keys
+}
+
+// TestShippedConfigMarksRestartKeys keeps conf/authd.toml's "# restart"
+// marks in step with what a reload applies.
+func TestShippedConfigMarksRestartKeys(t *testing.T) {
+	b, err := os.ReadFile(shipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyRE := regexp.MustCompile(`^([a-z_]+) = `)
+	tableRE := regexp.MustCompile(`^\[([a-z_]+)\]`)
+	inTable := false
+	for _, line := range strings.Split(string(b), "\n") {
+		marked := strings.Contains(line, "# restart")
+		if m := tableRE.FindStringSubmatch(line); m != nil {
+			inTable = true
+			live := slices.Contains(liveKeys, m[1]) || slices.ContainsFunc(liveKeys, func(k string) bool { return strings.HasPrefix(k, m[1]+".") })
+			if live == marked {
+				t.Errorf("[%s]: marked restart %v, but live keys in it: %v", m[1], marked, live)
+			}
+			continue
+		}
+		if m := keyRE.FindStringSubmatch(line); m != nil && !inTable {
+			if live := slices.Contains(liveKeys, m[1]); live == marked {
+				t.Errorf("%s: marked restart %v, but live %v", m[1], marked, live)
+			}
+		}
+	}
 }
