@@ -60,3 +60,33 @@ func TestSessionRevokeSpellings(t *testing.T) {
 		t.Errorf("offline revoke of an unknown user: exit %d %q, want exit 1 naming the user", code, errs)
 	}
 }
+
+// TestSessionRevokeSpellingsRedis: the same with the Redis store, where the
+// CLI talks to Redis directly; and a reloaded throttle applies there too.
+func TestSessionRevokeSpellingsRedis(t *testing.T) {
+	rd := startTestRedis(t)
+	s := redisStack(t, rd)
+	const pw = "long enough pw 1"
+	s.mustCLI(pw+"\n", "user", "add", "alice")
+	s.start()
+	a1, _ := s.login("alice", pw, "/")
+	a2, _ := s.login("ALICE", pw, "/")
+	if out := s.mustCLI("", "session", "revoke", "-user", " Alice "); !strings.Contains(out, "revoked 2 sessions for alice") {
+		t.Errorf("revoke -user ' Alice ': got %q, want 2 sessions of alice", out)
+	}
+	for _, c := range []string{a1, a2} {
+		if got := s.verify(c).StatusCode; got != http.StatusUnauthorized {
+			t.Errorf("alice's session after revoke: got %d, want 401", got)
+		}
+	}
+	if _, errs, code := s.cli("", "session", "revoke", "-user", "alcie"); code != 1 || !strings.Contains(errs, `no user "alcie" in redis`) {
+		t.Errorf("revoke of an unknown user: exit %d %q, want exit 1 naming the user", code, errs)
+	}
+
+	s.writeConfig(s.addr, "store = \"redis\"\n[redis]\naddrs = [\""+rd.addr()+"\"]\nkey_prefix = \"story:\"\n[throttle]\naccount_failures = 1\nbase_delay = \"1m\"\n")
+	s.hup()
+	s.login("alice", "wrong password 1", "/")
+	if c, _ := s.login("alice", pw, "/"); c != "" {
+		t.Errorf("alice logged in right after a failure under a reloaded account_failures = 1, base_delay = 1m")
+	}
+}
