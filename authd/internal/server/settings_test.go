@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,30 @@ func TestSetOptionsGate(t *testing.T) {
 	if len(ng.slots) != 0 || len(g.slots) != 0 {
 		t.Errorf("slots held after release: old %d new %d", len(g.slots), len(ng.slots))
 	}
+}
+
+// TestSetOptionsWhileServing: reloads race requests safely (run with -race).
+func TestSetOptionsWhileServing(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	c := h.login("alice")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			o := testOptions()
+			o.LoginTitle = "title " + strconv.Itoa(i)
+			o.MaxHashing = 1 + i%3
+			if err := h.srv.SetOptions(o); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 50 {
+		if w := h.verify("/app", c); w.Code != http.StatusOK {
+			t.Fatalf("verify during reloads: got %d, want 200", w.Code)
+		}
+		h.do(req{target: "/authd/login"})
+	}
+	<-done
 }
