@@ -54,6 +54,8 @@ type Embedded struct {
 	compacting atomic.Bool
 	bgErr      atomic.Pointer[error] // last background compaction failure
 
+	damage Damage // set by OpenEmbedded, read-only afterwards
+
 	lock   *os.File
 	closed atomic.Bool
 	stop   chan struct{}
@@ -281,6 +283,14 @@ func (s *Embedded) List(_ context.Context, user string) ([]Entry, error) {
 
 // Len returns the number of sessions held, expired ones not yet swept included.
 func (s *Embedded) Len() int { return int(s.count.Load()) }
+
+// Damage returns what the open found damaged and recovered around; the zero
+// Damage when every file was intact.
+func (s *Embedded) Damage() Damage {
+	d := s.damage
+	d.Files = slices.Clone(d.Files)
+	return d
+}
 
 // Ping returns nil when the store can write: it is open, its log has not
 // failed, and the last background compaction (if any) succeeded.
