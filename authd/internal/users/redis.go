@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,11 +49,19 @@ type Redis struct {
 	snap atomic.Pointer[redisSnap]
 	mu   sync.Mutex // serialises snapshot replacement
 	seen atomic.Int64
+
+	// afterRead, if set, runs between a read from Redis and its install
+	// (name "" for a full reload), so tests can interleave a change there.
+	afterRead func(name string)
 }
 
 type redisSnap struct {
 	db  *DB
 	ver map[string]int64
+	// gone holds, for users deleted by a single-user change since the last
+	// full reload began, the version as of which each was gone, so that a
+	// slower read cannot bring one back.
+	gone map[string]int64
 }
 
 // OpenRedis loads every user from Redis. It fails if Redis cannot be
@@ -107,27 +116,84 @@ func (r *Redis) reload(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("load users from redis: %w", err)
 		}
 	}
-	list := make([]User, 0, len(names))
-	vers := make(map[string]int64, len(names))
+	read := make(map[string]User, len(names))
+	readVer := make(map[string]int64, len(names))
 	for _, cmd := range cmds {
 		u, ver, ok := fromHash(cmd.Val())
 		if !ok {
 			continue // deleted between SMEMBERS and HGETALL
 		}
-		list = append(list, u)
-		vers[u.Name] = ver
+		read[u.Name], readVer[u.Name] = u, ver
 	}
-	db, err := build(list, nil, "redis", r.lim)
+	if r.afterRead != nil {
+		r.afterRead("")
+	}
+	changed, recheck, err := r.install(read, readVer, counter)
 	if err != nil {
 		return false, err
 	}
+	// A user added since the read began may have been deleted again before
+	// its deletion reached the snapshot: read each such user once more.
+	for _, name := range recheck {
+		if err := r.Refresh(ctx, name); err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
+}
+
+// install puts a full read into the snapshot, keeping newer single-user
+// changes, and returns the names kept although the read lacked them.
+func (r *Redis) install(read map[string]User, readVer map[string]int64, counter int64) (bool, []string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The reads above are not one moment: a single-user change may have been
+	// applied to the snapshot since (by Refresh, Ensure or Update). A version
+	// never goes back, so keep whichever copy is newer: the snapshot's for a
+	// user it holds at a later version than the read, or holds at a version
+	// after the counter the read started from (added since; absent from the
+	// read). A user the snapshot holds at a version up to that counter and the
+	// read lacks was deleted; one the snapshot saw deleted after the version
+	// read stays deleted.
 	old := r.snap.Load()
-	changed := old == nil || !maps.Equal(old.ver, vers)
-	r.snap.Store(&redisSnap{db: db, ver: vers})
-	r.seen.Store(counter)
-	return changed, nil
+	var recheck []string
+	var gone map[string]int64
+	if old != nil {
+		for name, g := range old.gone {
+			if v, inRead := readVer[name]; inRead && g > v {
+				delete(read, name) // deleted after the read
+				delete(readVer, name)
+			}
+			if g > counter {
+				if gone == nil {
+					gone = make(map[string]int64)
+				}
+				gone[name] = g // the next reload may still read it
+			}
+		}
+		for name, cur := range old.ver {
+			v, inRead := readVer[name]
+			if (inRead && cur > v) || (!inRead && cur > counter) {
+				read[name], readVer[name] = old.db.byName[name].User, cur
+				if !inRead {
+					recheck = append(recheck, name)
+				}
+			}
+		}
+	}
+	list := make([]User, 0, len(read))
+	for _, u := range read {
+		list = append(list, u)
+	}
+	slices.SortFunc(list, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
+	db, err := build(list, nil, "redis", r.lim)
+	if err != nil {
+		return false, nil, err
+	}
+	changed := old == nil || !maps.Equal(old.ver, readVer)
+	r.snap.Store(&redisSnap{db: db, ver: readVer, gone: gone})
+	r.seen.Store(max(r.seen.Load(), counter))
+	return changed, recheck, nil
 }
 
 // fromHash turns a user hash into a User and its version.
@@ -167,20 +233,38 @@ func (r *Redis) Ensure(ctx context.Context, name string, version int64) error {
 
 // Refresh reads name from Redis and puts it into the snapshot (or takes it
 // out if it is gone).
+//
+// The user and the version counter are read in one transaction, so a user
+// found missing is known to be missing as of that counter: a newer copy the
+// snapshot got meanwhile (the user deleted and added again) stays.
 func (r *Redis) Refresh(ctx context.Context, name string) error {
-	h, err := r.c.HGetAll(ctx, r.userKey(name)).Result()
-	if err != nil {
+	var hc *redis.MapStringStringCmd
+	var cc *redis.StringCmd
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		hc = p.HGetAll(ctx, r.userKey(name))
+		cc = p.Get(ctx, r.counterKey())
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("read user from redis: %w", err)
 	}
-	u, ver, ok := fromHash(h)
+	u, ver, ok := fromHash(hc.Val())
 	if ok && u.Name != name {
 		return fmt.Errorf("user %q in redis holds name %q", name, u.Name)
+	}
+	if !ok {
+		ver, _ = cc.Int64() // absent as of this version; 0 when there never was a counter
+	}
+	if r.afterRead != nil {
+		r.afterRead(name)
 	}
 	return r.apply(name, u, ver, ok)
 }
 
 // apply replaces name in the snapshot with u at version ver (ok false:
-// removes it), unless the snapshot already holds a newer version.
+// removes it, ver being a version as of which it was gone), unless the
+// snapshot already holds a newer version: a slow read never undoes a later
+// change.
 func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 	var e *Entry
 	if ok {
@@ -193,16 +277,25 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.snap.Load()
-	if cur, has := old.ver[name]; has && cur > ver && ok {
+	if cur, has := old.ver[name]; has && cur > ver {
+		return nil
+	}
+	if g, has := old.gone[name]; has && g > ver {
 		return nil
 	}
 	byName := maps.Clone(old.db.byName)
 	vers := maps.Clone(old.ver)
+	gone := maps.Clone(old.gone)
+	if gone == nil {
+		gone = make(map[string]int64)
+	}
 	if ok {
 		byName[name], vers[name] = e, ver
+		delete(gone, name)
 	} else {
 		delete(byName, name)
 		delete(vers, name)
+		gone[name] = ver
 	}
 	db := &DB{byName: byName, groups: make(map[string]struct{})}
 	for _, x := range byName {
@@ -210,7 +303,7 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 			db.groups[g] = struct{}{}
 		}
 	}
-	r.snap.Store(&redisSnap{db: db, ver: vers})
+	r.snap.Store(&redisSnap{db: db, ver: vers, gone: gone})
 	return nil
 }
 
@@ -280,6 +373,25 @@ func (r *Redis) Update(ctx context.Context, name string, fn func(u User, exists 
 		return r.apply(name, nu, nv, !del)
 	}
 	return ErrConflict
+}
+
+// ErrExists is returned by Add when the user already exists.
+var ErrExists = errors.New("user already exists")
+
+// Add writes u only if Redis holds no user of its name, checked in the same
+// script that writes, so an import never clobbers a user added meanwhile.
+func (r *Redis) Add(ctx context.Context, u User) error {
+	if msgs := checkUser(u, r.lim); len(msgs) > 0 {
+		return fmt.Errorf("user %s: %s", printableName(u.Name), strings.Join(msgs, "; "))
+	}
+	nv, err := r.put(ctx, "0", u, u.Name, false)
+	if err != nil {
+		return err
+	}
+	if nv < 0 {
+		return fmt.Errorf("user %s: %w", printableName(u.Name), ErrExists)
+	}
+	return r.apply(u.Name, u, nv, true)
 }
 
 // Put writes u whatever Redis held under its name (for imports).
