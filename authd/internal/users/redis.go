@@ -311,18 +311,29 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 // than a few times in a row.
 var ErrConflict = errors.New("user changed concurrently; try again")
 
-// KEYS: user, users set, counter. ARGV: expected version ("*": any),
-// delete ("1"), channel, name, session index prefix, session key prefix,
-// then field/value pairs. Returns the new version, or -1 when the expected
-// version did not match. The new version is also written into every live
-// session of the user (field w), so that session.Redis reads it with the
-// session in one HMGET.
+// KEYS: user, users set, counter, the user's session index (session.Redis's
+// P su:<name>), then the sessions the caller read from that index (P s:<hex>).
+// ARGV: expected version ("*": any), delete ("1"), channel, name, the number
+// of sessions m, their hex keys, then field/value pairs. Returns the new
+// version, -1 when the expected version did not match, or -2 when the index
+// no longer names exactly the sessions passed (the caller reads it again):
+// the script touches only declared keys. The new version is also written into
+// every live session of the user (field w), so that session.Redis reads it
+// with the session in one HMGET.
 var putScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], 'ver')) or 0
 if ARGV[1] ~= '*' and tonumber(ARGV[1]) ~= cur then return -1 end
+local m = tonumber(ARGV[5])
+local members = redis.call('ZRANGE', KEYS[4], 0, -1)
+if #members ~= m then return -2 end
+local declared = {}
+for i = 1, m do declared[ARGV[5 + i]] = true end
+for _, h in ipairs(members) do
+  if not declared[h] then return -2 end
+end
 local v = redis.call('INCR', KEYS[3])
-for _, h in ipairs(redis.call('ZRANGE', ARGV[5] .. ARGV[4], 0, -1)) do
-  local s = ARGV[6] .. h
+for i = 1, m do
+  local s = KEYS[4 + i]
   if redis.call('EXISTS', s) == 1 then redis.call('HSET', s, 'w', v) end
 end
 redis.call('DEL', KEYS[1])
@@ -330,7 +341,7 @@ if ARGV[2] == '1' then
   redis.call('SREM', KEYS[2], ARGV[4])
 else
   local f = {}
-  for i = 7, #ARGV do f[#f + 1] = ARGV[i] end
+  for i = 6 + m, #ARGV do f[#f + 1] = ARGV[i] end
   f[#f + 1] = 'ver'
   f[#f + 1] = v
   redis.call('HSET', KEYS[1], unpack(f))
@@ -411,12 +422,27 @@ func (r *Redis) put(ctx context.Context, expect string, u User, name string, del
 	if del {
 		d = "1"
 	}
-	args := append([]any{expect, d, r.Channel(), name, r.prefix + "su:", r.prefix + "s:"}, toHash(u)...)
-	nv, err := putScript.Run(ctx, r.c, []string{r.userKey(name), r.setKey(), r.counterKey()}, args...).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("write user to redis: %w", err)
+	idx := r.prefix + "su:" + name
+	for range 5 {
+		hexes, err := r.c.ZRange(ctx, idx, 0, -1).Result()
+		if err != nil {
+			return 0, fmt.Errorf("write user to redis: %w", err)
+		}
+		keys := []string{r.userKey(name), r.setKey(), r.counterKey(), idx}
+		args := []any{expect, d, r.Channel(), name, len(hexes)}
+		for _, h := range hexes {
+			keys = append(keys, r.prefix+"s:"+h)
+			args = append(args, h)
+		}
+		nv, err := putScript.Run(ctx, r.c, keys, append(args, toHash(u)...)...).Int64()
+		if err != nil {
+			return 0, fmt.Errorf("write user to redis: %w", err)
+		}
+		if nv != -2 {
+			return nv, nil
+		}
 	}
-	return nv, nil
+	return 0, fmt.Errorf("write user to redis: %w", ErrConflict)
 }
 
 // SetHash replaces the password hash of user name (after a hash upgrade at
