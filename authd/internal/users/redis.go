@@ -50,6 +50,11 @@ type Redis struct {
 	mu   sync.Mutex // serialises snapshot replacement
 	seen atomic.Int64
 
+	// reloading counts full reloads between their first read and their
+	// install: only then must the absence of a user the snapshot lacks be
+	// remembered (in redisSnap.gone).
+	reloading atomic.Int32
+
 	// afterRead, if set, runs between a read from Redis and its install
 	// (name "" for a full reload), so tests can interleave a change there.
 	afterRead func(name string)
@@ -96,6 +101,8 @@ func (r *Redis) Reload() (bool, error) {
 }
 
 func (r *Redis) reload(ctx context.Context) (bool, error) {
+	r.reloading.Add(1)
+	defer r.reloading.Add(-1)
 	counter, err := r.c.Get(ctx, r.counterKey()).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("load users from redis: %w", err)
@@ -281,6 +288,12 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 		return nil
 	}
 	if g, has := old.gone[name]; has && g > ver {
+		return nil
+	}
+	if _, has := old.ver[name]; !ok && !has && r.reloading.Load() == 0 {
+		// Nothing to remove and no full read in flight that could hold it:
+		// remembering every name looked up (a login with any name refreshes
+		// it) would grow without bound.
 		return nil
 	}
 	byName := maps.Clone(old.db.byName)

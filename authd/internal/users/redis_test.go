@@ -327,3 +327,20 @@ func TestRedisUsersAddNeverClobbers(t *testing.T) {
 		t.Fatalf("erin in redis after the refused Add: got %+v (found %v), want the original", e, ok)
 	}
 }
+
+// TestRedisUsersRefreshUnknownRemembersNothing checks that refreshing names
+// that do not exist (every login with any name does) leaves no trace in the
+// snapshot, so they cannot grow it.
+func TestRedisUsersRefreshUnknownRemembersNothing(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := openRedis(t)
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	must(t, err)
+	before := a.snap.Load()
+	for i := range 50 {
+		must(t, a.Refresh(ctx, fmt.Sprint("nobody", i)))
+	}
+	if s := a.snap.Load(); s != before || len(s.gone) != 0 {
+		t.Fatalf("snapshot after refreshing unknown names: replaced %v, %d remembered; want untouched", s != before, len(s.gone))
+	}
+}
