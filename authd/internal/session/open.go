@@ -56,7 +56,8 @@ func defaultOptions() options {
 // intact ones after it, a bad older log or snapshot) loses only the damaged
 // records: the file is copied aside, every intact record is loaded, the
 // recovered state is compacted into a fresh snapshot, and Damage reports it.
-// A snapshot or log with an unreadable header is an error, not an empty store. now is the clock for sweeping; nil means time.Now.
+// A snapshot or log with an unreadable header is an error, not an empty
+// store. now is the clock for sweeping; nil means time.Now.
 func OpenEmbedded(dir string, now func() time.Time, opts ...Option) (*Embedded, error) {
 	if now == nil {
 		now = time.Now
