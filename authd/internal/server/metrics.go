@@ -96,4 +96,19 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request, _ httprou
 	fmt.Fprintln(w, "# HELP authd_sessions_active Sessions in the store.")
 	fmt.Fprintln(w, "# TYPE authd_sessions_active gauge")
 	fmt.Fprintf(w, "authd_sessions_active %d\n", s.store.Len())
+	if _, ok := s.store.(damageReporter); ok {
+		d := s.storeDamage()
+		fmt.Fprintln(w, "# HELP authd_store_damaged_records Session records lost to damaged files when the store opened (a damaged stretch counts as one).")
+		fmt.Fprintln(w, "# TYPE authd_store_damaged_records gauge")
+		fmt.Fprintf(w, "authd_store_damaged_records %d\n", d.Records)
+		fmt.Fprintln(w, "# HELP authd_store_damaged_bytes Bytes of damaged session files skipped when the store opened.")
+		fmt.Fprintln(w, "# TYPE authd_store_damaged_bytes gauge")
+		fmt.Fprintf(w, "authd_store_damaged_bytes %d\n", d.Bytes)
+		fmt.Fprintln(w, "# HELP authd_store_recovered_records Intact records recovered from damaged session files when the store opened.")
+		fmt.Fprintln(w, "# TYPE authd_store_recovered_records gauge")
+		fmt.Fprintf(w, "authd_store_recovered_records %d\n", d.Recovered)
+		fmt.Fprintln(w, "# HELP authd_store_damaged_files Copies of damaged session files kept aside in the data directory.")
+		fmt.Fprintln(w, "# TYPE authd_store_damaged_files gauge")
+		fmt.Fprintf(w, "authd_store_damaged_files %d\n", len(d.Files))
+	}
 }

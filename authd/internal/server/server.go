@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -50,11 +51,18 @@ type throttler interface {
 	Success(ctx context.Context, user, ip string) error
 }
 
+// damageReporter is a session store that can have recovered from damaged
+// files when it opened (session.Embedded).
+type damageReporter interface {
+	Damage() session.Damage
+}
+
 var (
-	_ sessionStore = (*session.Embedded)(nil)
-	_ throttler    = (*throttle.Memory)(nil)
-	_ userStore    = (*users.File)(nil)
-	_ machineAuth  = (*machine.Verifier)(nil)
+	_ sessionStore   = (*session.Embedded)(nil)
+	_ damageReporter = (*session.Embedded)(nil)
+	_ throttler      = (*throttle.Memory)(nil)
+	_ userStore      = (*users.File)(nil)
+	_ machineAuth    = (*machine.Verifier)(nil)
 )
 
 // Options are the settings the server needs from the configuration.
@@ -135,6 +143,11 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s.cur.Store(st)
 	s.rules.Store(rules)
+	if d := s.storeDamage(); d.Damaged() {
+		s.log.Error("session store recovered from damaged files",
+			zap.Int64("recovered_records", d.Recovered), zap.Int64("damaged_records", d.Records),
+			zap.Int64("damaged_bytes", d.Bytes), zap.Strings("damaged_files", d.Files))
+	}
 	return s, nil
 }
 
@@ -205,7 +218,25 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 		plain(w, http.StatusServiceUnavailable, "users not loaded")
 		return
 	}
+	// Recovered damage leaves authd ready: the store works and holds every
+	// intact session, and failing readiness would take the instance out of
+	// service without bringing anything back. The warning stays until an
+	// operator moves the damaged copies out of the data directory.
+	if d := s.storeDamage(); len(d.Files) > 0 {
+		plain(w, http.StatusOK, fmt.Sprintf("ok\nwarning: session store recovered from damaged files "+
+			"(%d records lost, %d recovered); copies kept aside in the data directory: %s",
+			d.Records, d.Recovered, strings.Join(d.Files, " ")))
+		return
+	}
 	plain(w, http.StatusOK, "ok")
+}
+
+// storeDamage returns what the session store recovered from, if it can tell.
+func (s *Server) storeDamage() session.Damage {
+	if dr, ok := s.store.(damageReporter); ok {
+		return dr.Damage()
+	}
+	return session.Damage{}
 }
 
 func plain(w http.ResponseWriter, code int, msg string) {

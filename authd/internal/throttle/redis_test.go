@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { os.Exit(redistest.Run(m, &testRedis)) }
 
 // openRedis returns a client for the test server and a key prefix no other
 // test uses, or skips the test when redis-server is not installed.
-func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.Open(tb) }
+func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.OpenDeclared(tb) }
 
 // throttler is what the login handler uses; Memory and Redis both are.
 type throttler interface {
