@@ -50,7 +50,8 @@ func WriteFile(path string, data []byte, o Options) error {
 // old file or the new one and, once Write returns nil, the new one survives a crash or power
 // loss: it writes a temporary file in path's directory, fsyncs it, renames it over path and
 // fsyncs the directory (without that last step the rename itself may be lost). On any error,
-// including write's, path is left as it was and the temporary file is removed.
+// including write's, the temporary file is removed and path is left as it was, except when
+// only the final directory sync failed: then the new file is in place but not yet durable.
 func Write(path string, o Options, write func(io.Writer) error) error {
 	return replace(path, o, write, SyncDir)
 }
