@@ -9,7 +9,7 @@ need_go
 go vet ./...
 go test -count=1 ./...
 
-apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl
+apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl strace
 export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
 streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
 echo "==> end-to-end tests (screenshots in tests/out/)"
