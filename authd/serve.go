@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/fsutil"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/server"
@@ -254,7 +255,7 @@ func loadSecret(dir string) ([]byte, error) {
 		if _, err := rand.Read(b); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, b, 0o600); err != nil {
+		if err := fsutil.WriteFile(path, b, fsutil.Options{Perm: 0o600}); err != nil {
 			return nil, fmt.Errorf("write secret: %w", err)
 		}
 		return b, nil
@@ -269,30 +270,6 @@ func loadSecret(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("secret %s is shorter than 32 bytes; delete it to generate a new one", path)
 	}
 	return b, nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func listen(cfg config.Config) (net.Listener, error) {

@@ -10,7 +10,7 @@ go vet ./...
 # Every package under the race detector (tests/ packages skip here without AUTHD_E2E).
 go test -race -count=1 ./...
 
-apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl
+apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl strace
 export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
 streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
 echo "==> end-to-end tests (screenshots in tests/out/)"
