@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authd/authd/authd/internal/fsutil"
 )
 
 // Damage is what OpenEmbedded found damaged in the data directory and
@@ -143,7 +145,7 @@ func keepAside(name string, now time.Time) (string, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(name))
+		err = fsutil.SyncDir(filepath.Dir(name))
 	}
 	if err != nil {
 		return "", fmt.Errorf("keep damaged file aside: %w", err)
