@@ -223,7 +223,7 @@ func TestKeyAndSign(t *testing.T) {
 				method = "POST"
 			}
 			user, present, err := v.Authenticate(context.Background(), machine.Request{
-				Method: method, URI: "/v1/items?a=1&b=2", Host: "api.example.com", Authorization: auth})
+				Method: method, URI: "/v1/items?b=2&a=1", Host: "api.example.com", Authorization: auth})
 			if user != "bob" || !present || err != nil {
 				t.Errorf("verify: %q, %v, %v", user, present, err)
 			}

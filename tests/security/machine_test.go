@@ -87,3 +87,64 @@ func TestMachineCredentialsMalformed(t *testing.T) {
 		t.Errorf("machine requests created sessions:\n%s", out)
 	}
 }
+
+// TestSignedTargetVariantsThroughNginx: a signature covers the request target exactly as nginx
+// forwards it to the app. Signed with authd sign for one target and sent with a variant that an
+// app could read differently (parameter order, duplicates, "+" versus "%2B" or "%20", "%41"
+// versus "A", hex case, an empty "?", a trailing "&"), the request is refused with 401 and never
+// reaches the app; sent as signed, it passes and the app sees those very bytes.
+func TestSignedTargetVariantsThroughNginx(t *testing.T) {
+	s := newStack(t, stackOptions{logLevel: "info"})
+	key := strings.Fields(s.cliOut(t, "", "key", "create", "-user", "ada", "-name", "signer"))
+	if len(key) != 2 {
+		t.Fatalf("key create printed %q", key)
+	}
+	secretFile := filepath.Join(s.dir, "key.secret")
+	must(t, os.WriteFile(secretFile, []byte(key[1]+"\n"), 0o600))
+	sign := func(t *testing.T, target string) string {
+		t.Helper()
+		out, err := exec.Command(s.bin, "sign", "-key", key[0], "-secret-file", secretFile, s.origin()+target).Output()
+		if err != nil {
+			t.Fatalf("authd sign %s: %v", target, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	c := &rawConn{s: s}
+	defer c.close()
+	waitFor(t, "the signing key", func() bool {
+		r, err := c.do(s.keepAliveGet("/app/x", sign(t, "/app/x")))
+		return err == nil && r.App != nil
+	})
+	tests := []struct{ name, signed, sent string }{
+		{"query order", "/app/x?a=1&b=2", "/app/x?b=2&a=1"},
+		{"duplicate parameter", "/app/x?a=1", "/app/x?a=1&a=1"},
+		{"plus versus %2B", "/app/x?q=a+b", "/app/x?q=a%2Bb"},
+		{"plus versus %20", "/app/x?q=a+b", "/app/x?q=a%20b"},
+		{"%41 versus A in the query", "/app/x?q=%41", "/app/x?q=A"},
+		{"%41 versus A in the path", "/app/%41", "/app/A"},
+		{"lower versus upper hex", "/app/x?q=%2f", "/app/x?q=%2F"},
+		{"empty query", "/app/x", "/app/x?"},
+		{"trailing ampersand", "/app/x?a=1", "/app/x?a=1&"},
+		{"empty piece", "/app/x?a=1&b=2", "/app/x?a=1&&b=2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := sign(t, tt.signed)
+			r, err := c.do(s.keepAliveGet(tt.sent, h))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != http.StatusUnauthorized || r.App != nil {
+				t.Errorf("signed for %s, sent %s: got %s, want 401", tt.signed, tt.sent, r)
+			}
+			// The refused variant spent no nonce: the same header still works for what it signed.
+			r, err = c.do(s.keepAliveGet(tt.signed, h))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != http.StatusOK || r.App == nil || r.App.URI != tt.signed {
+				t.Errorf("signed and sent %s: got %s, want 200 with the app seeing %s", tt.signed, r, tt.signed)
+			}
+		})
+	}
+}

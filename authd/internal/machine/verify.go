@@ -71,8 +71,8 @@ func NewVerifier(src Source, nonces NonceCache, window time.Duration, now func()
 }
 
 // Authenticate returns the user a request's Authorization header proves. present
-// is false when there is no Authorization header or its scheme is neither Bearer
-// nor AUTHD-HMAC-SHA256: the caller then tries the session cookie. present with
+// is false when there is no Authorization header or its scheme is none of
+// Bearer, Scheme and RetiredScheme: the caller then tries the session cookie. present with
 // a non-nil err means the credential is refused (answer 401); err names the
 // reason for the log and never holds a secret. Tokens count only from the
 // header, never from the query string. The caller still checks that the user
@@ -87,6 +87,8 @@ func (v *Verifier) Authenticate(ctx context.Context, r Request) (user string, pr
 		user, err = v.bearer(params)
 	case strings.EqualFold(scheme, Scheme):
 		user, err = v.signed(ctx, r, params)
+	case strings.EqualFold(scheme, RetiredScheme):
+		err = fmt.Errorf("signature header: %w: retired scheme %s, sign with %s", ErrMalformed, RetiredScheme, Scheme)
 	default:
 		return "", false, nil
 	}
