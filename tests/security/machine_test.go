@@ -148,3 +148,82 @@ func TestSignedTargetVariantsThroughNginx(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthdCredentialsNeverReachApp: "authd's credentials never reach the app". An Authorization
+// header carrying an API token, a signing key's secret or the signature scheme — in any letter
+// case, with extra spaces or tabs, or duplicated — is removed before nginx proxies to the app,
+// in the protect snippet's locations and the Streamlit profile's. Each request also carries ada's
+// session cookie, so a header authd does not take as its own still reaches the app (and must
+// arrive without the credential). Other schemes (Basic) are the app's own and pass unchanged.
+func TestAuthdCredentialsNeverReachApp(t *testing.T) {
+	s := newStack(t, stackOptions{logLevel: "info"})
+	token := strings.TrimSpace(s.cliOut(t, "", "token", "create", "-user", "ada", "-name", "ci"))
+	key := strings.Fields(s.cliOut(t, "", "key", "create", "-user", "ada", "-name", "signer"))
+	if len(key) != 2 {
+		t.Fatalf("key create printed %q", key)
+	}
+	cookie := "Cookie: " + session(s.login(t, "ada", adaPassword))
+	c := &rawConn{s: s}
+	defer c.close()
+	waitFor(t, "the token", func() bool {
+		r, err := c.do(s.keepAliveGet("/app/x", "Authorization: Bearer "+token))
+		return err == nil && r.App != nil
+	})
+	sig := "KeyId=" + key[0] + ", Timestamp=" + strconv.FormatInt(time.Now().Unix(), 10) + ", Nonce=nonce-0123456789abcdef, Signature=" + strings.Repeat("0", 64)
+	tests := []struct {
+		name  string
+		lines []string
+	}{
+		{"Bearer", []string{"Authorization: Bearer " + token}},
+		{"bearer", []string{"Authorization: bearer " + token}},
+		{"BEARER", []string{"Authorization: BEARER " + token}},
+		{"bEaReR", []string{"Authorization: bEaReR " + token}},
+		{"two spaces", []string{"Authorization: Bearer  " + token}},
+		{"tab", []string{"Authorization: Bearer\t" + token}},
+		{"leading spaces and tab", []string{"Authorization:  \t Bearer " + token}},
+		{"trailing spaces", []string{"Authorization: Bearer " + token + "  "}},
+		{"Bearer alone", []string{"Authorization: Bearer"}},
+		{"token without scheme", []string{"Authorization: " + token}},
+		{"token under another scheme", []string{"Authorization: Token " + token}},
+		{"signing secret", []string{"Authorization: Basic " + key[1]}},
+		{"signature scheme", []string{"Authorization: AUTHD2-HMAC-SHA256 " + sig}},
+		{"signature scheme lower case", []string{"Authorization: authd2-hmac-sha256 " + sig}},
+		{"signature scheme mixed case", []string{"Authorization: Authd2-Hmac-Sha256 " + sig}},
+		{"signature scheme with tab", []string{"Authorization: AUTHD2-HMAC-SHA256\t" + sig}},
+		{"retired signature scheme", []string{"Authorization: authd-hmac-sha256 " + sig}},
+		{"duplicated, token second", []string{"Authorization: Basic YWRhOng=", "Authorization: Bearer " + token}},
+		{"duplicated, token first", []string{"Authorization: Bearer " + token, "Authorization: Basic YWRhOng="}},
+		{"duplicated, lower-case name", []string{"Authorization: Basic YWRhOng=", "authorization: bearer " + token}},
+	}
+	for _, path := range []string{"/app/x", "/ws/x"} {
+		for _, tt := range tests {
+			t.Run(path+" "+tt.name, func(t *testing.T) {
+				r, err := c.do(s.keepAliveGet(path, append([]string{cookie}, tt.lines...)...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.App == nil {
+					if r.Status < 400 {
+						t.Errorf("got %s, want the app or a refusal", r)
+					}
+					return
+				}
+				for _, v := range r.App.header("Authorization") {
+					low := strings.ToLower(v)
+					if strings.Contains(v, token) || strings.Contains(v, key[1]) || strings.Contains(low, "bearer") || strings.Contains(low, "hmac-sha256") {
+						t.Errorf("the app received Authorization %q", v)
+					}
+				}
+			})
+		}
+	}
+	t.Run("the app's own scheme passes", func(t *testing.T) {
+		r, err := c.do(s.keepAliveGet("/app/x", cookie, "Authorization: Basic YWRhOng="))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.App == nil || strings.Join(r.App.header("Authorization"), "|") != "Basic YWRhOng=" {
+			t.Errorf("got %s, want the app to see Authorization: Basic YWRhOng=", r)
+		}
+	})
+}
