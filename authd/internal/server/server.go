@@ -41,7 +41,14 @@ type sessionStore interface {
 }
 
 type machineAuth interface {
-	Authenticate(ctx context.Context, r machine.Request) (user string, present bool, err error)
+	Identify(ctx context.Context, r machine.Request) (id machine.Identity, present bool, err error)
+}
+
+// userRefresher is a user store whose local copy can lag behind a shared one
+// (users.Redis): machine authentication asks it to catch up on one user first,
+// as the session store does through the version it reads with each session.
+type userRefresher interface {
+	EnsureCurrent(ctx context.Context, name string) error
 }
 
 type throttler interface {
@@ -51,10 +58,11 @@ type throttler interface {
 }
 
 var (
-	_ sessionStore = (*session.Embedded)(nil)
-	_ throttler    = (*throttle.Memory)(nil)
-	_ userStore    = (*users.File)(nil)
-	_ machineAuth  = (*machine.Verifier)(nil)
+	_ sessionStore  = (*session.Embedded)(nil)
+	_ throttler     = (*throttle.Memory)(nil)
+	_ userStore     = (*users.File)(nil)
+	_ machineAuth   = (*machine.Verifier)(nil)
+	_ userRefresher = (*users.Redis)(nil)
 )
 
 // Options are the settings the server needs from the configuration.
@@ -109,9 +117,12 @@ type Server struct {
 	preName string          // pre-session (CSRF) cookie name
 	gate    *gate
 	metrics metrics
-	// storeErrors keeps a store outage from writing one log line per request.
-	storeErrors errorLog
-	pages       *pages
+	// storeErrors keeps a store outage from writing one log line per request;
+	// machineErrors does the same for machine clients refused because their
+	// credentials or user could not be confirmed current.
+	storeErrors   errorLog
+	machineErrors errorLog
+	pages         *pages
 }
 
 // New returns a Server. rules must not be nil.
@@ -132,6 +143,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 		origins: map[string]bool{},
 		gate:    newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout),
 	}
+	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	if s.now == nil {
 		s.now = time.Now
 	}
