@@ -227,3 +227,67 @@ func TestAuthdCredentialsNeverReachApp(t *testing.T) {
 		}
 	})
 }
+
+// TestMachineCredentialsEndWithUserChanges: an API token or signing key acts as its user only
+// while the user keeps the credentials they had when it was issued. Through nginx, right after
+// `authd user passwd`, `lock` or `del` returns, the user's token and signatures are refused; an
+// unlock or a re-add does not revive them.
+func TestMachineCredentialsEndWithUserChanges(t *testing.T) {
+	s := newStack(t, stackOptions{logLevel: "info"})
+	c := &rawConn{s: s}
+	defer c.close()
+	type creds struct{ token, keyID, secretFile string }
+	issue := func(t *testing.T, user string) creds {
+		t.Helper()
+		tok := strings.TrimSpace(s.cliOut(t, "", "token", "create", "-user", user, "-name", "ci"))
+		key := strings.Fields(s.cliOut(t, "", "key", "create", "-user", user, "-name", "signer"))
+		if len(key) != 2 {
+			t.Fatalf("key create printed %q", key)
+		}
+		f := filepath.Join(s.dir, user+".secret")
+		must(t, os.WriteFile(f, []byte(key[1]+"\n"), 0o600))
+		return creds{tok, key[0], f}
+	}
+	// status returns what nginx answered to the token and to a fresh signature.
+	status := func(t *testing.T, cr creds) [2]int {
+		t.Helper()
+		var got [2]int
+		for i, h := range []string{"Authorization: Bearer " + cr.token, ""} {
+			if i == 1 {
+				out, err := exec.Command(s.bin, "sign", "-key", cr.keyID, "-secret-file", cr.secretFile, s.origin()+"/app/x").Output()
+				must(t, err)
+				h = strings.TrimSpace(string(out))
+			}
+			r, err := c.do(s.keepAliveGet("/app/x", h))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = r.Status
+		}
+		return got
+	}
+	ada, root := issue(t, "ada"), issue(t, "root")
+	waitFor(t, "the credentials", func() bool { return status(t, ada) == [2]int{200, 200} && status(t, root) == [2]int{200, 200} })
+
+	s.mustCLI(t, "an entirely new passphrase\n", "user", "passwd", "ada")
+	if got := status(t, ada); got != [2]int{401, 401} {
+		t.Errorf("right after ada's password change: token, signature got %v, want 401s", got)
+	}
+	s.mustCLI(t, "", "user", "lock", "root")
+	if got := status(t, root); got != [2]int{401, 401} {
+		t.Errorf("right after root was locked: token, signature got %v, want 401s", got)
+	}
+	s.mustCLI(t, "", "user", "unlock", "root")
+	if got := status(t, root); got != [2]int{401, 401} {
+		t.Errorf("after root was unlocked again: token, signature got %v, want 401s", got)
+	}
+	fresh := issue(t, "root")
+	if got := status(t, fresh); got != [2]int{200, 200} {
+		t.Errorf("credentials issued after the unlock: got %v, want 200s", got)
+	}
+	s.mustCLI(t, "", "user", "del", "root")
+	s.mustCLI(t, rootPassword+"\n", "user", "add", "-groups", "admins,staff", "root")
+	if got := status(t, fresh); got != [2]int{401, 401} {
+		t.Errorf("after root was deleted and re-added: token, signature got %v, want 401s", got)
+	}
+}
