@@ -107,11 +107,13 @@ func (r *RedisRecords) confirm(t time.Time) {
 	}
 }
 
-// Watch reloads every interval until ctx ends, reporting each reload that
+// Watch reloads every interval (at most MaxStale/3) until ctx ends, reporting each reload that
 // changed something or failed (a failure once until it recovers).
 func (r *RedisRecords) Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error)) {
-	if every <= 0 {
-		every = time.Second
+	// Verifiers refuse a snapshot older than MaxStale: poll at least three
+	// times within it, so one slow or lost read does not refuse everyone.
+	if every <= 0 || every > MaxStale/3 {
+		every = MaxStale / 3
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
