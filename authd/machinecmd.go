@@ -93,7 +93,7 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 		return nil
 	}
 
-	name, locked, err := checkUser(cfg, *user)
+	name, locked, gen, err := checkUser(cfg, *user)
 	if err != nil {
 		return err
 	}
@@ -106,6 +106,7 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 			if err != nil {
 				return err
 			}
+			rec.UserGeneration = gen
 			r.Tokens = append(r.Tokens, rec)
 			shown, id, exp = tok, rec.ID, rec.Expires
 			return nil
@@ -114,6 +115,7 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 		if err != nil {
 			return err
 		}
+		rec.UserGeneration = gen
 		r.Keys = append(r.Keys, rec)
 		shown, id, exp = rec.ID+" "+secret, rec.ID, rec.Expires
 		return nil
@@ -131,27 +133,28 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	}
 	fmt.Fprintf(stderr, "%s %s for %s expires %s; %s is shown only this once\n", kind, id, name, exp.Format(time.RFC3339), what)
 	if locked {
-		fmt.Fprintf(stderr, "authd: warning: user %s is locked; the %s works only once the user is unlocked\n", name, kind)
+		fmt.Fprintf(stderr, "authd: warning: user %s is locked; the %s will never work (unlocking ends every credential issued before it): unlock first, then create one\n", name, kind)
 	}
 	return nil
 }
 
-// checkUser returns the canonical name of a user that exists in the
-// configured user store (users file or Redis).
-func checkUser(cfg config.Config, name string) (canonical string, locked bool, err error) {
+// checkUser returns the canonical name, lock state and credential generation
+// of a user that exists in the configured user store (users file or Redis). A
+// new token or key is bound to that generation.
+func checkUser(cfg config.Config, name string) (canonical string, locked bool, generation uint64, err error) {
 	canonical, err = users.Canonical(name)
 	if err != nil {
-		return "", false, fmt.Errorf("user name %q: %w", name, err)
+		return "", false, 0, fmt.Errorf("user name %q: %w", name, err)
 	}
 	db, source, err := loadUsers(cfg, "")
 	if err != nil {
-		return "", false, err
+		return "", false, 0, err
 	}
 	u, ok := db.Lookup(canonical)
 	if !ok {
-		return "", false, fmt.Errorf("no user %s in %s", canonical, source)
+		return "", false, 0, fmt.Errorf("no user %s in %s", canonical, source)
 	}
-	return canonical, u.Disabled, nil
+	return canonical, u.Disabled, u.Generation, nil
 }
 
 // credentials are where tokens and keys live: data_dir's records file, or

@@ -38,13 +38,13 @@ type snapshot struct {
 }
 
 type tokenEntry struct {
-	user    string
+	id      Identity
 	sum     [32]byte
 	expires time.Time
 }
 
 type keyEntry struct {
-	user    string
+	id      Identity
 	secret  []byte
 	expires time.Time
 }
@@ -59,11 +59,13 @@ func OpenFile(path string) (*File, error) {
 	return f, nil
 }
 
-func (f *File) current() *snapshot {
+// current returns the snapshot with a zero confirmation time: the file is
+// local, so there is no store it could have lost contact with.
+func (f *File) current() (*snapshot, time.Time) {
 	if f == nil {
-		return nil
+		return nil, time.Time{}
 	}
-	return f.snap.Load()
+	return f.snap.Load(), time.Time{}
 }
 
 // Path returns the file's path.
@@ -165,10 +167,10 @@ func index(r Records) *snapshot {
 	for _, t := range r.Tokens {
 		var sum [32]byte
 		hex.Decode(sum[:], []byte(t.SHA256)) // validated: 64 hex digits
-		s.tokens[t.ID] = tokenEntry{user: t.User, sum: sum, expires: t.Expires}
+		s.tokens[t.ID] = tokenEntry{id: Identity{User: t.User, Generation: t.UserGeneration}, sum: sum, expires: t.Expires}
 	}
 	for _, k := range r.Keys {
-		s.keys[k.ID] = keyEntry{user: k.User, secret: []byte(k.Secret), expires: k.Expires}
+		s.keys[k.ID] = keyEntry{id: Identity{User: k.User, Generation: k.UserGeneration}, secret: []byte(k.Secret), expires: k.Expires}
 	}
 	return s
 }

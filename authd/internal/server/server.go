@@ -42,7 +42,14 @@ type sessionStore interface {
 }
 
 type machineAuth interface {
-	Authenticate(ctx context.Context, r machine.Request) (user string, present bool, err error)
+	Identify(ctx context.Context, r machine.Request) (id machine.Identity, present bool, err error)
+}
+
+// userRefresher is a user store whose local copy can lag behind a shared one
+// (users.Redis): machine authentication asks it to catch up on one user first,
+// as the session store does through the version it reads with each session.
+type userRefresher interface {
+	EnsureCurrent(ctx context.Context, name string) error
 }
 
 type throttler interface {
@@ -63,6 +70,7 @@ var (
 	_ throttler      = (*throttle.Memory)(nil)
 	_ userStore      = (*users.File)(nil)
 	_ machineAuth    = (*machine.Verifier)(nil)
+	_ userRefresher  = (*users.Redis)(nil)
 )
 
 // Options are the settings the server needs from the configuration.
@@ -116,8 +124,11 @@ type Server struct {
 	rules   atomic.Pointer[policy.Rules]
 	ids     atomic.Pointer[identities]
 	metrics metrics
-	// storeErrors keeps a store outage from writing one log line per request.
-	storeErrors errorLog
+	// storeErrors keeps a store outage from writing one log line per request;
+	// machineErrors does the same for machine clients refused because their
+	// credentials or user could not be confirmed current.
+	storeErrors   errorLog
+	machineErrors errorLog
 }
 
 // New returns a Server. rules must not be nil.
@@ -135,6 +146,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 	}
+	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/textproto"
@@ -122,7 +124,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 
 // authenticateMachine checks an API token or a signed request. present is
 // false when the request carries no credentials of authd's. The user must
-// exist and not be locked; their sessions play no part.
+// exist, not be locked, and still have the credential generation the
+// credential was issued for; their sessions play no part. A user store shared
+// through Redis is asked for the user's current version first, so a lock,
+// delete or password change on another instance counts at once. Anything that
+// cannot be confirmed is a refusal.
 func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string, req *policy.Request, uri string) (u *users.Entry, present, ok bool) {
 	fail := func(reason string) (*users.Entry, bool, bool) {
 		s.metrics.login("machine_" + reasonKey(reason))
@@ -130,26 +136,42 @@ func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string
 			zap.String("reason", capped(reason)), zap.String("client_ip", o.clientIP(r).String()), zap.String("path", capped(uri)))
 		return nil, true, false
 	}
+	// An outage refuses every machine request: one log line a second, not one each.
+	unavailable := func(err error) (*users.Entry, bool, bool) {
+		s.metrics.login("machine_stale")
+		s.machineErrors.log(s.log, s.now(), err)
+		return nil, true, false
+	}
 	if len(auth) > 1 {
 		return fail("more than one Authorization header")
 	}
-	name, present, err := s.machine.Authenticate(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: req.Host, Authorization: auth[0]})
+	id, present, err := s.machine.Identify(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: req.Host, Authorization: auth[0]})
 	switch {
 	case !present:
 		return nil, false, false
+	case errors.Is(err, machine.ErrStale):
+		return unavailable(err)
 	case err != nil:
 		return fail(err.Error())
 	}
-	u, found := s.users.DB().Lookup(name)
-	if !found || u.Disabled {
+	if rf, ok := s.users.(userRefresher); ok {
+		if err := rf.EnsureCurrent(r.Context(), id.User); err != nil {
+			return unavailable(fmt.Errorf("user %s: %w", id.User, err))
+		}
+	}
+	u, found := s.users.DB().Lookup(id.User)
+	switch {
+	case !found || u.Disabled:
 		return fail("user missing or locked")
+	case u.Generation != id.Generation:
+		return fail("user credentials changed since the credential was issued")
 	}
 	return u, true, true
 }
 
 // reasonKey turns a machine error into a short metric label.
 func reasonKey(reason string) string {
-	for _, k := range []string{"expired", "replay", "window", "signature", "unknown", "malformed", "locked", "scheme"} {
+	for _, k := range []string{"expired", "replay", "window", "signature", "unknown", "malformed", "locked", "scheme", "changed"} {
 		if strings.Contains(reason, k) {
 			return k
 		}

@@ -238,6 +238,22 @@ func (r *Redis) Ensure(ctx context.Context, name string, version int64) error {
 	return r.Refresh(ctx, name)
 }
 
+// EnsureCurrent reads name's version from Redis and makes the snapshot's copy
+// at least that new (see Ensure), within the store's timeout. Machine clients
+// use it: they carry no session whose read brings the user's version along.
+func (r *Redis) EnsureCurrent(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	ver, err := r.c.HGet(ctx, r.userKey(name), "ver").Int64()
+	if errors.Is(err, redis.Nil) {
+		ver, err = 0, nil
+	}
+	if err != nil {
+		return fmt.Errorf("read user version from redis: %w", err)
+	}
+	return r.Ensure(ctx, name, ver)
+}
+
 // Refresh reads name from Redis and puts it into the snapshot (or takes it
 // out if it is gone).
 //

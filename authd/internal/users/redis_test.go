@@ -344,3 +344,61 @@ func TestRedisUsersRefreshUnknownRemembersNothing(t *testing.T) {
 		t.Fatalf("snapshot after refreshing unknown names: replaced %v, %d remembered; want untouched", s != before, len(s.gone))
 	}
 }
+
+// TestRedisEnsureCurrent: an instance that missed an announcement (b has no
+// Watch running) catches up on one user when asked, reading the version from
+// Redis itself: a lock, a delete and a password change on another instance
+// all count at once. A Redis that cannot answer is an error, never the stale copy.
+func TestRedisEnsureCurrent(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := testHash(t)
+	addRedisUser(t, a, User{Name: "alice", Hash: h, Generation: 7})
+	addRedisUser(t, a, User{Name: "bob", Hash: h, Generation: 8})
+	b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name   string
+		change func() error
+		user   string
+		check  func(e *Entry, ok bool) bool
+	}{
+		{"unchanged", func() error { return nil }, "alice", func(e *Entry, ok bool) bool { return ok && e.Generation == 7 }},
+		{"password changed", func() error {
+			return a.Update(ctx, "alice", func(u User, _ bool) (User, bool, error) { u.Generation = 70; return u, false, nil })
+		}, "alice", func(e *Entry, ok bool) bool { return ok && e.Generation == 70 }},
+		{"locked", func() error {
+			return a.Update(ctx, "alice", func(u User, _ bool) (User, bool, error) { u.Disabled = true; return u, false, nil })
+		}, "alice", func(e *Entry, ok bool) bool { return ok && e.Disabled }},
+		{"deleted", func() error {
+			return a.Update(ctx, "bob", func(u User, _ bool) (User, bool, error) { return u, true, nil })
+		}, "bob", func(e *Entry, ok bool) bool { return !ok }},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if err := st.change(); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.EnsureCurrent(ctx, st.user); err != nil {
+				t.Fatal(err)
+			}
+			if e, ok := b.DB().Lookup(st.user); !st.check(e, ok) {
+				t.Errorf("%s on b: got %+v, %v", st.user, e, ok)
+			}
+		})
+	}
+	t.Run("redis gone", func(t *testing.T) {
+		dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+		defer dead.Close()
+		b.c = dead
+		if err := b.EnsureCurrent(ctx, "alice"); err == nil {
+			t.Error("got nil, want an error")
+		}
+	})
+}
