@@ -38,7 +38,7 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request, _ httpr
 // unknown user, wrong password, disabled user and throttled account all get
 // the same status, body and (roughly) timing.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	ip := s.clientIP(r).String()
+	ip := addrField(s.clientIP(r))
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/x-www-form-urlencoded" {
 		s.loginOutcome("bad_request", "", ip)
@@ -254,7 +254,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 			return
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
-			zap.String("client_ip", s.clientIP(r).String()), zap.String("session", key.Short()))
+			zap.String("client_ip", addrField(s.clientIP(r))), zap.String("session", key.Short()))
 	}
 	s.setCookie(w, s.o.CookieName, "", -1)
 	s.redirect(w, s.o.Prefix+"login?signed_out=1")
