@@ -61,7 +61,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		if req.User != "" {
 			d = "deny (403)"
 		}
-		fmt.Fprintf(stdout, "decision: %s: path %q can be read two ways (encoded slash, dot or backslash, control byte, \";\" parameter, bad escape, or \"..\" above the root), so it is refused before any rule\n", d, *path)
+		fmt.Fprintf(stdout, "decision: %s: path %q can be read two ways (encoded slash, dot or backslash, control byte, \";\" parameter, bad escape, or a \".\" or \"..\" segment), so it is refused before any rule\n", d, *path)
 		return nil
 	}
 	from := "an unknown address (no rule with networks allows it, every one that denies applies)"

@@ -433,6 +433,7 @@ path = "/"
 		{"locked user", []string{"-user", "bob", "-path", "/"}, "user bob is locked"},
 		{"unknown user", []string{"-user", "carol", "-path", "/"}, "no user carol"},
 		{"two readings", []string{"-user", "alice", "-path", "/admin%2fx"}, "decision: deny (403): path"},
+		{"dot segment", []string{"-user", "alice", "-path", "/admin/x/.."}, `decision: deny (403): path "/admin/x/.." can be read two ways`},
 		{"mapped address", []string{"-path", "/dashboard", "-ip", "::ffff:192.0.2.9"}, "client 192.0.2.9 carries role office"},
 		{"address with port", []string{"-path", "/dashboard", "-ip", "192.0.2.9:80"}, "decision: login required (401) by rules[1]"},
 		{"zoned address", []string{"-path", "/dashboard", "-ip", "fe80::1%eth0"}, `"fe80::1%eth0", which is not one plain IP`},
