@@ -64,7 +64,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "decision: %s: path %q can be read two ways (encoded slash, dot or backslash, control byte, \";\" parameter, bad escape, or a \".\" or \"..\" segment), so it is refused before any rule\n", d, *path)
 		return nil
 	}
-	from := "an unknown address (no rule with networks allows it, every one that denies applies)"
+	from := "an unknown address (of rules with networks, only those that deny apply)"
 	switch {
 	case req.IP.IsValid():
 		from = req.IP.String()
