@@ -2,7 +2,7 @@ package policy
 
 import (
 	"net/netip"
-	"net/textproto"
+	"strings"
 )
 
 // ClientAddr reads one client address as a trusted proxy reports it (an
@@ -14,7 +14,7 @@ import (
 // address it carries, so IPv4 ranges match it whichever socket family the
 // proxy used.
 func ClientAddr(s string) netip.Addr {
-	a, err := netip.ParseAddr(textproto.TrimString(s))
+	a, err := netip.ParseAddr(strings.Trim(s, " \t"))
 	if err != nil {
 		return netip.Addr{}
 	}

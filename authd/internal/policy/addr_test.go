@@ -33,6 +33,8 @@ func TestClientAddr(t *testing.T) {
 		{"1.2.3", ""},
 		{"10.0.0.0/8", ""},
 		{"1.2.3.4\x00", ""},
+		{"1.2.3.4\r\n", ""},
+		{"\n1.2.3.4", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
