@@ -273,17 +273,17 @@ func (s *Server) clientFrom(r *http.Request, peer netip.Addr, trusted bool) neti
 	if !trusted {
 		return peer
 	}
-	var real netip.Addr
+	var realIP netip.Addr
 	if v := r.Header[hdrRealIP]; len(v) > 0 {
 		// nginx sets X-Real-IP to the one address it saw; anything else came
 		// from somewhere we cannot vouch for.
-		if real = policy.ClientAddr(v[0]); len(v) > 1 || !real.IsValid() {
+		if realIP = policy.ClientAddr(v[0]); len(v) > 1 || !realIP.IsValid() {
 			return netip.Addr{}
 		}
 	}
 	xff := r.Header[hdrForwardedFor]
 	if len(xff) == 0 {
-		return real
+		return realIP
 	}
 	var last netip.Addr
 	for i := len(xff) - 1; i >= 0; i-- {
