@@ -48,7 +48,7 @@ func TestVersionReported(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	line := `authd_build_info{version="v9.8.7",commit="0123abcd",go="` + runtime.Version() + `"} 1`
+	line := `authd_build_info{commit="0123abcd",go="` + runtime.Version() + `",version="v9.8.7"} 1`
 	if !strings.Contains(string(body), line) {
 		t.Errorf("/metrics lacks %s", line)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -395,16 +397,28 @@ func TestMetrics(t *testing.T) {
 	h.verify("/", c)
 	h.verify("/", "")
 	h.postLogin("alice", "wrong password", "/", "203.0.113.1", nil)
+	h.srv.ReloadDone(true)
+	h.srv.ReloadDone(false)
+	h.srv.ReloadDone(true)
 	body := h.do(req{target: "/metrics"}).Body.String()
+	// Prometheus sorts label names, so build_info reads commit, go, version.
 	for _, want := range []string{
 		`authd_verify_requests_total{code="200"} 1`, `authd_verify_requests_total{code="401"} 1`,
+		`authd_verify_requests_total{code="403"} 0`,
 		`authd_logins_total{outcome="success"} 1`, `authd_logins_total{outcome="bad_password"} 1`,
-		`authd_sessions_active 1`, `authd_verify_duration_seconds_count 2`,
-		`authd_build_info{version="v1.2.3",commit="abc123",go="go1.26.0"} 1`,
+		`authd_logins_total{outcome="unknown_user"} 0`,
+		`authd_sessions_active 1`, `authd_sessions_created_total 1`, `authd_verify_duration_seconds_count 2`,
+		`authd_build_info{commit="abc123",go="go1.26.0",version="v1.2.3"} 1`,
+		`authd_reloads_total{result="ok"} 2`, `authd_reloads_total{result="failed"} 1`,
+		`authd_login_throttled_total{scope="ip"} 0`, `authd_store_errors_total 0`,
+		"go_goroutines ", "go_memstats_heap_alloc_bytes ", "process_resident_memory_bytes ", "process_open_fds ",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	if problems, err := testutil.GatherAndLint(h.srv.metrics.reg); err != nil || len(problems) > 0 {
+		t.Errorf("metrics lint: %v %v", err, problems)
 	}
 }
 

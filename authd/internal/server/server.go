@@ -110,6 +110,9 @@ type Deps struct {
 	Machine machineAuth
 	Logger  *zap.Logger
 	Now     func() time.Time
+	// Redis, when the stores use Redis, adds its pool statistics and failed
+	// commands to /metrics; nil leaves them out.
+	Redis RedisClient
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -123,7 +126,7 @@ type Server struct {
 	now     func() time.Time
 	rules   atomic.Pointer[policy.Rules]
 	ids     atomic.Pointer[identities]
-	metrics metrics
+	metrics *metrics
 	// storeErrors keeps a store outage from writing one log line per request;
 	// machineErrors does the same for machine clients refused because their
 	// credentials or user could not be confirmed current.
@@ -155,6 +158,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s.cur.Store(st)
 	s.rules.Store(rules)
+	s.metrics = newMetrics(s, d.Redis)
 	if d := s.storeDamage(); d.Damaged() {
 		s.log.Error("session store recovered from damaged files",
 			zap.Int64("recovered_records", d.Recovered), zap.Int64("damaged_records", d.Records),
@@ -193,7 +197,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
-	r.GET("/metrics", s.handleMetrics)
+	r.GET("/metrics", s.metricsHandler())
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusNotFound, "not found") })
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		plain(w, http.StatusMethodNotAllowed, "method not allowed")

@@ -36,7 +36,7 @@ const (
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	start := s.now()
 	code := s.verify(w, r, start)
-	s.metrics.verify(code, s.now().Sub(start))
+	s.metrics.verify(code, s.now().Sub(start).Seconds())
 }
 
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) int {
@@ -209,6 +209,7 @@ func (s *Server) authenticate(o *settings, r *http.Request, now time.Time) (sess
 	}
 	sess, found, err := s.store.Get(r.Context(), key)
 	if err != nil {
+		s.metrics.storeErrors.Inc()
 		s.storeErrors.log(s.log, s.now(), err)
 		return key, none, nil, false
 	}
