@@ -67,7 +67,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	lv := &live{level: level, log: log, secret: secret, thr: thr, started: cfg, applied: cfg,
 		build: server.BuildInfo{Version: bv.Version, Commit: bv.Commit, Go: bv.Go}}
 	lv.logWarnings(config.Warnings(cfg, udb)) // udb: validated; the stores below load their own live copy
-	reload := func() error {
+	reloadAll := func() error {
 		reloadMu.Lock()
 		defer reloadMu.Unlock()
 		if _, err := usersFile.Reload(); err != nil {
@@ -89,11 +89,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
 		return nil
 	}
+	// Every reload is counted in /metrics; lv.srv is set before anything can reload.
+	reload := func() error {
+		err := reloadAll()
+		lv.srv.ReloadDone(err == nil)
+		return err
+	}
 	lv.reload = reload
 	opts := serverOptions(cfg, secret, reload)
 	opts.Build = lv.build
 	srv, err := server.New(opts, server.Deps{
-		Users: usersFile, Sessions: store, Throttle: thr, Machine: verifier, Logger: log, Now: time.Now,
+		Users: usersFile, Sessions: store, Throttle: thr, Machine: verifier, Logger: log, Now: time.Now, Redis: st.redis,
 	}, rules)
 	if err != nil {
 		return err
@@ -130,8 +136,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go st.watchUsers(ctx, func(changed bool, err error) {
 		if err != nil {
 			log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
+			srv.ReloadDone(false)
 		} else if changed {
 			log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
+			srv.ReloadDone(true)
 			reloadMu.Lock()
 			lv.logWarnings(config.Warnings(lv.applied, usersFile.DB()))
 			reloadMu.Unlock()
@@ -140,8 +148,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go st.watchCredentials(ctx, time.Second, func(changed bool, err error) {
 		if err != nil {
 			log.Error("machine credentials reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
+			srv.ReloadDone(false)
 		} else if changed {
 			log.Info("machine credentials reloaded", zap.String("event", "reload"))
+			srv.ReloadDone(true)
 		}
 	})
 	hup := make(chan os.Signal, 1)

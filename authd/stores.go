@@ -73,6 +73,8 @@ type stores struct {
 	watchCredentials  func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
 	watch             func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
 	close             func() error
+	// redis is the client the Redis stores share, for /metrics; nil otherwise.
+	redis redis.UniversalClient
 }
 
 // openStores opens the configured stores; it fails before serving if one
@@ -138,7 +140,8 @@ func openRedisStores(ctx context.Context, cfg config.Config) (*stores, error) {
 		return nil, fmt.Errorf("machine credentials: %w", err)
 	}
 	return &stores{sessions: sessions, users: u, throttle: thr, nonces: machine.NewRedisNonces(c, p, time.Now),
-		credentials:       mr,
+		credentials: mr, redis: c,
+
 		reloadCredentials: func(ctx context.Context) error { _, err := mr.Reload(ctx); return err },
 		watchCredentials:  mr.Watch,
 		watch:             u.Watch, close: func() error { return errors.Join(sessions.Close(), c.Close()) }}, nil
