@@ -455,8 +455,9 @@ func (c *cluster) metric(i int, name string) int {
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+			// client_golang writes large counts in exponent form (1.2e+06).
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(n)
 		}
 	}
 	c.t.Fatalf("metric %s not found", name)

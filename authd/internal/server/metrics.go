@@ -229,11 +229,12 @@ func (p redisPool) Collect(ch chan<- prometheus.Metric) {
 }
 
 // redisErrorHook counts failed Redis dials and commands. redis.Nil is a
-// missing key, an answer rather than a failure.
+// missing key, an answer rather than a failure; NOSCRIPT is a script's first
+// EVALSHA on this server, which go-redis answers with EVAL.
 type redisErrorHook struct{ errs prometheus.Counter }
 
 func (h redisErrorHook) count(err error) {
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil && !errors.Is(err, redis.Nil) && !redis.HasErrorPrefix(err, "NOSCRIPT") {
 		h.errs.Inc()
 	}
 }
