@@ -88,7 +88,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
 		return nil
 	}
-	srv, err = server.New(serverOptions(cfg, secret, reload), server.Deps{
+	srv, err = server.New(serverOptions(cfg, secret), server.Deps{
 		Users: usersFile, Sessions: store, Throttle: thr, Machine: verifier, Logger: log, Now: time.Now,
 	}, rules)
 	if err != nil {
@@ -115,7 +115,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
-	as := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	as := &http.Server{Handler: server.NewAdmin(store, reload, log, time.Now).Handler(), ReadHeaderTimeout: 5 * time.Second}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -223,7 +223,7 @@ func policyRules(cfg config.Config) (*policy.Rules, error) {
 	return rules, nil
 }
 
-func serverOptions(cfg config.Config, secret []byte, reload func() error) server.Options {
+func serverOptions(cfg config.Config, secret []byte) server.Options {
 	return server.Options{
 		PublicURL: cfg.PublicURL, Prefix: cfg.Prefix, CookieName: cfg.CookieName(), InsecureCookies: cfg.Cookie.Insecure,
 		TrustedProxies: cfg.TrustedNets(), LoginTitle: cfg.LoginTitle, DefaultRedirect: cfg.DefaultRedirect,
@@ -233,7 +233,7 @@ func serverOptions(cfg config.Config, secret []byte, reload func() error) server
 		TouchInterval: cfg.Session.TouchInterval.Duration,
 		HashParams:    hashParams(cfg), HashLimits: users.DefaultLimits(),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
-		Secret: secret, Reload: reload,
+		Secret: secret,
 	}
 }
 

@@ -16,35 +16,27 @@ import (
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
 	"github.com/authd/authd/authd/internal/users"
 )
 
-// sessionStore, userStore and throttler are what serve needs from the
-// stores, whichever backend holds them.
+// sessionStore is a session store as serve holds it: what the public
+// listener uses (server.SessionStore), what the admin socket uses
+// (server.AdminSessions), and Close.
 type sessionStore interface {
-	Create(ctx context.Context, k session.Key, s session.Session) error
-	Get(ctx context.Context, k session.Key) (session.Session, bool, error)
-	Touch(ctx context.Context, k session.Key, t time.Time) error
-	Delete(ctx context.Context, k session.Key) error
-	DeleteUser(ctx context.Context, user string) (int, error)
-	DeleteAll(ctx context.Context) (int, error)
-	List(ctx context.Context, user string) ([]session.Entry, error)
-	Len() int
-	Ping(ctx context.Context) error
+	server.SessionStore
+	server.AdminSessions
+	Close() error
 }
 
+// userStore is a users file or the users in Redis: what the handlers use
+// (server.UserStore), plus the reload and watch that serve drives.
 type userStore interface {
-	DB() *users.DB
-	SetHash(name, hash string) error
+	server.UserStore
 	Reload() (changed bool, err error)
-}
-
-type throttler interface {
-	Check(ctx context.Context, user, ip string) (throttle.Verdict, error)
-	Fail(ctx context.Context, user, ip string) error
-	Success(ctx context.Context, user, ip string) error
+	Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
 }
 
 var (
@@ -52,15 +44,13 @@ var (
 	_ sessionStore = (*session.Redis)(nil)
 	_ userStore    = (*users.File)(nil)
 	_ userStore    = (*users.Redis)(nil)
-	_ throttler    = (*throttle.Memory)(nil)
-	_ throttler    = (*throttle.Redis)(nil)
 )
 
 // stores are the state authd keeps: sessions, users and login throttles.
 type stores struct {
 	sessions sessionStore
 	users    userStore
-	throttle throttler
+	throttle server.Throttler
 	// nonces remembers signed requests' nonces: in memory, or in Redis so
 	// that a request accepted by one instance is a replay at every other.
 	nonces machine.NonceCache
@@ -129,7 +119,7 @@ func openRedisStores(ctx context.Context, cfg config.Config) (*stores, error) {
 	// Concurrent verifies share round trips (a few pipelines in flight at
 	// once), which halves Redis's and authd's cost per verify under load.
 	sessions := session.NewRedis(c, p, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32))
-	thr := freshLogin{throttler: throttle.NewRedis(c, p, throttleConfig(cfg), time.Now), users: u}
+	thr := freshLogin{Throttler: throttle.NewRedis(c, p, throttleConfig(cfg), time.Now), users: u}
 	mr, err := machine.OpenRedisRecords(ctx, c, p)
 	if err != nil {
 		c.Close()
@@ -147,7 +137,7 @@ func openRedisStores(ctx context.Context, cfg config.Config) (*stores, error) {
 // changed or a user locked on another instance a moment ago is what the
 // password is checked against. Any Redis error fails the login (503).
 type freshLogin struct {
-	throttler
+	server.Throttler
 	users *users.Redis
 }
 
@@ -160,7 +150,7 @@ func (f freshLogin) Check(ctx context.Context, user, ip string) (throttle.Verdic
 			return throttle.Verdict{}, err
 		}
 	}
-	return f.throttler.Check(ctx, user, ip)
+	return f.Throttler.Check(ctx, user, ip)
 }
 
 // redisOptions turns the [redis] block into client options: short timeouts,

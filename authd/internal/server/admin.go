@@ -1,11 +1,27 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
+
+	"github.com/authd/authd/authd/internal/session"
+)
+
+// AdminSessions is what the admin socket needs from the session store:
+// listing and bulk revocation, which the public listener never does.
+type AdminSessions interface {
+	List(ctx context.Context, user string) ([]session.Entry, error)
+	DeleteUser(ctx context.Context, user string) (int, error)
+	DeleteAll(ctx context.Context) (int, error)
+}
+
+var (
+	_ AdminSessions = (*session.Embedded)(nil)
+	_ AdminSessions = (*session.Redis)(nil)
 )
 
 // SessionInfo is one session as the admin API lists it; it never carries
@@ -21,18 +37,40 @@ type SessionInfo struct {
 	UserAgent string    `json:"user_agent"`
 }
 
-// AdminHandler serves the local admin API the CLI uses while authd runs. It
-// must only be served on a unix socket that only authd's user can reach.
-func (s *Server) AdminHandler() http.Handler {
+// Admin serves the local admin API the CLI uses while authd runs: list and
+// revoke sessions, reload. It must only be served on a unix socket that
+// only authd's user can reach. Create it with NewAdmin.
+type Admin struct {
+	sessions AdminSessions
+	reload   func() error
+	log      *zap.Logger
+	now      func() time.Time
+}
+
+// NewAdmin returns the admin API over sessions. reload re-reads what may
+// change (users, rules, credentials); nil answers /reload with 501. A nil
+// log discards, a nil now is time.Now.
+func NewAdmin(sessions AdminSessions, reload func() error, log *zap.Logger, now func() time.Time) *Admin {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Admin{sessions: sessions, reload: reload, log: log, now: now}
+}
+
+// Handler returns the admin API's routes, all of them.
+func (s *Admin) Handler() http.Handler {
 	r := httprouter.New()
-	r.GET("/sessions", s.handleAdminList)
-	r.POST("/sessions/revoke", s.handleAdminRevoke)
-	r.POST("/reload", s.handleAdminReload)
+	r.GET("/sessions", s.handleList)
+	r.POST("/sessions/revoke", s.handleRevoke)
+	r.POST("/reload", s.handleReload)
 	return r
 }
 
-func (s *Server) handleAdminList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	entries, err := s.store.List(r.Context(), r.URL.Query().Get("user"))
+func (s *Admin) handleList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	entries, err := s.sessions.List(r.Context(), r.URL.Query().Get("user"))
 	if err != nil {
 		adminError(w, err)
 		return
@@ -52,15 +90,15 @@ func (s *Server) handleAdminList(w http.ResponseWriter, r *http.Request, _ httpr
 	writeJSON(w, out)
 }
 
-func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Admin) handleRevoke(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	q := r.URL.Query()
 	var n int
 	var err error
 	switch {
 	case q.Get("all") == "1":
-		n, err = s.store.DeleteAll(r.Context())
+		n, err = s.sessions.DeleteAll(r.Context())
 	case q.Get("user") != "":
-		n, err = s.store.DeleteUser(r.Context(), q.Get("user"))
+		n, err = s.sessions.DeleteUser(r.Context(), q.Get("user"))
 	default:
 		http.Error(w, `{"error":"user or all required"}`, http.StatusBadRequest)
 		return
@@ -75,12 +113,12 @@ func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request, _ htt
 	writeJSON(w, map[string]int{"revoked": n})
 }
 
-func (s *Server) handleAdminReload(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	if s.o.Reload == nil {
+func (s *Admin) handleReload(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	if s.reload == nil {
 		http.Error(w, `{"error":"reload not configured"}`, http.StatusNotImplemented)
 		return
 	}
-	if err := s.o.Reload(); err != nil {
+	if err := s.reload(); err != nil {
 		adminError(w, err)
 		return
 	}
