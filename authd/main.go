@@ -88,7 +88,7 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "serve":
 		return cmdServe(ctx, rest, stdout, stderr)
 	case "check-config":
-		return cmdCheckConfig(rest, stdout, stderr)
+		return cmdCheckConfig(ctx, rest, stdout, stderr)
 	case "user":
 		return cmdUser(ctx, rest, stdin, stdout, stderr)
 	case "session":
@@ -100,7 +100,7 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "sign":
 		return cmdSign(rest, stdin, stdout, stderr)
 	case "explain":
-		return cmdExplain(rest, stdout, stderr)
+		return cmdExplain(ctx, rest, stdout, stderr)
 	case "hash":
 		return cmdHash(rest, stdin, stdout, stderr)
 	case "version":

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,7 +23,6 @@ import (
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/server"
-	"github.com/authd/authd/authd/internal/users"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -34,211 +30,248 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, udb, rules, err := loadAll(*cfgPath)
-	if err != nil {
+	m := NewMain(*cfgPath, stdout)
+	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log.Level, stdout)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
+	err := m.Run(ctx)
+	return errors.Join(err, m.Close())
+}
 
-	secret, err := loadSharedSecret(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	_ = udb // already validated; the stores below load their own live copy
-	st, err := openStores(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("closing stores failed", zap.Error(err))
-		}
-	}()
-	store, usersFile, thr := st.sessions, st.users, st.throttle
+// Main is the daemon: Open builds everything from the config (logger, the
+// one Redis client, the stores, the server) and binds the listeners; Run
+// serves until the context ends, calling Reload on SIGHUP; Close shuts
+// down in order. A new long-lived piece (a store, a background job) gets a
+// field here, is built in Open and released in Close.
+type Main struct {
+	cfgPath string
+	stdout  io.Writer // the JSON log
 
+	cfg      config.Config // as loaded by Open; Reload compares against it
+	log      *zap.Logger
+	stores   *stores
+	srv      *server.Server
+	http     *http.Server // the public listener (behind nginx)
+	admin    *http.Server // the admin socket in data_dir, for the CLI
+	ln       net.Listener
+	adminLn  net.Listener
+	reloadMu sync.Mutex
+}
+
+// NewMain returns a Main for the config at cfgPath that logs to stdout.
+func NewMain(cfgPath string, stdout io.Writer) *Main {
+	return &Main{cfgPath: cfgPath, stdout: stdout}
+}
+
+// Open loads and checks the config, users and rules, opens the stores and
+// binds both listeners, so that every problem shows before anything is
+// served. On error it closes what it opened.
+func (m *Main) Open(ctx context.Context) error {
+	if err := m.open(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	return nil
+}
+
+func (m *Main) open(ctx context.Context) error {
+	cfg, err := loadConfig(m.cfgPath)
+	if err != nil {
+		return err
+	}
+	m.cfg = cfg
+	if m.log, err = newLogger(cfg.Log.Level, m.stdout); err != nil {
+		return err
+	}
+	if m.stores, err = openStores(ctx, cfg, m.cfgPath); err != nil {
+		return err
+	}
+	st := m.stores
+	rules, err := loadRules(cfg, st.users.DB(), usersSource(cfg))
+	if err != nil {
+		return err
+	}
+	if err := st.openSessions(cfg); err != nil {
+		return err
+	}
 	// One verifier per process: its nonce cache and start time must outlive reloads.
-	verifier := machine.NewVerifier(st.credentials, st.nonces, machine.DefaultWindow, time.Now)
-
-	var srv *server.Server
-	var reloadMu sync.Mutex
-	reload := func() error {
-		reloadMu.Lock()
-		defer reloadMu.Unlock()
-		if _, err := usersFile.Reload(); err != nil {
-			log.Error("reload failed, keeping the last good users", zap.String("event", "reload_failed"), zap.Error(err))
-			return err
-		}
-		if err := st.reloadCredentials(ctx); err != nil {
-			log.Error("reload failed, keeping the last good machine credentials", zap.String("event", "reload_failed"), zap.Error(err))
-			return err
-		}
-		ncfg, _, nrules, err := loadAll(*cfgPath)
-		if err != nil {
-			log.Error("reload failed, keeping the last good rules", zap.String("event", "reload_failed"), zap.Error(err))
-			return err
-		}
-		srv.SetRules(nrules)
-		if ncfg.Listen != cfg.Listen || ncfg.DataDir != cfg.DataDir || ncfg.PublicURL != cfg.PublicURL {
-			log.Warn("some changed settings apply only after a restart", zap.String("event", "reload"))
-		}
-		log.Info("reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
-		return nil
-	}
-	srv, err = server.New(serverOptions(cfg, secret), server.Deps{
-		Users: usersFile, Sessions: store, Throttle: thr, Machine: verifier, Logger: log, Now: time.Now,
+	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
+	m.srv, err = server.New(serverOptions(cfg, st.secret), server.Deps{
+		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now,
 	}, rules)
 	if err != nil {
 		return err
 	}
-
-	// Bind before serving so a port clash is an error at start.
-	ln, err := listen(cfg)
-	if err != nil {
-		return err
-	}
-	adminPath := filepath.Join(cfg.DataDir, "admin.sock")
-	adminLn, err := listenUnix(adminPath, 0o600)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("admin socket: %w", err)
-	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
+	reload := func() error { _, err := m.Reload(context.Background()); return err }
+	m.http = &http.Server{
+		Handler:           m.srv.Handler(),
 		ReadHeaderTimeout: cfg.Timeouts.ReadHeader.Duration,
 		ReadTimeout:       cfg.Timeouts.Read.Duration,
 		WriteTimeout:      cfg.Timeouts.Write.Duration,
 		IdleTimeout:       cfg.Timeouts.Idle.Duration,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		ErrorLog:          zap.NewStdLog(m.log.Named("http")),
 	}
-	as := &http.Server{Handler: server.NewAdmin(store, reload, log, time.Now).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	m.admin = &http.Server{Handler: server.NewAdmin(st.sessions, reload, m.log, time.Now).Handler(), ReadHeaderTimeout: 5 * time.Second}
 
+	// Bind before serving so a port clash is an error at start.
+	if m.ln, err = listen(cfg); err != nil {
+		return err
+	}
+	if m.adminLn, err = listenUnix(filepath.Join(cfg.DataDir, "admin.sock"), 0o600); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	return nil
+}
+
+// Run serves on the listeners Open bound and watches the users and
+// credentials for changes, until ctx ends (nil) or a listener fails.
+// SIGHUP reloads.
+func (m *Main) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
 	defer cancel()
+
 	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
-	go func() { errc <- as.Serve(adminLn) }()
-	go st.watchUsers(ctx, func(changed bool, err error) {
-		if err != nil {
-			log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
-		} else if changed {
-			log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
-		}
-	})
-	go st.watchCredentials(ctx, time.Second, func(changed bool, err error) {
-		if err != nil {
-			log.Error("machine credentials reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
-		} else if changed {
-			log.Info("machine credentials reloaded", zap.String("event", "reload"))
-		}
-	})
+	go func() { errc <- m.http.Serve(m.ln) }()
+	go func() { errc <- m.admin.Serve(m.adminLn) }()
+	watchers.Add(2)
+	go func() { defer watchers.Done(); m.stores.users.Watch(ctx, time.Second, m.onUsersReload) }()
+	go func() { defer watchers.Done(); m.stores.credentials.watch(ctx, time.Second, m.onCredentialsReload) }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	log.Info("authd ready", zap.String("listen", cfg.Listen), zap.String("public_url", cfg.PublicURL),
-		zap.Int("users", usersFile.DB().Len()), zap.Int("sessions", store.Len()), zap.String("version", version))
+	m.log.Info("authd ready", zap.String("listen", m.cfg.Listen), zap.String("public_url", m.cfg.PublicURL),
+		zap.Int("users", m.stores.users.DB().Len()), zap.Int("sessions", m.stores.sessions.Len()), zap.String("version", version))
 	for {
 		select {
 		case <-hup:
-			_ = reload()
+			_, _ = m.Reload(ctx)
 		case err := <-errc:
 			if errors.Is(err, http.ErrServerClosed) {
 				continue
 			}
 			return fmt.Errorf("serve: %w", err)
 		case <-ctx.Done():
-			log.Info("shutting down")
-			sctx, scancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown.Duration)
-			defer scancel()
-			err := hs.Shutdown(sctx)
-			_ = as.Shutdown(sctx)
-			if err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
+			m.log.Info("shutting down")
 			return nil
 		}
 	}
 }
 
-// loadAll reads and checks everything serve and check-config need.
-func loadAll(path string) (config.Config, *users.DB, *policy.Rules, error) {
-	cfg, err := config.Load(path)
+func (m *Main) onUsersReload(changed bool, err error) {
+	if err != nil {
+		m.log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
+	} else if changed {
+		m.log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", m.stores.users.DB().Len()))
+	}
+}
+
+func (m *Main) onCredentialsReload(changed bool, err error) {
+	if err != nil {
+		m.log.Error("machine credentials reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
+	} else if changed {
+		m.log.Info("machine credentials reloaded", zap.String("event", "reload"))
+	}
+}
+
+// reloadReport says what a reload applied and what it could not.
+type reloadReport struct {
+	Users int // users loaded after the reload
+	// Restart lists the config keys whose new values apply only after a
+	// restart; the running values stay.
+	Restart []string
+}
+
+// Reload re-reads what may change while authd runs — users, machine
+// credentials, config and rules — in three steps: load and validate
+// everything (a failure keeps the last good copy and is returned), apply,
+// then report. It runs on SIGHUP and on the admin socket's /reload, one at
+// a time; the stores and the Redis client stay as Open made them.
+func (m *Main) Reload(ctx context.Context) (reloadReport, error) {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	st := m.stores
+
+	// Load and validate. The users and credentials stores swap in a new
+	// copy only when it loads, and keep the old one otherwise.
+	if _, err := st.users.Reload(); err != nil {
+		m.log.Error("reload failed, keeping the last good users", zap.String("event", "reload_failed"), zap.Error(err))
+		return reloadReport{}, err
+	}
+	if _, err := st.credentials.reload(ctx); err != nil {
+		m.log.Error("reload failed, keeping the last good machine credentials", zap.String("event", "reload_failed"), zap.Error(err))
+		return reloadReport{}, err
+	}
+	cfg, err := loadConfig(m.cfgPath)
+	var rules *policy.Rules
 	if err == nil {
-		err = config.CheckFiles(cfg)
+		rules, err = loadRules(cfg, st.users.DB(), usersSource(cfg))
 	}
 	if err != nil {
-		var ce *config.Errors
-		if errors.As(err, &ce) {
-			return cfg, nil, nil, fmt.Errorf("%s has problems:\n%s", path, ce.Error())
-		}
-		return cfg, nil, nil, err
+		m.log.Error("reload failed, keeping the last good rules", zap.String("event", "reload_failed"), zap.Error(err))
+		return reloadReport{}, err
 	}
-	db, source, err := loadUsers(cfg, path)
-	if err != nil {
-		return cfg, nil, nil, err
+
+	// Apply.
+	m.srv.SetRules(rules)
+
+	// Report.
+	rep := reloadReport{Users: st.users.DB().Len(), Restart: restartOnly(m.cfg, cfg)}
+	if len(rep.Restart) > 0 {
+		m.log.Warn("some changed settings apply only after a restart", zap.String("event", "reload"), zap.Strings("keys", rep.Restart))
 	}
-	rules, err := policyRules(cfg)
-	if err != nil {
-		return cfg, nil, nil, err
-	}
-	var missing []string
-	for _, g := range rules.Groups() {
-		if !db.HasGroup(g) {
-			missing = append(missing, g)
-		}
-	}
-	if len(missing) > 0 {
-		return cfg, nil, nil, fmt.Errorf("rules: group(s) %s not held by any user in %s", strings.Join(missing, ", "), source)
-	}
-	return cfg, db, rules, nil
+	m.log.Info("reloaded", zap.String("event", "reload"), zap.Int("users", rep.Users))
+	return rep, nil
 }
 
-func policyRules(cfg config.Config) (*policy.Rules, error) {
-	rs := make([]policy.Rule, 0, len(cfg.Rules))
-	for i, r := range cfg.Rules {
-		pr := policy.Rule{Host: r.Host, Path: r.Path, Methods: r.Methods, Networks: cfg.NetworkPrefixes(r.Networks),
-			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i)}
-		switch r.Allow {
-		case "public":
-			pr.Access = policy.Public
-		case "deny":
-			pr.Access = policy.Denied
+// restartOnly returns the keys that differ between the running config and
+// next and that a reload does not apply.
+func restartOnly(running, next config.Config) []string {
+	var keys []string
+	if next.Listen != running.Listen {
+		keys = append(keys, "listen")
+	}
+	if next.DataDir != running.DataDir {
+		keys = append(keys, "data_dir")
+	}
+	if next.PublicURL != running.PublicURL {
+		keys = append(keys, "public_url")
+	}
+	return keys
+}
+
+// Close shuts down in order: stop accepting and drain in-flight requests
+// (up to timeouts.shutdown), then close the stores — the sessions, then
+// the Redis client — and flush the log. Run has stopped the watchers by
+// then. It is safe on a Main that Open left half built.
+func (m *Main) Close() error {
+	var err error
+	if m.http != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timeouts.Shutdown.Duration)
+		defer cancel()
+		if serr := m.http.Shutdown(sctx); serr != nil {
+			err = fmt.Errorf("shutdown: %w", serr)
 		}
-		rs = append(rs, pr)
+		_ = m.admin.Shutdown(sctx)
 	}
-	var nets []policy.Network
-	for _, name := range slices.Sorted(maps.Keys(cfg.Networks)) {
-		n := cfg.Networks[name]
-		nets = append(nets, policy.Network{Name: name, Prefixes: cfg.NetworkPrefixes([]string{name}), Role: n.Role})
+	// Listeners Open bound but Run never served (Shutdown closes served ones).
+	for _, ln := range []net.Listener{m.ln, m.adminLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
 	}
-	rules, err := policy.New(rs, nets)
-	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
+	if m.stores != nil {
+		if cerr := m.stores.Close(); cerr != nil {
+			m.log.Error("closing stores failed", zap.Error(cerr))
+		}
 	}
-	return rules, nil
-}
-
-func serverOptions(cfg config.Config, secret []byte) server.Options {
-	return server.Options{
-		PublicURL: cfg.PublicURL, Prefix: cfg.Prefix, CookieName: cfg.CookieName(), InsecureCookies: cfg.Cookie.Insecure,
-		TrustedProxies: cfg.TrustedNets(), LoginTitle: cfg.LoginTitle, DefaultRedirect: cfg.DefaultRedirect,
-		RedirectHosts: cfg.RedirectHosts,
-		Idle:          cfg.Session.IdleTimeout.Duration, Lifetime: cfg.Session.Lifetime.Duration,
-		RememberIdle: cfg.Session.RememberIdleTimeout.Duration, RememberLifetime: cfg.Session.RememberLifetime.Duration,
-		TouchInterval: cfg.Session.TouchInterval.Duration,
-		HashParams:    hashParams(cfg), HashLimits: users.DefaultLimits(),
-		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
-		Secret: secret,
+	if m.log != nil {
+		_ = m.log.Sync()
 	}
-}
-
-func hashParams(cfg config.Config) users.Params {
-	return users.Params{MemoryKiB: cfg.Hash.MemoryKiB, Time: cfg.Hash.Time, Threads: cfg.Hash.Threads}
+	return err
 }
 
 // loadSecret reads the CSRF key from the data directory, creating it on first start.
@@ -346,17 +379,4 @@ func newLogger(level string, out io.Writer) (*zap.Logger, error) {
 	}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.AddSync(out), lvl)
 	return zap.New(core), nil
-}
-
-func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlags("check-config", stderr)
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	_, db, _, err := loadAll(*cfgPath)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: ok (%d users)\n", *cfgPath, db.Len())
-	return nil
 }

@@ -86,12 +86,12 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, a
 	if sub == "revoke" && (user == "") == !all {
 		return usagef("session revoke needs exactly one of -user NAME or -all")
 	}
-	c, err := dialRedis(ctx, cfg)
+	rs, err := openRedisState(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	st := session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now)
+	defer rs.Close()
+	st := rs.sessions
 	if sub == "revoke" {
 		var n int
 		if all {
@@ -173,9 +173,9 @@ func revoke(ctx context.Context, cfg config.Config, user string, all bool) (int,
 	if !errors.Is(err, errNotRunning) {
 		return 0, err
 	}
-	st, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	st, err := openEmbeddedSessions(cfg)
 	if err != nil {
-		return 0, fmt.Errorf("open session store: %w", err)
+		return 0, err
 	}
 	defer closeOffline(st, cfg.DataDir)
 	if all {
@@ -204,9 +204,9 @@ func closeOffline(st *session.Embedded, dir string) {
 }
 
 func listOffline(ctx context.Context, cfg config.Config, user string) ([]server.SessionInfo, error) {
-	st, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	st, err := openEmbeddedSessions(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open session store: %w", err)
+		return nil, err
 	}
 	defer closeOffline(st, cfg.DataDir)
 	entries, err := st.List(ctx, user)
