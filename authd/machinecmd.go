@@ -99,27 +99,7 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	var shown, id string
-	var exp time.Time
-	err = creds.edit(ctx, func(r *machine.Records) error {
-		if kind == "token" {
-			tok, rec, err := machine.NewToken(name, *label, now, lifetime)
-			if err != nil {
-				return err
-			}
-			r.Tokens = append(r.Tokens, rec)
-			shown, id, exp = tok, rec.ID, rec.Expires
-			return nil
-		}
-		secret, rec, err := machine.NewKey(name, *label, now, lifetime)
-		if err != nil {
-			return err
-		}
-		r.Keys = append(r.Keys, rec)
-		shown, id, exp = rec.ID+" "+secret, rec.ID, rec.Expires
-		return nil
-	})
+	shown, id, exp, err := createCredential(ctx, kind, creds, name, *label, time.Now(), lifetime)
 	if err != nil {
 		return err
 	}
@@ -136,6 +116,30 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 		fmt.Fprintf(stderr, "authd: warning: user %s is locked; the %s works only once the user is unlocked\n", name, kind)
 	}
 	return nil
+}
+
+// createCredential adds a token or key for user and returns what to show
+// once (the token, or "KEY_ID SECRET"), its id and its expiry.
+func createCredential(ctx context.Context, kind string, creds *credentials, user, label string, now time.Time, lifetime time.Duration) (shown, id string, exp time.Time, err error) {
+	err = creds.edit(ctx, func(r *machine.Records) error {
+		if kind == "token" {
+			tok, rec, err := machine.NewToken(user, label, now, lifetime)
+			if err != nil {
+				return err
+			}
+			r.Tokens = append(r.Tokens, rec)
+			shown, id, exp = tok, rec.ID, rec.Expires
+			return nil
+		}
+		secret, rec, err := machine.NewKey(user, label, now, lifetime)
+		if err != nil {
+			return err
+		}
+		r.Keys = append(r.Keys, rec)
+		shown, id, exp = rec.ID+" "+secret, rec.ID, rec.Expires
+		return nil
+	})
+	return shown, id, exp, err
 }
 
 // checkUser returns the canonical name of a user that exists in the

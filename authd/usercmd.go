@@ -91,7 +91,21 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		printUserDone(stdout, sub, name)
 		return nil
 	}
-	err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
+	if err := fileUserEdit(cfg, sub, name, hash, groups, email, display); err != nil {
+		return err
+	}
+	// Make a running authd see the change now, and drop the sessions it ends.
+	revoke := sub == "passwd" || sub == "lock" || sub == "del"
+	if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
+		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
+	}
+	printUserDone(stdout, sub, name)
+	return nil
+}
+
+// fileUserEdit applies a user subcommand to the users file, atomically.
+func fileUserEdit(cfg config.Config, sub, name, hash string, groups, email, display *string) error {
+	return users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
 		i := slices.IndexFunc(list, func(u users.User) bool { return u.Name == name })
 		if sub == "add" {
 			if i >= 0 {
@@ -119,16 +133,6 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return list, nil
 	})
-	if err != nil {
-		return err
-	}
-	// Make a running authd see the change now, and drop the sessions it ends.
-	revoke := sub == "passwd" || sub == "lock" || sub == "del"
-	if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
-		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
-	}
-	printUserDone(stdout, sub, name)
-	return nil
 }
 
 func printUserDone(stdout io.Writer, sub, name string) {
