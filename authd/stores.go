@@ -51,8 +51,8 @@ var (
 // builds them all for serve, on one Redis client with store = "redis". The
 // CLI commands build the parts they need with the same constructors
 // (openRedis, openUsers, openRedisUsers, openEmbeddedSessions,
-// newRedisSessions, openCredentials), so a command and the daemon never
-// open a store differently.
+// newRedisSessions, openCredentials, and openRedisState which combines
+// them), so a command and the daemon never open a store differently.
 type stores struct {
 	// redis is the process's one Redis client; nil with store = "embedded".
 	redis       redis.UniversalClient
