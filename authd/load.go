@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/policy"
@@ -32,26 +31,6 @@ func loadConfig(path string) (config.Config, error) {
 	return cfg, nil
 }
 
-// loadRules builds the access rules of cfg and checks that every group they
-// name is held by some user in db (read from source), so a typo in a rule
-// is an error rather than a rule that never matches.
-func loadRules(cfg config.Config, db *users.DB, source string) (*policy.Rules, error) {
-	rules, err := policyRules(cfg)
-	if err != nil {
-		return nil, err
-	}
-	var missing []string
-	for _, g := range rules.Groups() {
-		if !db.HasGroup(g) {
-			missing = append(missing, g)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("rules: group(s) %s not held by any user in %s", strings.Join(missing, ", "), source)
-	}
-	return rules, nil
-}
-
 // loadAll reads and checks what serve checks at start — config, users
 // (opened as serve opens them), rules — for check-config and explain.
 func loadAll(ctx context.Context, path string) (config.Config, *users.DB, *policy.Rules, error) {
@@ -68,7 +47,10 @@ func loadAll(ctx context.Context, path string) (config.Config, *users.DB, *polic
 	if err != nil {
 		return cfg, nil, nil, err
 	}
-	rules, err := loadRules(cfg, u.DB(), usersSource(cfg))
+	// Users and groups the rules name but nobody has are warnings
+	// (config.Warnings), not errors: editing users must never stop authd
+	// from starting or reloading.
+	rules, err := policyRules(cfg)
 	if err != nil {
 		return cfg, nil, nil, err
 	}
@@ -100,7 +82,9 @@ func policyRules(cfg config.Config) (*policy.Rules, error) {
 	return rules, nil
 }
 
-func serverOptions(cfg config.Config, secret []byte) server.Options {
+// serverOptions are the server's settings from cfg; secret and build stay
+// as New was given them whatever a reload passes (server.SetOptions).
+func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) server.Options {
 	return server.Options{
 		PublicURL: cfg.PublicURL, Prefix: cfg.Prefix, CookieName: cfg.CookieName(), InsecureCookies: cfg.Cookie.Insecure,
 		TrustedProxies: cfg.TrustedNets(), LoginTitle: cfg.LoginTitle, DefaultRedirect: cfg.DefaultRedirect,
@@ -110,7 +94,7 @@ func serverOptions(cfg config.Config, secret []byte) server.Options {
 		TouchInterval: cfg.Session.TouchInterval.Duration,
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
-		Secret: secret,
+		Secret: secret, Build: build,
 	}
 }
 
@@ -129,9 +113,13 @@ func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	_, db, _, err := loadAll(ctx, *cfgPath)
+	cfg, db, _, err := loadAll(ctx, *cfgPath)
 	if err != nil {
 		return err
+	}
+	// Warnings go to stderr and leave the exit code 0: the config works.
+	for _, w := range config.Warnings(cfg, db) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d users)\n", *cfgPath, db.Len())
 	return nil

@@ -95,11 +95,11 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 		return nil
 	}
 
-	name, locked, err := checkUser(ctx, cfg, rc, *user)
+	name, locked, gen, err := checkUser(ctx, cfg, rc, *user)
 	if err != nil {
 		return err
 	}
-	shown, id, exp, err := createCredential(ctx, kind, creds, name, *label, time.Now(), lifetime)
+	shown, id, exp, err := createCredential(ctx, kind, creds, name, gen, *label, time.Now(), lifetime)
 	if err != nil {
 		return err
 	}
@@ -113,20 +113,22 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	}
 	fmt.Fprintf(stderr, "%s %s for %s expires %s; %s is shown only this once\n", kind, id, name, exp.Format(time.RFC3339), what)
 	if locked {
-		fmt.Fprintf(stderr, "authd: warning: user %s is locked; the %s works only once the user is unlocked\n", name, kind)
+		fmt.Fprintf(stderr, "authd: warning: user %s is locked; the %s will never work (unlocking ends every credential issued before it): unlock first, then create one\n", name, kind)
 	}
 	return nil
 }
 
-// createCredential adds a token or key for user and returns what to show
-// once (the token, or "KEY_ID SECRET"), its id and its expiry.
-func createCredential(ctx context.Context, kind string, creds *credentials, user, label string, now time.Time, lifetime time.Duration) (shown, id string, exp time.Time, err error) {
+// createCredential adds a token or key for user, bound to the user's
+// credential generation gen, and returns what to show once (the token, or
+// "KEY_ID SECRET"), its id and its expiry.
+func createCredential(ctx context.Context, kind string, creds *credentials, user string, gen uint64, label string, now time.Time, lifetime time.Duration) (shown, id string, exp time.Time, err error) {
 	err = creds.edit(ctx, func(r *machine.Records) error {
 		if kind == "token" {
 			tok, rec, err := machine.NewToken(user, label, now, lifetime)
 			if err != nil {
 				return err
 			}
+			rec.UserGeneration = gen
 			r.Tokens = append(r.Tokens, rec)
 			shown, id, exp = tok, rec.ID, rec.Expires
 			return nil
@@ -135,6 +137,7 @@ func createCredential(ctx context.Context, kind string, creds *credentials, user
 		if err != nil {
 			return err
 		}
+		rec.UserGeneration = gen
 		r.Keys = append(r.Keys, rec)
 		shown, id, exp = rec.ID+" "+secret, rec.ID, rec.Expires
 		return nil
@@ -142,22 +145,23 @@ func createCredential(ctx context.Context, kind string, creds *credentials, user
 	return shown, id, exp, err
 }
 
-// checkUser returns the canonical name of a user that exists in the
-// configured user store (users file or Redis).
-func checkUser(ctx context.Context, cfg config.Config, rc redis.UniversalClient, name string) (canonical string, locked bool, err error) {
+// checkUser returns the canonical name, lock state and credential generation
+// of a user that exists in the configured user store (users file or Redis). A
+// new token or key is bound to that generation.
+func checkUser(ctx context.Context, cfg config.Config, rc redis.UniversalClient, name string) (canonical string, locked bool, generation uint64, err error) {
 	canonical, err = users.Canonical(name)
 	if err != nil {
-		return "", false, fmt.Errorf("user name %q: %w", name, err)
+		return "", false, 0, fmt.Errorf("user name %q: %w", name, err)
 	}
 	us, err := openUsers(ctx, cfg, rc, "")
 	if err != nil {
-		return "", false, err
+		return "", false, 0, err
 	}
 	u, ok := us.DB().Lookup(canonical)
 	if !ok {
-		return "", false, fmt.Errorf("no user %s in %s", canonical, usersSource(cfg))
+		return "", false, 0, fmt.Errorf("no user %s in %s", canonical, usersSource(cfg))
 	}
-	return canonical, u.Disabled, nil
+	return canonical, u.Disabled, u.Generation, nil
 }
 
 func listCredentials(kind string, creds *credentials, user string, now time.Time, stdout io.Writer) error {

@@ -21,9 +21,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 const defaultConfig = "/etc/authd/authd.toml"
 
 func main() {
@@ -81,7 +78,7 @@ commands:
   explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]
                                      which rule decides a request, and why
   hash                               hash a password read from stdin
-  version
+  version                            print version, commit and Go version (also --version)
 
 Every command takes -config PATH (default ` + defaultConfig + `).
 Passwords are read from a no-echo prompt, or one line on stdin when it is not a terminal.
@@ -112,9 +109,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return cmdExplain(ctx, rest, stdout, stderr)
 	case "hash":
 		return cmdHash(rest, stdin, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, version)
-		return nil
+	case "version", "-version", "--version":
+		return cmdVersion(rest, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,8 +45,26 @@ type stack struct {
 	config string
 	addr   string
 	proc   *exec.Cmd
-	logs   *bytes.Buffer
+	logs   *syncBuffer
 	client *http.Client
+}
+
+// syncBuffer collects a child process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newStack(t testing.TB, extra string) *stack {
@@ -105,7 +124,7 @@ func (s *stack) mustCLI(stdin string, args ...string) string {
 
 func (s *stack) start() {
 	s.t.Helper()
-	s.logs = &bytes.Buffer{}
+	s.logs = &syncBuffer{}
 	s.proc = exec.Command(binary, "serve", "-config", s.config)
 	s.proc.Stdout, s.proc.Stderr = s.logs, s.logs
 	if err := s.proc.Start(); err != nil {

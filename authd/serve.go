@@ -20,8 +20,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/fsutil"
 	"github.com/authd/authd/authd/internal/machine"
-	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/server"
 )
 
@@ -47,15 +47,20 @@ type Main struct {
 	cfgPath string
 	stdout  io.Writer // the JSON log
 
-	cfg      config.Config // as loaded by Open; Reload compares against it
-	log      *zap.Logger
-	stores   *stores
-	srv      *server.Server
-	http     *http.Server // the public listener (behind nginx)
-	admin    *http.Server // the admin socket in data_dir, for the CLI
-	ln       net.Listener
-	adminLn  net.Listener
-	reloadMu sync.Mutex
+	// cfg is the config Open started with: what listen, data_dir, store,
+	// redis.* … still are until a restart. applied is the last config whose
+	// live settings a reload applied (cfg until the first reload).
+	cfg, applied config.Config
+	log          *zap.Logger
+	level        zap.AtomicLevel // log.level, which a reload may change
+	build        server.BuildInfo
+	stores       *stores
+	srv          *server.Server
+	http         *http.Server // the public listener (behind nginx)
+	admin        *http.Server // the admin socket in data_dir, for the CLI
+	ln           net.Listener
+	adminLn      net.Listener
+	reloadMu     sync.Mutex
 }
 
 // NewMain returns a Main for the config at cfgPath that logs to stdout.
@@ -79,24 +84,29 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.cfg = cfg
-	if m.log, err = newLogger(cfg.Log.Level, m.stdout); err != nil {
+	m.cfg, m.applied = cfg, cfg
+	bv := currentBuild()
+	m.build = server.BuildInfo{Version: bv.Version, Commit: bv.Commit, Go: bv.Go}
+	if m.log, m.level, err = newLogger(cfg.Log.Level, m.stdout); err != nil {
 		return err
 	}
 	if m.stores, err = openStores(ctx, cfg, m.cfgPath); err != nil {
 		return err
 	}
 	st := m.stores
-	rules, err := loadRules(cfg, st.users.DB(), usersSource(cfg))
+	rules, err := policyRules(cfg)
 	if err != nil {
 		return err
 	}
+	// Users and groups the rules name but nobody has are warnings, not
+	// errors: editing users must never stop authd from starting.
+	m.logWarnings(config.Warnings(cfg, st.users.DB()))
 	if err := st.openSessions(cfg); err != nil {
 		return err
 	}
 	// One verifier per process: its nonce cache and start time must outlive reloads.
 	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
-	m.srv, err = server.New(serverOptions(cfg, st.secret), server.Deps{
+	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now,
 	}, rules)
 	if err != nil {
@@ -112,7 +122,7 @@ func (m *Main) open(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          zap.NewStdLog(m.log.Named("http")),
 	}
-	m.admin = &http.Server{Handler: server.NewAdmin(st.sessions, reload, m.log, time.Now).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	m.admin = &http.Server{Handler: server.NewAdmin(st.sessions, st.users, reload, m.log, time.Now).Handler(), ReadHeaderTimeout: 5 * time.Second}
 
 	// Bind before serving so a port clash is an error at start.
 	if m.ln, err = listen(cfg); err != nil {
@@ -143,8 +153,9 @@ func (m *Main) Run(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	m.log.Info("authd ready", zap.String("listen", m.cfg.Listen), zap.String("public_url", m.cfg.PublicURL),
-		zap.Int("users", m.stores.users.DB().Len()), zap.Int("sessions", m.stores.sessions.Len()), zap.String("version", version))
+	m.log.Info("authd ready", zap.String("event", "ready"), zap.String("listen", m.cfg.Listen), zap.String("public_url", m.cfg.PublicURL),
+		zap.Int("users", m.stores.users.DB().Len()), zap.Int("sessions", m.stores.sessions.Len()),
+		zap.String("version", m.build.Version), zap.String("commit", m.build.Commit), zap.String("go", m.build.Go))
 	for {
 		select {
 		case <-hup:
@@ -166,6 +177,11 @@ func (m *Main) onUsersReload(changed bool, err error) {
 		m.log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
 	} else if changed {
 		m.log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", m.stores.users.DB().Len()))
+		// A user edit can empty a group a rule names: say so now, not at
+		// the next SIGHUP.
+		m.reloadMu.Lock()
+		m.logWarnings(config.Warnings(m.applied, m.stores.users.DB()))
+		m.reloadMu.Unlock()
 	}
 }
 
@@ -175,72 +191,6 @@ func (m *Main) onCredentialsReload(changed bool, err error) {
 	} else if changed {
 		m.log.Info("machine credentials reloaded", zap.String("event", "reload"))
 	}
-}
-
-// reloadReport says what a reload applied and what it could not.
-type reloadReport struct {
-	Users int // users loaded after the reload
-	// Restart lists the config keys whose new values apply only after a
-	// restart; the running values stay.
-	Restart []string
-}
-
-// Reload re-reads what may change while authd runs — users, machine
-// credentials, config and rules — in three steps: load and validate
-// everything (a failure keeps the last good copy and is returned), apply,
-// then report. It runs on SIGHUP and on the admin socket's /reload, one at
-// a time; the stores and the Redis client stay as Open made them.
-func (m *Main) Reload(ctx context.Context) (reloadReport, error) {
-	m.reloadMu.Lock()
-	defer m.reloadMu.Unlock()
-	st := m.stores
-
-	// Load and validate. The users and credentials stores swap in a new
-	// copy only when it loads, and keep the old one otherwise.
-	if _, err := st.users.Reload(); err != nil {
-		m.log.Error("reload failed, keeping the last good users", zap.String("event", "reload_failed"), zap.Error(err))
-		return reloadReport{}, err
-	}
-	if _, err := st.credentials.reload(ctx); err != nil {
-		m.log.Error("reload failed, keeping the last good machine credentials", zap.String("event", "reload_failed"), zap.Error(err))
-		return reloadReport{}, err
-	}
-	cfg, err := loadConfig(m.cfgPath)
-	var rules *policy.Rules
-	if err == nil {
-		rules, err = loadRules(cfg, st.users.DB(), usersSource(cfg))
-	}
-	if err != nil {
-		m.log.Error("reload failed, keeping the last good rules", zap.String("event", "reload_failed"), zap.Error(err))
-		return reloadReport{}, err
-	}
-
-	// Apply.
-	m.srv.SetRules(rules)
-
-	// Report.
-	rep := reloadReport{Users: st.users.DB().Len(), Restart: restartOnly(m.cfg, cfg)}
-	if len(rep.Restart) > 0 {
-		m.log.Warn("some changed settings apply only after a restart", zap.String("event", "reload"), zap.Strings("keys", rep.Restart))
-	}
-	m.log.Info("reloaded", zap.String("event", "reload"), zap.Int("users", rep.Users))
-	return rep, nil
-}
-
-// restartOnly returns the keys that differ between the running config and
-// next and that a reload does not apply.
-func restartOnly(running, next config.Config) []string {
-	var keys []string
-	if next.Listen != running.Listen {
-		keys = append(keys, "listen")
-	}
-	if next.DataDir != running.DataDir {
-		keys = append(keys, "data_dir")
-	}
-	if next.PublicURL != running.PublicURL {
-		keys = append(keys, "public_url")
-	}
-	return keys
 }
 
 // Close shuts down in order: stop accepting and drain in-flight requests
@@ -286,7 +236,7 @@ func loadSecret(dir string) ([]byte, error) {
 		if _, err := rand.Read(b); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, b, 0o600); err != nil {
+		if err := fsutil.WriteFile(path, b, fsutil.Options{Perm: 0o600}); err != nil {
 			return nil, fmt.Errorf("write secret: %w", err)
 		}
 		return b, nil
@@ -301,30 +251,6 @@ func loadSecret(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("secret %s is shorter than 32 bytes; delete it to generate a new one", path)
 	}
 	return b, nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func listen(cfg config.Config) (net.Listener, error) {
@@ -367,10 +293,11 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	return ln, nil
 }
 
-func newLogger(level string, out io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+// newLogger returns the JSON logger and the level a reload may change.
+func newLogger(level string, out io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := zap.ParseAtomicLevel(level)
+	if err != nil {
+		return nil, lvl, fmt.Errorf("log.level: %w", err)
 	}
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "time"
@@ -378,5 +305,5 @@ func newLogger(level string, out io.Writer) (*zap.Logger, error) {
 		enc.AppendString(t.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.AddSync(out), lvl)
-	return zap.New(core), nil
+	return zap.New(core), lvl, nil
 }

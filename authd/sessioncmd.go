@@ -18,6 +18,7 @@ import (
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/session"
+	"github.com/authd/authd/authd/internal/users"
 )
 
 func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -25,6 +26,9 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("session: missing subcommand (list, revoke)")
 	}
 	sub, args := args[0], args[1:]
+	if sub != "list" && sub != "revoke" {
+		return usagef("session: unknown subcommand %q", sub)
+	}
 	fs, cfgPath := newFlags("session "+sub, stderr)
 	user := fs.String("user", "", "only this user's sessions")
 	all := fs.Bool("all", false, "every session (revoke)")
@@ -39,8 +43,25 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if cfg.Store == "redis" && (sub == "list" || sub == "revoke") {
-		return redisSessionCmd(ctx, cfg, sub, *user, *all, stdout)
+	// With store = "redis" the sessions are edited in Redis directly, and
+	// the users -user is checked against are read on the same client.
+	var rs *redisState
+	if cfg.Store == "redis" {
+		if sub == "revoke" && (*user == "") == !*all {
+			return usagef("session revoke needs exactly one of -user NAME or -all")
+		}
+		if rs, err = openRedisState(ctx, cfg); err != nil {
+			return err
+		}
+		defer rs.Close()
+	}
+	if *user != "" {
+		if *user, err = knownUser(ctx, cfg, rs, *cfgPath, *user); err != nil {
+			return err
+		}
+	}
+	if rs != nil {
+		return redisSessionCmd(ctx, rs, sub, *user, *all, stdout)
 	}
 	switch sub {
 	case "list":
@@ -63,11 +84,45 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked %d sessions\n", n)
+		printRevoked(stdout, n, *user)
 		return nil
 	default:
 		return usagef("session: unknown subcommand %q", sub)
 	}
+}
+
+// knownUser returns the canonical form of a -user name, as login spells
+// it, and fails unless that user exists: a typo or another spelling must
+// never revoke nothing and report "0" as if that were the answer.
+// rs, when not nil, holds the users in Redis; otherwise the configured
+// users are opened as serve opens them.
+func knownUser(ctx context.Context, cfg config.Config, rs *redisState, cfgPath, raw string) (string, error) {
+	name, err := users.Canonical(raw)
+	if err != nil {
+		return "", fmt.Errorf("-user: %w", err)
+	}
+	var db *users.DB
+	if rs != nil {
+		db = rs.users.DB()
+	} else {
+		us, err := openUsers(ctx, cfg, nil, cfgPath)
+		if err != nil {
+			return "", err
+		}
+		db = us.DB()
+	}
+	if !db.HasUser(name) {
+		return "", fmt.Errorf("-user: no user %q in %s", name, usersSource(cfg))
+	}
+	return name, nil
+}
+
+func printRevoked(w io.Writer, n int, user string) {
+	if user == "" {
+		fmt.Fprintf(w, "revoked %d sessions\n", n)
+		return
+	}
+	fmt.Fprintf(w, "revoked %d sessions for %s\n", n, user)
 }
 
 func printSessions(list []server.SessionInfo, stdout io.Writer) error {
@@ -82,16 +137,9 @@ func printSessions(list []server.SessionInfo, stdout io.Writer) error {
 // redisSessionCmd lists or revokes sessions in Redis directly: every
 // instance reads sessions from Redis on each request, so no running authd
 // needs telling.
-func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, all bool, stdout io.Writer) error {
-	if sub == "revoke" && (user == "") == !all {
-		return usagef("session revoke needs exactly one of -user NAME or -all")
-	}
-	rs, err := openRedisState(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer rs.Close()
+func redisSessionCmd(ctx context.Context, rs *redisState, sub, user string, all bool, stdout io.Writer) error {
 	st := rs.sessions
+	var err error
 	if sub == "revoke" {
 		var n int
 		if all {
@@ -102,7 +150,7 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, a
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked %d sessions\n", n)
+		printRevoked(stdout, n, user)
 		return nil
 	}
 	entries, err := st.List(ctx, user)
@@ -124,7 +172,10 @@ func sessionInfos(entries []session.Entry, now time.Time) []server.SessionInfo {
 	return out
 }
 
-var errNotRunning = errors.New("authd is not running")
+var (
+	errNotRunning  = errors.New("authd is not running")
+	errUnknownUser = errors.New("no such user")
+)
 
 // adminCall talks to a running authd over its admin socket in data_dir.
 func adminCall(ctx context.Context, cfg config.Config, method, path string, out any) error {
@@ -150,6 +201,9 @@ func adminCall(ctx context.Context, cfg config.Config, method, path string, out 
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("authd: %s: %w", e.Error, errUnknownUser)
+		}
 		return fmt.Errorf("authd: %s", e.Error)
 	}
 	if out == nil {
@@ -232,7 +286,9 @@ func notifyUserChange(ctx context.Context, cfg config.Config, user string, revok
 			return nil // never started: no sessions to end
 		}
 	}
-	if _, err := revoke(ctx, cfg, user, false); err != nil {
+	if _, err := revoke(ctx, cfg, user, false); err != nil && !errors.Is(err, errUnknownUser) {
+		// A deleted user is unknown to the running authd by now; with no
+		// sessions left there is nothing to end.
 		return fmt.Errorf("revoke sessions of %s: %w", user, err)
 	}
 	return nil

@@ -39,11 +39,20 @@ type userStore interface {
 	Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
 }
 
+// throttler is a login throttle as serve holds it: what login uses
+// (server.Throttler), plus SetConfig, which applies new limits on reload.
+type throttler interface {
+	server.Throttler
+	SetConfig(cfg throttle.Config)
+}
+
 var (
 	_ sessionStore = (*session.Embedded)(nil)
 	_ sessionStore = (*session.Redis)(nil)
 	_ userStore    = (*users.File)(nil)
 	_ userStore    = (*users.Redis)(nil)
+	_ throttler    = (*throttle.Memory)(nil)
+	_ throttler    = (*throttle.Redis)(nil)
 )
 
 // stores are the state authd keeps: users, sessions, login throttles,
@@ -58,7 +67,7 @@ type stores struct {
 	redis       redis.UniversalClient
 	users       userStore
 	sessions    sessionStore
-	throttle    server.Throttler
+	throttle    throttler
 	nonces      machine.NonceCache
 	credentials *credentials
 	secret      []byte
@@ -94,7 +103,7 @@ func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string) e
 			return err
 		}
 		st.users = ru
-		st.throttle = freshLogin{Throttler: throttle.NewRedis(st.redis, cfg.Redis.KeyPrefix, throttleConfig(cfg), time.Now), users: ru}
+		st.throttle = freshLogin{throttler: throttle.NewRedis(st.redis, cfg.Redis.KeyPrefix, throttleConfig(cfg), time.Now), users: ru}
 		st.nonces = machine.NewRedisNonces(st.redis, cfg.Redis.KeyPrefix, time.Now)
 		st.sessions = newRedisSessions(cfg, st.redis, ru)
 	}
@@ -304,7 +313,7 @@ func openCredentials(ctx context.Context, cfg config.Config, rc redis.UniversalC
 // changed or a user locked on another instance a moment ago is what the
 // password is checked against. Any Redis error fails the login (503).
 type freshLogin struct {
-	server.Throttler
+	throttler
 	users *users.Redis
 }
 
@@ -317,7 +326,7 @@ func (f freshLogin) Check(ctx context.Context, user, ip string) (throttle.Verdic
 			return throttle.Verdict{}, err
 		}
 	}
-	return f.Throttler.Check(ctx, user, ip)
+	return f.throttler.Check(ctx, user, ip)
 }
 
 // redisOptions turns the [redis] block into client options: short timeouts,

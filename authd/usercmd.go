@@ -369,9 +369,18 @@ func putRedisUsers(ctx context.Context, cfg config.Config, list []users.User, ov
 			return 0, fmt.Errorf("users already exist in redis: %s; use -overwrite to replace them", strings.Join(clash, ", "))
 		}
 	}
-	for _, u := range list {
-		if err := ru.Put(ctx, u); err != nil {
-			return 0, err
+	for i, u := range list {
+		put := ru.Put
+		if !overwrite {
+			// The check above read a snapshot: a user added since must not be
+			// clobbered, so the write itself refuses an existing name.
+			put = ru.Add
+		}
+		if err := put(ctx, u); err != nil {
+			if errors.Is(err, users.ErrExists) {
+				err = fmt.Errorf("%w; use -overwrite to replace it (%d users were imported before it)", err, i)
+			}
+			return i, err
 		}
 	}
 	return len(list), nil

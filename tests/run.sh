@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 source tests/lib/deps.sh
 need_go
 go vet ./...
-go test -count=1 ./...
+# Every package under the race detector (tests/ packages skip here without AUTHD_E2E).
+go test -race -count=1 ./...
 
-apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl
+apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl strace
 export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
 streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
 echo "==> end-to-end tests (screenshots in tests/out/)"
@@ -19,7 +20,7 @@ AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e
 # load-balanced deployment (real Redis with AOF, two authd, two Streamlit, nginx/lb-example.conf).
 apt_ensure redis-server redis-tools
 echo "==> Redis store tests"
-go test -count=1 -run Redis ./authd/...
+go test -race -count=1 -run Redis ./authd/...
 echo "==> cluster tests"
 AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
 

@@ -197,6 +197,28 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestGroupNobodyHolds: a rule whose only group has lost its last member
+// admits nobody; it must never read as "no groups, so anyone logged in".
+func TestGroupNobodyHolds(t *testing.T) {
+	rs, err := New([]Rule{{Path: "/admin", Groups: []string{"admins"}}, {Path: "/"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []Request{
+		{User: "alice", Groups: []string{"staff"}},
+		{User: "bob"},
+		{User: "admins"},
+	} {
+		req.Path = "/admin/x"
+		if got, rule := rs.Decide(&req); got != Deny || rule != 0 {
+			t.Errorf("%s: got %v by rule %d, want %v by rule 0", req.User, got, rule, Deny)
+		}
+	}
+	if got, _ := rs.Decide(&Request{Path: "/admin"}); got != Login {
+		t.Errorf("anonymous: got %v, want %v", got, Login)
+	}
+}
+
 func TestNewRejects(t *testing.T) {
 	tests := []struct {
 		name  string

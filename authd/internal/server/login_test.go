@@ -354,7 +354,7 @@ func TestRedirectValidator(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.rd, func(t *testing.T) {
-			if got := h.srv.safeRedirect(tt.rd, "/"); got != tt.want {
+			if got := h.srv.cur.Load().safeRedirect(tt.rd, "/"); got != tt.want {
 				t.Errorf("safeRedirect(%q) = %q, want %q", tt.rd, got, tt.want)
 			}
 		})
@@ -363,8 +363,8 @@ func TestRedirectValidator(t *testing.T) {
 
 func TestLoginOverloadAnswers503(t *testing.T) {
 	h := newHarness(t, nil, func(o *Options) { o.MaxHashing = 1; o.MaxHashQueue = 0 })
-	h.srv.gate.slots <- struct{}{} // all hashing slots busy
-	defer func() { <-h.srv.gate.slots }()
+	h.srv.cur.Load().gate.slots <- struct{}{} // all hashing slots busy
+	defer func() { <-h.srv.cur.Load().gate.slots }()
 	w := h.postLogin("alice", testPassword, "/", "203.0.113.7", nil)
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Errorf("got %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
@@ -372,7 +372,7 @@ func TestLoginOverloadAnswers503(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	h := newHarness(t, nil, nil)
+	h := newHarness(t, nil, func(o *Options) { o.Build = BuildInfo{Version: "v1.2.3", Commit: "abc123", Go: "go1.26.0"} })
 	c := h.login("alice")
 	h.verify("/", c)
 	h.verify("/", "")
@@ -382,6 +382,7 @@ func TestMetrics(t *testing.T) {
 		`authd_verify_requests_total{code="200"} 1`, `authd_verify_requests_total{code="401"} 1`,
 		`authd_logins_total{outcome="success"} 1`, `authd_logins_total{outcome="bad_password"} 1`,
 		`authd_sessions_active 1`, `authd_verify_duration_seconds_count 2`,
+		`authd_build_info{version="v1.2.3",commit="abc123",go="go1.26.0"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)

@@ -14,6 +14,12 @@ import (
 // Upper bounds of the verify latency histogram, in seconds.
 var latencyBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1}
 
+// BuildInfo names the running binary; /metrics reports it as
+// authd_build_info{version, commit, go} 1.
+type BuildInfo struct {
+	Version, Commit, Go string
+}
+
 // metrics are counters kept with atomics so verify never takes a lock.
 type metrics struct {
 	allowed, unauthorized, forbidden atomic.Uint64
@@ -55,6 +61,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request, _ httprou
 	m := &s.metrics
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	b := s.cur.Load().Build
+	fmt.Fprintln(w, "# HELP authd_build_info The running authd's version, commit and Go version.")
+	fmt.Fprintln(w, "# TYPE authd_build_info gauge")
+	fmt.Fprintf(w, "authd_build_info{version=%q,commit=%q,go=%q} 1\n", b.Version, b.Commit, b.Go)
 	fmt.Fprintln(w, "# HELP authd_verify_requests_total Verify requests by answer.")
 	fmt.Fprintln(w, "# TYPE authd_verify_requests_total counter")
 	fmt.Fprintf(w, "authd_verify_requests_total{code=\"200\"} %d\n", m.allowed.Load())
@@ -86,4 +96,19 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request, _ httprou
 	fmt.Fprintln(w, "# HELP authd_sessions_active Sessions in the store.")
 	fmt.Fprintln(w, "# TYPE authd_sessions_active gauge")
 	fmt.Fprintf(w, "authd_sessions_active %d\n", s.store.Len())
+	if _, ok := s.store.(damageReporter); ok {
+		d := s.storeDamage()
+		fmt.Fprintln(w, "# HELP authd_store_damaged_records Session records lost to damaged files when the store opened (a damaged stretch counts as one).")
+		fmt.Fprintln(w, "# TYPE authd_store_damaged_records gauge")
+		fmt.Fprintf(w, "authd_store_damaged_records %d\n", d.Records)
+		fmt.Fprintln(w, "# HELP authd_store_damaged_bytes Bytes of damaged session files skipped when the store opened.")
+		fmt.Fprintln(w, "# TYPE authd_store_damaged_bytes gauge")
+		fmt.Fprintf(w, "authd_store_damaged_bytes %d\n", d.Bytes)
+		fmt.Fprintln(w, "# HELP authd_store_recovered_records Intact records recovered from damaged session files when the store opened.")
+		fmt.Fprintln(w, "# TYPE authd_store_recovered_records gauge")
+		fmt.Fprintf(w, "authd_store_recovered_records %d\n", d.Recovered)
+		fmt.Fprintln(w, "# HELP authd_store_damaged_files Copies of damaged session files kept aside in the data directory.")
+		fmt.Fprintln(w, "# TYPE authd_store_damaged_files gauge")
+		fmt.Fprintf(w, "authd_store_damaged_files %d\n", len(d.Files))
+	}
 }

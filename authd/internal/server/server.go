@@ -15,6 +15,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -33,10 +34,17 @@ import (
 )
 
 // UserStore is what the handlers need from the users: the current snapshot,
-// and a way to store an upgraded hash after a login (bcrypt → argon2id).
+// a way to store an upgraded hash after a login (bcrypt → argon2id), and
+// EnsureCurrent, which machine authentication calls before it trusts the
+// snapshot's copy of a user. A store whose copy can lag behind a shared one
+// (users.Redis) catches up on that user there, as the session store does
+// through the version it reads with each session. It is part of the
+// interface, not an optional extra found by a type assertion, so a store
+// wrapped on its way in cannot silently skip the check.
 type UserStore interface {
 	DB() *users.DB
 	SetHash(name, hash string) error
+	EnsureCurrent(ctx context.Context, name string) error
 }
 
 // SessionStore is what the public listener needs from the session store:
@@ -60,17 +68,25 @@ type Throttler interface {
 }
 
 type machineAuth interface {
-	Authenticate(ctx context.Context, r machine.Request) (user string, present bool, err error)
+	Identify(ctx context.Context, r machine.Request) (id machine.Identity, present bool, err error)
+}
+
+// damageReporter is a session store that can have recovered from damaged
+// files when it opened (session.Embedded). It is optional: a store that
+// cannot be damaged that way shows no damage gauges in /metrics.
+type damageReporter interface {
+	Damage() session.Damage
 }
 
 var (
-	_ SessionStore = (*session.Embedded)(nil)
-	_ SessionStore = (*session.Redis)(nil)
-	_ UserStore    = (*users.File)(nil)
-	_ UserStore    = (*users.Redis)(nil)
-	_ Throttler    = (*throttle.Memory)(nil)
-	_ Throttler    = (*throttle.Redis)(nil)
-	_ machineAuth  = (*machine.Verifier)(nil)
+	_ SessionStore   = (*session.Embedded)(nil)
+	_ SessionStore   = (*session.Redis)(nil)
+	_ damageReporter = (*session.Embedded)(nil)
+	_ UserStore      = (*users.File)(nil)
+	_ UserStore      = (*users.Redis)(nil)
+	_ Throttler      = (*throttle.Memory)(nil)
+	_ Throttler      = (*throttle.Redis)(nil)
+	_ machineAuth    = (*machine.Verifier)(nil)
 )
 
 // Options are the settings the server needs from the configuration.
@@ -92,6 +108,9 @@ type Options struct {
 	MaxHashQueue     int // logins allowed to wait for a slot
 	HashQueueTimeout time.Duration
 
+	// Build names the running binary in /metrics.
+	Build BuildInfo
+
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
 }
@@ -109,7 +128,7 @@ type Deps struct {
 
 // Server holds authd's request handlers. Create it with New.
 type Server struct {
-	o       Options
+	cur     atomic.Pointer[settings]
 	users   UserStore
 	store   SessionStore
 	thr     Throttler
@@ -118,14 +137,12 @@ type Server struct {
 	now     func() time.Time
 	rules   atomic.Pointer[policy.Rules]
 	ids     atomic.Pointer[identities]
-	origins map[string]bool // allowed absolute redirect origins
-	origin  string          // PublicURL's origin
-	preName string          // pre-session (CSRF) cookie name
-	gate    *gate
 	metrics metrics
-	// storeErrors keeps a store outage from writing one log line per request.
-	storeErrors errorLog
-	pages       *pages
+	// storeErrors keeps a store outage from writing one log line per request;
+	// machineErrors does the same for machine clients refused because their
+	// credentials or user could not be confirmed current.
+	storeErrors   errorLog
+	machineErrors errorLog
 }
 
 // New returns a Server. rules must not be nil.
@@ -136,35 +153,26 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	if len(o.Secret) < 32 {
 		return nil, errors.New("secret shorter than 32 bytes")
 	}
-	pu, err := url.Parse(o.PublicURL)
-	if err != nil || pu.Host == "" {
-		return nil, errors.New("public url must be absolute")
+	st, err := newSettings(o, nil)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
-		o: o, users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		origin:  originOf(pu),
-		origins: map[string]bool{},
-		gate:    newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout),
+		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 	}
+	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
-	s.origins[s.origin] = true
-	for _, h := range o.RedirectHosts {
-		if u, err := url.Parse(h); err == nil && u.Host != "" {
-			s.origins[originOf(u)] = true
-		}
-	}
-	s.preName = strings.Replace(o.CookieName, "session", "pre", 1)
-	if s.preName == o.CookieName {
-		s.preName = o.CookieName + "_pre"
-	}
+	s.cur.Store(st)
 	s.rules.Store(rules)
-	if s.pages, err = newPages(o, s.origins); err != nil {
-		return nil, err
+	if d := s.storeDamage(); d.Damaged() {
+		s.log.Error("session store recovered from damaged files",
+			zap.Int64("recovered_records", d.Recovered), zap.Int64("damaged_records", d.Records),
+			zap.Int64("damaged_bytes", d.Bytes), zap.Strings("damaged_files", d.Files))
 	}
 	return s, nil
 }
@@ -189,13 +197,14 @@ func (s *Server) Handler() http.Handler {
 	for _, m := range verifyMethods {
 		r.Handle(m, "/verify", s.handleVerify)
 	}
-	p := s.o.Prefix
+	st := s.cur.Load()
+	p := st.Prefix
 	r.GET(p+"login", s.handleLoginForm)
 	r.POST(p+"login", s.handleLogin)
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
-	r.GET(p+"static/*file", s.pages.static(p+"static/"))
+	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
 	r.GET("/metrics", s.handleMetrics)
@@ -235,7 +244,25 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 		plain(w, http.StatusServiceUnavailable, "users not loaded")
 		return
 	}
+	// Recovered damage leaves authd ready: the store works and holds every
+	// intact session, and failing readiness would take the instance out of
+	// service without bringing anything back. The warning stays until an
+	// operator moves the damaged copies out of the data directory.
+	if d := s.storeDamage(); len(d.Files) > 0 {
+		plain(w, http.StatusOK, fmt.Sprintf("ok\nwarning: session store recovered from damaged files "+
+			"(%d records lost, %d recovered); copies kept aside in the data directory: %s",
+			d.Records, d.Recovered, strings.Join(d.Files, " ")))
+		return
+	}
 	plain(w, http.StatusOK, "ok")
+}
+
+// storeDamage returns what the session store recovered from, if it can tell.
+func (s *Server) storeDamage() session.Damage {
+	if dr, ok := s.store.(damageReporter); ok {
+		return dr.Damage()
+	}
+	return session.Damage{}
 }
 
 func plain(w http.ResponseWriter, code int, msg string) {

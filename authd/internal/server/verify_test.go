@@ -335,7 +335,7 @@ func TestClientIP(t *testing.T) {
 			for _, v := range tt.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			if got := h.srv.clientIP(r).String(); got != tt.want {
+			if got := h.srv.cur.Load().clientIP(r).String(); got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
