@@ -3,7 +3,7 @@
 // main → run → dispatch picks a command. "serve" is Main (serve.go): Open
 // builds the logger, the stores (stores.go; one Redis client with
 // store = "redis") and the server, and binds the listeners; Run serves and
-// calls Reload on SIGHUP; Close shuts down in order. The other commands
+// calls Reload (reload.go) on SIGHUP; Close shuts down in order. The other commands
 // (usercmd.go, sessioncmd.go, machinecmd.go, explain.go) open the state they
 // touch with the same constructors as Main, so a command and the daemon
 // never open a store differently. Config, rules and check-config are in

@@ -5,9 +5,10 @@
 // A request on the public listener goes Handler → one handler method
 // (handleVerify, handleLogin, …) → the stores in Deps, each through the small
 // interface declared here (SessionStore, UserStore, Throttler); the rules
-// are an atomic pointer that SetRules swaps on reload, so a request sees one
-// rule set from start to end. The admin socket (admin.go) is a separate
-// consumer with its own interface, AdminSessions. A new flow (a page, a
+// and the settings are atomic pointers that SetRules and SetOptions swap on
+// reload, so a request sees one rule set and one set of settings from start
+// to end. The admin socket (admin.go) is a separate consumer with its own
+// interfaces, AdminSessions and AdminUsers. A new flow (a page, a
 // form) is a handler method listed in Handler, plus a field in Deps typed
 // with the interface it needs; package main wires the concrete store in.
 package server
