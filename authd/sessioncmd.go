@@ -39,32 +39,22 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) != 0 {
 		return usagef("session %s takes flags only", sub)
 	}
+	if sub == "revoke" && (*user == "") == !*all {
+		return usagef("session revoke needs exactly one of -user NAME or -all")
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
-	// With store = "redis" the sessions are edited in Redis directly, and
-	// the users -user is checked against are read on the same client.
-	var rs *redisState
 	if cfg.Store == "redis" {
-		if sub == "revoke" && (*user == "") == !*all {
-			return usagef("session revoke needs exactly one of -user NAME or -all")
-		}
-		if rs, err = openRedisState(ctx, cfg); err != nil {
-			return err
-		}
-		defer rs.Close()
+		return redisSessionCmd(ctx, cfg, *cfgPath, sub, *user, *all, stdout)
 	}
 	if *user != "" {
-		if *user, err = knownUser(ctx, cfg, rs, *cfgPath, *user); err != nil {
+		if *user, err = knownUser(ctx, cfg, nil, *cfgPath, *user); err != nil {
 			return err
 		}
 	}
-	if rs != nil {
-		return redisSessionCmd(ctx, rs, sub, *user, *all, stdout)
-	}
-	switch sub {
-	case "list":
+	if sub == "list" {
 		var list []server.SessionInfo
 		q := url.Values{"user": {*user}}
 		if err := adminCall(ctx, cfg, "GET", "/sessions?"+q.Encode(), &list); err != nil {
@@ -76,19 +66,13 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 		return printSessions(list, stdout)
-	case "revoke":
-		if (*user == "") == !*all {
-			return usagef("session revoke needs exactly one of -user NAME or -all")
-		}
-		n, err := revoke(ctx, cfg, *user, *all)
-		if err != nil {
-			return err
-		}
-		printRevoked(stdout, n, *user)
-		return nil
-	default:
-		return usagef("session: unknown subcommand %q", sub)
 	}
+	n, err := revoke(ctx, cfg, *user, *all)
+	if err != nil {
+		return err
+	}
+	printRevoked(stdout, n, *user)
+	return nil
 }
 
 // knownUser returns the canonical form of a -user name, as login spells
@@ -137,9 +121,19 @@ func printSessions(list []server.SessionInfo, stdout io.Writer) error {
 // redisSessionCmd lists or revokes sessions in Redis directly: every
 // instance reads sessions from Redis on each request, so no running authd
 // needs telling.
-func redisSessionCmd(ctx context.Context, rs *redisState, sub, user string, all bool, stdout io.Writer) error {
+func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user string, all bool, stdout io.Writer) error {
+	rs, err := openRedisState(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	// -user is checked against the users in Redis, on the same client.
+	if user != "" {
+		if user, err = knownUser(ctx, cfg, rs, cfgPath, user); err != nil {
+			return err
+		}
+	}
 	st := rs.sessions
-	var err error
 	if sub == "revoke" {
 		var n int
 		if all {
