@@ -35,7 +35,7 @@ fuzztime="${AUTHD_FUZZTIME:-50000x}"
 if [ "$fuzztime" != "0" ]; then
   echo "==> fuzzing, $fuzztime per target"
   for target in \
-    server:FuzzSafeRedirect server:FuzzCookieValue server:FuzzVerify \
+    server:FuzzSafeRedirect server:FuzzCookieValue server:FuzzVerify server:FuzzClientIP \
     policy:FuzzCanonical policy:FuzzCanonicalReadsOneWay policy:FuzzDecideAnonymous \
     users:FuzzParse users:FuzzCanonicalName config:FuzzParse \
     session:FuzzParse session:FuzzDecodeOp machine:FuzzParseAuthorization; do

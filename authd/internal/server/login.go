@@ -40,7 +40,7 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request, _ httpr
 // the same status, body and (roughly) timing.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	o := s.cur.Load()
-	ip := o.clientIP(r).String()
+	ip := addrField(o.clientIP(r))
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/x-www-form-urlencoded" {
 		s.loginOutcome("bad_request", "", ip)
@@ -258,7 +258,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 			return
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
-			zap.String("client_ip", o.clientIP(r).String()), zap.String("session", key.Short()))
+			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("session", key.Short()))
 	}
 	o.setCookie(w, o.CookieName, "", -1)
 	s.redirect(w, o.Prefix+"login?signed_out=1")

@@ -291,6 +291,24 @@ func TestThrottlingSpray(t *testing.T) {
 	}
 }
 
+// TestThrottlingUnknownAddress: failures from client addresses a trusted
+// proxy could not name as one plain IP all count against one "unknown"
+// bucket, never against the proxy's own address, so they neither escape the
+// per-IP limit nor lock out clients on the proxy's host.
+func TestThrottlingUnknownAddress(t *testing.T) {
+	h := newHarness(t, nil, nil) // 10 free failures per IP
+	bad := []string{"garbage", "203.0.113.5:443", "", "[2001:db8::1]", "fe80::1%eth0", "203.0.113.5,"}
+	for i := 0; i < 10; i++ {
+		h.postLogin("user"+string(rune('a'+i)), "wrong password", "/", bad[i%len(bad)], nil)
+	}
+	if w := h.postLogin("alice", testPassword, "/", "203.0.113.6:443", nil); w.Code != http.StatusTooManyRequests {
+		t.Errorf("unknown address after 10 failures: got %d, want 429", w.Code)
+	}
+	if w := h.postLogin("alice", testPassword, "/", "127.0.0.1", nil); w.Code != http.StatusSeeOther {
+		t.Errorf("client on the proxy's own address: got %d, want 303 (its bucket is not the unknown one)", w.Code)
+	}
+}
+
 func TestBcryptUpgradedOnLogin(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	bc := bcryptHash(t, "bcrypt password 1")

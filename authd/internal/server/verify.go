@@ -29,6 +29,7 @@ const (
 	hdrOriginalMethod = "X-Original-Method"
 	hdrForwardedFor   = "X-Forwarded-For"
 	hdrForwardedHost  = "X-Forwarded-Host"
+	hdrRealIP         = "X-Real-Ip"
 )
 
 // handleVerify answers nginx's auth_request subrequest with 200, 401 or 403.
@@ -106,7 +107,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		return http.StatusOK
 	case policy.Deny:
 		s.log.Info("access denied", zap.String("event", "access_denied"), zap.String("user", req.User),
-			zap.String("client_ip", o.clientIP(r).String()), zap.String("method", capped(req.Method)),
+			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("method", capped(req.Method)),
 			zap.String("host", capped(req.Host)), zap.String("path", capped(uri)), zap.Bool("request_valid", ok), zap.Int("rule", rule+1))
 		w.WriteHeader(http.StatusForbidden)
 		return http.StatusForbidden
@@ -133,7 +134,7 @@ func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string
 	fail := func(reason string) (*users.Entry, bool, bool) {
 		s.metrics.login("machine_" + reasonKey(reason))
 		s.log.Info("machine authentication failed", zap.String("event", "machine_auth_failed"),
-			zap.String("reason", capped(reason)), zap.String("client_ip", o.clientIP(r).String()), zap.String("path", capped(uri)))
+			zap.String("reason", capped(reason)), zap.String("client_ip", addrField(o.clientIP(r))), zap.String("path", capped(uri)))
 		return nil, true, false
 	}
 	// An outage refuses every machine request: one log line a second, not one each.
@@ -261,9 +262,10 @@ func cookieValue(h http.Header, name string) (string, bool) {
 	return val, found
 }
 
-// peer returns the direct peer's address and whether it may tell us about
-// the original request. Unix-socket peers (no address) are trusted: the
-// socket's file mode guards it.
+// peer returns the direct peer's address, as rules read it (policy.Usable),
+// and whether it may tell us about the original request. Unix-socket peers
+// (no address) are trusted: the socket's file mode guards it. A zoned peer is
+// never trusted: no configured range can vouch for a link-local address.
 func (o *settings) peer(r *http.Request) (netip.Addr, bool) {
 	if r.RemoteAddr == "" || r.RemoteAddr == "@" {
 		return netip.Addr{}, true
@@ -272,12 +274,11 @@ func (o *settings) peer(r *http.Request) (netip.Addr, bool) {
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	a := ap.Addr().Unmap()
-	return a, o.trusted(a)
+	a := policy.Usable(ap.Addr())
+	return a, a.IsValid() && o.trusted(a)
 }
 
 func (o *settings) trusted(a netip.Addr) bool {
-	a = a.Unmap()
 	for _, p := range o.TrustedProxies {
 		if p.Contains(a) {
 			return true
@@ -286,8 +287,14 @@ func (o *settings) trusted(a netip.Addr) bool {
 	return false
 }
 
-// clientIP is the rightmost address in X-Forwarded-For that is not a trusted
-// proxy, read only when the direct peer is trusted; otherwise the peer itself.
+// clientIP is the client's address: from an untrusted peer the peer itself;
+// from a trusted proxy the rightmost X-Forwarded-For hop that is not a
+// trusted proxy, or, without X-Forwarded-For, X-Real-IP. The zero Addr means
+// unknown, and is what a trusted proxy gets for anything but plain IPs: a
+// hop or X-Real-IP with a port, brackets, a zone, an empty element, garbage,
+// a repeated X-Real-IP, or naming no client at all. Falling back to the
+// proxy's own address instead would hand every such request whatever the
+// proxy's network may do.
 func (o *settings) clientIP(r *http.Request) netip.Addr {
 	peer, trusted := o.peer(r)
 	return o.clientFrom(r, peer, trusted)
@@ -298,26 +305,49 @@ func (o *settings) clientFrom(r *http.Request, peer netip.Addr, trusted bool) ne
 	if !trusted {
 		return peer
 	}
+	var realIP netip.Addr
+	if v := r.Header[hdrRealIP]; len(v) > 0 {
+		// nginx sets X-Real-IP to the one address it saw; anything else came
+		// from somewhere we cannot vouch for.
+		if realIP = policy.ClientAddr(v[0]); len(v) > 1 || !realIP.IsValid() {
+			return netip.Addr{}
+		}
+	}
 	xff := r.Header[hdrForwardedFor]
+	if len(xff) == 0 {
+		return realIP
+	}
+	var last netip.Addr
 	for i := len(xff) - 1; i >= 0; i-- {
 		rest := xff[i]
-		for rest != "" {
+		for {
 			hop := rest
-			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+			j := strings.LastIndexByte(rest, ',')
+			if j >= 0 {
 				hop, rest = rest[j+1:], rest[:j]
-			} else {
-				rest = ""
 			}
-			a, err := netip.ParseAddr(textproto.TrimString(hop))
-			if err != nil {
-				return peer // garbage: stop at the last hop we could vouch for
+			a := policy.ClientAddr(hop)
+			if !a.IsValid() {
+				return netip.Addr{} // a hop we cannot read hides who came before it
 			}
-			a = a.Unmap()
-			peer = a
 			if !o.trusted(a) {
 				return a
 			}
+			last = a
+			if j < 0 {
+				break
+			}
 		}
 	}
-	return peer
+	// Every hop is a trusted proxy: the leftmost is where the request began
+	// (a client on a proxy's own host, a health check).
+	return last
+}
+
+// addrField is an address for logs and throttle keys: "unknown" for the zero Addr.
+func addrField(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	return a.String()
 }
