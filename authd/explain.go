@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -12,7 +13,7 @@ import (
 
 // cmdExplain prints which rule decides a request and why: the tool for
 // "I can't get in".
-func cmdExplain(args []string, stdout, stderr io.Writer) error {
+func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlags("explain", stderr)
 	user := fs.String("user", "", "user name (empty: a request without a login)")
 	path := fs.String("path", "", "request path, as the browser sends it (query allowed)")
@@ -26,7 +27,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 0 || *path == "" {
 		return usagef("explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]")
 	}
-	_, db, rules, err := loadAll(*cfgPath)
+	_, db, rules, err := loadAll(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}

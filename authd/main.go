@@ -1,4 +1,13 @@
 // Command authd is a login daemon for apps behind nginx auth_request.
+//
+// main → run → dispatch picks a command. "serve" is Main (serve.go): Open
+// builds the logger, the stores (stores.go; one Redis client with
+// store = "redis") and the server, and binds the listeners; Run serves and
+// calls Reload (reload.go) on SIGHUP; Close shuts down in order. The other commands
+// (usercmd.go, sessioncmd.go, machinecmd.go, explain.go) open the state they
+// touch with the same constructors as Main, so a command and the daemon
+// never open a store differently. Config, rules and check-config are in
+// load.go. The README's "Development" section walks a request and a reload.
 package main
 
 import (
@@ -86,7 +95,7 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "serve":
 		return cmdServe(ctx, rest, stdout, stderr)
 	case "check-config":
-		return cmdCheckConfig(rest, stdout, stderr)
+		return cmdCheckConfig(ctx, rest, stdout, stderr)
 	case "user":
 		return cmdUser(ctx, rest, stdin, stdout, stderr)
 	case "session":
@@ -98,7 +107,7 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "sign":
 		return cmdSign(rest, stdin, stdout, stderr)
 	case "explain":
-		return cmdExplain(rest, stdout, stderr)
+		return cmdExplain(ctx, rest, stdout, stderr)
 	case "nginx":
 		return cmdNginx(rest, stdout, stderr)
 	case "hash":

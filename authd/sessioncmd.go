@@ -26,6 +26,9 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("session: missing subcommand (list, revoke)")
 	}
 	sub, args := args[0], args[1:]
+	if sub != "list" && sub != "revoke" {
+		return usagef("session: unknown subcommand %q", sub)
+	}
 	fs, cfgPath := newFlags("session "+sub, stderr)
 	user := fs.String("user", "", "only this user's sessions")
 	all := fs.Bool("all", false, "every session (revoke)")
@@ -36,20 +39,22 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) != 0 {
 		return usagef("session %s takes flags only", sub)
 	}
+	if sub == "revoke" && (*user == "") == !*all {
+		return usagef("session revoke needs exactly one of -user NAME or -all")
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
+	if cfg.Store == "redis" {
+		return redisSessionCmd(ctx, cfg, *cfgPath, sub, *user, *all, stdout)
+	}
 	if *user != "" {
-		if *user, err = knownUser(cfg, *cfgPath, *user); err != nil {
+		if *user, err = knownUser(ctx, cfg, nil, *cfgPath, *user); err != nil {
 			return err
 		}
 	}
-	if cfg.Store == "redis" && (sub == "list" || sub == "revoke") {
-		return redisSessionCmd(ctx, cfg, sub, *user, *all, stdout)
-	}
-	switch sub {
-	case "list":
+	if sub == "list" {
 		var list []server.SessionInfo
 		q := url.Values{"user": {*user}}
 		if err := adminCall(ctx, cfg, "GET", "/sessions?"+q.Encode(), &list); err != nil {
@@ -61,35 +66,37 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 		return printSessions(list, stdout)
-	case "revoke":
-		if (*user == "") == !*all {
-			return usagef("session revoke needs exactly one of -user NAME or -all")
-		}
-		n, err := revoke(ctx, cfg, *user, *all)
-		if err != nil {
-			return err
-		}
-		printRevoked(stdout, n, *user)
-		return nil
-	default:
-		return usagef("session: unknown subcommand %q", sub)
 	}
+	n, err := revoke(ctx, cfg, *user, *all)
+	if err != nil {
+		return err
+	}
+	printRevoked(stdout, n, *user)
+	return nil
 }
 
 // knownUser returns the canonical form of a -user name, as login spells
 // it, and fails unless that user exists: a typo or another spelling must
 // never revoke nothing and report "0" as if that were the answer.
-func knownUser(cfg config.Config, cfgPath, raw string) (string, error) {
+// rs, when not nil, holds the users in Redis; otherwise the configured
+// users are opened as serve opens them.
+func knownUser(ctx context.Context, cfg config.Config, rs *redisState, cfgPath, raw string) (string, error) {
 	name, err := users.Canonical(raw)
 	if err != nil {
 		return "", fmt.Errorf("-user: %w", err)
 	}
-	db, source, err := loadUsers(cfg, cfgPath)
-	if err != nil {
-		return "", err
+	var db *users.DB
+	if rs != nil {
+		db = rs.users.DB()
+	} else {
+		us, err := openUsers(ctx, cfg, nil, cfgPath)
+		if err != nil {
+			return "", err
+		}
+		db = us.DB()
 	}
 	if !db.HasUser(name) {
-		return "", fmt.Errorf("-user: no user %q in %s", name, source)
+		return "", fmt.Errorf("-user: no user %q in %s", name, usersSource(cfg))
 	}
 	return name, nil
 }
@@ -114,16 +121,19 @@ func printSessions(list []server.SessionInfo, stdout io.Writer) error {
 // redisSessionCmd lists or revokes sessions in Redis directly: every
 // instance reads sessions from Redis on each request, so no running authd
 // needs telling.
-func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, all bool, stdout io.Writer) error {
-	if sub == "revoke" && (user == "") == !all {
-		return usagef("session revoke needs exactly one of -user NAME or -all")
-	}
-	c, err := dialRedis(ctx, cfg)
+func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user string, all bool, stdout io.Writer) error {
+	rs, err := openRedisState(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	st := session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now)
+	defer rs.Close()
+	// -user is checked against the users in Redis, on the same client.
+	if user != "" {
+		if user, err = knownUser(ctx, cfg, rs, cfgPath, user); err != nil {
+			return err
+		}
+	}
+	st := rs.sessions
 	if sub == "revoke" {
 		var n int
 		if all {
@@ -211,9 +221,9 @@ func revoke(ctx context.Context, cfg config.Config, user string, all bool) (int,
 	if !errors.Is(err, errNotRunning) {
 		return 0, err
 	}
-	st, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	st, err := openEmbeddedSessions(cfg)
 	if err != nil {
-		return 0, fmt.Errorf("open session store: %w", err)
+		return 0, err
 	}
 	defer closeOffline(st, cfg.DataDir)
 	if all {
@@ -242,9 +252,9 @@ func closeOffline(st *session.Embedded, dir string) {
 }
 
 func listOffline(ctx context.Context, cfg config.Config, user string) ([]server.SessionInfo, error) {
-	st, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	st, err := openEmbeddedSessions(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open session store: %w", err)
+		return nil, err
 	}
 	defer closeOffline(st, cfg.DataDir)
 	entries, err := st.List(ctx, user)

@@ -11,7 +11,7 @@ func TestAdminUserSpellings(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	h.login("alice")
 	h.login("alice")
-	admin := h.srv.AdminHandler()
+	admin := NewAdmin(h.store, h.users, nil, nil, h.clock.now).Handler()
 	call := func(method, target string) (int, string) {
 		w := httptest.NewRecorder()
 		admin.ServeHTTP(w, httptest.NewRequest(method, target, nil))

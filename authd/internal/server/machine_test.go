@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -166,6 +168,71 @@ func TestVerifyMachineUserChanges(t *testing.T) {
 			}
 			if got := verify(signed()); got != 401 {
 				t.Errorf("signed after the change: got %d, want 401", got)
+			}
+		})
+	}
+}
+
+// laggingUsers is a user store whose copy may lag behind a shared one, like
+// users.Redis: EnsureCurrent records the names asked for and fails with err.
+type laggingUsers struct {
+	*users.File
+	err   error
+	asked []string
+}
+
+func (l *laggingUsers) EnsureCurrent(_ context.Context, name string) error {
+	l.asked = append(l.asked, name)
+	return l.err
+}
+
+// wrappedUsers is a UserStore as a caller might pass it on, wrapped (to
+// count, to log): only the methods of the interface reach the server.
+type wrappedUsers struct{ UserStore }
+
+// TestVerifyMachineUserCurrentThroughWrapping: a machine client's user is
+// caught up with the shared store before the credential counts, even when
+// the store reaches the server wrapped; a user that cannot be confirmed
+// current is a refusal.
+func TestVerifyMachineUserCurrentThroughWrapping(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+		user string
+	}{
+		{"user confirmed current", nil, 200, "bob"},
+		{"user not confirmed", errors.New("read user version from redis: i/o timeout"), 401, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, []policy.Rule{{Path: "/"}}, nil)
+			path := filepath.Join(t.TempDir(), machine.FileName)
+			var bobToken string
+			err := machine.Edit(path, func(r *machine.Records) error {
+				tok, rec, err := machine.NewToken("bob", "ci", h.clock.now(), time.Hour)
+				rec.UserGeneration = 2 // bob's, in the harness
+				bobToken, r.Tokens = tok, append(r.Tokens, rec)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mf, err := machine.OpenFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.srv.machine = machine.NewVerifier(mf, machine.NewMemoryNonces(0, 0, h.clock.now), machine.DefaultWindow, h.clock.now)
+			lag := &laggingUsers{File: h.users, err: tt.err}
+			h.srv.users = wrappedUsers{lag}
+
+			w := h.do(req{target: "/verify", headers: map[string]string{
+				"X-Original-URI": "/api/x", "X-Original-Method": "GET", "X-Forwarded-Host": "app.example.com", "Authorization": "Bearer " + bobToken}})
+			if w.Code != tt.want || w.Header().Get("Remote-User") != tt.user {
+				t.Errorf("got %d as %q, want %d as %q", w.Code, w.Header().Get("Remote-User"), tt.want, tt.user)
+			}
+			if !slices.Equal(lag.asked, []string{"bob"}) {
+				t.Errorf("EnsureCurrent asked for %q, want [bob]", lag.asked)
 			}
 		})
 	}

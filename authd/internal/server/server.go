@@ -1,6 +1,16 @@
 // Package server implements authd's HTTP interface: the verify endpoint nginx
 // calls through auth_request, the login and logout pages, whoami, health,
 // metrics and the local admin API used by the CLI.
+//
+// A request on the public listener goes Handler → one handler method
+// (handleVerify, handleLogin, …) → the stores in Deps, each through the small
+// interface declared here (SessionStore, UserStore, Throttler); the rules
+// and the settings are atomic pointers that SetRules and SetOptions swap on
+// reload, so a request sees one rule set and one set of settings from start
+// to end. The admin socket (admin.go) is a separate consumer with its own
+// interfaces, AdminSessions and AdminUsers. A new flow (a page, a
+// form) is a handler method listed in Handler, plus a field in Deps typed
+// with the interface it needs; package main wires the concrete store in.
 package server
 
 import (
@@ -24,53 +34,60 @@ import (
 	"github.com/authd/authd/authd/internal/users"
 )
 
-type userStore interface {
+// UserStore is what the handlers need from the users: the current snapshot,
+// a way to store an upgraded hash after a login (bcrypt → argon2id), and
+// EnsureCurrent, which machine authentication calls before it trusts the
+// snapshot's copy of a user. A store whose copy can lag behind a shared one
+// (users.Redis) catches up on that user there, as the session store does
+// through the version it reads with each session. It is part of the
+// interface, not an optional extra found by a type assertion, so a store
+// wrapped on its way in cannot silently skip the check.
+type UserStore interface {
 	DB() *users.DB
 	SetHash(name, hash string) error
+	EnsureCurrent(ctx context.Context, name string) error
 }
 
-type sessionStore interface {
+// SessionStore is what the public listener needs from the session store:
+// the request path (verify, login, logout) plus Ping for /readyz and Len
+// for /metrics. Listing and bulk revocation belong to the admin socket
+// (AdminSessions).
+type SessionStore interface {
 	Create(ctx context.Context, k session.Key, s session.Session) error
 	Get(ctx context.Context, k session.Key) (session.Session, bool, error)
 	Touch(ctx context.Context, k session.Key, t time.Time) error
 	Delete(ctx context.Context, k session.Key) error
-	DeleteUser(ctx context.Context, user string) (int, error)
-	DeleteAll(ctx context.Context) (int, error)
-	List(ctx context.Context, user string) ([]session.Entry, error)
-	Len() int
 	Ping(ctx context.Context) error
+	Len() int
+}
+
+// Throttler counts login failures per account and client IP.
+type Throttler interface {
+	Check(ctx context.Context, user, ip string) (throttle.Verdict, error)
+	Fail(ctx context.Context, user, ip string) error
+	Success(ctx context.Context, user, ip string) error
 }
 
 type machineAuth interface {
 	Identify(ctx context.Context, r machine.Request) (id machine.Identity, present bool, err error)
 }
 
-// userRefresher is a user store whose local copy can lag behind a shared one
-// (users.Redis): machine authentication asks it to catch up on one user first,
-// as the session store does through the version it reads with each session.
-type userRefresher interface {
-	EnsureCurrent(ctx context.Context, name string) error
-}
-
-type throttler interface {
-	Check(ctx context.Context, user, ip string) (throttle.Verdict, error)
-	Fail(ctx context.Context, user, ip string) error
-	Success(ctx context.Context, user, ip string) error
-}
-
 // damageReporter is a session store that can have recovered from damaged
-// files when it opened (session.Embedded).
+// files when it opened (session.Embedded). It is optional: a store that
+// cannot be damaged that way shows no damage gauges in /metrics.
 type damageReporter interface {
 	Damage() session.Damage
 }
 
 var (
-	_ sessionStore   = (*session.Embedded)(nil)
+	_ SessionStore   = (*session.Embedded)(nil)
+	_ SessionStore   = (*session.Redis)(nil)
 	_ damageReporter = (*session.Embedded)(nil)
-	_ throttler      = (*throttle.Memory)(nil)
-	_ userStore      = (*users.File)(nil)
+	_ UserStore      = (*users.File)(nil)
+	_ UserStore      = (*users.Redis)(nil)
+	_ Throttler      = (*throttle.Memory)(nil)
+	_ Throttler      = (*throttle.Redis)(nil)
 	_ machineAuth    = (*machine.Verifier)(nil)
-	_ userRefresher  = (*users.Redis)(nil)
 )
 
 // Options are the settings the server needs from the configuration.
@@ -97,15 +114,13 @@ type Options struct {
 
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
-	// Reload re-reads users and rules for the admin API; nil disables it.
-	Reload func() error
 }
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Users    userStore
-	Sessions sessionStore
-	Throttle throttler
+	Users    UserStore
+	Sessions SessionStore
+	Throttle Throttler
 	// Machine checks API tokens and signed requests; nil disables them.
 	Machine machineAuth
 	Logger  *zap.Logger
@@ -118,9 +133,9 @@ type Deps struct {
 // Server holds authd's request handlers. Create it with New.
 type Server struct {
 	cur     atomic.Pointer[settings]
-	users   userStore
-	store   sessionStore
-	thr     throttler
+	users   UserStore
+	store   SessionStore
+	thr     Throttler
 	machine machineAuth
 	log     *zap.Logger
 	now     func() time.Time

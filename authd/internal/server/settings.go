@@ -54,12 +54,12 @@ func newSettings(o Options, prev *settings) (*settings, error) {
 // SetOptions applies o to every request that starts from now on; requests
 // already running finish with the options they started with. The fields that
 // shape routes, cookies and CSRF tokens — PublicURL, Prefix, CookieName,
-// InsecureCookies, Secret — and Reload and Build keep the values New was given: changing
+// InsecureCookies, Secret — and Build keep the values New was given: changing
 // them needs a restart, which the caller reports.
 func (s *Server) SetOptions(o Options) error {
 	cur := s.cur.Load()
 	o.PublicURL, o.Prefix, o.CookieName, o.InsecureCookies = cur.PublicURL, cur.Prefix, cur.CookieName, cur.InsecureCookies
-	o.Secret, o.Reload, o.Build = cur.Secret, cur.Reload, cur.Build
+	o.Secret, o.Build = cur.Secret, cur.Build
 	st, err := newSettings(o, cur)
 	if err != nil {
 		return err

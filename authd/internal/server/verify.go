@@ -155,10 +155,8 @@ func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string
 	case err != nil:
 		return fail(err.Error())
 	}
-	if rf, ok := s.users.(userRefresher); ok {
-		if err := rf.EnsureCurrent(r.Context(), id.User); err != nil {
-			return unavailable(fmt.Errorf("user %s: %w", id.User, err))
-		}
+	if err := s.users.EnsureCurrent(r.Context(), id.User); err != nil {
+		return unavailable(fmt.Errorf("user %s: %w", id.User, err))
 	}
 	u, found := s.users.DB().Lookup(id.User)
 	switch {

@@ -38,6 +38,11 @@ func (f *File) Path() string { return f.file.Path() }
 // DB returns the current snapshot without locking.
 func (f *File) DB() *DB { return f.db.Load() }
 
+// EnsureCurrent returns nil: the file on this host is the only copy of its users and the
+// snapshot is it as last loaded, so there is nothing to catch up with. It lets File stand
+// wherever a users.Redis may, whose EnsureCurrent reads one user's version from Redis.
+func (f *File) EnsureCurrent(context.Context, string) error { return nil }
+
 // Reload reads the file again and replaces the snapshot if it loads. changed reports whether
 // the content differs from the current snapshot's. On error the last good snapshot stays.
 func (f *File) Reload() (changed bool, err error) {
