@@ -68,6 +68,7 @@ commands:
   sign -key ID [-secret-file F] [-method GET] [-debug] URL   print a signed Authorization header line
   explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]
                                      which rule decides a request, and why
+  doctor [-nginx-file F | -nginx-T F|-] [-json]   check nginx's config against authd's (exit 0/1/2)
   hash                               hash a password read from stdin
   version                            print version, commit and Go version (also --version)
 
@@ -98,6 +99,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return cmdSign(rest, stdin, stdout, stderr)
 	case "explain":
 		return cmdExplain(rest, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(rest, stdin, stdout, stderr)
 	case "hash":
 		return cmdHash(rest, stdin, stdout, stderr)
 	case "version", "-version", "--version":

@@ -1,0 +1,675 @@
+package doctor
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// identityHeaders are the request headers apps read a user from; the shipped
+// snippets set each from authd's answer (authd-protect.conf) or clear it
+// (authd-identity-clear.conf). TestIdentityHeadersMatchSnippet keeps the list
+// in step with the snippet.
+var identityHeaders = []string{
+	"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name", "X-Remote-User",
+	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
+	"X-Auth-Request-Preferred-Username", "X-Forwarded-User", "X-Forwarded-Email",
+	"X-Forwarded-Groups", "X-Forwarded-Preferred-Username", "X-Webauth-User",
+}
+
+// authdAnswer are the nginx variables that hold authd's identity answer.
+var authdAnswer = map[string]bool{
+	"$upstream_http_remote_user":   true,
+	"$upstream_http_remote_groups": true,
+	"$upstream_http_remote_email":  true,
+	"$upstream_http_remote_name":   true,
+}
+
+// clientVars are variable prefixes whose value the client chooses.
+var clientVars = []string{"$http_", "$cookie_", "$arg_", "$args", "$query_string", "$request_uri", "$uri", "$proxy_add_x_forwarded_for", "$request_body", "$remote_user"}
+
+// contentHandlers make a location answer with something other than files from root.
+var contentHandlers = []string{"proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "grpc_pass", "memcached_pass"}
+
+func (r *run) http(h *scope) {
+	r.upstreams = map[string][]string{}
+	for _, d := range h.body {
+		if d.Name != "upstream" || !d.IsBlock() || len(d.Args) != 1 {
+			continue
+		}
+		for _, s := range d.Block {
+			if s.Name == "server" && len(s.Args) > 0 {
+				r.upstreams[d.Args[0]] = append(r.upstreams[d.Args[0]], s.Args[0])
+			}
+		}
+	}
+	h.walk(func(s *scope) {
+		if s.kind != "http" && s.kind != "server" {
+			return
+		}
+		for _, d := range s.own("underscores_in_headers") {
+			if d.Arg(0) == "on" {
+				r.addAt(d, "underscores-in-headers",
+					"underscores_in_headers on: a client's X_Remote_User reaches the app next to the Remote-User authd set, and some frameworks read both as one (oauth2-proxy CVE-2025-64484)",
+					"remove it (the default is off)")
+			}
+		}
+		for _, d := range s.own("ignore_invalid_headers") {
+			if d.Arg(0) == "off" {
+				r.addAt(d, "ignore-invalid-headers",
+					"ignore_invalid_headers off: headers with underscores and other invalid names are passed to the app, so a client's X_Remote_User arrives even with underscores_in_headers off (oauth2-proxy CVE-2025-64484)",
+					"remove it (the default is on)")
+			}
+		}
+	})
+	r.loginMap(h)
+	for _, s := range h.kids {
+		if s.kind == "server" {
+			r.server(s)
+		}
+	}
+}
+
+type authState int
+
+const (
+	authNone authState = iota // no auth_request anywhere above
+	authOff                   // auth_request off: marked public
+	authOn
+)
+
+// auth is the auth_request in force at s (nginx inherits it inward unless a
+// level sets its own).
+func auth(s *scope) (authState, *Directive) {
+	v, d := s.value("auth_request")
+	switch {
+	case d == nil:
+		return authNone, nil
+	case v == "off":
+		return authOff, d
+	default:
+		return authOn, d
+	}
+}
+
+func (r *run) server(srv *scope) {
+	locs := srv.locations()
+	protects := false
+	verify := map[string]*Directive{}
+	if st, d := auth(srv); st == authOn {
+		protects = true
+		verify[d.Arg(0)] = d
+	}
+	for _, l := range locs {
+		if st, d := auth(l); st == authOn {
+			protects = true
+			if _, ok := verify[d.Arg(0)]; !ok {
+				verify[d.Arg(0)] = d
+			}
+		}
+	}
+	if !protects {
+		return
+	}
+	var authdLocs []*scope
+	for _, l := range locs {
+		mod, _ := l.match()
+		if mod == "@" {
+			continue
+		}
+		if l.first("internal") != nil {
+			continue
+		}
+		if r.proxiesToAuthd(l) {
+			authdLocs = append(authdLocs, l)
+			continue
+		}
+		r.location(srv, l)
+	}
+	for uri, d := range verify {
+		r.verify(srv, locs, uri, d)
+	}
+	r.prefix(srv, authdLocs)
+	for _, l := range locs {
+		_, path := l.match()
+		if strings.Contains(path, "_stcore/stream") {
+			r.websocket(l)
+		}
+	}
+}
+
+// location checks one public location of a server that protects others.
+func (r *run) location(srv *scope, l *scope) {
+	st, ad := auth(l)
+	proxies := hasAny(l, "proxy_pass")
+	switch st {
+	case authNone:
+		if l.first("return") != nil {
+			return // a redirect or a fixed answer, no content
+		}
+		what := "serves files from its root"
+		if h := handler(l); h != nil {
+			what = "passes requests on (" + h.Name + " at " + h.Pos() + ")"
+		}
+		r.addScope(l, "unprotected-location",
+			fmt.Sprintf("%s %s without auth_request, in a server that protects other locations: anyone reaches it without a login", l.name(), what),
+			"include authd/authd-protect.conf in it, or mark it public on purpose with `auth_request off;` (and clear the identity headers: include authd/authd-identity-clear.conf)")
+		return
+	case authOff:
+		if proxies {
+			r.identity(l, false)
+		}
+		return
+	}
+	for _, in := range l.inner() {
+		for _, d := range in.own("return") {
+			r.addAt(d, "return-before-auth",
+				fmt.Sprintf("return in %s runs in nginx's rewrite phase, before auth_request (%s): this answer goes out without asking authd", l.name(), ad.Pos()),
+				"move the return into a location of its own (with auth_request off if it is meant to be public), or answer from the app")
+		}
+		for _, d := range in.own("rewrite") {
+			r.rewrite(l, d, ad)
+		}
+	}
+	for _, d := range l.own("try_files") {
+		r.tryFiles(srv, l, d)
+	}
+	if v, sd := l.value("satisfy"); v == "any" {
+		if allows, _ := l.effective("allow"); len(allows) > 0 {
+			// nginx docs (ngx_http_core_module, satisfy): "any" lets a request in when
+			// either allow/deny or auth_request says yes; Gixy-Next issue #40 shows it
+			// next to auth_request in real configs.
+			r.addAt(sd, "satisfy-any",
+				fmt.Sprintf("satisfy any in %s with allow (%s): a client address that allow matches gets in without authd, with no identity", l.name(), allows[0].Pos()),
+				"remove `satisfy any` (authd's rules can grant networks: [networks] with a role)")
+		}
+	}
+	if proxies {
+		r.identity(l, true)
+		r.proxyPassURI(l, "the app gets a different path than the one authd allowed")
+	}
+}
+
+func (r *run) rewrite(l *scope, d *Directive, ad *Directive) {
+	if len(d.Args) < 2 {
+		return
+	}
+	flag := d.Arg(2)
+	repl := d.Arg(1)
+	if flag == "redirect" || flag == "permanent" ||
+		strings.HasPrefix(repl, "http://") || strings.HasPrefix(repl, "https://") || strings.HasPrefix(repl, "$scheme") {
+		return // a redirect to the browser: nothing of the app is served
+	}
+	if flag == "break" {
+		r.addAt(d, "rewrite-before-auth",
+			fmt.Sprintf("rewrite ... break in %s changes the URI before auth_request (%s): authd decides on the URI the browser sent, the app serves the rewritten one", l.name(), ad.Pos()),
+			"give the rewritten path its own location with its own rule, or drop the rewrite")
+		return
+	}
+	r.addAt(d, "rewrite-before-auth",
+		fmt.Sprintf("rewrite in %s runs before auth_request (%s) and sends the request to whatever location matches the new URI: this location's auth_request never runs", l.name(), ad.Pos()),
+		"rewrite at server level (so the target location's own auth_request applies), or protect every location the rewrite can reach")
+}
+
+// tryFiles reports a fallback that lands in a location without auth_request:
+// try_files runs after this location's check, but the location it hands the
+// request to sets no identity headers from authd and may be reached by other
+// paths too.
+func (r *run) tryFiles(srv *scope, l *scope, d *Directive) {
+	last := d.Arg(len(d.Args) - 1)
+	if last == "" || strings.HasPrefix(last, "=") || strings.Contains(last, "$") {
+		return
+	}
+	var target *scope
+	if strings.HasPrefix(last, "@") {
+		for _, c := range srv.locations() {
+			if mod, name := c.match(); mod == "@" && name == last {
+				target = c
+			}
+		}
+	} else {
+		target = lookup(srv, strings.SplitN(last, "?", 2)[0])
+	}
+	if target == nil || target == l {
+		return
+	}
+	if st, _ := auth(target); st == authOn {
+		return
+	}
+	f, line := target.pos()
+	r.addAt(d, "try-files-unprotected",
+		fmt.Sprintf("try_files in %s hands the request to %s (%s:%d), which has no auth_request: the app is reached without authd's identity headers", l.name(), target.name(), f, line),
+		"include authd/authd-protect.conf in "+target.name()+" too")
+}
+
+// lookup finds the prefix or exact location nginx would pick for path
+// (regular expression locations are not evaluated).
+func lookup(srv *scope, path string) *scope {
+	var best *scope
+	bestLen := -1
+	for _, c := range srv.kids {
+		if c.kind != "location" {
+			continue
+		}
+		mod, p := c.match()
+		switch mod {
+		case "=":
+			if p == path {
+				return c
+			}
+		case "", "^~":
+			if strings.HasPrefix(path, p) && len(p) > bestLen {
+				best, bestLen = c, len(p)
+			}
+		}
+	}
+	return best
+}
+
+// identity checks the identity headers a proxying location sends the app.
+// protected: the location asks authd (headers must come from its answer);
+// otherwise it is public on purpose (headers must be cleared).
+func (r *run) identity(l *scope, protected bool) {
+	for _, in := range l.inner() {
+		if v, _ := in.value("proxy_pass_request_headers"); v == "off" {
+			return // no client header reaches the app at all
+		}
+	}
+	psh, from := l.effective("proxy_set_header")
+	set := map[string]*Directive{}
+	for _, d := range psh {
+		set[strings.ToLower(d.Arg(0))] = d
+	}
+	ars, _ := l.effective("auth_request_set")
+	fromAuthd := map[string]bool{}
+	for _, d := range ars {
+		if authdAnswer[strings.ToLower(d.Arg(1))] {
+			fromAuthd[d.Arg(0)] = true
+		}
+	}
+	var missing []string
+	for _, h := range identityHeaders {
+		d, ok := set[strings.ToLower(h)]
+		if !ok {
+			missing = append(missing, h)
+			continue
+		}
+		val := d.Arg(1)
+		switch {
+		case val == "":
+		case isClientValue(val):
+			r.addAt(d, "identity-from-client",
+				fmt.Sprintf("%s is set from %s, which the client chooses: anyone can claim any user", h, val),
+				fmt.Sprintf("set it from authd's answer (auth_request_set + proxy_set_header %s $authd_user, as authd-protect.conf does) or to \"\"", h))
+		case protected && strings.HasPrefix(val, "$") && !fromAuthd[val] && isAuthRequestSetVar(l, val):
+			r.addAt(d, "identity-not-from-authd",
+				fmt.Sprintf("%s is set from %s, but no auth_request_set for %s applies in %s (a level below set auth_request_set of its own, which replaces the inherited ones): the app gets an empty user", h, val, val, l.name()),
+				"include authd/authd-protect.conf in this location instead of single auth_request_set lines")
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	why := "no proxy_set_header clears them"
+	if from != nil && from != l && from.location() != nil {
+		f, line := from.pos()
+		why = fmt.Sprintf("the proxy_set_header list it inherits from %s (%s:%d) does not clear them", from.name(), f, line)
+	} else if from == l || (from != nil && from.kind != "http" && from.kind != "server") {
+		why = fmt.Sprintf("its own proxy_set_header (%s) replaces every one inherited from the server and http level (nginx inherits proxy_set_header all or nothing)", psh[0].Pos())
+	}
+	fix := "include authd/authd-protect.conf in this location, after any proxy_set_header of its own, or add the missing ones"
+	if !protected {
+		fix = "include authd/authd-identity-clear.conf in this location (and authd/authd-proxy-headers.conf)"
+	}
+	r.addScope(l, "identity-not-cleared",
+		fmt.Sprintf("%s passes a client's %s to the app unchanged: %s", l.name(), strings.Join(missing, ", "), why),
+		fix)
+}
+
+func isClientValue(v string) bool {
+	for _, p := range clientVars {
+		if strings.Contains(v, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// isAuthRequestSetVar reports whether any auth_request_set in the server sets v.
+func isAuthRequestSetVar(l *scope, v string) bool {
+	srv := l.server()
+	found := false
+	srv.walk(func(s *scope) {
+		for _, d := range s.own("auth_request_set") {
+			if d.Arg(0) == v {
+				found = true
+			}
+		}
+	})
+	return found
+}
+
+// proxyPassURI reports a proxy_pass whose URI part replaces the matched
+// location path: what the upstream sees is not what authd decided on.
+func (r *run) proxyPassURI(l *scope, why string) {
+	mod, path := l.match()
+	for _, in := range l.inner() {
+		for _, d := range in.own("proxy_pass") {
+			_, uri, ok := r.target(d.Arg(0))
+			if !ok || uri == "" || strings.Contains(uri, "$") {
+				continue
+			}
+			if (mod == "" || mod == "^~" || mod == "=") && uri == path {
+				continue
+			}
+			r.addAt(d, "proxy-pass-uri",
+				fmt.Sprintf("proxy_pass %s in %s replaces %q with %q: %s", d.Arg(0), l.name(), path, uri, why),
+				fmt.Sprintf("drop the URI part (proxy_pass %s), and serve the app under the same path it is reached at", strings.TrimSuffix(d.Arg(0), uri)))
+		}
+	}
+}
+
+func (r *run) websocket(l *scope) {
+	psh, _ := l.effective("proxy_set_header")
+	upgrade, connection := false, false
+	for _, d := range psh {
+		switch strings.ToLower(d.Arg(0)) {
+		case "upgrade":
+			upgrade = upgrade || strings.Contains(d.Arg(1), "$http_upgrade")
+		case "connection":
+			connection = connection || strings.Contains(strings.ToLower(d.Arg(1)), "upgrade")
+		}
+	}
+	if !upgrade || !connection {
+		r.addScope(l, "websocket-headers",
+			fmt.Sprintf("%s is Streamlit's WebSocket but does not pass Upgrade and Connection: the page stays on \"Connecting\"", l.name()),
+			"include authd/streamlit-stream.conf in it (proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $authd_connection_upgrade; after the protect include)")
+	}
+	if v, d := l.value("proxy_http_version"); v != "1.1" {
+		msg := fmt.Sprintf("%s proxies with HTTP/1.0 (nginx's default), which cannot upgrade to a WebSocket", l.name())
+		if d != nil {
+			msg = fmt.Sprintf("%s proxies with HTTP/%s, which cannot upgrade to a WebSocket", l.name(), v)
+		}
+		r.addScope(l, "websocket-headers", msg, "proxy_http_version 1.1; (authd-proxy-headers.conf sets it)")
+	}
+	v, d := l.value("proxy_read_timeout")
+	t, ok := parseTime(v)
+	if d == nil {
+		t, ok = 60, true
+	}
+	if ok && t < minStreamTimeout {
+		msg := fmt.Sprintf("%s keeps nginx's default proxy_read_timeout of 60s", l.name())
+		if d != nil {
+			msg = fmt.Sprintf("proxy_read_timeout %s applies to %s", v, l.name())
+		}
+		r.addScope(l, "websocket-timeout",
+			msg+": nginx closes a Streamlit session's WebSocket after that long without a message, and the app reconnects and reruns",
+			"proxy_read_timeout 1d; proxy_send_timeout 1d; in the WebSocket location (authd/streamlit-stream.conf sets both)")
+	}
+}
+
+// minStreamTimeout is the shortest proxy_read_timeout (seconds) doctor
+// accepts on Streamlit's WebSocket; the shipped profile uses a day.
+const minStreamTimeout = 3600
+
+// parseTime reads an nginx time ("60", "30s", "5m", "1h 30m", "1d").
+func parseTime(v string) (int, bool) {
+	units := map[byte]int{'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 7 * 86400}
+	total := 0
+	for _, f := range strings.Fields(v) {
+		for f != "" {
+			i := 0
+			for i < len(f) && f[i] >= '0' && f[i] <= '9' {
+				i++
+			}
+			if i == 0 {
+				return 0, false
+			}
+			n, err := strconv.Atoi(f[:i])
+			if err != nil {
+				return 0, false
+			}
+			mult := 1
+			if i < len(f) {
+				if strings.HasPrefix(f[i:], "ms") {
+					mult, i = 0, i+2
+				} else {
+					u, ok := units[f[i]]
+					if !ok {
+						return 0, false
+					}
+					mult, i = u, i+1
+				}
+			}
+			total += n * mult
+			f = f[i:]
+		}
+	}
+	return total, v != ""
+}
+
+// verify checks the location auth_request points to.
+func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
+	var v *scope
+	for _, l := range locs {
+		if mod, p := l.match(); mod == "=" && p == uri {
+			v = l
+		}
+	}
+	if v == nil {
+		v = lookup(srv, uri)
+	}
+	if v == nil {
+		r.addAt(ad, "verify-missing",
+			fmt.Sprintf("auth_request %s: no location in this server matches %s, so every protected request fails", uri, uri),
+			"include authd/authd-server.conf in the server")
+		return
+	}
+	if v.first("internal") == nil {
+		r.addScope(v, "verify-not-internal",
+			fmt.Sprintf("%s (the auth_request target) is not internal: a browser can call it and set X-Original-URI itself", v.name()),
+			"add `internal;` to it")
+	}
+	pp := v.first("proxy_pass")
+	if pp == nil {
+		// perusio/nginx-auth-request-module#8: an auth endpoint that answers 2xx
+		// by itself lets everyone in.
+		r.addScope(v, "verify-not-proxied",
+			fmt.Sprintf("%s (the auth_request target) does not proxy_pass to authd: whatever it answers decides every request", v.name()),
+			fmt.Sprintf("proxy_pass http://authd/verify; to authd at %s (authd/authd-server.conf)", r.opt.Listen))
+		return
+	}
+	if body, _ := v.value("proxy_pass_request_body"); body != "off" {
+		r.addScope(v, "verify-body",
+			fmt.Sprintf("%s forwards the request body to authd: every upload is sent twice and authd waits for it", v.name()),
+			"proxy_pass_request_body off; proxy_set_header Content-Length \"\";")
+	}
+	addrs, path, ok := r.target(pp.Arg(0))
+	if ok && r.opt.Listen != "" && !anyAuthd(addrs, r.opt.Listen) {
+		r.addAt(pp, "verify-address",
+			fmt.Sprintf("proxy_pass %s goes to %s, but authd listens on %s", pp.Arg(0), strings.Join(addrs, ", "), r.opt.Listen),
+			fmt.Sprintf("point the authd upstream at %s, or change listen in authd's config", r.opt.Listen))
+	}
+	if ok && path != "/verify" && !strings.Contains(path, "$") {
+		got := path
+		if got == "" {
+			got = uri + " (the subrequest's own URI)"
+		}
+		r.addAt(pp, "verify-path",
+			fmt.Sprintf("proxy_pass %s asks authd for %s; authd answers auth_request at /verify (not under its prefix)", pp.Arg(0), got),
+			"proxy_pass http://authd/verify;")
+	}
+	// oauth2-proxy#2277: without the original URI the auth server decides on its
+	// own endpoint's path, not the page asked for.
+	psh, _ := v.effective("proxy_set_header")
+	orig := false
+	for _, d := range psh {
+		if strings.EqualFold(d.Arg(0), "X-Original-URI") && d.Arg(1) == "$request_uri" {
+			orig = true
+		}
+	}
+	if !orig {
+		r.addScope(v, "verify-original-uri",
+			fmt.Sprintf("%s does not set X-Original-URI to $request_uri: authd cannot see which path was asked for and applies no path rule", v.name()),
+			"proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Original-Method $request_method;")
+	}
+}
+
+// prefix checks that authd's pages are reachable where authd says they are.
+func (r *run) prefix(srv *scope, authdLocs []*scope) {
+	if r.opt.Prefix == "" {
+		return
+	}
+	found := false
+	for _, l := range authdLocs {
+		mod, p := l.match()
+		if (mod == "" || mod == "^~") && p == r.opt.Prefix {
+			found = true
+			r.proxyPassURI(l, "authd sees a different path than the browser asked for, so its pages and redirects break")
+			continue
+		}
+		if mod == "" || mod == "^~" {
+			r.addScope(l, "prefix-mismatch",
+				fmt.Sprintf("%s proxies to authd, but authd's prefix is %s: its login form links and redirects point to %s", l.name(), r.opt.Prefix, r.opt.Prefix),
+				fmt.Sprintf("use location ^~ %s, or set prefix = %q in authd's config", r.opt.Prefix, p))
+		}
+	}
+	if !found && len(authdLocs) == 0 {
+		r.addScope(srv, "prefix-mismatch",
+			fmt.Sprintf("no location in this server proxies %s to authd: the login form is unreachable and every login redirect ends in 404", r.opt.Prefix),
+			"include authd/authd-server.conf in the server")
+	}
+}
+
+// loginMap checks the fallback login URL the shipped maps send browsers to.
+func (r *run) loginMap(h *scope) {
+	if r.opt.Prefix == "" {
+		return
+	}
+	for _, d := range h.body {
+		if d.Name != "map" || !d.IsBlock() || d.Arg(1) != "$authd_login_url" {
+			continue
+		}
+		for _, e := range d.Block {
+			if e.Name == "" && len(e.Args) == 1 && e.Args[0] != r.opt.Prefix+"login" {
+				r.addAt(e, "prefix-mismatch",
+					fmt.Sprintf("the fallback login URL %s is not under authd's prefix %s", e.Args[0], r.opt.Prefix),
+					fmt.Sprintf("\"\" %slogin;", r.opt.Prefix))
+			}
+		}
+	}
+}
+
+// proxiesToAuthd reports whether l's proxy_pass goes to authd's listen address.
+func (r *run) proxiesToAuthd(l *scope) bool {
+	d := l.first("proxy_pass")
+	if d == nil || r.opt.Listen == "" {
+		return false
+	}
+	addrs, _, ok := r.target(d.Arg(0))
+	return ok && anyAuthd(addrs, r.opt.Listen)
+}
+
+// target splits a proxy_pass URL into the addresses it reaches (an upstream's
+// servers, or host:port) and its URI part; ok is false when variables make it
+// unknowable.
+func (r *run) target(u string) (addrs []string, uri string, ok bool) {
+	rest := u
+	scheme := "http"
+	if i := strings.Index(rest, "://"); i >= 0 {
+		scheme, rest = rest[:i], rest[i+3:]
+	}
+	var hostport string
+	if p, found := strings.CutPrefix(rest, "unix:"); found {
+		// http://unix:/path/to.sock:/uri
+		if i := strings.Index(p, ":"); i >= 0 {
+			hostport, uri = "unix:"+p[:i], p[i+1:]
+		} else {
+			hostport = "unix:" + p
+		}
+	} else if i := strings.Index(rest, "/"); i >= 0 {
+		hostport, uri = rest[:i], rest[i:]
+	} else {
+		hostport = rest
+	}
+	if strings.Contains(hostport, "$") {
+		return nil, "", false
+	}
+	if servers, isUp := r.upstreams[hostport]; isUp {
+		return servers, uri, true
+	}
+	if !strings.HasPrefix(hostport, "unix:") {
+		if _, _, err := net.SplitHostPort(hostport); err != nil {
+			port := "80"
+			if scheme == "https" || scheme == "grpcs" {
+				port = "443"
+			}
+			hostport = net.JoinHostPort(strings.Trim(hostport, "[]"), port)
+		}
+	}
+	return []string{hostport}, uri, true
+}
+
+func anyAuthd(addrs []string, listen string) bool {
+	for _, a := range addrs {
+		if sameAddr(a, listen) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameAddr compares an nginx upstream address with authd's listen address.
+func sameAddr(ngx, listen string) bool {
+	if strings.HasPrefix(listen, "unix:") || strings.HasPrefix(ngx, "unix:") {
+		return ngx == listen
+	}
+	nh, np, err := net.SplitHostPort(ngx)
+	if err != nil {
+		nh, np = ngx, "80"
+	}
+	lh, lp, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if np != lp {
+		return false
+	}
+	switch lh {
+	case "", "0.0.0.0", "::":
+		return true // authd listens on every address
+	}
+	return canonHost(nh) == canonHost(lh)
+}
+
+func canonHost(h string) string {
+	h = strings.ToLower(strings.Trim(h, "[]"))
+	switch h {
+	case "localhost", "::1", "127.0.0.1":
+		return "loopback"
+	}
+	return h
+}
+
+// hasAny reports whether l (or an if/limit_except inside it) has directive name.
+func hasAny(l *scope, name string) bool {
+	for _, in := range l.inner() {
+		if in.first(name) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// handler returns the first content handler directive in l, or nil.
+func handler(l *scope) *Directive {
+	for _, in := range l.inner() {
+		for _, n := range contentHandlers {
+			if d := in.first(n); d != nil {
+				return d
+			}
+		}
+	}
+	return nil
+}
