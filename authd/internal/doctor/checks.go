@@ -112,14 +112,17 @@ func (r *run) server(srv *scope) {
 	if !protects {
 		return
 	}
+	targets := map[*scope]bool{}
+	for uri := range verify {
+		if v := verifyLocation(srv, locs, uri); v != nil {
+			targets[v] = true
+		}
+	}
 	var authdLocs []*scope
 	for _, l := range locs {
 		mod, _ := l.match()
-		if mod == "@" {
-			continue
-		}
-		if l.first("internal") != nil {
-			continue
+		if mod == "@" || l.first("internal") != nil || targets[l] {
+			continue // not reachable from a browser, or checked as a verify location
 		}
 		if r.proxiesToAuthd(l) {
 			authdLocs = append(authdLocs, l)
@@ -288,7 +291,7 @@ func (r *run) identity(l *scope, protected bool) {
 			fromAuthd[d.Arg(0)] = true
 		}
 	}
-	var missing []string
+	var missing, unset []string
 	for _, h := range identityHeaders {
 		d, ok := set[strings.ToLower(h)]
 		if !ok {
@@ -303,10 +306,17 @@ func (r *run) identity(l *scope, protected bool) {
 				fmt.Sprintf("%s is set from %s, which the client chooses: anyone can claim any user", h, val),
 				fmt.Sprintf("set it from authd's answer (auth_request_set + proxy_set_header %s $authd_user, as authd-protect.conf does) or to \"\"", h))
 		case protected && strings.HasPrefix(val, "$") && !fromAuthd[val] && isAuthRequestSetVar(l, val):
-			r.addAt(d, "identity-not-from-authd",
-				fmt.Sprintf("%s is set from %s, but no auth_request_set for %s applies in %s (a level below set auth_request_set of its own, which replaces the inherited ones): the app gets an empty user", h, val, val, l.name()),
-				"include authd/authd-protect.conf in this location instead of single auth_request_set lines")
+			unset = append(unset, h+" "+val)
 		}
+	}
+	if len(unset) > 0 {
+		why := "no auth_request_set applies here"
+		if len(ars) > 0 {
+			why = fmt.Sprintf("the auth_request_set at %s replaces every inherited one (nginx inherits auth_request_set all or nothing)", ars[0].Pos())
+		}
+		r.addScope(l, "identity-not-from-authd",
+			fmt.Sprintf("%s sends %s, but %s: those variables are empty and the app sees no user", l.name(), strings.Join(unset, ", "), why),
+			"include authd/authd-protect.conf in this location (after its own auth_request_set lines), or set the headers to \"\"")
 	}
 	if len(missing) == 0 {
 		return
@@ -451,19 +461,18 @@ func parseTime(v string) (int, bool) {
 
 // verify checks the location auth_request points to.
 func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
-	var v *scope
-	for _, l := range locs {
-		if mod, p := l.match(); mod == "=" && p == uri {
-			v = l
-		}
-	}
-	if v == nil {
-		v = lookup(srv, uri)
-	}
+	v := verifyLocation(srv, locs, uri)
 	if v == nil {
 		r.addAt(ad, "verify-missing",
 			fmt.Sprintf("auth_request %s: no location in this server matches %s, so every protected request fails", uri, uri),
 			"include authd/authd-server.conf in the server")
+		return
+	}
+	if st, _ := auth(v); st == authOn && v.first("internal") == nil {
+		f, line := v.pos()
+		r.addAt(ad, "verify-missing",
+			fmt.Sprintf("auth_request %s lands in %s (%s:%d), an ordinary protected location, not authd's verify location", uri, v.name(), f, line),
+			"include authd/authd-server.conf in the server, or point auth_request at its location = /_authd/verify")
 		return
 	}
 	if v.first("internal") == nil {
@@ -514,6 +523,16 @@ func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
 			fmt.Sprintf("%s does not set X-Original-URI to $request_uri: authd cannot see which path was asked for and applies no path rule", v.name()),
 			"proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Original-Method $request_method;")
 	}
+}
+
+// verifyLocation finds the location an auth_request URI lands in, or nil.
+func verifyLocation(srv *scope, locs []*scope, uri string) *scope {
+	for _, l := range locs {
+		if mod, p := l.match(); mod == "=" && p == uri {
+			return l
+		}
+	}
+	return lookup(srv, uri)
 }
 
 // prefix checks that authd's pages are reachable where authd says they are.
