@@ -48,7 +48,6 @@ func TestTokenize(t *testing.T) {
 	}
 }
 
-
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ name, src, want string }{
 		{"unterminated block", "http {\n a;\n", "unexpected end of file"},
