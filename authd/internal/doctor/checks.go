@@ -333,8 +333,16 @@ func (r *run) identity(l *scope, protected bool) {
 		fix = "include authd/authd-identity-clear.conf in this location (and authd/authd-proxy-headers.conf)"
 	}
 	r.addScope(l, "identity-not-cleared",
-		fmt.Sprintf("%s passes a client's %s to the app unchanged: %s", l.name(), strings.Join(missing, ", "), why),
+		fmt.Sprintf("%s passes a client's %s to the app unchanged: %s", l.name(), headerList(missing), why),
 		fix)
+}
+
+// headerList names a few headers and counts the rest: findings stay one line.
+func headerList(hs []string) string {
+	if len(hs) <= 3 {
+		return strings.Join(hs, ", ")
+	}
+	return fmt.Sprintf("%s (and %d more identity headers)", strings.Join(hs[:3], ", "), len(hs)-3)
 }
 
 func isClientValue(v string) bool {
