@@ -64,11 +64,92 @@ func (r *run) http(h *scope) {
 		}
 	})
 	r.loginMap(h)
+	// Which app addresses some server protects, to find servers that reach
+	// the same app without authd.
+	guarded := map[string]*scope{}
+	var open []*scope
 	for _, s := range h.kids {
-		if s.kind == "server" {
-			r.server(s)
+		if s.kind != "server" {
+			continue
+		}
+		if !r.server(s) {
+			open = append(open, s)
+			continue
+		}
+		for _, l := range s.locations() {
+			if st, _ := auth(l); st != authOn {
+				continue
+			}
+			for _, in := range l.inner() {
+				for _, d := range in.own("proxy_pass") {
+					if addrs, _, ok := r.target(d.Arg(0)); ok && !anyAuthd(addrs, r.opt.Listen) {
+						for _, a := range addrs {
+							guarded[canonAddr(a)] = l
+						}
+					}
+				}
+			}
 		}
 	}
+	for _, s := range open {
+		r.openServer(s, guarded)
+	}
+}
+
+// openServer reports locations of a server without auth_request that pass
+// requests to an app another server protects. nginx picks the server by the
+// Host header (and an unknown Host goes to the default server), so a client
+// that names this server reaches the app without a login
+// (nginx.org/en/docs/http/request_processing.html; h5bp/server-configs-nginx#10).
+func (r *run) openServer(srv *scope, guarded map[string]*scope) {
+	for _, l := range append([]*scope{srv}, srv.locations()...) {
+		if st, _ := auth(l); st == authOff {
+			continue
+		}
+		for _, in := range l.inner() {
+			if in.kind == "server" {
+				continue
+			}
+			for _, d := range in.own("proxy_pass") {
+				addrs, _, ok := r.target(d.Arg(0))
+				if !ok {
+					continue
+				}
+				for _, a := range addrs {
+					p, hit := guarded[canonAddr(a)]
+					if !hit {
+						continue
+					}
+					f, line := p.pos()
+					r.addAt(d, "unprotected-server",
+						fmt.Sprintf("%s in %s (%s) reaches %s without auth_request, the app %s protects at %s:%d: a request whose Host selects this server gets in without a login", d.Name+" "+d.Arg(0), serverName(srv), l.name(), a, p.name(), f, line),
+						"include authd/authd-server.conf in this server and authd/authd-protect.conf in the location, or remove the server")
+					break
+				}
+			}
+		}
+	}
+}
+
+func serverName(srv *scope) string {
+	if d := srv.first("server_name"); d != nil {
+		return "server " + strings.Join(d.Args, " ")
+	}
+	if d := srv.first("listen"); d != nil {
+		return "server listening on " + strings.Join(d.Args, " ")
+	}
+	return "server"
+}
+
+func canonAddr(a string) string {
+	if strings.HasPrefix(a, "unix:") {
+		return a
+	}
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return a
+	}
+	return canonHost(h) + ":" + p
 }
 
 type authState int
@@ -93,7 +174,9 @@ func auth(s *scope) (authState, *Directive) {
 	}
 }
 
-func (r *run) server(srv *scope) {
+// server checks one server block; it reports whether the server protects
+// anything (has an auth_request in force somewhere).
+func (r *run) server(srv *scope) bool {
 	locs := srv.locations()
 	protects := false
 	verify := map[string]*Directive{}
@@ -110,7 +193,7 @@ func (r *run) server(srv *scope) {
 		}
 	}
 	if !protects {
-		return
+		return false
 	}
 	targets := map[*scope]bool{}
 	for uri := range verify {
@@ -140,6 +223,7 @@ func (r *run) server(srv *scope) {
 			r.websocket(l)
 		}
 	}
+	return true
 }
 
 // location checks one public location of a server that protects others.
@@ -148,8 +232,8 @@ func (r *run) location(srv *scope, l *scope) {
 	proxies := hasAny(l, "proxy_pass")
 	switch st {
 	case authNone:
-		if l.first("return") != nil {
-			return // a redirect or a fixed answer, no content
+		if l.first("return") != nil || deniesAll(l) {
+			return // a redirect, a fixed answer or a refusal: no content
 		}
 		what := "serves files from its root"
 		if h := handler(l); h != nil {
@@ -517,19 +601,44 @@ func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
 			fmt.Sprintf("proxy_pass %s asks authd for %s; authd answers auth_request at /verify (not under its prefix)", pp.Arg(0), got),
 			"proxy_pass http://authd/verify;")
 	}
-	// oauth2-proxy#2277: without the original URI the auth server decides on its
-	// own endpoint's path, not the page asked for.
+	if c, cd := v.value("proxy_cache"); cd != nil && c != "off" {
+		// nginxinc/nginx-ldap-auth#103: a cached auth answer keyed without the
+		// credentials let everyone in after one success.
+		r.addAt(cd, "verify-cache",
+			fmt.Sprintf("proxy_cache %s applies to %s: nginx may answer a verify from its cache, for another user's cookie, after a logout or revocation", c, v.name()),
+			"proxy_cache off; in the verify location (authd answers verify from memory; it needs no cache)")
+	}
+	// What authd decides on comes from these headers. nginx passes every client
+	// header on unless the location sets it, so a header the verify location
+	// does not set is one the client chooses (oauth2-proxy#2277 is the
+	// missing-header half of this).
 	psh, _ := v.effective("proxy_set_header")
-	orig := false
+	set := map[string]string{}
 	for _, d := range psh {
-		if strings.EqualFold(d.Arg(0), "X-Original-URI") && d.Arg(1) == "$request_uri" {
-			orig = true
+		set[strings.ToLower(d.Arg(0))] = d.Arg(1)
+	}
+	for _, h := range []struct{ name, want, check, what string }{
+		{"X-Original-URI", "$request_uri", "verify-original-uri", "which path authd decides on"},
+		{"X-Original-Method", "$request_method", "verify-original-method", "which method authd decides on (a POST can claim to be a GET that a rule allows)"},
+	} {
+		got, ok := set[strings.ToLower(h.name)]
+		switch {
+		case !ok:
+			r.addScope(v, h.check,
+				fmt.Sprintf("%s does not set %s: the client's own %s reaches authd, so the client chooses %s", v.name(), h.name, h.name, h.what),
+				fmt.Sprintf("proxy_set_header %s %s;", h.name, h.want))
+		case got != h.want:
+			r.addScope(v, h.check,
+				fmt.Sprintf("%s sets %s to %q, not %s: authd decides on something other than the request nginx serves", v.name(), h.name, got, h.want),
+				fmt.Sprintf("proxy_set_header %s %s;", h.name, h.want))
 		}
 	}
-	if !orig {
-		r.addScope(v, "verify-original-uri",
-			fmt.Sprintf("%s does not set X-Original-URI to $request_uri: authd cannot see which path was asked for and applies no path rule", v.name()),
-			"proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Original-Method $request_method;")
+	if xff, ok := set["x-forwarded-for"]; !ok || (!strings.Contains(xff, "$proxy_add_x_forwarded_for") && !strings.Contains(xff, "$remote_addr")) {
+		msg := fmt.Sprintf("%s does not set X-Forwarded-For: the client's own header reaches authd, which takes the client address from it, so a client picks the address that network rules and throttles see", v.name())
+		if ok {
+			msg = fmt.Sprintf("%s sets X-Forwarded-For to %q, which does not end with the address nginx saw: network rules and throttles see an address the client chose", v.name(), xff)
+		}
+		r.addScope(v, "verify-client-ip", msg, "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;")
 	}
 }
 
@@ -677,6 +786,19 @@ func canonHost(h string) string {
 		return "loopback"
 	}
 	return h
+}
+
+// deniesAll reports whether l refuses every client (deny all; before any allow).
+func deniesAll(l *scope) bool {
+	for _, d := range l.body {
+		switch {
+		case d.Name == "allow":
+			return false
+		case d.Name == "deny" && d.Arg(0) == "all":
+			return true
+		}
+	}
+	return false
 }
 
 // hasAny reports whether l (or an if/limit_except inside it) has directive name.
