@@ -662,6 +662,11 @@ func (r *run) prefix(srv *scope, authdLocs []*scope) {
 		mod, p := l.match()
 		if (mod == "" || mod == "^~") && p == r.opt.Prefix {
 			found = true
+			if st, ad := auth(l); st == authOn {
+				r.addScope(l, "authd-pages-protected",
+					fmt.Sprintf("%s (authd's login pages) inherits auth_request (%s): the login form itself needs a login, so nobody can log in", l.name(), ad.Pos()),
+					"auth_request off; in this location, or move auth_request from the server into the locations it protects")
+			}
 			r.proxyPassURI(l, "authd sees a different path than the browser asked for, so its pages and redirects break")
 			continue
 		}

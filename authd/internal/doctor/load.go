@@ -72,12 +72,29 @@ func ParseDump(r io.Reader) (*Config, error) {
 // ParseFile reads an nginx configuration file and the files it includes from
 // disk. Relative include paths are resolved against confDir, as nginx resolves
 // them against the directory of its main configuration file (/etc/nginx on
-// Debian); empty confDir means the directory of path.
+// Debian). Empty confDir means the nearest directory at or above path's that
+// holds an nginx.conf (so a sites-enabled file resolves like nginx would), or
+// else path's own directory.
 func ParseFile(path, confDir string) (*Config, error) {
 	if confDir == "" {
-		confDir = filepath.Dir(path)
+		confDir = findConfDir(path)
 	}
 	return load(diskSource{}, path, confDir)
+}
+
+func findConfDir(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Dir(path)
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "nginx.conf")); err == nil {
+			return dir
+		}
+		if dir == filepath.Dir(dir) {
+			return filepath.Dir(path)
+		}
+	}
 }
 
 type dumpSource map[string]string

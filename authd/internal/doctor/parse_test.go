@@ -138,3 +138,31 @@ func TestParseFileMissingInclude(t *testing.T) {
 		t.Errorf("got %v, want the include's file:line", err)
 	}
 }
+
+// TestParseFileFindsConfDir: a sites-enabled file resolves its relative
+// includes against the directory holding nginx.conf, as nginx does.
+func TestParseFileFindsConfDir(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"nginx.conf":                "http { include sites-enabled/*.conf; }\n",
+		"snippets/x.conf":           "underscores_in_headers on;\n",
+		"sites-enabled/a.conf":      "server {\n include snippets/x.conf;\n}\n",
+		"sites-enabled/nested/b.ok": "",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := ParseFile(filepath.Join(dir, "sites-enabled", "a.conf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := Check(c, defaults)
+	if len(found) != 1 || found[0].File != filepath.Join(dir, "snippets", "x.conf") {
+		t.Errorf("got %v, want the finding in snippets/x.conf", found)
+	}
+}
