@@ -237,7 +237,7 @@ func (r *run) location(srv *scope, l *scope) {
 		}
 		what := "serves files from its root"
 		if h := handler(l); h != nil {
-			what = "passes requests on (" + h.Name + " at " + h.Pos() + ")"
+			what = "passes requests on (" + h.Name + ", " + where(h, l.dir) + ")"
 		}
 		r.addScope(l, "unprotected-location",
 			fmt.Sprintf("%s %s without auth_request, in a server that protects other locations: anyone reaches it without a login", l.name(), what),
@@ -410,7 +410,7 @@ func (r *run) identity(l *scope, protected bool) {
 		f, line := from.pos()
 		why = fmt.Sprintf("the proxy_set_header list it inherits from %s (%s:%d) does not clear them", from.name(), f, line)
 	} else if from == l || (from != nil && from.kind != "http" && from.kind != "server") {
-		why = fmt.Sprintf("its own proxy_set_header (%s) replaces every one inherited from the server and http level (nginx inherits proxy_set_header all or nothing)", psh[0].Pos())
+		why = fmt.Sprintf("its own proxy_set_header (%s) replaces every one inherited from the levels around it (nginx inherits proxy_set_header all or nothing)", where(psh[0], l.dir))
 	}
 	fix := "include authd/authd-protect.conf in this location, after any proxy_set_header of its own, or add the missing ones"
 	if !protected {
@@ -791,6 +791,15 @@ func canonHost(h string) string {
 		return "loopback"
 	}
 	return h
+}
+
+// where names d's place for a message about ref: "line N" in the same file,
+// else file:line.
+func where(d, ref *Directive) string {
+	if ref != nil && d.File == ref.File {
+		return fmt.Sprintf("line %d", d.Line)
+	}
+	return d.Pos()
 }
 
 // deniesAll reports whether l refuses every client (deny all; before any allow).
