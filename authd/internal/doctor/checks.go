@@ -177,6 +177,9 @@ func auth(s *scope) (authState, *Directive) {
 // server checks one server block; it reports whether the server protects
 // anything (has an auth_request in force somewhere).
 func (r *run) server(srv *scope) bool {
+	if srv.first("return") != nil {
+		return false // answered in the server's rewrite phase: no location is used
+	}
 	locs := srv.locations()
 	protects := false
 	verify := map[string]*Directive{}
@@ -232,7 +235,7 @@ func (r *run) location(srv *scope, l *scope) {
 	proxies := hasAny(l, "proxy_pass")
 	switch st {
 	case authNone:
-		if l.first("return") != nil || deniesAll(l) {
+		if l.first("return") != nil || deniesAll(l) || redirects(l) {
 			return // a redirect, a fixed answer or a refusal: no content
 		}
 		what := "serves files from its root"
@@ -670,7 +673,7 @@ func (r *run) prefix(srv *scope, authdLocs []*scope) {
 			r.proxyPassURI(l, "authd sees a different path than the browser asked for, so its pages and redirects break")
 			continue
 		}
-		if mod == "" || mod == "^~" {
+		if (mod == "" || mod == "^~" || mod == "=") && !strings.HasPrefix(p, r.opt.Prefix) {
 			r.addScope(l, "prefix-mismatch",
 				fmt.Sprintf("%s proxies to authd, but authd's prefix is %s: its login form links and redirects point to %s", l.name(), r.opt.Prefix, r.opt.Prefix),
 				fmt.Sprintf("use location ^~ %s, or set prefix = %q in authd's config", r.opt.Prefix, p))
@@ -781,7 +784,18 @@ func sameAddr(ngx, listen string) bool {
 	case "", "0.0.0.0", "::":
 		return true // authd listens on every address
 	}
-	return canonHost(nh) == canonHost(lh)
+	return sameHost(nh, lh)
+}
+
+// sameHost compares hosts literally, except that "localhost" (which nginx
+// resolves to every loopback address it has) matches 127.0.0.1 and ::1.
+func sameHost(a, b string) bool {
+	a, b = strings.ToLower(strings.Trim(a, "[]")), strings.ToLower(strings.Trim(b, "[]"))
+	if a == b {
+		return true
+	}
+	loop := func(h string) bool { return h == "127.0.0.1" || h == "::1" }
+	return (a == "localhost" && loop(b)) || (b == "localhost" && loop(a))
 }
 
 func canonHost(h string) string {
@@ -800,6 +814,23 @@ func where(d, ref *Directive) string {
 		return fmt.Sprintf("line %d", d.Line)
 	}
 	return d.Pos()
+}
+
+// redirects reports whether l has a rewrite that sends every request to the
+// browser as a redirect, and no content handler.
+func redirects(l *scope) bool {
+	if handler(l) != nil {
+		return false
+	}
+	for _, d := range l.own("rewrite") {
+		flag, repl := d.Arg(2), d.Arg(1)
+		if d.Arg(0) == "^" || d.Arg(0) == "^(.*)$" || d.Arg(0) == "^/(.*)$" || d.Arg(0) == "^.*$" {
+			if flag == "redirect" || flag == "permanent" || strings.HasPrefix(repl, "http://") || strings.HasPrefix(repl, "https://") || strings.HasPrefix(repl, "$scheme") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // deniesAll reports whether l refuses every client (deny all; before any allow).

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -140,5 +141,54 @@ func TestIdentityHeadersMatchSnippet(t *testing.T) {
 	}
 	if strings.Join(names, ",") != strings.Join(identityHeaders, ",") {
 		t.Errorf("authd-identity-clear.conf clears %v, doctor checks %v", names, identityHeaders)
+	}
+}
+
+// TestUnixSocketListen: the snippets' commented unix socket variant matches an
+// authd listening on that socket, and only on it.
+func TestUnixSocketListen(t *testing.T) {
+	dir := snippetDir(t)
+	site := filepath.Join(dir, "site.conf")
+	write(t, site, `upstream authd { server unix:/run/authd/authd.sock; }
+upstream app { server 127.0.0.1:8501; }
+server {
+    listen 443 ssl;
+    include authd/authd-server.conf;
+    location / {
+        proxy_pass http://app;
+        include authd/authd-protect.conf;
+    }
+    location = /authd/whoami {
+        proxy_pass http://authd;
+        include authd/authd-proxy-headers.conf;
+        include authd/authd-identity-clear.conf;
+    }
+}
+server {
+    listen 80;
+    return 301 https://$host$request_uri;
+}
+`)
+	c, err := ParseFile(site, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		listen string
+		want   []string
+	}{
+		{"unix:/run/authd/authd.sock", nil},
+		{"unix:/run/authd/other.sock", []string{"prefix-mismatch", "unprotected-location", "unprotected-location", "verify-address"}},
+		{"[::1]:9091", []string{"prefix-mismatch", "unprotected-location", "unprotected-location", "verify-address"}},
+	}
+	for _, tc := range tests {
+		var got []string
+		for _, f := range Check(c, Options{Listen: tc.listen, Prefix: "/authd/"}) {
+			got = append(got, f.Check)
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("listen %s: got %v, want %v", tc.listen, got, tc.want)
+		}
 	}
 }
