@@ -41,7 +41,7 @@ func ParseDump(r io.Reader) (*Config, error) {
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for sc.Scan() {
 		l := sc.Text()
-		if name, ok := strings.CutPrefix(l, dumpMarker); ok && strings.HasSuffix(name, ":") {
+		if name, ok := strings.CutPrefix(l, dumpMarker); ok && len(name) > 1 && strings.HasSuffix(name, ":") {
 			name = strings.TrimSuffix(name, ":")
 			if _, seen := files[name]; !seen {
 				order = append(order, name)
