@@ -254,6 +254,9 @@ func (r *run) location(srv *scope, l *scope) {
 	}
 	for _, in := range l.inner() {
 		for _, d := range in.own("return") {
+			if code, err := strconv.Atoi(d.Arg(0)); err != nil || code < 200 || code > 299 {
+				continue // a redirect or a refusal: nothing of the site goes out
+			}
 			r.addAt(d, "return-before-auth",
 				fmt.Sprintf("return in %s runs in nginx's rewrite phase, before auth_request (%s): this answer goes out without asking authd", l.name(), ad.Pos()),
 				"move the return into a location of its own (with auth_request off if it is meant to be public), or answer from the app")
@@ -329,7 +332,7 @@ func (r *run) tryFiles(srv *scope, l *scope, d *Directive) {
 	}
 	f, line := target.pos()
 	r.addAt(d, "try-files-unprotected",
-		fmt.Sprintf("try_files in %s hands the request to %s (%s:%d), which has no auth_request: the app is reached without authd's identity headers", l.name(), target.name(), f, line),
+		fmt.Sprintf("try_files in %s hands the request to %s (%s:%d), which has no auth_request: the app gets that location's headers, not authd's answer (a client's Remote-User passes unless it clears it), and any other route into it is open", l.name(), target.name(), f, line),
 		"include authd/authd-protect.conf in "+target.name()+" too")
 }
 
@@ -408,12 +411,15 @@ func (r *run) identity(l *scope, protected bool) {
 	if len(missing) == 0 {
 		return
 	}
-	why := "no proxy_set_header clears them"
-	if from != nil && from != l && from.location() != nil {
+	var why string
+	switch {
+	case from == nil:
+		why = "no proxy_set_header clears them"
+	case from == l:
+		why = fmt.Sprintf("its own proxy_set_header (%s) replaces every one inherited from the levels around it (nginx inherits proxy_set_header all or nothing)", where(psh[0], l.dir))
+	default:
 		f, line := from.pos()
 		why = fmt.Sprintf("the proxy_set_header list it inherits from %s (%s:%d) does not clear them", from.name(), f, line)
-	} else if from == l || (from != nil && from.kind != "http" && from.kind != "server") {
-		why = fmt.Sprintf("its own proxy_set_header (%s) replaces every one inherited from the levels around it (nginx inherits proxy_set_header all or nothing)", where(psh[0], l.dir))
 	}
 	fix := "include authd/authd-protect.conf in this location, after any proxy_set_header of its own, or add the missing ones"
 	if !protected {
@@ -572,7 +578,7 @@ func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
 	}
 	if v.first("internal") == nil {
 		r.addScope(v, "verify-not-internal",
-			fmt.Sprintf("%s (the auth_request target) is not internal: a browser can call it and set X-Original-URI itself", v.name()),
+			fmt.Sprintf("%s (the auth_request target) is not internal: a browser can call it directly and read authd's answer, identity headers included; only nginx's subrequests should reach it", v.name()),
 			"add `internal;` to it")
 	}
 	pp := v.first("proxy_pass")
@@ -586,7 +592,7 @@ func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
 	}
 	if body, _ := v.value("proxy_pass_request_body"); body != "off" {
 		r.addScope(v, "verify-body",
-			fmt.Sprintf("%s forwards the request body to authd: every upload is sent twice and authd waits for it", v.name()),
+			fmt.Sprintf("%s forwards the request body to authd: every upload goes to authd too, which never reads it, and a large one stalls the check", v.name()),
 			"proxy_pass_request_body off; proxy_set_header Content-Length \"\";")
 	}
 	addrs, path, ok := r.target(pp.Arg(0))
