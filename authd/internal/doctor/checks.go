@@ -282,6 +282,62 @@ func (r *run) location(srv *scope, l *scope) {
 		r.identity(l, true)
 		r.proxyPassURI(l, "the app gets a different path than the one authd allowed")
 	}
+	r.errorPage(srv, l)
+}
+
+// errorPage reports an error_page that turns authd's 401 or 403 into
+// content: a 2xx status (error_page 401 =200 …), or a handler location that
+// passes the request on to an app. nginx serves what the error_page target
+// answers, so a denial becomes the app's page (nginx docs, error_page: "=code"
+// changes the response code; authd-server.conf's @authd_401 only redirects or
+// answers 401).
+func (r *run) errorPage(srv *scope, l *scope) {
+	pages, _ := l.effective("error_page")
+	for _, d := range pages {
+		denial, status := false, ""
+		var target string
+		for i, a := range d.Args {
+			switch {
+			case a == "401" || a == "403":
+				denial = true
+			case strings.HasPrefix(a, "="):
+				status = strings.TrimPrefix(a, "=")
+			case i == len(d.Args)-1:
+				target = a
+			}
+		}
+		if !denial {
+			continue
+		}
+		if code, err := strconv.Atoi(status); err == nil && code >= 200 && code <= 299 {
+			r.addAt(d, "error-page-bypass",
+				fmt.Sprintf("error_page %s in %s answers authd's denial with status %d: a request authd refused gets a success", strings.Join(d.Args, " "), l.name(), code),
+				"error_page 401 = @authd_401; (authd/authd-protect.conf), and no =2xx for 401 or 403")
+			continue
+		}
+		var t *scope
+		if strings.HasPrefix(target, "@") {
+			for _, c := range srv.locations() {
+				if mod, name := c.match(); mod == "@" && name == target {
+					t = c
+				}
+			}
+		} else if strings.HasPrefix(target, "/") && !strings.Contains(target, "$") {
+			t = lookup(srv, target)
+		}
+		if t == nil || t == l || r.proxiesToAuthd(t) {
+			continue
+		}
+		if h := handler(t); h != nil {
+			if st, _ := auth(t); st == authOn && !strings.HasPrefix(target, "@") {
+				continue // the error page is itself behind authd
+			}
+			f, line := t.pos()
+			r.addAt(d, "error-page-bypass",
+				fmt.Sprintf("error_page %s in %s sends authd's denial to %s (%s:%d), which passes it on (%s): a request authd refused reaches an app", strings.Join(d.Args, " "), l.name(), t.name(), f, line, h.Name),
+				"error_page 401 = @authd_401; (authd/authd-protect.conf) and let 403 stay a 403")
+		}
+	}
 }
 
 func (r *run) rewrite(l *scope, d *Directive, ad *Directive) {
@@ -376,7 +432,9 @@ func (r *run) identity(l *scope, protected bool) {
 	}
 	ars, _ := l.effective("auth_request_set")
 	fromAuthd := map[string]bool{}
+	source := map[string]string{}
 	for _, d := range ars {
+		source[d.Arg(0)] = d.Arg(1)
 		if authdAnswer[strings.ToLower(d.Arg(1))] {
 			fromAuthd[d.Arg(0)] = true
 		}
@@ -395,6 +453,10 @@ func (r *run) identity(l *scope, protected bool) {
 			r.addAt(d, "identity-from-client",
 				fmt.Sprintf("%s is set from %s, which the client chooses: anyone can claim any user", h, val),
 				fmt.Sprintf("set it from authd's answer (auth_request_set + proxy_set_header %s $authd_user, as authd-protect.conf does) or to \"\"", h))
+		case protected && strings.HasPrefix(val, "$") && !fromAuthd[val] && source[val] != "":
+			r.addAt(d, "identity-not-from-authd",
+				fmt.Sprintf("%s is set from %s = %s, a header authd does not send (it answers Remote-User, Remote-Groups, Remote-Email, Remote-Name): the app sees no user", h, val, source[val]),
+				fmt.Sprintf("auth_request_set %s $upstream_http_remote_user; (or the Remote-* header that carries this value)", val))
 		case protected && strings.HasPrefix(val, "$") && !fromAuthd[val] && isAuthRequestSetVar(l, val):
 			unset = append(unset, h+" "+val)
 		}
