@@ -3,6 +3,7 @@ package doctor
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -688,9 +689,14 @@ func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
 	for _, d := range psh {
 		set[strings.ToLower(d.Arg(0))] = d.Arg(1)
 	}
-	for _, h := range []struct{ name, want, check, what string }{
-		{"X-Original-URI", "$request_uri", "verify-original-uri", "which path authd decides on"},
-		{"X-Original-Method", "$request_method", "verify-original-method", "which method authd decides on (a POST can claim to be a GET that a rule allows)"},
+	for _, h := range []struct {
+		name, want, check, what string
+		also                    []string
+	}{
+		{name: "X-Original-URI", want: "$request_uri", check: "verify-original-uri", what: "which path authd decides on"},
+		{name: "X-Original-Method", want: "$request_method", check: "verify-original-method", what: "which method authd decides on (a POST can claim to be a GET that a rule allows)"},
+		// authd matches rules' host against X-Forwarded-Host.
+		{name: "X-Forwarded-Host", want: "$host", check: "verify-forwarded-host", what: "which host authd's host rules see", also: []string{"$http_host", "$server_name"}},
 	} {
 		got, ok := set[strings.ToLower(h.name)]
 		switch {
@@ -698,7 +704,7 @@ func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
 			r.addScope(v, h.check,
 				fmt.Sprintf("%s does not set %s: the client's own %s reaches authd, so the client chooses %s", v.name(), h.name, h.name, h.what),
 				fmt.Sprintf("proxy_set_header %s %s;", h.name, h.want))
-		case got != h.want:
+		case got != h.want && !slices.Contains(h.also, got):
 			r.addScope(v, h.check,
 				fmt.Sprintf("%s sets %s to %q, not %s: authd decides on something other than the request nginx serves", v.name(), h.name, got, h.want),
 				fmt.Sprintf("proxy_set_header %s %s;", h.name, h.want))
