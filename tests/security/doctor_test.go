@@ -48,10 +48,11 @@ func TestDoctorLiveStack(t *testing.T) {
 	}
 }
 
-// brokenSite has two classic mistakes next to correct locations, each of which a real nginx
-// serves the way doctor says: a nested location whose own proxy_set_header drops every identity
-// header the protect snippet set (the client's Remote-User reaches the app), and a return inside a
-// protected location (answered before auth_request runs). Lines are counted by doctor's findings.
+// brokenSite has three classic mistakes next to correct locations, each of which a real nginx
+// serves the way doctor says: a hand-written verify location that does not set X-Forwarded-For
+// (the client's own copy reaches authd, which takes the client address from it), a nested location whose own
+// proxy_set_header drops every identity header the protect snippet set (the client's Remote-User
+// reaches the app), and a return inside a protected location (answered before auth_request runs).
 const brokenSite = `include authd/authd-http.conf;
 
 upstream echo_app {
@@ -63,7 +64,26 @@ server {
     server_name localhost;
     ssl_certificate     %[3]s/cert.pem;
     ssl_certificate_key %[3]s/key.pem;
-    include authd/authd-server.conf;
+
+    location = /_authd/verify {
+        internal;
+        proxy_pass http://authd/verify;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Original-URI $request_uri;
+        proxy_set_header X-Original-Method $request_method;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $host;
+    }
+    location ^~ /authd/ {
+        proxy_pass http://authd;
+        include authd/authd-proxy-headers.conf;
+        include authd/authd-identity-clear.conf;
+    }
+    location @authd_401 {
+        return 401;
+    }
 
     location / {
         proxy_pass http://echo_app;
@@ -86,8 +106,10 @@ server {
 `
 
 // TestDoctorBrokenSite runs real nginx with brokenSite in front of the shared stack's authd and
-// app, shows both mistakes through it, and expects `authd doctor` (real nginx -T) to name each at
-// its line in site.conf with exit status 1; an unreadable config is exit 2.
+// app, shows each mistake through it (a forged X-Forwarded-For opens the office-only path, a
+// forged Remote-User reaches the app, a protected page answers without a login), and expects
+// `authd doctor` (real nginx -T) to name each at its line in site.conf with exit status 1, and
+// nothing else; an unloadable config is exit 2.
 func TestDoctorBrokenSite(t *testing.T) {
 	s := sharedStack(t)
 	dir := t.TempDir()
@@ -169,16 +191,28 @@ http {
 	if r := broken.do(t, req{target: "/admin/report"}); r.Status != 200 || !strings.Contains(r.Body, "quarterly") {
 		t.Fatalf("/admin/report without a login: got %s %q; the broken site should answer it", r, r.Body)
 	}
+	// /office is open without a login to the office network, 127.0.0.5 (baseRules).
+	if r := broken.do(t, req{target: "/office/x"}); r.Status != 401 {
+		t.Fatalf("control: /office/x without a login from 127.0.0.1 got %s, want 401", r)
+	}
+	if r := broken.do(t, req{target: "/office/x", header: http.Header{"X-Forwarded-For": {"127.0.0.5"}}}); r.App == nil {
+		t.Fatalf("/office/x from 127.0.0.1 claiming X-Forwarded-For: 127.0.0.5: got %s; the broken site should let it through", r)
+	}
 
 	// What doctor says about it, from a real nginx -T.
 	out, errOut, code := doctor(t, s.bin, "-config", s.conf, "-nginx", s.nginxBin, "-nginx-conf", conf)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
 	}
+	text := fmt.Sprintf(brokenSite, s.echoPort, port, dir)
+	verifyLine := lineOf(t, text, "location = /_authd/verify {")
+	apiLine := lineOf(t, text, "location /app/api/ {")
+	returnLine := lineOf(t, text, `return 200 "quarterly numbers\n";`)
 	for _, want := range []string{
-		site + ":21: location /app/api/ passes a client's Remote-User",
-		site + ":29: return in location /admin/report runs in nginx's rewrite phase, before auth_request",
-		"2 finding(s) in 1 file(s)",
+		fmt.Sprintf("%s:%d: location = /_authd/verify does not set X-Forwarded-For", site, verifyLine),
+		fmt.Sprintf("%s:%d: location /app/api/ passes a client's Remote-User", site, apiLine),
+		fmt.Sprintf("%s:%d: return in location /admin/report runs in nginx's rewrite phase, before auth_request", site, returnLine),
+		"3 finding(s) in 1 file(s)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -196,7 +230,11 @@ http {
 	for _, f := range found {
 		got = append(got, fmt.Sprintf("%s:%d %s", f.File, f.Line, f.Check))
 	}
-	want := []string{site + ":21 identity-not-cleared", site + ":29 return-before-auth"}
+	want := []string{
+		fmt.Sprintf("%s:%d verify-client-ip", site, verifyLine),
+		fmt.Sprintf("%s:%d identity-not-cleared", site, apiLine),
+		fmt.Sprintf("%s:%d return-before-auth", site, returnLine),
+	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("-json: got %v, want %v", got, want)
 	}
@@ -207,6 +245,18 @@ http {
 	if code != 2 || !strings.Contains(errOut, "cannot read") {
 		t.Errorf("unloadable nginx config: exit %d, want 2 and \"cannot read\"\n%s%s", code, out, errOut)
 	}
+}
+
+// lineOf is the 1-based line of the first line of text containing substr.
+func lineOf(t testing.TB, text, substr string) int {
+	t.Helper()
+	for i, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%q not in the site", substr)
+	return 0
 }
 
 func appHeader(r *resp, name string) []string {
