@@ -51,9 +51,13 @@ func (s *scope) first(name string) *Directive {
 
 // effective returns the directives called name that apply at this level:
 // nginx takes a level's own list if it has any, otherwise the enclosing
-// level's, all or nothing. That is how proxy_set_header, auth_request_set,
-// add_header and every single-valued directive (auth_request, proxy_pass_*,
-// timeouts) inherit. from is the level they were written at (nil: none).
+// level's, all or nothing ("inherited from the previous configuration level
+// if and only if there are no proxy_set_header directives defined on the
+// current level", ngx_http_proxy_module). That is how proxy_set_header,
+// auth_request_set, error_page, add_header and every single-valued directive
+// (auth_request, proxy_pass_*, timeouts) inherit; one proxy_set_header in a
+// location drops every identity header a server-level snippet cleared, the
+// mistake doctor exists for. from is the level they were written at (nil: none).
 func (s *scope) effective(name string) (ds []*Directive, from *scope) {
 	for l := s; l != nil; l = l.parent {
 		if own := l.own(name); len(own) > 0 {
