@@ -55,6 +55,7 @@ func (r *run) http(h *scope) {
 			open = append(open, s)
 			continue
 		}
+		r.protects = true
 		for _, l := range s.locations() {
 			if st, _ := auth(l); st != authOn {
 				continue

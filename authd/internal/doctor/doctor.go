@@ -38,6 +38,13 @@ func Check(c *Config, o Options) []Finding {
 	for _, h := range buildTree(c) {
 		r.http(h)
 	}
+	if !r.protects {
+		// Most likely doctor read another nginx than the one in front of the
+		// app, or the snippets were never included: say so rather than "clean".
+		r.add(c.Main, 1, "no-auth-request",
+			"no server in this configuration uses auth_request: authd protects nothing here",
+			"include authd/authd-server.conf in the site's server and authd/authd-protect.conf in its locations (or point doctor at the nginx in front of the app: -nginx-conf, -nginx-file)")
+	}
 	sort.Slice(r.out, func(i, j int) bool {
 		a, b := r.out[i], r.out[j]
 		if a.File != b.File {
@@ -57,6 +64,7 @@ func Check(c *Config, o Options) []Finding {
 type run struct {
 	opt       Options
 	upstreams map[string][]string
+	protects  bool // some server uses auth_request
 	out       []Finding
 	// seen drops repeats: a snippet included in many locations reports a
 	// problem in its own lines once.
