@@ -265,3 +265,107 @@ func appHeader(r *resp, name string) []string {
 	}
 	return r.App.header(name)
 }
+
+// TestDoctorCorpusRealNginx loads every broken config of doctor's unit corpus
+// (authd/internal/doctor/testdata/broken) into a real nginx: each must pass `nginx -t` (the corpus
+// is configuration nginx accepts, not made-up syntax), and `authd doctor -json` over the real
+// `nginx -T` must report exactly the findings the file's "# want:" lines list, at the same lines.
+func TestDoctorCorpusRealNginx(t *testing.T) {
+	requireE2E(t)
+	root := authdtest.Root()
+	nginxBin, err := lookTool("NGINX", "nginx", "/usr/sbin/nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := os.Getenv("AUTHD_BIN")
+	files, err := filepath.Glob(filepath.Join(root, "authd", "internal", "doctor", "testdata", "broken", "*.conf"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(root, "nginx"), filepath.Join(dir, "authd")); err != nil {
+		t.Fatal(err)
+	}
+	if err := authdtest.WriteCert(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		t.Run(name, func(t *testing.T) {
+			head, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			listen, prefix := "127.0.0.1:9091", "/authd/"
+			var want []string
+			for _, l := range strings.Split(string(head), "\n") {
+				if !strings.HasPrefix(l, "# ") {
+					break
+				}
+				k, v, _ := strings.Cut(strings.TrimPrefix(l, "# "), ": ")
+				switch f := strings.Fields(v); k {
+				case "want":
+					file := name
+					if len(f) > 2 {
+						file = f[2]
+					}
+					want = append(want, f[0]+" "+file+":"+f[1])
+				case "listen":
+					listen = v
+				case "prefix":
+					prefix = v
+				}
+			}
+			cfg := filepath.Join(dir, name+".toml")
+			toml := fmt.Sprintf("listen = %q\nprefix = %q\npublic_url = \"https://app.example.com\"\ndata_dir = %q\nusers_file = %q\n",
+				listen, prefix, filepath.Join(dir, "data"), filepath.Join(dir, "users.toml"))
+			if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			conf := filepath.Join(dir, name+".nginx.conf")
+			main := fmt.Sprintf("events {}\nhttp {\n    ssl_certificate %[1]s/cert.pem;\n    ssl_certificate_key %[1]s/key.pem;\n    proxy_temp_path %[1]s/tmp;\n    include %[2]s;\n}\n", dir, path)
+			if err := os.WriteFile(conf, []byte(main), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(nginxBin, "-t", "-q", "-p", dir, "-c", conf).CombinedOutput(); err != nil {
+				t.Fatalf("nginx -t refuses the corpus file: %v\n%s", err, out)
+			}
+			out, errOut, code := doctor(t, bin, "-config", cfg, "-nginx", nginxBin, "-nginx-conf", conf, "-json")
+			var found []struct {
+				File, Check string
+				Line        int
+			}
+			if err := json.Unmarshal([]byte(out), &found); err != nil || code != 1 {
+				t.Fatalf("exit %d, %v, want 1 and JSON:\n%s%s", code, err, out, errOut)
+			}
+			var got []string
+			for _, f := range found {
+				got = append(got, fmt.Sprintf("%s %s:%d", f.Check, filepath.Base(f.File), f.Line))
+			}
+			if !sameFindings(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// sameFindings compares "check file:line" lists in any order; a want line "*" matches any line.
+func sameFindings(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	used := make([]bool, len(got))
+	for _, w := range want {
+		ok := false
+		for i, g := range got {
+			if !used[i] && (g == w || (strings.HasSuffix(w, ":*") && strings.HasPrefix(g, strings.TrimSuffix(w, "*")))) {
+				used[i], ok = true, true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
