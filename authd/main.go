@@ -68,7 +68,8 @@ commands:
   sign -key ID [-secret-file F] [-method GET] [-debug] URL   print a signed Authorization header line
   explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]
                                      which rule decides a request, and why
-  doctor [-nginx-file F | -nginx-T F|-] [-json]   check nginx's config against authd's (exit 0/1/2)
+  doctor [-nginx-conf F | -nginx-file F | -nginx-T F|-] [-json]
+                                     check nginx's config against authd's: 0 clean, 1 findings, 2 unreadable
   hash                               hash a password read from stdin
   version                            print version, commit and Go version (also --version)
 
