@@ -17,11 +17,11 @@ import (
 // exit 0 clean, 1 findings, 2 when either cannot be read.
 func cmdDoctor(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlags("doctor", stderr)
-	file := fs.String("nginx-file", "", "read this nginx config file and its includes instead of running nginx -T")
-	dir := fs.String("nginx-dir", "", "with -nginx-file: directory relative includes are resolved against (nginx's conf dir, /etc/nginx on Debian; default: the file's directory)")
-	dump := fs.String("nginx-T", "", "read saved `nginx -T` output from this file (- for stdin) instead of running nginx -T")
-	bin := fs.String("nginx", "nginx", "nginx binary to run as `nginx -T`")
-	conf := fs.String("nginx-conf", "", "main nginx config for `nginx -T -c FILE` (default: nginx's own)")
+	file := fs.String("nginx-file", "", "read this nginx config `file` and its includes instead of running nginx")
+	dir := fs.String("nginx-dir", "", "with -nginx-file: nginx's conf dir, which relative includes resolve against (default: the nearest directory above the file holding nginx.conf)")
+	dump := fs.String("nginx-T", "", "read saved \"nginx -T\" output from `file` (- for stdin) instead of running nginx")
+	bin := fs.String("nginx", "nginx", "nginx `binary` to run with -T")
+	conf := fs.String("nginx-conf", "", "main nginx config `file` to run \"nginx -T -c\" on (default: nginx's own)")
 	asJSON := fs.Bool("json", false, "print findings as a JSON array of {file,line,check,message,fix}")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
