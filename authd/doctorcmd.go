@@ -27,8 +27,14 @@ func cmdDoctor(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || (*file != "" && *dump != "") {
-		return usagef("doctor [-config PATH] [-nginx-file FILE [-nginx-dir DIR] | -nginx-T FILE|- | -nginx BIN -nginx-conf FILE] [-json]")
+	sources := 0
+	for _, v := range []string{*file, *dump, *conf} {
+		if v != "" {
+			sources++
+		}
+	}
+	if len(pos) != 0 || sources > 1 {
+		return usagef("doctor [-config PATH] [-nginx BIN] [-nginx-conf FILE | -nginx-file FILE [-nginx-dir DIR] | -nginx-T FILE|-] [-json]")
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
