@@ -38,7 +38,7 @@ if [ "$fuzztime" != "0" ]; then
     server:FuzzSafeRedirect server:FuzzCookieValue server:FuzzVerify server:FuzzClientIP \
     policy:FuzzCanonical policy:FuzzCanonicalReadsOneWay policy:FuzzDecideAnonymous \
     users:FuzzParse users:FuzzCanonicalName config:FuzzParse \
-    session:FuzzParse session:FuzzDecodeOp machine:FuzzParseAuthorization; do
+    session:FuzzParse session:FuzzDecodeOp machine:FuzzParseAuthorization doctor:FuzzCheck; do
     pkg="./authd/internal/${target%%:*}" fn="${target#*:}"
     corpus="$pkg/testdata/fuzz/$fn"
     before=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
