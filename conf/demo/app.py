@@ -13,6 +13,7 @@ The same file runs as several apps (the quick start's /, /sales/ and /ops/):
                       authd's rules for the app's path say the same, this is the app's own check
 """
 
+import json
 import os
 
 import streamlit as st
@@ -47,7 +48,7 @@ if uploaded is not None:
 
 st.subheader("st.user")
 st.caption("Streamlit's own user record, from server.trustedUserHeaders in .streamlit/config.toml.")
-st.json(st.user.to_dict())
+st.code(json.dumps(st.user.to_dict(), sort_keys=True), language="json")
 
 st.subheader("Request headers")
 st.caption("What the app saw on its WebSocket handshake (cookies and credentials not shown).")
