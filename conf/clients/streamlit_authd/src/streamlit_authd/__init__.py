@@ -12,6 +12,12 @@ every script run — every widget interaction — whether the browser's session 
 loopback or authd's unix socket, with the browser's session cookie; an answer is reused for at
 most one second; when authd cannot answer, the page stops (fail closed).
 
+Streamlit runs some code outside the script's top: widget callbacks (on_click, on_change) run
+before it, and a widget inside an @st.fragment reruns only the fragment. Call authd.enforce() at
+the start of such callbacks and fragments too, or keep side effects in the script body after
+require(). A fragment with run_every is a timer, not the user: use enforce(active=False) there so it
+does not keep an idle session alive.
+
 Settings come from the environment of the Streamlit process:
     AUTHD_URL     authd's listener: http://127.0.0.1:9091 (default) or unix:/run/authd/authd.sock
     AUTHD_PREFIX  authd's public prefix for the sign-in and sign-out links (default /authd/)
@@ -103,13 +109,16 @@ def _link(href: str, label: str) -> None:
     st.markdown(f'<a href="{html.escape(href)}" target="_self">{html.escape(label)}</a>', unsafe_allow_html=True)
 
 
-def enforce(client: Optional[Client] = None) -> User:
+def enforce(client: Optional[Client] = None, *, active: bool = True) -> User:
     """Confirms with authd that this browser's session is still live and returns its user, as
     authd knows them now. Otherwise it shows the signed-out notice with a sign-in link, or the
-    unavailable message, and stops the script: nothing after it runs."""
+    unavailable message, and stops the script: nothing after it runs.
+
+    active=True (a script run after user input) counts as activity for authd's idle timeout;
+    pass False from timers (st.fragment(run_every=...)), which are not the user at work."""
     c = client or _client()
     try:
-        user = c.check(_cookie_header())
+        user = c.check(_cookie_header(), active=active)
     except AuthdUnavailable:
         st.error(UNAVAILABLE)
         st.stop()
@@ -122,11 +131,13 @@ def enforce(client: Optional[Client] = None) -> User:
     return user
 
 
-def require(groups: Optional[Iterable[str]] = None, client: Optional[Client] = None) -> User:
+def require(
+    groups: Optional[Iterable[str]] = None, client: Optional[Client] = None, *, active: bool = True
+) -> User:
     """enforce(), then: unless groups is empty, the user must be in at least one of them, or the
     script stops with a message saying so. Group membership is authd's current answer, not the
     one from when the page opened."""
-    user = enforce(client)
+    user = enforce(client, active=active)
     wanted = tuple(groups or ())
     if not user.in_any(wanted):
         st.error(FORBIDDEN.format(user=user.name, groups=", ".join(wanted)))

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Tuple
+from typing import Callable, Iterable, Mapping, Optional, Tuple
 
 # authd's defaults: its listener (conf/authd.toml `listen`) and its public prefix.
 DEFAULT_URL = "http://127.0.0.1:9091"
@@ -43,11 +43,10 @@ class User:
     email: str
     groups: Tuple[str, ...]
 
-    def in_any(self, groups: "Optional[list[str] | tuple[str, ...] | set[str]]") -> bool:
+    def in_any(self, groups: Optional[Iterable[str]]) -> bool:
         """True when groups is empty/None or the user is in at least one of them."""
-        if not groups:
-            return True
-        return bool(set(groups) & set(self.groups))
+        wanted = set(groups or ())
+        return not wanted or bool(wanted & set(self.groups))
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
