@@ -163,3 +163,9 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def dead_port() -> int:
+    """A loopback port nothing listens on."""
+    return free_port()

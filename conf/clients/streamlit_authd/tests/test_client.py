@@ -83,13 +83,6 @@ def test_untrusted_app_is_refused(untrusting_authd) -> None:
         c.check(untrusting_authd.login())
 
 
-@pytest.fixture
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again: nothing listens
-
-
 def test_unreachable_fails_closed_and_is_not_cached(dead_port: int, clock) -> None:
     c = Client(f"http://127.0.0.1:{dead_port}", clock=clock)
     for _ in range(2):
