@@ -26,6 +26,7 @@ Settings come from the environment of the Streamlit process:
 from __future__ import annotations
 
 import html
+import logging
 import os
 import threading
 from typing import Iterable, Optional
@@ -59,6 +60,7 @@ SIGNED_OUT = "You are signed out. Your session has ended (signed out, revoked, l
 UNAVAILABLE = "Sign-in could not be confirmed right now, so this page is stopped. Try again in a moment."
 FORBIDDEN = "You are signed in as {user}, but this app is only for members of: {groups}."
 
+_log = logging.getLogger("streamlit_authd")
 _default_lock = threading.Lock()
 _default: Optional[Client] = None
 
@@ -119,7 +121,9 @@ def enforce(client: Optional[Client] = None, *, active: bool = True) -> User:
     c = client or _client()
     try:
         user = c.check(_cookie_header(), active=active)
-    except AuthdUnavailable:
+    except AuthdUnavailable as e:
+        # The operator needs the reason; the user gets the generic message.
+        _log.warning("session check failed, page stopped: %s", e)
         st.error(UNAVAILABLE)
         st.stop()
         raise  # st.stop() raises; this keeps type checkers and odd runtimes honest
