@@ -35,6 +35,13 @@ type errUsage struct{ msg string }
 
 func (e errUsage) Error() string { return e.msg }
 
+// errCannotRead marks input a command could not read at all (doctor's
+// configurations): exit code 2, without the usage hint.
+type errCannotRead struct{ err error }
+
+func (e errCannotRead) Error() string { return e.err.Error() }
+func (e errCannotRead) Unwrap() error { return e.err }
+
 func usagef(format string, a ...any) error { return errUsage{fmt.Sprintf(format, a...)} }
 
 // run executes one command and returns the process exit code:
@@ -42,6 +49,7 @@ func usagef(format string, a ...any) error { return errUsage{fmt.Sprintf(format,
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := dispatch(ctx, args, stdin, stdout, stderr)
 	var ue errUsage
+	var ce errCannotRead
 	switch {
 	case err == nil:
 		return 0
@@ -50,6 +58,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "authd: %v\n", err)
 		fmt.Fprintln(stderr, "run 'authd help' for usage")
+		return 2
+	case errors.As(err, &ce):
+		fmt.Fprintf(stderr, "authd: %v\n", err)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "authd: %v\n", err)
@@ -78,6 +89,8 @@ commands:
   explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]
                                      which rule decides a request, and why
   nginx [-out DIR] [-name NAME]      write the nginx snippets for this config (listen, prefix)
+  doctor [-nginx-conf F | -nginx-file F | -nginx-T F|-] [-json]
+                                     check nginx's config against authd's: 0 clean, 1 findings, 2 unreadable
   hash                               hash a password read from stdin
   version                            print version, commit and Go version (also --version)
 
@@ -110,6 +123,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return cmdExplain(ctx, rest, stdout, stderr)
 	case "nginx":
 		return cmdNginx(rest, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(rest, stdin, stdout, stderr)
 	case "hash":
 		return cmdHash(rest, stdin, stdout, stderr)
 	case "version", "-version", "--version":

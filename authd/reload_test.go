@@ -156,8 +156,12 @@ allow = "deny"
 	if got := s.verifyPath("/x", a); got != http.StatusOK {
 		t.Errorf("alice on /x: got %d, want 200", got)
 	}
-	if n := s.countLog("msg", "access allowed"); n == 0 {
-		t.Errorf("no debug line after log.level = debug")
+	// The line reaches the test through a pipe after the answer: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); s.countLog("msg", "access allowed") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("no debug line after log.level = debug")
+			break
+		}
 	}
 	if body, _ := s.page("/authd/login", ""); !strings.Contains(body, "Reloaded portal") {
 		t.Errorf("login page does not show the new title")

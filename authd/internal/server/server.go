@@ -210,6 +210,7 @@ func (s *Server) Handler() http.Handler {
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
+	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
 	r.GET("/metrics", s.metricsHandler())
