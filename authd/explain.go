@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -12,12 +13,12 @@ import (
 
 // cmdExplain prints which rule decides a request and why: the tool for
 // "I can't get in".
-func cmdExplain(args []string, stdout, stderr io.Writer) error {
+func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlags("explain", stderr)
 	user := fs.String("user", "", "user name (empty: a request without a login)")
 	path := fs.String("path", "", "request path, as the browser sends it (query allowed)")
 	method := fs.String("method", "GET", "request method")
-	ip := fs.String("ip", "", "client address")
+	ip := fs.String("ip", "", "client address as nginx forwards it (empty: unknown)")
 	host := fs.String("host", "", "request host")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -26,7 +27,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 0 || *path == "" {
 		return usagef("explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]")
 	}
-	_, db, rules, err := loadAll(*cfgPath)
+	_, db, rules, err := loadAll(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -34,11 +35,9 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	if !policy.ValidMethod(req.Method) {
 		return usagef("-method %q: methods are upper-case tokens such as GET", *method)
 	}
-	if *ip != "" {
-		if req.IP, err = netip.ParseAddr(*ip); err != nil {
-			return usagef("-ip %q is not an IP address", *ip)
-		}
-	}
+	// The address is read exactly as verify reads a forwarded one, so an
+	// operator can ask what a port, a zone or garbage would get.
+	req.IP = policy.ClientAddr(*ip)
 	who := "without a login"
 	if *user != "" {
 		name, err := users.Canonical(*user)
@@ -63,15 +62,21 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		if req.User != "" {
 			d = "deny (403)"
 		}
-		fmt.Fprintf(stdout, "decision: %s: path %q can be read two ways (encoded slash, dot or backslash, control byte, \";\" parameter, bad escape, or \"..\" above the root), so it is refused before any rule\n", d, *path)
+		fmt.Fprintf(stdout, "decision: %s: path %q can be read two ways (encoded slash, dot or backslash, control byte, \";\" parameter, bad escape, or a \".\" or \"..\" segment), so it is refused before any rule\n", d, *path)
 		return nil
 	}
-	from := "(no address)"
-	if req.IP.IsValid() {
+	from := "an unknown address (of rules with networks, only those that deny apply)"
+	switch {
+	case req.IP.IsValid():
 		from = req.IP.String()
+		if a, err := netip.ParseAddr(strings.TrimSpace(*ip)); err == nil && a.Is4In6() {
+			from += " (IPv4-mapped " + a.String() + ", matched as IPv4)"
+		}
 		if roles := rules.Roles(req.IP); len(roles) > 0 {
 			from += " (network roles: " + strings.Join(roles, ", ") + ")"
 		}
+	case *ip != "":
+		from = fmt.Sprintf("%q, which is not one plain IP, so: %s", *ip, from)
 	}
 	fmt.Fprintf(stdout, "request: %s %s%s from %s %s\n", req.Method, req.Host, req.Path, from, who)
 	steps, d, idx := rules.Explain(&req)

@@ -8,20 +8,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/users"
 )
-
-// machineFile is the records file of API tokens and signing keys.
-func machineFile(cfg config.Config) string { return filepath.Join(cfg.DataDir, machine.FileName) }
 
 // cmdToken runs "authd token create|list|revoke".
 func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,16 +71,20 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	if err != nil {
 		return err
 	}
-	creds, err := openCredentials(ctx, cfg)
+	rc, err := openRedis(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer creds.close()
+	defer closeRedis(rc)
+	creds, err := openCredentials(ctx, cfg, rc)
+	if err != nil {
+		return err
+	}
 	switch sub {
 	case "list":
 		return listCredentials(kind, creds, *user, time.Now(), stdout)
 	case "revoke":
-		id, err := revokeCredential(kind, creds, pos[0])
+		id, err := revokeCredential(ctx, kind, creds, pos[0])
 		if err != nil {
 			return err
 		}
@@ -93,31 +95,11 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 		return nil
 	}
 
-	name, locked, err := checkUser(cfg, *user)
+	name, locked, gen, err := checkUser(ctx, cfg, rc, *user)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	var shown, id string
-	var exp time.Time
-	err = creds.edit(func(r *machine.Records) error {
-		if kind == "token" {
-			tok, rec, err := machine.NewToken(name, *label, now, lifetime)
-			if err != nil {
-				return err
-			}
-			r.Tokens = append(r.Tokens, rec)
-			shown, id, exp = tok, rec.ID, rec.Expires
-			return nil
-		}
-		secret, rec, err := machine.NewKey(name, *label, now, lifetime)
-		if err != nil {
-			return err
-		}
-		r.Keys = append(r.Keys, rec)
-		shown, id, exp = rec.ID+" "+secret, rec.ID, rec.Expires
-		return nil
-	})
+	shown, id, exp, err := createCredential(ctx, kind, creds, name, gen, *label, time.Now(), lifetime)
 	if err != nil {
 		return err
 	}
@@ -131,80 +113,60 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	}
 	fmt.Fprintf(stderr, "%s %s for %s expires %s; %s is shown only this once\n", kind, id, name, exp.Format(time.RFC3339), what)
 	if locked {
-		fmt.Fprintf(stderr, "authd: warning: user %s is locked; the %s works only once the user is unlocked\n", name, kind)
+		fmt.Fprintf(stderr, "authd: warning: user %s is locked; the %s will never work (unlocking ends every credential issued before it): unlock first, then create one\n", name, kind)
 	}
 	return nil
 }
 
-// checkUser returns the canonical name of a user that exists in the
-// configured user store (users file or Redis).
-func checkUser(cfg config.Config, name string) (canonical string, locked bool, err error) {
+// createCredential adds a token or key for user, bound to the user's
+// credential generation gen, and returns what to show once (the token, or
+// "KEY_ID SECRET"), its id and its expiry.
+func createCredential(ctx context.Context, kind string, creds *credentials, user string, gen uint64, label string, now time.Time, lifetime time.Duration) (shown, id string, exp time.Time, err error) {
+	err = creds.edit(ctx, func(r *machine.Records) error {
+		if kind == "token" {
+			tok, rec, err := machine.NewToken(user, label, now, lifetime)
+			if err != nil {
+				return err
+			}
+			rec.UserGeneration = gen
+			r.Tokens = append(r.Tokens, rec)
+			shown, id, exp = tok, rec.ID, rec.Expires
+			return nil
+		}
+		secret, rec, err := machine.NewKey(user, label, now, lifetime)
+		if err != nil {
+			return err
+		}
+		rec.UserGeneration = gen
+		r.Keys = append(r.Keys, rec)
+		shown, id, exp = rec.ID+" "+secret, rec.ID, rec.Expires
+		return nil
+	})
+	return shown, id, exp, err
+}
+
+// checkUser returns the canonical name, lock state and credential generation
+// of a user that exists in the configured user store (users file or Redis). A
+// new token or key is bound to that generation.
+func checkUser(ctx context.Context, cfg config.Config, rc redis.UniversalClient, name string) (canonical string, locked bool, generation uint64, err error) {
 	canonical, err = users.Canonical(name)
 	if err != nil {
-		return "", false, fmt.Errorf("user name %q: %w", name, err)
+		return "", false, 0, fmt.Errorf("user name %q: %w", name, err)
 	}
-	db, source, err := loadUsers(cfg, "")
+	us, err := openUsers(ctx, cfg, rc, "")
 	if err != nil {
-		return "", false, err
+		return "", false, 0, err
 	}
-	u, ok := db.Lookup(canonical)
+	u, ok := us.DB().Lookup(canonical)
 	if !ok {
-		return "", false, fmt.Errorf("no user %s in %s", canonical, source)
+		return "", false, 0, fmt.Errorf("no user %s in %s", canonical, usersSource(cfg))
 	}
-	return canonical, u.Disabled, nil
-}
-
-// credentials are where tokens and keys live: data_dir's records file, or
-// Redis with store = "redis" so that every instance shares them.
-type credentials struct {
-	edit  func(fn func(*machine.Records) error) error
-	load  func() (machine.Records, error)
-	close func()
-}
-
-func openCredentials(ctx context.Context, cfg config.Config) (*credentials, error) {
-	if cfg.Store == "redis" {
-		c, err := dialRedis(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		p := cfg.Redis.KeyPrefix
-		return &credentials{
-			edit: func(fn func(*machine.Records) error) error { return machine.EditRedis(ctx, c, p, fn) },
-			load: func() (machine.Records, error) {
-				r, err := machine.OpenRedisRecords(ctx, c, p)
-				if err != nil {
-					return machine.Records{}, err
-				}
-				return r.Records(), nil
-			},
-			close: func() { c.Close() },
-		}, nil
-	}
-	path := machineFile(cfg)
-	return &credentials{
-		edit: func(fn func(*machine.Records) error) error {
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-				return fmt.Errorf("data_dir: %w", err)
-			}
-			return machine.Edit(path, fn)
-		},
-		load: func() (machine.Records, error) {
-			f, err := machine.OpenFile(path)
-			if err != nil {
-				return machine.Records{}, err
-			}
-			return f.Records(), nil
-		},
-		close: func() {},
-	}, nil
+	return canonical, u.Disabled, u.Generation, nil
 }
 
 func listCredentials(kind string, creds *credentials, user string, now time.Time, stdout io.Writer) error {
-	recs, err := creds.load()
-	if err != nil {
-		return err
-	}
+	recs := creds.records()
+	var err error
 	if user != "" {
 		if user, err = users.Canonical(user); err != nil {
 			return fmt.Errorf("user name: %w", err)
@@ -240,7 +202,7 @@ func listCredentials(kind string, creds *credentials, user string, now time.Time
 
 // revokeCredential deletes a token or key by id; a whole token is accepted
 // in place of its id. Messages never echo an argument that may be a secret.
-func revokeCredential(kind string, creds *credentials, arg string) (id string, err error) {
+func revokeCredential(ctx context.Context, kind string, creds *credentials, arg string) (id string, err error) {
 	id = arg
 	if tid, ok := machine.TokenID(arg); ok && kind == "token" {
 		id = tid
@@ -248,7 +210,7 @@ func revokeCredential(kind string, creds *credentials, arg string) (id string, e
 	if !idShaped(id) {
 		return "", fmt.Errorf("%s revoke: that is not a %s id; see 'authd %s list'", kind, kind, kind)
 	}
-	err = creds.edit(func(r *machine.Records) error {
+	err = creds.edit(ctx, func(r *machine.Records) error {
 		n := len(r.Tokens) + len(r.Keys)
 		if kind == "token" {
 			r.Tokens = slices.DeleteFunc(r.Tokens, func(t machine.Token) bool { return t.ID == id })

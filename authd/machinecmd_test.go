@@ -92,9 +92,13 @@ func TestTokenCommands(t *testing.T) {
 	if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(token)) || bytes.Contains(b, []byte(token[27:])) {
 		t.Fatal("records file holds the token")
 	}
-	user, present, err := e.verifier(t).Authenticate(context.Background(), machine.Request{Authorization: "Bearer " + token})
-	if user != "alice" || !present || err != nil {
-		t.Fatalf("verify: %q, %v, %v", user, present, err)
+	who, present, err := e.verifier(t).Identify(context.Background(), machine.Request{Authorization: "Bearer " + token})
+	if who.User != "alice" || !present || err != nil {
+		t.Fatalf("verify: %q, %v, %v", who.User, present, err)
+	}
+	// Bound to alice's credential generation: a password change or lock ends the token.
+	if who.Generation != 1 {
+		t.Errorf("token bound to generation %d, want alice's 1", who.Generation)
 	}
 
 	second, _, err := e.run("token", "create", "-user", "alice", "-name", "short", "-expires", "2h")
@@ -223,7 +227,7 @@ func TestKeyAndSign(t *testing.T) {
 				method = "POST"
 			}
 			user, present, err := v.Authenticate(context.Background(), machine.Request{
-				Method: method, URI: "/v1/items?a=1&b=2", Host: "api.example.com", Authorization: auth})
+				Method: method, URI: "/v1/items?b=2&a=1", Host: "api.example.com", Authorization: auth})
 			if user != "bob" || !present || err != nil {
 				t.Errorf("verify: %q, %v, %v", user, present, err)
 			}

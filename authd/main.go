@@ -1,4 +1,13 @@
 // Command authd is a login daemon for apps behind nginx auth_request.
+//
+// main → run → dispatch picks a command. "serve" is Main (serve.go): Open
+// builds the logger, the stores (stores.go; one Redis client with
+// store = "redis") and the server, and binds the listeners; Run serves and
+// calls Reload (reload.go) on SIGHUP; Close shuts down in order. The other commands
+// (usercmd.go, sessioncmd.go, machinecmd.go, explain.go) open the state they
+// touch with the same constructors as Main, so a command and the daemon
+// never open a store differently. Config, rules and check-config are in
+// load.go. The README's "Development" section walks a request and a reload.
 package main
 
 import (
@@ -11,9 +20,6 @@ import (
 	"os/signal"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 const defaultConfig = "/etc/authd/authd.toml"
 
@@ -29,6 +35,13 @@ type errUsage struct{ msg string }
 
 func (e errUsage) Error() string { return e.msg }
 
+// errCannotRead marks input a command could not read at all (doctor's
+// configurations): exit code 2, without the usage hint.
+type errCannotRead struct{ err error }
+
+func (e errCannotRead) Error() string { return e.err.Error() }
+func (e errCannotRead) Unwrap() error { return e.err }
+
 func usagef(format string, a ...any) error { return errUsage{fmt.Sprintf(format, a...)} }
 
 // run executes one command and returns the process exit code:
@@ -36,6 +49,7 @@ func usagef(format string, a ...any) error { return errUsage{fmt.Sprintf(format,
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := dispatch(ctx, args, stdin, stdout, stderr)
 	var ue errUsage
+	var ce errCannotRead
 	switch {
 	case err == nil:
 		return 0
@@ -44,6 +58,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "authd: %v\n", err)
 		fmt.Fprintln(stderr, "run 'authd help' for usage")
+		return 2
+	case errors.As(err, &ce):
+		fmt.Fprintf(stderr, "authd: %v\n", err)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "authd: %v\n", err)
@@ -71,8 +88,11 @@ commands:
   sign -key ID [-secret-file F] [-method GET] [-debug] URL   print a signed Authorization header line
   explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]
                                      which rule decides a request, and why
+  nginx [-out DIR] [-name NAME]      write the nginx snippets for this config (listen, prefix)
+  doctor [-nginx-conf F | -nginx-file F | -nginx-T F|-] [-json]
+                                     check nginx's config against authd's: 0 clean, 1 findings, 2 unreadable
   hash                               hash a password read from stdin
-  version
+  version                            print version, commit and Go version (also --version)
 
 Every command takes -config PATH (default ` + defaultConfig + `).
 Passwords are read from a no-echo prompt, or one line on stdin when it is not a terminal.
@@ -88,7 +108,7 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "serve":
 		return cmdServe(ctx, rest, stdout, stderr)
 	case "check-config":
-		return cmdCheckConfig(rest, stdout, stderr)
+		return cmdCheckConfig(ctx, rest, stdout, stderr)
 	case "user":
 		return cmdUser(ctx, rest, stdin, stdout, stderr)
 	case "session":
@@ -100,12 +120,15 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "sign":
 		return cmdSign(rest, stdin, stdout, stderr)
 	case "explain":
-		return cmdExplain(rest, stdout, stderr)
+		return cmdExplain(ctx, rest, stdout, stderr)
+	case "nginx":
+		return cmdNginx(rest, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(rest, stdin, stdout, stderr)
 	case "hash":
 		return cmdHash(rest, stdin, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, version)
-		return nil
+	case "version", "-version", "--version":
+		return cmdVersion(rest, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

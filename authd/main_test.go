@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,8 +45,26 @@ type stack struct {
 	config string
 	addr   string
 	proc   *exec.Cmd
-	logs   *bytes.Buffer
+	logs   *syncBuffer
 	client *http.Client
+}
+
+// syncBuffer collects a child process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newStack(t testing.TB, extra string) *stack {
@@ -105,7 +124,7 @@ func (s *stack) mustCLI(stdin string, args ...string) string {
 
 func (s *stack) start() {
 	s.t.Helper()
-	s.logs = &bytes.Buffer{}
+	s.logs = &syncBuffer{}
 	s.proc = exec.Command(binary, "serve", "-config", s.config)
 	s.proc.Stdout, s.proc.Stderr = s.logs, s.logs
 	if err := s.proc.Start(); err != nil {
@@ -411,6 +430,11 @@ methods = ["GET"]
 roles = ["office"]
 
 [[rules]]
+path = "/lab"
+networks = ["10.0.0.0/8"]
+allow = "deny"
+
+[[rules]]
 path = "/"
 `)
 	s.mustCLI("long enough pw 1\n", "user", "add", "-groups", "admin", "alice")
@@ -428,6 +452,12 @@ path = "/"
 		{"locked user", []string{"-user", "bob", "-path", "/"}, "user bob is locked"},
 		{"unknown user", []string{"-user", "carol", "-path", "/"}, "no user carol"},
 		{"two readings", []string{"-user", "alice", "-path", "/admin%2fx"}, "decision: deny (403): path"},
+		{"dot segment", []string{"-user", "alice", "-path", "/admin/x/.."}, `decision: deny (403): path "/admin/x/.." can be read two ways`},
+		{"mapped address", []string{"-path", "/dashboard", "-ip", "::ffff:192.0.2.9"}, "client 192.0.2.9 carries role office"},
+		{"address with port", []string{"-path", "/dashboard", "-ip", "192.0.2.9:80"}, "decision: login required (401) by rules[1]"},
+		{"zoned address", []string{"-path", "/dashboard", "-ip", "fe80::1%eth0"}, `"fe80::1%eth0", which is not one plain IP`},
+		{"no address", []string{"-path", "/dashboard"}, "from an unknown address"},
+		{"unknown address caught by a deny rule", []string{"-user", "alice", "-path", "/lab", "-ip", "garbage"}, "decision: deny (403) by rules[2]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,10 +20,9 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/fsutil"
 	"github.com/authd/authd/authd/internal/machine"
-	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/server"
-	"github.com/authd/authd/authd/internal/users"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -34,217 +30,202 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, udb, rules, err := loadAll(*cfgPath)
-	if err != nil {
+	m := NewMain(*cfgPath, stdout)
+	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log.Level, stdout)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
+	err := m.Run(ctx)
+	return errors.Join(err, m.Close())
+}
 
-	secret, err := loadSharedSecret(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	_ = udb // already validated; the stores below load their own live copy
-	st, err := openStores(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("closing stores failed", zap.Error(err))
-		}
-	}()
-	store, usersFile, thr := st.sessions, st.users, st.throttle
+// Main is the daemon: Open builds everything from the config (logger, the
+// one Redis client, the stores, the server) and binds the listeners; Run
+// serves until the context ends, calling Reload on SIGHUP; Close shuts
+// down in order. A new long-lived piece (a store, a background job) gets a
+// field here, is built in Open and released in Close.
+type Main struct {
+	cfgPath string
+	stdout  io.Writer // the JSON log
 
+	// cfg is the config Open started with: what listen, data_dir, store,
+	// redis.* … still are until a restart. applied is the last config whose
+	// live settings a reload applied (cfg until the first reload).
+	cfg, applied config.Config
+	log          *zap.Logger
+	level        zap.AtomicLevel // log.level, which a reload may change
+	build        server.BuildInfo
+	stores       *stores
+	srv          *server.Server
+	http         *http.Server // the public listener (behind nginx)
+	admin        *http.Server // the admin socket in data_dir, for the CLI
+	ln           net.Listener
+	adminLn      net.Listener
+	reloadMu     sync.Mutex
+}
+
+// NewMain returns a Main for the config at cfgPath that logs to stdout.
+func NewMain(cfgPath string, stdout io.Writer) *Main {
+	return &Main{cfgPath: cfgPath, stdout: stdout}
+}
+
+// Open loads and checks the config, users and rules, opens the stores and
+// binds both listeners, so that every problem shows before anything is
+// served. On error it closes what it opened.
+func (m *Main) Open(ctx context.Context) error {
+	if err := m.open(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	return nil
+}
+
+func (m *Main) open(ctx context.Context) error {
+	cfg, err := loadConfig(m.cfgPath)
+	if err != nil {
+		return err
+	}
+	m.cfg, m.applied = cfg, cfg
+	bv := currentBuild()
+	m.build = server.BuildInfo{Version: bv.Version, Commit: bv.Commit, Go: bv.Go}
+	if m.log, m.level, err = newLogger(cfg.Log.Level, m.stdout); err != nil {
+		return err
+	}
+	if m.stores, err = openStores(ctx, cfg, m.cfgPath); err != nil {
+		return err
+	}
+	st := m.stores
+	rules, err := policyRules(cfg)
+	if err != nil {
+		return err
+	}
+	// Users and groups the rules name but nobody has are warnings, not
+	// errors: editing users must never stop authd from starting.
+	m.logWarnings(config.Warnings(cfg, st.users.DB()))
+	if err := st.openSessions(cfg); err != nil {
+		return err
+	}
 	// One verifier per process: its nonce cache and start time must outlive reloads.
-	verifier := machine.NewVerifier(st.credentials, st.nonces, machine.DefaultWindow, time.Now)
-
-	var srv *server.Server
-	var reloadMu sync.Mutex
-	reload := func() error {
-		reloadMu.Lock()
-		defer reloadMu.Unlock()
-		if _, err := usersFile.Reload(); err != nil {
-			log.Error("reload failed, keeping the last good users", zap.String("event", "reload_failed"), zap.Error(err))
-			return err
-		}
-		if err := st.reloadCredentials(ctx); err != nil {
-			log.Error("reload failed, keeping the last good machine credentials", zap.String("event", "reload_failed"), zap.Error(err))
-			return err
-		}
-		ncfg, _, nrules, err := loadAll(*cfgPath)
-		if err != nil {
-			log.Error("reload failed, keeping the last good rules", zap.String("event", "reload_failed"), zap.Error(err))
-			return err
-		}
-		srv.SetRules(nrules)
-		if ncfg.Listen != cfg.Listen || ncfg.DataDir != cfg.DataDir || ncfg.PublicURL != cfg.PublicURL {
-			log.Warn("some changed settings apply only after a restart", zap.String("event", "reload"))
-		}
-		log.Info("reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
-		return nil
-	}
-	srv, err = server.New(serverOptions(cfg, secret, reload), server.Deps{
-		Users: usersFile, Sessions: store, Throttle: thr, Machine: verifier, Logger: log, Now: time.Now,
+	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
+	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), server.Deps{
+		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
 	}, rules)
 	if err != nil {
 		return err
 	}
-
-	// Bind before serving so a port clash is an error at start.
-	ln, err := listen(cfg)
-	if err != nil {
-		return err
-	}
-	adminPath := filepath.Join(cfg.DataDir, "admin.sock")
-	adminLn, err := listenUnix(adminPath, 0o600)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("admin socket: %w", err)
-	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
+	reload := func() error { _, err := m.Reload(context.Background()); return err }
+	m.http = &http.Server{
+		Handler:           m.srv.Handler(),
 		ReadHeaderTimeout: cfg.Timeouts.ReadHeader.Duration,
 		ReadTimeout:       cfg.Timeouts.Read.Duration,
 		WriteTimeout:      cfg.Timeouts.Write.Duration,
 		IdleTimeout:       cfg.Timeouts.Idle.Duration,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		ErrorLog:          zap.NewStdLog(m.log.Named("http")),
 	}
-	as := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	m.admin = &http.Server{Handler: server.NewAdmin(st.sessions, st.users, reload, m.log, time.Now).Handler(), ReadHeaderTimeout: 5 * time.Second}
 
+	// Bind before serving so a port clash is an error at start.
+	if m.ln, err = listen(cfg); err != nil {
+		return err
+	}
+	if m.adminLn, err = listenUnix(filepath.Join(cfg.DataDir, "admin.sock"), 0o600); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	return nil
+}
+
+// Run serves on the listeners Open bound and watches the users and
+// credentials for changes, until ctx ends (nil) or a listener fails.
+// SIGHUP reloads.
+func (m *Main) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
 	defer cancel()
+
 	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
-	go func() { errc <- as.Serve(adminLn) }()
-	go st.watchUsers(ctx, func(changed bool, err error) {
-		if err != nil {
-			log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
-		} else if changed {
-			log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", usersFile.DB().Len()))
-		}
-	})
-	go st.watchCredentials(ctx, time.Second, func(changed bool, err error) {
-		if err != nil {
-			log.Error("machine credentials reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
-		} else if changed {
-			log.Info("machine credentials reloaded", zap.String("event", "reload"))
-		}
-	})
+	go func() { errc <- m.http.Serve(m.ln) }()
+	go func() { errc <- m.admin.Serve(m.adminLn) }()
+	watchers.Add(2)
+	go func() { defer watchers.Done(); m.stores.users.Watch(ctx, time.Second, m.onUsersReload) }()
+	go func() { defer watchers.Done(); m.stores.credentials.watch(ctx, time.Second, m.onCredentialsReload) }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	log.Info("authd ready", zap.String("listen", cfg.Listen), zap.String("public_url", cfg.PublicURL),
-		zap.Int("users", usersFile.DB().Len()), zap.Int("sessions", store.Len()), zap.String("version", version))
+	m.log.Info("authd ready", zap.String("event", "ready"), zap.String("listen", m.cfg.Listen), zap.String("public_url", m.cfg.PublicURL),
+		zap.Int("users", m.stores.users.DB().Len()), zap.Int("sessions", m.stores.sessions.Len()),
+		zap.String("version", m.build.Version), zap.String("commit", m.build.Commit), zap.String("go", m.build.Go))
 	for {
 		select {
 		case <-hup:
-			_ = reload()
+			_, _ = m.Reload(ctx)
 		case err := <-errc:
 			if errors.Is(err, http.ErrServerClosed) {
 				continue
 			}
 			return fmt.Errorf("serve: %w", err)
 		case <-ctx.Done():
-			log.Info("shutting down")
-			sctx, scancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown.Duration)
-			defer scancel()
-			err := hs.Shutdown(sctx)
-			_ = as.Shutdown(sctx)
-			if err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
+			m.log.Info("shutting down")
 			return nil
 		}
 	}
 }
 
-// loadAll reads and checks everything serve and check-config need.
-func loadAll(path string) (config.Config, *users.DB, *policy.Rules, error) {
-	cfg, err := config.Load(path)
-	if err == nil {
-		err = config.CheckFiles(cfg)
-	}
+func (m *Main) onUsersReload(changed bool, err error) {
 	if err != nil {
-		var ce *config.Errors
-		if errors.As(err, &ce) {
-			return cfg, nil, nil, fmt.Errorf("%s has problems:\n%s", path, ce.Error())
+		m.log.Error("users file reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
+		m.srv.ReloadDone(false)
+	} else if changed {
+		m.log.Info("users file reloaded", zap.String("event", "reload"), zap.Int("users", m.stores.users.DB().Len()))
+		m.srv.ReloadDone(true)
+		// A user edit can empty a group a rule names: say so now, not at
+		// the next SIGHUP.
+		m.reloadMu.Lock()
+		m.logWarnings(config.Warnings(m.applied, m.stores.users.DB()))
+		m.reloadMu.Unlock()
+	}
+}
+
+func (m *Main) onCredentialsReload(changed bool, err error) {
+	if err != nil {
+		m.log.Error("machine credentials reload failed, keeping the last good copy", zap.String("event", "reload_failed"), zap.Error(err))
+		m.srv.ReloadDone(false)
+	} else if changed {
+		m.log.Info("machine credentials reloaded", zap.String("event", "reload"))
+		m.srv.ReloadDone(true)
+	}
+}
+
+// Close shuts down in order: stop accepting and drain in-flight requests
+// (up to timeouts.shutdown), then close the stores — the sessions, then
+// the Redis client — and flush the log. Run has stopped the watchers by
+// then. It is safe on a Main that Open left half built.
+func (m *Main) Close() error {
+	var err error
+	if m.http != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timeouts.Shutdown.Duration)
+		defer cancel()
+		if serr := m.http.Shutdown(sctx); serr != nil {
+			err = fmt.Errorf("shutdown: %w", serr)
 		}
-		return cfg, nil, nil, err
+		_ = m.admin.Shutdown(sctx)
 	}
-	db, source, err := loadUsers(cfg, path)
-	if err != nil {
-		return cfg, nil, nil, err
-	}
-	rules, err := policyRules(cfg)
-	if err != nil {
-		return cfg, nil, nil, err
-	}
-	var missing []string
-	for _, g := range rules.Groups() {
-		if !db.HasGroup(g) {
-			missing = append(missing, g)
+	// Listeners Open bound but Run never served (Shutdown closes served ones).
+	for _, ln := range []net.Listener{m.ln, m.adminLn} {
+		if ln != nil {
+			_ = ln.Close()
 		}
 	}
-	if len(missing) > 0 {
-		return cfg, nil, nil, fmt.Errorf("rules: group(s) %s not held by any user in %s", strings.Join(missing, ", "), source)
-	}
-	return cfg, db, rules, nil
-}
-
-func policyRules(cfg config.Config) (*policy.Rules, error) {
-	rs := make([]policy.Rule, 0, len(cfg.Rules))
-	for i, r := range cfg.Rules {
-		pr := policy.Rule{Host: r.Host, Path: r.Path, Methods: r.Methods, Networks: cfg.NetworkPrefixes(r.Networks),
-			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i)}
-		switch r.Allow {
-		case "public":
-			pr.Access = policy.Public
-		case "deny":
-			pr.Access = policy.Denied
+	if m.stores != nil {
+		if cerr := m.stores.Close(); cerr != nil {
+			m.log.Error("closing stores failed", zap.Error(cerr))
 		}
-		rs = append(rs, pr)
 	}
-	var nets []policy.Network
-	for _, name := range slices.Sorted(maps.Keys(cfg.Networks)) {
-		n := cfg.Networks[name]
-		nets = append(nets, policy.Network{Name: name, Prefixes: cfg.NetworkPrefixes([]string{name}), Role: n.Role})
+	if m.log != nil {
+		_ = m.log.Sync()
 	}
-	rules, err := policy.New(rs, nets)
-	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
-	return rules, nil
-}
-
-func serverOptions(cfg config.Config, secret []byte, reload func() error) server.Options {
-	return server.Options{
-		PublicURL: cfg.PublicURL, Prefix: cfg.Prefix, CookieName: cfg.CookieName(), InsecureCookies: cfg.Cookie.Insecure,
-		TrustedProxies: cfg.TrustedNets(), LoginTitle: cfg.LoginTitle, DefaultRedirect: cfg.DefaultRedirect,
-		RedirectHosts: cfg.RedirectHosts,
-		Idle:          cfg.Session.IdleTimeout.Duration, Lifetime: cfg.Session.Lifetime.Duration,
-		RememberIdle: cfg.Session.RememberIdleTimeout.Duration, RememberLifetime: cfg.Session.RememberLifetime.Duration,
-		TouchInterval: cfg.Session.TouchInterval.Duration,
-		HashParams:    hashParams(cfg), HashLimits: hashLimits(cfg),
-		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
-		Secret: secret, Reload: reload,
-	}
-}
-
-func hashParams(cfg config.Config) users.Params {
-	return users.Params{MemoryKiB: cfg.Hash.MemoryKiB, Time: cfg.Hash.Time, Threads: cfg.Hash.Threads}
-}
-
-// hashLimits bounds stored hashes relative to the configured parameters, so that no
-// user's hash can make a login many times slower than a new hash's.
-func hashLimits(cfg config.Config) users.Limits {
-	return users.LimitsFor(hashParams(cfg), cfg.Hash.MaxBcryptCost)
+	return err
 }
 
 // loadSecret reads the CSRF key from the data directory, creating it on first start.
@@ -259,7 +240,7 @@ func loadSecret(dir string) ([]byte, error) {
 		if _, err := rand.Read(b); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, b, 0o600); err != nil {
+		if err := fsutil.WriteFile(path, b, fsutil.Options{Perm: 0o600}); err != nil {
 			return nil, fmt.Errorf("write secret: %w", err)
 		}
 		return b, nil
@@ -274,30 +255,6 @@ func loadSecret(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("secret %s is shorter than 32 bytes; delete it to generate a new one", path)
 	}
 	return b, nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func listen(cfg config.Config) (net.Listener, error) {
@@ -340,10 +297,11 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	return ln, nil
 }
 
-func newLogger(level string, out io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+// newLogger returns the JSON logger and the level a reload may change.
+func newLogger(level string, out io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := zap.ParseAtomicLevel(level)
+	if err != nil {
+		return nil, lvl, fmt.Errorf("log.level: %w", err)
 	}
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "time"
@@ -351,18 +309,5 @@ func newLogger(level string, out io.Writer) (*zap.Logger, error) {
 		enc.AppendString(t.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.AddSync(out), lvl)
-	return zap.New(core), nil
-}
-
-func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlags("check-config", stderr)
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	_, db, _, err := loadAll(*cfgPath)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: ok (%d users)\n", *cfgPath, db.Len())
-	return nil
+	return zap.New(core), lvl, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/session"
+	"github.com/authd/authd/authd/internal/users"
 )
 
 func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -25,6 +26,9 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("session: missing subcommand (list, revoke)")
 	}
 	sub, args := args[0], args[1:]
+	if sub != "list" && sub != "revoke" {
+		return usagef("session: unknown subcommand %q", sub)
+	}
 	fs, cfgPath := newFlags("session "+sub, stderr)
 	user := fs.String("user", "", "only this user's sessions")
 	all := fs.Bool("all", false, "every session (revoke)")
@@ -35,15 +39,22 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) != 0 {
 		return usagef("session %s takes flags only", sub)
 	}
+	if sub == "revoke" && (*user == "") == !*all {
+		return usagef("session revoke needs exactly one of -user NAME or -all")
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
-	if cfg.Store == "redis" && (sub == "list" || sub == "revoke") {
-		return redisSessionCmd(ctx, cfg, sub, *user, *all, stdout)
+	if cfg.Store == "redis" {
+		return redisSessionCmd(ctx, cfg, *cfgPath, sub, *user, *all, stdout)
 	}
-	switch sub {
-	case "list":
+	if *user != "" {
+		if *user, err = knownUser(ctx, cfg, nil, *cfgPath, *user); err != nil {
+			return err
+		}
+	}
+	if sub == "list" {
 		var list []server.SessionInfo
 		q := url.Values{"user": {*user}}
 		if err := adminCall(ctx, cfg, "GET", "/sessions?"+q.Encode(), &list); err != nil {
@@ -55,19 +66,47 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 		return printSessions(list, stdout)
-	case "revoke":
-		if (*user == "") == !*all {
-			return usagef("session revoke needs exactly one of -user NAME or -all")
-		}
-		n, err := revoke(ctx, cfg, *user, *all)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "revoked %d sessions\n", n)
-		return nil
-	default:
-		return usagef("session: unknown subcommand %q", sub)
 	}
+	n, err := revoke(ctx, cfg, *user, *all)
+	if err != nil {
+		return err
+	}
+	printRevoked(stdout, n, *user)
+	return nil
+}
+
+// knownUser returns the canonical form of a -user name, as login spells
+// it, and fails unless that user exists: a typo or another spelling must
+// never revoke nothing and report "0" as if that were the answer.
+// rs, when not nil, holds the users in Redis; otherwise the configured
+// users are opened as serve opens them.
+func knownUser(ctx context.Context, cfg config.Config, rs *redisState, cfgPath, raw string) (string, error) {
+	name, err := users.Canonical(raw)
+	if err != nil {
+		return "", fmt.Errorf("-user: %w", err)
+	}
+	var db *users.DB
+	if rs != nil {
+		db = rs.users.DB()
+	} else {
+		us, err := openUsers(ctx, cfg, nil, cfgPath)
+		if err != nil {
+			return "", err
+		}
+		db = us.DB()
+	}
+	if !db.HasUser(name) {
+		return "", fmt.Errorf("-user: no user %q in %s", name, usersSource(cfg))
+	}
+	return name, nil
+}
+
+func printRevoked(w io.Writer, n int, user string) {
+	if user == "" {
+		fmt.Fprintf(w, "revoked %d sessions\n", n)
+		return
+	}
+	fmt.Fprintf(w, "revoked %d sessions for %s\n", n, user)
 }
 
 func printSessions(list []server.SessionInfo, stdout io.Writer) error {
@@ -82,16 +121,19 @@ func printSessions(list []server.SessionInfo, stdout io.Writer) error {
 // redisSessionCmd lists or revokes sessions in Redis directly: every
 // instance reads sessions from Redis on each request, so no running authd
 // needs telling.
-func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, all bool, stdout io.Writer) error {
-	if sub == "revoke" && (user == "") == !all {
-		return usagef("session revoke needs exactly one of -user NAME or -all")
-	}
-	c, err := dialRedis(ctx, cfg)
+func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user string, all bool, stdout io.Writer) error {
+	rs, err := openRedisState(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	st := session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now)
+	defer rs.Close()
+	// -user is checked against the users in Redis, on the same client.
+	if user != "" {
+		if user, err = knownUser(ctx, cfg, rs, cfgPath, user); err != nil {
+			return err
+		}
+	}
+	st := rs.sessions
 	if sub == "revoke" {
 		var n int
 		if all {
@@ -102,7 +144,7 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, a
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked %d sessions\n", n)
+		printRevoked(stdout, n, user)
 		return nil
 	}
 	entries, err := st.List(ctx, user)
@@ -124,7 +166,10 @@ func sessionInfos(entries []session.Entry, now time.Time) []server.SessionInfo {
 	return out
 }
 
-var errNotRunning = errors.New("authd is not running")
+var (
+	errNotRunning  = errors.New("authd is not running")
+	errUnknownUser = errors.New("no such user")
+)
 
 // adminCall talks to a running authd over its admin socket in data_dir.
 func adminCall(ctx context.Context, cfg config.Config, method, path string, out any) error {
@@ -150,6 +195,9 @@ func adminCall(ctx context.Context, cfg config.Config, method, path string, out 
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("authd: %s: %w", e.Error, errUnknownUser)
+		}
 		return fmt.Errorf("authd: %s", e.Error)
 	}
 	if out == nil {
@@ -173,9 +221,9 @@ func revoke(ctx context.Context, cfg config.Config, user string, all bool) (int,
 	if !errors.Is(err, errNotRunning) {
 		return 0, err
 	}
-	st, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	st, err := openEmbeddedSessions(cfg)
 	if err != nil {
-		return 0, fmt.Errorf("open session store: %w", err)
+		return 0, err
 	}
 	defer closeOffline(st, cfg.DataDir)
 	if all {
@@ -204,9 +252,9 @@ func closeOffline(st *session.Embedded, dir string) {
 }
 
 func listOffline(ctx context.Context, cfg config.Config, user string) ([]server.SessionInfo, error) {
-	st, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	st, err := openEmbeddedSessions(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open session store: %w", err)
+		return nil, err
 	}
 	defer closeOffline(st, cfg.DataDir)
 	entries, err := st.List(ctx, user)
@@ -232,7 +280,9 @@ func notifyUserChange(ctx context.Context, cfg config.Config, user string, revok
 			return nil // never started: no sessions to end
 		}
 	}
-	if _, err := revoke(ctx, cfg, user, false); err != nil {
+	if _, err := revoke(ctx, cfg, user, false); err != nil && !errors.Is(err, errUnknownUser) {
+		// A deleted user is unknown to the running authd by now; with no
+		// sessions left there is nothing to end.
 		return fmt.Errorf("revoke sessions of %s: %w", user, err)
 	}
 	return nil

@@ -16,35 +16,34 @@ import (
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
 	"github.com/authd/authd/authd/internal/users"
 )
 
-// sessionStore, userStore and throttler are what serve needs from the
-// stores, whichever backend holds them.
+// sessionStore is a session store as serve holds it: what the public
+// listener uses (server.SessionStore), what the admin socket uses
+// (server.AdminSessions), and Close.
 type sessionStore interface {
-	Create(ctx context.Context, k session.Key, s session.Session) error
-	Get(ctx context.Context, k session.Key) (session.Session, bool, error)
-	Touch(ctx context.Context, k session.Key, t time.Time) error
-	Delete(ctx context.Context, k session.Key) error
-	DeleteUser(ctx context.Context, user string) (int, error)
-	DeleteAll(ctx context.Context) (int, error)
-	List(ctx context.Context, user string) ([]session.Entry, error)
-	Len() int
-	Ping(ctx context.Context) error
+	server.SessionStore
+	server.AdminSessions
+	Close() error
 }
 
+// userStore is a users file or the users in Redis: what the handlers use
+// (server.UserStore), plus the reload and watch that serve drives.
 type userStore interface {
-	DB() *users.DB
-	SetHash(name, hash string) error
+	server.UserStore
 	Reload() (changed bool, err error)
+	Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
 }
 
+// throttler is a login throttle as serve holds it: what login uses
+// (server.Throttler), plus SetConfig, which applies new limits on reload.
 type throttler interface {
-	Reserve(ctx context.Context, user, ip string) (throttle.Verdict, error)
-	Refund(ctx context.Context, user, ip string) error
-	Success(ctx context.Context, user, ip string) error
+	server.Throttler
+	SetConfig(cfg throttle.Config)
 }
 
 var (
@@ -56,49 +55,174 @@ var (
 	_ throttler    = (*throttle.Redis)(nil)
 )
 
-// stores are the state authd keeps: sessions, users and login throttles.
+// stores are the state authd keeps: users, sessions, login throttles,
+// machine credentials, signed-request nonces and the CSRF key. openStores
+// builds them all for serve, on one Redis client with store = "redis". The
+// CLI commands build the parts they need with the same constructors
+// (openRedis, openUsers, openRedisUsers, openEmbeddedSessions,
+// newRedisSessions, openCredentials, and openRedisState which combines
+// them), so a command and the daemon never open a store differently.
 type stores struct {
-	sessions sessionStore
-	users    userStore
-	throttle throttler
-	// nonces remembers signed requests' nonces: in memory, or in Redis so
-	// that a request accepted by one instance is a replay at every other.
-	nonces machine.NonceCache
-	// credentials are API tokens and signing keys: data_dir's records file,
-	// or Redis so that every instance shares them.
-	credentials       machine.Source
-	reloadCredentials func(ctx context.Context) error
-	watchCredentials  func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
-	watch             func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
-	close             func() error
+	// redis is the process's one Redis client; nil with store = "embedded".
+	redis       redis.UniversalClient
+	users       userStore
+	sessions    sessionStore
+	throttle    throttler
+	nonces      machine.NonceCache
+	credentials *credentials
+	secret      []byte
 }
 
-// openStores opens the configured stores; it fails before serving if one
-// cannot be reached, so nothing is initialised lazily on a request.
-func openStores(ctx context.Context, cfg config.Config) (*stores, error) {
-	if cfg.Store == "redis" {
-		return openRedisStores(ctx, cfg)
+// openStores opens the configured stores but for the embedded session
+// store (see openSessions); it fails before serving if one cannot be
+// reached, so nothing is initialised lazily on a request. cfgPath only
+// names the config in messages.
+func openStores(ctx context.Context, cfg config.Config, cfgPath string) (*stores, error) {
+	st := &stores{}
+	if err := st.open(ctx, cfg, cfgPath); err != nil {
+		_ = st.Close()
+		return nil, err
 	}
-	sessions, err := session.OpenEmbedded(cfg.DataDir, time.Now)
+	return st, nil
+}
+
+func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string) error {
+	var err error
+	if st.redis, err = openRedis(ctx, cfg); err != nil {
+		return err
+	}
+	if st.redis == nil {
+		if st.users, err = openUsers(ctx, cfg, nil, cfgPath); err != nil {
+			return err
+		}
+		st.throttle = throttle.NewMemory(throttleConfig(cfg), time.Now)
+		st.nonces = machine.NewMemoryNonces(0, 0, time.Now)
+	} else {
+		ru, err := openRedisUsers(ctx, cfg, st.redis)
+		if err != nil {
+			return err
+		}
+		st.users = ru
+		st.throttle = freshLogin{throttler: throttle.NewRedis(st.redis, cfg.Redis.KeyPrefix, throttleConfig(cfg), time.Now), users: ru}
+		st.nonces = machine.NewRedisNonces(st.redis, cfg.Redis.KeyPrefix, time.Now)
+		st.sessions = newRedisSessions(cfg, st.redis, ru)
+	}
+	if st.secret, err = loadSharedSecret(ctx, cfg, st.redis); err != nil {
+		return err
+	}
+	if st.credentials, err = openCredentials(ctx, cfg, st.redis); err != nil {
+		return err
+	}
+	return nil
+}
+
+// openSessions opens the embedded session store; with Redis, open made the
+// sessions already. serve calls it after the rules are checked, because
+// it locks data_dir: a config problem should be reported as that, not as
+// the lock of an authd still running on the old config.
+func (st *stores) openSessions(cfg config.Config) error {
+	if st.sessions != nil {
+		return nil
+	}
+	es, err := openEmbeddedSessions(cfg)
+	if err != nil {
+		return err
+	}
+	st.sessions = es
+	return nil
+}
+
+// Close releases the stores: the sessions first (the embedded store
+// flushes and unlocks data_dir; Redis's stops its batching), then the
+// Redis client they used.
+func (st *stores) Close() error {
+	var errs []error
+	if st.sessions != nil {
+		errs = append(errs, st.sessions.Close())
+	}
+	if st.redis != nil {
+		errs = append(errs, st.redis.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// openRedis returns the Redis client with store = "redis", checked to
+// answer, and nil otherwise. It is the only place a Redis client is made.
+func openRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
+	if cfg.Store != "redis" {
+		return nil, nil
+	}
+	return dialRedis(ctx, cfg)
+}
+
+// closeRedis closes c, if any, for commands that opened it with openRedis.
+func closeRedis(c redis.UniversalClient) {
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// usersSource names where the configured users live, for messages.
+func usersSource(cfg config.Config) string {
+	if cfg.Store == "redis" {
+		return "redis"
+	}
+	return cfg.UsersFile
+}
+
+// openUsers opens the configured users: the users file, or the users in
+// Redis on rc. cfgPath, if known, goes into the hint for a missing file.
+func openUsers(ctx context.Context, cfg config.Config, rc redis.UniversalClient, cfgPath string) (userStore, error) {
+	if rc != nil {
+		u, err := openRedisUsers(ctx, cfg, rc)
+		if err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
+	if _, err := os.Stat(cfg.UsersFile); errors.Is(err, fs.ErrNotExist) {
+		flag := ""
+		if cfgPath != "" {
+			flag = " -config " + cfgPath
+		}
+		return nil, fmt.Errorf("users_file: %s does not exist; create it with 'authd user add%s NAME'", cfg.UsersFile, flag)
+	}
+	u, err := users.OpenFile(cfg.UsersFile, userLimits(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("users_file: %w", err)
+	}
+	return u, nil
+}
+
+// openRedisUsers loads every user from Redis on rc.
+func openRedisUsers(ctx context.Context, cfg config.Config, rc redis.UniversalClient) (*users.Redis, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u, err := users.OpenRedis(ctx, rc, cfg.Redis.KeyPrefix, userLimits(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("users in redis: %w", err)
+	}
+	return u, nil
+}
+
+// openEmbeddedSessions opens data_dir's session store, which only one
+// process at a time may hold.
+func openEmbeddedSessions(cfg config.Config) (*session.Embedded, error) {
+	s, err := session.OpenEmbedded(cfg.DataDir, time.Now)
 	if err != nil {
 		return nil, fmt.Errorf("open session store: %w", err)
 	}
-	u, err := users.OpenFile(cfg.UsersFile, hashLimits(cfg))
-	if err != nil {
-		sessions.Close()
-		return nil, fmt.Errorf("users file: %w", err)
-	}
-	thr := throttle.NewMemory(throttleConfig(cfg), time.Now)
-	mf, err := machine.OpenFile(filepath.Join(cfg.DataDir, machine.FileName))
-	if err != nil {
-		sessions.Close()
-		return nil, fmt.Errorf("machine credentials: %w", err)
-	}
-	return &stores{sessions: sessions, users: u, throttle: thr, nonces: machine.NewMemoryNonces(0, 0, time.Now),
-		credentials:       mf,
-		reloadCredentials: func(context.Context) error { _, err := mf.Reload(); return err },
-		watchCredentials:  mf.Watch,
-		watch:             u.Watch, close: sessions.Close}, nil
+	return s, nil
+}
+
+// newRedisSessions puts sessions in Redis on rc. Sessions are never cached:
+// each verify is one round trip that also reads the session user's
+// version, and the user snapshot is refreshed before the answer when that
+// version moved (session.WithUserCheck → users.Ensure). Concurrent
+// verifies share round trips (a few pipelines in flight at once), which
+// halves Redis's and authd's cost per verify under load.
+func newRedisSessions(cfg config.Config, rc redis.UniversalClient, u *users.Redis) *session.Redis {
+	return session.NewRedis(rc, cfg.Redis.KeyPrefix, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32))
 }
 
 func throttleConfig(cfg config.Config) throttle.Config {
@@ -109,37 +233,79 @@ func throttleConfig(cfg config.Config) throttle.Config {
 	}
 }
 
-// openRedisStores puts sessions, users and throttles in Redis. Sessions
-// are never cached: each verify is one round trip that also reads the
-// session user's version, and the user snapshot is refreshed before the
-// answer when that version moved (session.WithUserCheck → users.Ensure).
-func openRedisStores(ctx context.Context, cfg config.Config) (*stores, error) {
-	c, err := dialRedis(ctx, cfg)
+// redisState is what the user and session commands edit in Redis: the
+// users and the sessions, opened as serve opens them, on one client. It
+// dials even when store is not "redis": "user import -to redis" fills
+// Redis before the config is switched to it.
+type redisState struct {
+	client   redis.UniversalClient
+	users    *users.Redis
+	sessions *session.Redis
+}
+
+func openRedisState(ctx context.Context, cfg config.Config) (*redisState, error) {
+	rc, err := dialRedis(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	p := cfg.Redis.KeyPrefix
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	u, err := users.OpenRedis(lctx, c, p, hashLimits(cfg))
-	cancel()
+	u, err := openRedisUsers(ctx, cfg, rc)
 	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("users in redis: %w", err)
+		closeRedis(rc)
+		return nil, err
 	}
-	// Concurrent verifies share round trips (a few pipelines in flight at
-	// once), which halves Redis's and authd's cost per verify under load.
-	sessions := session.NewRedis(c, p, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32))
-	thr := freshLogin{throttler: throttle.NewRedis(c, p, throttleConfig(cfg), time.Now), users: u}
-	mr, err := machine.OpenRedisRecords(ctx, c, p)
+	return &redisState{client: rc, users: u, sessions: newRedisSessions(cfg, rc, u)}, nil
+}
+
+func (r *redisState) Close() {
+	_ = r.sessions.Close()
+	closeRedis(r.client)
+}
+
+// machineFile is the records file of API tokens and signing keys.
+func machineFile(cfg config.Config) string { return filepath.Join(cfg.DataDir, machine.FileName) }
+
+// credentials are API tokens and signing keys: data_dir's records file, or
+// Redis with store = "redis" so that every instance shares them. serve's
+// verifier reads source; the token and key commands list and edit them.
+type credentials struct {
+	source  machine.Source
+	records func() machine.Records
+	reload  func(ctx context.Context) (changed bool, err error)
+	watch   func(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
+	edit    func(ctx context.Context, fn func(*machine.Records) error) error
+}
+
+// openCredentials loads the machine credentials: from Redis on rc, or from
+// data_dir's records file when rc is nil (a missing file holds none).
+func openCredentials(ctx context.Context, cfg config.Config, rc redis.UniversalClient) (*credentials, error) {
+	if rc != nil {
+		p := cfg.Redis.KeyPrefix
+		mr, err := machine.OpenRedisRecords(ctx, rc, p)
+		if err != nil {
+			return nil, fmt.Errorf("machine credentials: %w", err)
+		}
+		return &credentials{
+			source: mr, records: mr.Records, reload: mr.Reload, watch: mr.Watch,
+			edit: func(ctx context.Context, fn func(*machine.Records) error) error {
+				return machine.EditRedis(ctx, rc, p, fn)
+			},
+		}, nil
+	}
+	path := machineFile(cfg)
+	mf, err := machine.OpenFile(path)
 	if err != nil {
-		c.Close()
 		return nil, fmt.Errorf("machine credentials: %w", err)
 	}
-	return &stores{sessions: sessions, users: u, throttle: thr, nonces: machine.NewRedisNonces(c, p, time.Now),
-		credentials:       mr,
-		reloadCredentials: func(ctx context.Context) error { _, err := mr.Reload(ctx); return err },
-		watchCredentials:  mr.Watch,
-		watch:             u.Watch, close: func() error { return errors.Join(sessions.Close(), c.Close()) }}, nil
+	return &credentials{
+		source: mf, records: mf.Records, watch: mf.Watch,
+		reload: func(context.Context) (bool, error) { return mf.Reload() },
+		edit: func(_ context.Context, fn func(*machine.Records) error) error {
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return fmt.Errorf("data_dir: %w", err)
+			}
+			return machine.Edit(path, fn)
+		},
+	}, nil
 }
 
 // freshLogin reads the user from Redis before each login's throttle check,
@@ -226,46 +392,12 @@ func dialRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, e
 	return c, nil
 }
 
-// loadUsers reads the configured users for a check: the users file, or the
-// users in Redis. source names where they came from, for messages.
-func loadUsers(cfg config.Config, cfgPath string) (db *users.DB, source string, err error) {
-	if cfg.Store == "redis" {
-		source = "redis"
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := dialRedis(ctx, cfg)
-		if err != nil {
-			return nil, source, err
-		}
-		defer c.Close()
-		u, err := users.OpenRedis(ctx, c, cfg.Redis.KeyPrefix, hashLimits(cfg))
-		if err != nil {
-			return nil, source, fmt.Errorf("users in redis: %w", err)
-		}
-		return u.DB(), source, nil
-	}
-	source = cfg.UsersFile
-	f, err := os.Open(cfg.UsersFile)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, source, fmt.Errorf("users_file: %s does not exist; create it with 'authd user add -config %s NAME'", cfg.UsersFile, cfgPath)
-		}
-		return nil, source, fmt.Errorf("users_file: %w", err)
-	}
-	defer f.Close()
-	db, err = users.Parse(f, hashLimits(cfg))
-	if err != nil {
-		return nil, source, fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
-	}
-	return db, source, nil
-}
-
 // loadSharedSecret returns the key for CSRF tokens. Behind a load balancer
 // a login form fetched from one instance may be posted to another, so with
 // Redis every instance uses one key kept there (created by the first);
 // otherwise it lives in data_dir.
-func loadSharedSecret(ctx context.Context, cfg config.Config) ([]byte, error) {
-	if cfg.Store != "redis" {
+func loadSharedSecret(ctx context.Context, cfg config.Config, c redis.UniversalClient) ([]byte, error) {
+	if c == nil {
 		return loadSecret(cfg.DataDir)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -273,11 +405,6 @@ func loadSharedSecret(ctx context.Context, cfg config.Config) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := dialRedis(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
 	key := cfg.Redis.KeyPrefix + "secret"
 	fresh := make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {
@@ -294,14 +421,4 @@ func loadSharedSecret(ctx context.Context, cfg config.Config) ([]byte, error) {
 		return nil, fmt.Errorf("redis: the shared secret under %s is shorter than 32 bytes; delete it to generate a new one", key)
 	}
 	return b, nil
-}
-
-// watchUsers reloads users when their source changes, until ctx ends.
-func (s *stores) watchUsers(ctx context.Context, onReload func(changed bool, err error)) {
-	s.watch(ctx, time.Second, onReload)
-}
-
-// Close releases the stores.
-func (s *stores) Close() error {
-	return s.close()
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -294,5 +296,115 @@ func TestRedisSharedTokens(t *testing.T) {
 	waitStatus(b, 401)
 	if _, err := os.Stat(filepath.Join(a.dir, "data", "machine.json")); err == nil {
 		t.Error("with store = redis the token was written to data_dir")
+	}
+}
+
+// redisProbe is one connection to redis-server that reads its counters.
+// It opens before the counting starts, so it never counts itself.
+type redisProbe struct {
+	t    testing.TB
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func newRedisProbe(t testing.TB, addr string) *redisProbe {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &redisProbe{t: t, conn: c, r: bufio.NewReader(c)}
+}
+
+// bulk sends an inline command and returns its bulk-string reply.
+func (p *redisProbe) bulk(cmd string) string {
+	p.t.Helper()
+	p.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(p.conn, "%s\r\n", cmd); err != nil {
+		p.t.Fatal(err)
+	}
+	head, err := p.r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "$") {
+		p.t.Fatalf("%s: reply %q, %v", cmd, head, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil {
+		p.t.Fatalf("%s: reply %q", cmd, head)
+	}
+	body := make([]byte, n+2)
+	if _, err := io.ReadFull(p.r, body); err != nil {
+		p.t.Fatal(err)
+	}
+	return string(body[:n])
+}
+
+// received is INFO's total_connections_received: every connection ever
+// accepted, closed ones included.
+func (p *redisProbe) received() int {
+	p.t.Helper()
+	for _, line := range strings.Split(p.bulk("INFO stats"), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "total_connections_received:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				p.t.Fatal(err)
+			}
+			return n
+		}
+	}
+	p.t.Fatal("INFO stats has no total_connections_received")
+	return 0
+}
+
+// authd counts the open connections that authd named (ClientName "authd").
+func (p *redisProbe) authd() int {
+	p.t.Helper()
+	return strings.Count(p.bulk("CLIENT LIST"), " name=authd ")
+}
+
+// TestRedisOneClient: with store = "redis", serve opens one Redis client at
+// start and keeps it — every connection it opened is still open, none was
+// a throwaway client's — and a SIGHUP reload opens no connection: it reads
+// the users, credentials and rules through that same client. What is
+// counted is connections (redis-server's total_connections_received and
+// CLIENT LIST): one go-redis client holds its pool's connections plus the
+// users watcher's subscription, so "one client" shows as "no connection
+// ever closed", and "none new" as "no connection opened".
+func TestRedisOneClient(t *testing.T) {
+	rd := startTestRedis(t)
+	s := redisStack(t, rd)
+	s.mustCLI("first password 123\n", "user", "add", "-groups", "staff", "alice")
+	probe := newRedisProbe(t, rd.addr())
+	base := probe.received()
+
+	s.start()
+	// Let the watchers make their first round trips (they tick every second).
+	time.Sleep(1500 * time.Millisecond)
+	opened, open := probe.received()-base, probe.authd()
+	t.Logf("at start: authd opened %d connections to Redis, %d open", opened, open)
+	if opened == 0 || opened != open {
+		t.Fatalf("at start: authd opened %d connections to Redis and %d are open; want all of them open (one client, no throwaway)", opened, open)
+	}
+
+	reloaded := func() int { return strings.Count(s.logs.String(), `"msg":"reloaded"`) }
+	for i := range 3 {
+		before, n := probe.received(), reloaded()
+		if err := s.proc.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); reloaded() == n; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("SIGHUP %d: no reload logged:\n%s", i+1, s.logs)
+			}
+		}
+		if got := probe.received() - before; got != 0 {
+			t.Fatalf("SIGHUP %d opened %d connections to Redis; want 0 (the reload uses the client serve opened)", i+1, got)
+		}
+	}
+	if opened, open := probe.received()-base, probe.authd(); opened != open {
+		t.Fatalf("after 3 reloads: authd opened %d connections to Redis and %d are open; want all of them open", opened, open)
+	}
+	if r := s.verify(""); r.StatusCode != 401 {
+		t.Fatalf("verify without a cookie after the reloads: got %d, want 401", r.StatusCode)
 	}
 }

@@ -10,12 +10,10 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"golang.org/x/term"
 
 	"github.com/authd/authd/authd/internal/config"
-	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -50,7 +48,7 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if len(pos) != 0 {
 			return usagef("user list takes no arguments")
 		}
-		return userList(cfg, stdout)
+		return userList(ctx, cfg, stdout)
 	case "import-htpasswd":
 		if len(pos) != 1 {
 			return usagef("user import-htpasswd FILE")
@@ -93,7 +91,21 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		printUserDone(stdout, sub, name)
 		return nil
 	}
-	err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
+	if err := fileUserEdit(cfg, sub, name, hash, groups, email, display); err != nil {
+		return err
+	}
+	// Make a running authd see the change now, and drop the sessions it ends.
+	revoke := sub == "passwd" || sub == "lock" || sub == "del"
+	if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
+		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
+	}
+	printUserDone(stdout, sub, name)
+	return nil
+}
+
+// fileUserEdit applies a user subcommand to the users file, atomically.
+func fileUserEdit(cfg config.Config, sub, name, hash string, groups, email, display *string) error {
+	return users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
 		i := slices.IndexFunc(list, func(u users.User) bool { return u.Name == name })
 		if sub == "add" {
 			if i >= 0 {
@@ -121,16 +133,6 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return list, nil
 	})
-	if err != nil {
-		return err
-	}
-	// Make a running authd see the change now, and drop the sessions it ends.
-	revoke := sub == "passwd" || sub == "lock" || sub == "del"
-	if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
-		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
-	}
-	printUserDone(stdout, sub, name)
-	return nil
 }
 
 func printUserDone(stdout io.Writer, sub, name string) {
@@ -156,24 +158,17 @@ func setFields(u *users.User, groups, email, display *string) {
 	}
 }
 
-func userList(cfg config.Config, stdout io.Writer) error {
-	if cfg.Store == "redis" {
-		db, _, err := loadUsers(cfg, "")
-		if err != nil {
-			return err
-		}
-		return printUsers(db, stdout)
-	}
-	f, err := os.Open(cfg.UsersFile)
+func userList(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+	rc, err := openRedis(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("users_file: %w", err)
+		return err
 	}
-	defer f.Close()
-	db, err := users.Parse(f, users.DefaultLimits())
+	defer closeRedis(rc)
+	u, err := openUsers(ctx, cfg, rc, "")
 	if err != nil {
-		return fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
+		return err
 	}
-	return printUsers(db, stdout)
+	return printUsers(u.DB(), stdout)
 }
 
 func printUsers(db *users.DB, stdout io.Writer) error {
@@ -287,31 +282,16 @@ func readNewPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	return pw, nil
 }
 
-// openRedisUsers connects to the configured Redis and loads its users, for
-// the CLI; close releases the connection.
-func openRedisUsers(ctx context.Context, cfg config.Config) (u *users.Redis, sessions *session.Redis, close func(), err error) {
-	c, err := dialRedis(ctx, cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	u, err = users.OpenRedis(ctx, c, cfg.Redis.KeyPrefix, users.DefaultLimits())
-	if err != nil {
-		c.Close()
-		return nil, nil, nil, fmt.Errorf("users in redis: %w", err)
-	}
-	return u, session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now), func() { c.Close() }, nil
-}
-
 // redisUserEdit applies a user subcommand to the Redis user store. Every
 // instance sees it at its next request: the user's version changes with
 // the record, in one step. Sessions a change ends are deleted as well.
 func redisUserEdit(ctx context.Context, cfg config.Config, sub, name, hash string, groups, email, display *string) error {
-	ru, sessions, closeFn, err := openRedisUsers(ctx, cfg)
+	rs, err := openRedisState(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	err = ru.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
+	defer rs.Close()
+	err = rs.users.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
 		if sub == "add" {
 			if exists {
 				return u, false, fmt.Errorf("user %s exists; use 'authd user passwd %s' to change the password", name, name)
@@ -341,7 +321,7 @@ func redisUserEdit(ctx context.Context, cfg config.Config, sub, name, hash strin
 		return err
 	}
 	if sub == "passwd" || sub == "lock" || sub == "del" {
-		if _, err := sessions.DeleteUser(ctx, name); err != nil {
+		if _, err := rs.sessions.DeleteUser(ctx, name); err != nil {
 			return fmt.Errorf("revoke sessions of %s: %w", name, err)
 		}
 	}
@@ -372,11 +352,12 @@ func redisImportHTPasswd(ctx context.Context, cfg config.Config, path string, st
 // putRedisUsers writes list to Redis; unless overwrite, it refuses to start
 // when any of the names exists there.
 func putRedisUsers(ctx context.Context, cfg config.Config, list []users.User, overwrite bool) (int, error) {
-	ru, _, closeFn, err := openRedisUsers(ctx, cfg)
+	rs, err := openRedisState(ctx, cfg)
 	if err != nil {
 		return 0, err
 	}
-	defer closeFn()
+	defer rs.Close()
+	ru := rs.users
 	if !overwrite {
 		var clash []string
 		for _, u := range list {
@@ -388,9 +369,18 @@ func putRedisUsers(ctx context.Context, cfg config.Config, list []users.User, ov
 			return 0, fmt.Errorf("users already exist in redis: %s; use -overwrite to replace them", strings.Join(clash, ", "))
 		}
 	}
-	for _, u := range list {
-		if err := ru.Put(ctx, u); err != nil {
-			return 0, err
+	for i, u := range list {
+		put := ru.Put
+		if !overwrite {
+			// The check above read a snapshot: a user added since must not be
+			// clobbered, so the write itself refuses an existing name.
+			put = ru.Add
+		}
+		if err := put(ctx, u); err != nil {
+			if errors.Is(err, users.ErrExists) {
+				err = fmt.Errorf("%w; use -overwrite to replace it (%d users were imported before it)", err, i)
+			}
+			return i, err
 		}
 	}
 	return len(list), nil
@@ -401,28 +391,23 @@ func putRedisUsers(ctx context.Context, cfg config.Config, list []users.User, ov
 func copyUsers(ctx context.Context, cfg config.Config, from, to string, overwrite bool, stdout io.Writer) error {
 	switch {
 	case from == "file" && to == "redis":
-		f, err := os.Open(cfg.UsersFile)
+		u, err := openUsers(ctx, cfg, nil, "")
 		if err != nil {
-			return fmt.Errorf("users_file: %w", err)
+			return err
 		}
-		db, err := users.Parse(f, hashLimits(cfg))
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("users_file %s: %w", cfg.UsersFile, err)
-		}
-		n, err := putRedisUsers(ctx, cfg, db.Users(), overwrite)
+		n, err := putRedisUsers(ctx, cfg, u.DB().Users(), overwrite)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "copied %d users from %s to redis\n", n, cfg.UsersFile)
 		return nil
 	case from == "redis" && to == "file":
-		ru, _, closeFn, err := openRedisUsers(ctx, cfg)
+		rs, err := openRedisState(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		defer closeFn()
-		src := ru.DB().Users()
+		defer rs.Close()
+		src := rs.users.DB().Users()
 		err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
 			for _, u := range src {
 				i := slices.IndexFunc(list, func(x users.User) bool { return x.Name == u.Name })

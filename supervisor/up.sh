@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Quick start: bring up nginx → authd → the demo Streamlit app under supervisord on this machine.
+# Quick start: bring up nginx → authd → three Streamlit apps under supervisord on this machine: the
+# demo at /, and the same app as "Sales" at /sales/ (groups sales, admin) and "Ops" at /ops/ (groups
+# ops, admin), each its own Streamlit process (ports 8501-8503) using conf/clients/streamlit_authd.
 # Run as root on Debian 12 from a checkout:   bash supervisor/up.sh
 #
 # It installs what is missing (nginx, supervisor, python3-venv, openssl; Streamlit in
@@ -34,6 +36,8 @@ source "$ROOT/tests/lib/deps.sh"
 
 apt_ensure nginx supervisor python3-venv openssl ca-certificates curl
 streamlit_venv "$VENV"
+# The apps' authd package (session checks on every script run), from this checkout.
+"$VENV/bin/pip" install -q "$ROOT/conf/clients/streamlit_authd"
 STATIC="$(ls -d "$VENV"/lib/python3*/site-packages/streamlit/static | head -n1)"
 
 echo "==> building authd"
@@ -64,6 +68,19 @@ public_url = "$URL"
 data_dir = "/var/lib/authd"
 users_file = "/etc/authd/users.toml"
 login_title = "Sign in to the authd demo"
+
+# One app per prefix, each with its own groups (nginx/example-site.conf mounts them); first match wins.
+[[rules]]
+path = "/sales"
+groups = ["sales", "admin"]
+
+[[rules]]
+path = "/ops"
+groups = ["ops", "admin"]
+
+[[rules]]
+path = "/"
+allow = "authenticated"
 EOF
     chown root:authd "$CONF"
     chmod 0640 "$CONF"
@@ -72,6 +89,9 @@ if [[ ! -f /etc/authd/users.toml ]]; then
     install -m 0600 -o authd -g authd /dev/null /etc/authd/users.toml
 fi
 authd check-config -config "$CONF" >/dev/null
+if ! grep -q '^path = "/sales"' "$CONF"; then
+    echo "note: $CONF predates the /sales/ and /ops/ apps: add their [[rules]] (see this script) or any signed-in user reaches them" >&2
+fi
 
 if [[ ! -f $DEMO/tls/cert.pem ]]; then
     san="DNS:localhost,IP:127.0.0.1"
@@ -142,13 +162,15 @@ wait_for() { # wait_for WHAT CMD...: up to 60 s
 }
 wait_for "authd" curl -fsS http://127.0.0.1:9091/readyz
 wait_for "Streamlit" curl -fsS http://127.0.0.1:8501/_stcore/health
+wait_for "Streamlit (sales)" curl -fsS http://127.0.0.1:8502/sales/_stcore/health
+wait_for "Streamlit (ops)" curl -fsS http://127.0.0.1:8503/ops/_stcore/health
 wait_for "nginx" curl -fsSk --resolve "$HOST:$PORT:127.0.0.1" "$URL/authd/login"
 
 echo
 "${SUPERVISORCTL[@]}" status
 echo
 if [[ -n $password ]]; then
-    echo "Log in at $URL/ as admin / $password"
+    echo "Log in at $URL/ as admin / $password (apps: $URL/, $URL/sales/, $URL/ops/)"
     echo "(shown once; the certificate is self-signed, so the browser warns first)"
 else
     echo "Log in at $URL/ as admin (the password was printed when the user was created)."

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Runs every test: go vet, unit and integration tests, then the end-to-end tests (real nginx, real
-# Streamlit, headless Chromium), installing what they need first (Debian packages nginx, chromium,
+# Runs every test: go vet, unit and integration tests, the Streamlit package's pytest tests, then the
+# end-to-end tests (real nginx, real Streamlit, headless Chromium), installing what they need first (Debian packages nginx, chromium,
 # python3-venv, and Streamlit in /opt/streamlit/venv). Needs root (or sudo) for the installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib/deps.sh
 need_go
 go vet ./...
-go test -count=1 ./...
+# Every package under the race detector (tests/ packages skip here without AUTHD_E2E).
+go test -race -count=1 ./...
 
-apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl
+apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl strace
 export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
 streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
+# The Streamlit package (conf/clients/streamlit_authd): installed into the Streamlit venv the way an
+# operator would, with pytest, and tested against a real authd built from this checkout. The e2e
+# tests below run the demo app with the checkout's copy of the package.
+venv_py="$(dirname "$STREAMLIT")/python"
+echo "==> streamlit_authd package tests"
+"$venv_py" -m pip install -q pytest
+"$venv_py" -m pip install -q --force-reinstall --no-deps ./conf/clients/streamlit_authd
+(cd conf/clients/streamlit_authd && "$venv_py" -m pytest -q -p no:cacheprovider)
 echo "==> end-to-end tests (screenshots in tests/out/)"
 AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e
 
@@ -19,7 +28,7 @@ AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e
 # load-balanced deployment (real Redis with AOF, two authd, two Streamlit, nginx/lb-example.conf).
 apt_ensure redis-server redis-tools
 echo "==> Redis store tests"
-go test -count=1 -run Redis ./authd/...
+go test -race -count=1 -run Redis ./authd/...
 echo "==> cluster tests"
 AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
 
@@ -34,10 +43,10 @@ fuzztime="${AUTHD_FUZZTIME:-50000x}"
 if [ "$fuzztime" != "0" ]; then
   echo "==> fuzzing, $fuzztime per target"
   for target in \
-    server:FuzzSafeRedirect server:FuzzCookieValue server:FuzzVerify \
+    server:FuzzSafeRedirect server:FuzzCookieValue server:FuzzVerify server:FuzzClientIP \
     policy:FuzzCanonical policy:FuzzCanonicalReadsOneWay policy:FuzzDecideAnonymous \
     users:FuzzParse users:FuzzCanonicalName config:FuzzParse \
-    session:FuzzParse session:FuzzDecodeOp machine:FuzzParseAuthorization; do
+    session:FuzzParse session:FuzzDecodeOp machine:FuzzParseAuthorization doctor:FuzzCheck; do
     pkg="./authd/internal/${target%%:*}" fn="${target#*:}"
     corpus="$pkg/testdata/fuzz/$fn"
     before=$( (ls "$corpus" 2>/dev/null || true) | wc -l)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sign requests for authd (AUTHD-HMAC-SHA256). Standard library only.
+"""Sign requests for authd (AUTHD2-HMAC-SHA256). Standard library only.
 
     from authd_sign import sign
     auth = sign("GET", "https://api.example.com/v1/items?b=2&a=1", key_id, secret)
@@ -10,8 +10,11 @@ Command line (prints the header line, ready for curl -H):
     python3 authd_sign.py -key ak_... -secret-file key.secret [-method GET] URL
     python3 authd_sign.py -key ak_... -secret-file key.secret -fetch URL
 
-Pass the URL exactly as it goes on the wire: the path is signed byte for byte,
-so percent-encode anything outside ASCII yourself. The signature covers method,
+Pass the URL exactly as it goes on the wire and send exactly that URL: the
+path and query are signed byte for byte (parameter order, "+" versus "%20",
+"%2f" versus "%2F" all count), so percent-encode anything outside ASCII
+yourself and don't let an HTTP library re-encode the URL (python-requests
+does; urllib.request and curl send it as given). The signature covers method,
 path, query, host, timestamp, nonce and key id; never the body.
 """
 
@@ -25,37 +28,8 @@ import time
 import urllib.error
 import urllib.request
 
-SCHEME = "AUTHD-HMAC-SHA256"
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+SCHEME = "AUTHD2-HMAC-SHA256"
 _ID = re.compile(r"[A-Za-z0-9_-]+\Z")
-_HEX = b"0123456789abcdefABCDEF"
-
-
-def _reencode(s: bytes) -> str:
-    """Strict percent-decode, then encode all but the RFC 3986 unreserved bytes."""
-    out = []
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c == 0x25:  # %
-            if i + 2 >= len(s) or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
-                raise ValueError("query has an invalid percent-encoding")
-            c = int(s[i + 1:i + 3], 16)
-            i += 2
-        elif c <= 0x20 or c == 0x7F or c == 0x23:
-            raise ValueError("query contains a space, control character or #")
-        out.append(chr(c) if c in _UNRESERVED else "%%%02X" % c)
-        i += 1
-    return "".join(out)
-
-
-def canonical_query(query: bytes) -> str:
-    pairs = []
-    for piece in query.split(b"&"):
-        if piece:
-            k, _, v = piece.partition(b"=")
-            pairs.append((_reencode(k), _reencode(v)))
-    return "&".join(k + "=" + v for k, v in sorted(pairs))
 
 
 def canonical_host(authority: str) -> str:
@@ -93,11 +67,11 @@ def string_to_sign(method: str, url: str, key_id: str, ts: int, nonce: str) -> b
     uri = uri.partition("#")[0]
     if not uri or uri.startswith("?"):
         uri = "/" + uri
-    path, _, query = uri.encode("utf-8").partition(b"?")
-    if any(c <= 0x20 or c == 0x7F for c in path):
-        raise ValueError("request path contains a space or control character")
+    target = uri.encode("utf-8")
+    if any(c <= 0x20 or c == 0x7F for c in target):
+        raise ValueError("request URI contains a space or control character")
     fields = [
-        SCHEME.encode(), method.upper().encode(), path, canonical_query(query).encode(),
+        SCHEME.encode(), method.upper().encode(), target,
         canonical_host(authority).encode(), str(int(ts)).encode(), nonce.encode(), key_id.encode(),
     ]
     return b"\n".join(fields)

@@ -240,7 +240,10 @@ func (c *cluster) startStreamlit(i int) {
 	cmd := exec.Command(st, "run", filepath.Join(c.root, "conf", "demo", "app.py"),
 		"--server.address", host, "--server.port", port)
 	cmd.Dir = home
-	cmd.Env = append(os.Environ(), "HOME="+home, "STREAMLIT_SERVER_COOKIE_SECRET=cluster-test-shared-secret")
+	// The demo app asks this server's own authd whether a session is still live (streamlit_authd
+	// from this checkout), as each server of lb-example.conf would.
+	cmd.Env = append(os.Environ(), "HOME="+home, "STREAMLIT_SERVER_COOKIE_SECRET=cluster-test-shared-secret",
+		"PYTHONPATH="+filepath.Join(c.root, "conf", "clients", "streamlit_authd", "src"), "AUTHD_URL=http://"+c.authdAddrs[i])
 	c.start(fmt.Sprintf("streamlit-%d", i), cmd)
 	waitHTTP(c.t, "http://"+c.streamlitAddrs[i]+"/_stcore/health", 200, 90*time.Second)
 }
@@ -455,8 +458,9 @@ func (c *cluster) metric(i int, name string) int {
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+			// client_golang writes large counts in exponent form (1.2e+06).
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(n)
 		}
 	}
 	c.t.Fatalf("metric %s not found", name)

@@ -32,8 +32,11 @@ type stack struct {
 	nginxConf string
 
 	httpsPort, httpPort, authdPort, stPort int
+	ports                                  map[string]int // the apps' Streamlit ports, by prefix
 	// prefix, when set, mounts the app under /<prefix>/ (Streamlit's server.baseUrlPath).
 	prefix string
+	// opts are the extras a test asked for (more apps, authd settings).
+	opts stackOpts
 
 	procs map[string]*proc
 }
@@ -124,16 +127,35 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// stackOpts are a stack's extras beyond the demo app.
+type stackOpts struct {
+	// authdTOML is appended to authd.toml (tables only: it follows [log]).
+	authdTOML string
+	// apps are the example site's apps under a prefix ("sales", "ops") to run too, each a
+	// Streamlit process of the demo app with that baseUrlPath and AUTHD_APP_TITLE.
+	apps []string
+	// noRoot skips the demo app at /.
+	noRoot bool
+}
+
 // newStack builds authd and starts authd, Streamlit (the demo app, under /<prefix>/ when prefix
 // is set) and nginx (the example site rendered for this stack's ports and paths). Everything stops
 // when the test ends.
 func newStack(t *testing.T, prefix string) *stack {
+	t.Helper()
+	return newStackOpts(t, prefix, stackOpts{})
+}
+
+// newStackOpts is newStack with extras.
+func newStackOpts(t *testing.T, prefix string, opts stackOpts) *stack {
 	t.Helper()
 	s := &stack{
 		root:   repoRoot(t),
 		dir:    t.TempDir(),
 		procs:  map[string]*proc{},
 		prefix: prefix,
+		opts:   opts,
+		ports:  map[string]int{},
 	}
 	// nginx workers run as nobody: they must reach files below the temp directory.
 	if err := os.Chmod(s.dir, 0o755); err != nil {
@@ -144,13 +166,13 @@ func newStack(t *testing.T, prefix string) *stack {
 	s.httpsPort, s.httpPort, s.authdPort, s.stPort = freePort(t), freePort(t), freePort(t), freePort(t)
 	t.Cleanup(func() {
 		// Stop in reverse order of start; show the logs when something failed.
-		for _, n := range []string{"nginx", "streamlit", "authd"} {
+		for _, n := range append(append([]string{"nginx", "streamlit"}, s.appProcs()...), "authd") {
 			if p := s.procs[n]; p != nil {
 				p.stop()
 			}
 		}
 		if t.Failed() {
-			for _, n := range []string{"authd", "streamlit", "nginx", "nginx-error"} {
+			for _, n := range append(append([]string{"authd", "streamlit"}, s.appProcs()...), "nginx", "nginx-error") {
 				t.Logf("---- %s log (tail) ----\n%s", n, tail(filepath.Join(s.dir, "logs", n+".log"), 40))
 			}
 		}
@@ -240,7 +262,7 @@ login_title = "authd e2e"
 
 [log]
 level = "debug"
-`, s.authdPort, s.origin(), data, users)
+`, s.authdPort, s.origin(), data, users) + s.opts.authdTOML
 	must(t, os.WriteFile(s.authdConf, []byte(conf), 0o600))
 	s.authd(t, "", []string{"check-config"})
 	s.authd(t, testPassword+"\n", []string{"user", "add"}, "-groups", "staff,analysts", "-email", "ada@example.com", "-name", "Ada Lovelace", "ada")
@@ -252,9 +274,39 @@ level = "debug"
 // testPassword is the demo user's password in every test stack.
 const testPassword = "correct horse battery staple"
 
+// appProcs names the processes of the apps under a prefix.
+func (s *stack) appProcs() []string {
+	var names []string
+	for _, a := range s.opts.apps {
+		names = append(names, "streamlit-"+a)
+	}
+	return names
+}
+
+// startStreamlit starts the demo app at / (or under the stack's prefix) and the apps under a
+// prefix, all at once, and waits for each.
 func (s *stack) startStreamlit(t *testing.T) {
 	t.Helper()
-	home := filepath.Join(s.dir, "streamlit")
+	var waits []string
+	if !s.opts.noRoot {
+		s.startApp(t, "streamlit", s.prefix, s.stPort, nil)
+		waits = append(waits, fmt.Sprintf("http://127.0.0.1:%d%s_stcore/health", s.stPort, s.appPath()))
+	}
+	for _, a := range s.opts.apps {
+		s.ports[a] = freePort(t)
+		s.startApp(t, "streamlit-"+a, a, s.ports[a], []string{"AUTHD_APP_TITLE=App " + a, "AUTHD_APP_GROUPS=" + a})
+		waits = append(waits, fmt.Sprintf("http://127.0.0.1:%d/%s/_stcore/health", s.ports[a], a))
+	}
+	for _, u := range waits {
+		waitHTTP(t, u, 200, 60*time.Second)
+	}
+}
+
+// startApp runs the demo app as one Streamlit process, with the checkout's streamlit_authd
+// package and the stack's authd.
+func (s *stack) startApp(t *testing.T, name, prefix string, port int, env []string) {
+	t.Helper()
+	home := filepath.Join(s.dir, name)
 	must(t, os.MkdirAll(filepath.Join(home, ".streamlit"), 0o755))
 	conf, err := os.ReadFile(filepath.Join(s.root, "conf", "streamlit", "config.toml"))
 	must(t, err)
@@ -268,15 +320,17 @@ func (s *stack) startStreamlit(t *testing.T) {
 	s.staticDir = strings.TrimSpace(string(out))
 
 	args := []string{"run", filepath.Join(s.root, "conf", "demo", "app.py"),
-		"--server.port", strconv.Itoa(s.stPort), "--server.address", "127.0.0.1"}
-	if s.prefix != "" {
-		args = append(args, "--server.baseUrlPath", s.prefix)
+		"--server.port", strconv.Itoa(port), "--server.address", "127.0.0.1"}
+	if prefix != "" {
+		args = append(args, "--server.baseUrlPath", prefix)
 	}
 	cmd := exec.Command(s.stBin, args...)
 	cmd.Dir = home
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	s.start(t, "streamlit", cmd)
-	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d%s_stcore/health", s.stPort, s.appPath()), 200, 60*time.Second)
+	// The package from this checkout (not whatever the venv has installed), asking this authd.
+	cmd.Env = append(append(os.Environ(), "HOME="+home,
+		"PYTHONPATH="+filepath.Join(s.root, "conf", "clients", "streamlit_authd", "src"),
+		fmt.Sprintf("AUTHD_URL=http://127.0.0.1:%d", s.authdPort)), env...)
+	s.start(t, name, cmd)
 }
 
 // renderSite turns the shipped example site into this stack's site: loopback listeners on free
@@ -293,6 +347,8 @@ func (s *stack) renderSite(t *testing.T, ngx string) {
 		"server_name app.example.com;", "server_name localhost;",
 		"/etc/ssl/authd/", filepath.Join(s.dir, "tls") + "/",
 		"server 127.0.0.1:8501;", fmt.Sprintf("server 127.0.0.1:%d;", s.stPort),
+		"server 127.0.0.1:8502;", fmt.Sprintf("server 127.0.0.1:%d;", s.appPort("sales", 8502)),
+		"server 127.0.0.1:8503;", fmt.Sprintf("server 127.0.0.1:%d;", s.appPort("ops", 8503)),
 		"/opt/streamlit/venv/lib/python3.11/site-packages/streamlit/static/", s.staticDir + "/",
 	})
 	if s.prefix != "" {
@@ -321,6 +377,14 @@ func (s *stack) renderSite(t *testing.T, ngx string) {
 		}
 		must(t, os.WriteFile(filepath.Join(ngx, "authd", filepath.Base(src)), b, 0o644))
 	}
+}
+
+// appPort is the port of the app under /<name>/, or def when this stack does not run it.
+func (s *stack) appPort(name string, def int) int {
+	if p := s.ports[name]; p != 0 {
+		return p
+	}
+	return def
 }
 
 func readReplace(t testing.TB, path string, pairs []string) string {

@@ -11,9 +11,9 @@ import (
 )
 
 // TestConfigRefusals covers "Refuse to start with: … a secret that is short …, insecure cookies
-// without an explicit development switch, unknown keys, rules that name undefined groups, idle
-// timeout longer than the absolute lifetime, weak hash parameters, secret-bearing files readable by
-// others", and an empty rule set (default deny). Each broken setup fails check-config with the key
+// without an explicit development switch, unknown keys, idle timeout longer than the absolute lifetime, weak hash parameters, secret-bearing files readable by
+// others", and an empty rule set (default deny). (A rule naming a group nobody holds is a warning,
+// not a refusal: see TestGroupNobodyHoldsWarns.) Each broken setup fails check-config with the key
 // named, and serve exits with an error instead of running.
 func TestConfigRefusals(t *testing.T) {
 	s := newStack(t, stackOptions{})
@@ -28,7 +28,6 @@ func TestConfigRefusals(t *testing.T) {
 		{"insecure cookies on https", func(_, c string) string { return c + "\n[cookie]\ninsecure = true\n" }, "cookie.insecure"},
 		{"unknown key", func(_, c string) string { return "sesion_secret = \"x\"\n" + c }, "sesion_secret"},
 		{"unknown key in a table", func(_, c string) string { return c + "\n[session]\nidle = \"1m\"\n" }, "session.idle"},
-		{"rule naming an undefined group", func(_, c string) string { return c + "\n[[rules]]\npath = \"/x\"\ngroups = [\"nosuch\"]\n" }, "nosuch"},
 		{"idle longer than lifetime", func(_, c string) string {
 			return c + "\n[session]\nidle_timeout = \"2h\"\nlifetime = \"1h\"\n"
 		}, "session.idle_timeout"},

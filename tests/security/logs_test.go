@@ -98,7 +98,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	s.do(t, req{target: "/app/signed", header: http.Header{name: {value}}, from: from})
 	s.do(t, req{target: "/app/signed", header: http.Header{name: {value}}, from: from}) // a replay
 	s.do(t, req{target: "/app/other", header: http.Header{name: {value}}, from: from})  // another path
-	s.do(t, req{target: "/app/x", header: http.Header{"Authorization": {"AUTHD-HMAC-SHA256 KeyId=" + keyID + ", Signature=" + keySecret}}, from: from})
+	s.do(t, req{target: "/app/x", header: http.Header{"Authorization": {"AUTHD2-HMAC-SHA256 KeyId=" + keyID + ", Signature=" + keySecret}}, from: from})
 
 	// Throttle, logout, revocation, reload; hostile user input.
 	for i := range 8 {

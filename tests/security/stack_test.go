@@ -80,6 +80,8 @@ type stackOptions struct {
 	rules string
 	// logLevel defaults to "debug".
 	logLevel string
+	// trustedProxies replaces trusted_proxies (default: nginx's own address, 127.0.0.1).
+	trustedProxies []string
 }
 
 // stack is one running deployment: authd behind nginx (the shipped snippets), an echo app behind
@@ -329,19 +331,32 @@ func (s *stack) writeAuthdConfig(o stackOptions) error {
 	if rules == "" {
 		rules = baseRules
 	}
+	trusted := o.trustedProxies
+	if trusted == nil {
+		trusted = []string{"127.0.0.1/32"}
+	}
 	conf := fmt.Sprintf(`listen = "127.0.0.1:%d"
 public_url = %q
 data_dir = %q
 users_file = %q
-trusted_proxies = ["127.0.0.1/32"]
+trusted_proxies = %s
 redirect_hosts = ["https://allowed.example.com"]
 %s
 [log]
 level = %q
 %s
-%s`, s.authdPort, s.origin(), s.dataDir, s.usersFile, o.extra, level, o.tables, rules)
+%s`, s.authdPort, s.origin(), s.dataDir, s.usersFile, tomlStrings(trusted), o.extra, level, o.tables, rules)
 	s.conf = filepath.Join(s.dir, "authd.toml")
 	return os.WriteFile(s.conf, []byte(conf), 0o600)
+}
+
+// tomlStrings writes a TOML array of strings.
+func tomlStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, v := range ss {
+		q[i] = strconv.Quote(v)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // cli runs one authd command against this stack's config.

@@ -77,6 +77,8 @@ func (c Config) Validate() error {
 	for i, s := range c.TrustedProxies {
 		p, ok := parseNet(s)
 		switch {
+		case isMapped(s):
+			e.add(index("trusted_proxies", i), mappedProblem, s)
 		case !ok:
 			e.add(index("trusted_proxies", i), "must be a CIDR such as 10.0.0.0/8 or an IP address (got %q)", s)
 		case p.Bits() == 0:
@@ -270,7 +272,9 @@ func (c Config) checkRules(e *Errors) {
 			e.add(k+".cidrs", "must list at least one range (got none)")
 		}
 		for j, s := range n.CIDRs {
-			if _, ok := parseNet(s); !ok {
+			if isMapped(s) {
+				e.add(index(k+".cidrs", j), mappedProblem, s)
+			} else if _, ok := parseNet(s); !ok {
 				e.add(index(k+".cidrs", j), "must be a CIDR or an IP address (got %q)", s)
 			}
 		}
@@ -299,7 +303,9 @@ func (c Config) checkRules(e *Errors) {
 		}
 		for j, n := range r.Networks {
 			if _, ok := c.Networks[n]; !ok {
-				if _, ok := parseNet(n); !ok {
+				if isMapped(n) {
+					e.add(index(k+".networks", j), mappedProblem, n)
+				} else if _, ok := parseNet(n); !ok {
 					e.add(index(k+".networks", j), "must name a [networks] entry or be a CIDR (got %q)", n)
 				}
 			}
@@ -402,16 +408,40 @@ func validName(s string) bool {
 
 func unsafeInURL(r rune) bool { return r == '\\' || unicode.IsSpace(r) || unicode.IsControl(r) }
 
-// parseNet parses a CIDR, or a plain IP as a single-address prefix.
+// parseNet parses a CIDR, or a plain IP as a single-address prefix. It
+// refuses IPv4-mapped ranges (see isMapped).
 func parseNet(s string) (netip.Prefix, bool) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), true
+	p, err := netip.ParsePrefix(s)
+	if err == nil {
+		p = p.Masked()
+	} else if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		p = netip.PrefixFrom(a, a.BitLen())
+	} else {
+		return netip.Prefix{}, false
 	}
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		return netip.PrefixFrom(a, a.BitLen()), true
+	if p.Bits() >= 96 && p.Addr().Is4In6() {
+		return netip.Prefix{}, false
 	}
-	return netip.Prefix{}, false
+	return p, true
 }
+
+// isMapped reports whether s is an IPv4-mapped IPv6 range or address
+// (::ffff:10.0.0.0/104, ::ffff:10.0.0.1). authd matches client addresses
+// with IPv4-mapped ones unmapped, so such a range could never match: a deny
+// rule with it would deny no one.
+func isMapped(s string) bool {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return false
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	return p.Bits() >= 96 && p.Masked().Addr().Is4In6()
+}
+
+const mappedProblem = "must not be IPv4-mapped: client addresses are matched as IPv4, so write the range as IPv4, e.g. 10.0.0.0/8 for ::ffff:10.0.0.0/104 (got %q)"
 
 // fmtDuration drops the zero units time.Duration.String adds ("24h0m0s" → "24h").
 func fmtDuration(d time.Duration) string {

@@ -66,6 +66,7 @@ func TestValidateRejects(t *testing.T) {
 		{"trusted proxy everyone v4", func(c *Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "trusted_proxies[0]"},
 		{"trusted proxy everyone v6", func(c *Config) { c.TrustedProxies = []string{"::/0"} }, "trusted_proxies[0]"},
 		{"trusted proxy zone", func(c *Config) { c.TrustedProxies = []string{"fe80::1%eth0"} }, "trusted_proxies[0]"},
+		{"trusted proxy v4-mapped", func(c *Config) { c.TrustedProxies = []string{"127.0.0.1", "::ffff:127.0.0.1"} }, "trusted_proxies[1]"},
 		{"default_redirect empty", func(c *Config) { c.DefaultRedirect = "" }, "default_redirect"},
 		{"default_redirect absolute", func(c *Config) { c.DefaultRedirect = "https://evil.example" }, "default_redirect"},
 		{"default_redirect protocol-relative", func(c *Config) { c.DefaultRedirect = "//evil.example" }, "default_redirect"},
@@ -135,6 +136,11 @@ func TestValidateRejects(t *testing.T) {
 		}, "rules[0].roles"},
 		{"network without cidrs", func(c *Config) { c.Networks = map[string]Network{"office": {}} }, "networks.office.cidrs"},
 		{"network bad cidr", func(c *Config) { c.Networks = map[string]Network{"office": {CIDRs: []string{"10.0.0.0/33"}}} }, "networks.office.cidrs[0]"},
+		{"network v4-mapped range", func(c *Config) {
+			c.Networks = map[string]Network{"office": {CIDRs: []string{"10.0.0.0/8", "::ffff:192.0.2.0/120"}}}
+		}, "networks.office.cidrs[1]"},
+		{"network v4-mapped address", func(c *Config) { c.Networks = map[string]Network{"office": {CIDRs: []string{"::ffff:192.0.2.1"}}} }, "networks.office.cidrs[0]"},
+		{"rule network v4-mapped", func(c *Config) { c.Rules[0].Networks = []string{"::ffff:10.0.0.0/104"} }, "rules[0].networks[0]"},
 		{"network bad name", func(c *Config) { c.Networks = map[string]Network{"Office": {CIDRs: []string{"10.0.0.0/8"}}} }, "networks.Office"},
 		{"network bad role", func(c *Config) {
 			c.Networks = map[string]Network{"office": {CIDRs: []string{"10.0.0.0/8"}, Role: "A B"}}

@@ -6,37 +6,45 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // Scheme is the Authorization scheme of signed requests and the first line of
-// every string to sign.
-const Scheme = "AUTHD-HMAC-SHA256"
+// every string to sign. The "2" versions the string to sign: version 2 signs
+// the request target exactly as sent.
+const Scheme = "AUTHD2-HMAC-SHA256"
+
+// RetiredScheme is the first version's scheme, which signed a re-encoded and
+// sorted query: two different query strings (order, duplicates, "+" or
+// "%2B") could share one signature while the app read them differently.
+// Headers with it are refused, never verified under other semantics.
+const RetiredScheme = "AUTHD-HMAC-SHA256"
 
 const (
-	maxURIBytes   = 16 << 10
-	maxQueryPairs = 1024
-	maxHostBytes  = 255
-	maxMethod     = 32
+	maxURIBytes  = 16 << 10
+	maxHostBytes = 255
+	maxMethod    = 32
 )
 
-// request is a request reduced to the fields a signature covers, each already
-// in canonical form.
+// request is a request reduced to the fields a signature covers.
 type request struct {
-	method, path, query, host string
+	// target is the request target exactly as sent (nginx's $request_uri):
+	// the path, and "?" and the query if the client sent one, byte for byte.
+	// Nothing is decoded, sorted or re-encoded, so any change to the bytes
+	// nginx forwards to the app changes the string to sign.
+	target       string
+	method, host string
 }
 
-// stringToSign joins the canonical fields with "\n". No field can contain a
-// newline (each is checked or re-encoded to exclude one), so the joined string
-// splits back into its fields one way only: two different requests never share
-// a string to sign.
+// stringToSign joins the fields with "\n". No field can contain a newline
+// (each is checked to exclude one), so the joined string splits back into its
+// fields one way only: two different requests never share a string to sign.
 func stringToSign(r request, ts, nonce, keyID string) string {
 	var b strings.Builder
-	b.Grow(len(Scheme) + len(r.method) + len(r.path) + len(r.query) + len(r.host) + len(ts) + len(nonce) + len(keyID) + 7)
-	for i, s := range [...]string{Scheme, r.method, r.path, r.query, r.host, ts, nonce, keyID} {
+	b.Grow(len(Scheme) + len(r.method) + len(r.target) + len(r.host) + len(ts) + len(nonce) + len(keyID) + 6)
+	for i, s := range [...]string{Scheme, r.method, r.target, r.host, ts, nonce, keyID} {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
@@ -53,9 +61,9 @@ func signature(secret []byte, sts string) string {
 
 // Sign returns the Authorization header value for a request to rawURL
 // ("https://host[:port]/path?query"), signed with the key keyID and its secret
-// at time ts. The path and query are taken from rawURL exactly as written, so
-// write them as they will go on the wire (percent-encoded). An empty nonce
-// means a fresh random one.
+// at time ts. The path and query are signed exactly as written in rawURL, so
+// write them as they go on the wire (percent-encoded, in the order sent): the
+// client must send these very bytes. An empty nonce means a fresh random one.
 func Sign(method, rawURL string, keyID string, secret []byte, ts time.Time, nonce string) (authorization string, err error) {
 	if len(secret) == 0 {
 		return "", errors.New("empty secret")
@@ -126,8 +134,8 @@ func splitURL(raw string) (authority, uri string, err error) {
 	return authority, uri, nil
 }
 
-// canonicalRequest checks and canonicalises method, request URI (path and
-// query, as in nginx's $request_uri) and Host.
+// canonicalRequest checks method, request target (path and query as sent,
+// as in nginx's $request_uri) and Host. The target is kept byte for byte.
 func canonicalRequest(method, uri, host string) (request, error) {
 	var r request
 	var err error
@@ -137,19 +145,17 @@ func canonicalRequest(method, uri, host string) (request, error) {
 	if len(uri) > maxURIBytes {
 		return r, fmt.Errorf("request URI longer than %d bytes", maxURIBytes)
 	}
-	path, query, _ := strings.Cut(uri, "?")
-	if path == "" || path[0] != '/' {
+	if uri == "" || uri[0] != '/' {
 		return r, errors.New("request path must start with /")
 	}
-	for i := 0; i < len(path); i++ {
-		if c := path[i]; c <= ' ' || c == 0x7f || c == '#' {
-			return r, errors.New("request path contains a space, control character or #")
+	// No request line carries these (a fragment is never sent), and a
+	// newline would let one field pass for two.
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return r, errors.New("request URI contains a space, control character or #")
 		}
 	}
-	r.path = path
-	if r.query, err = canonicalQuery(query); err != nil {
-		return r, err
-	}
+	r.target = uri
 	if r.host, err = canonicalHost(host); err != nil {
 		return r, err
 	}
@@ -210,97 +216,8 @@ func canonicalHost(h string) (string, error) {
 	return strings.ToLower(name), nil
 }
 
-// canonicalQuery splits q on "&", drops empty pieces, splits each pair at the
-// first "=", percent-decodes key and value (a "+" stays a plus), re-encodes
-// them with only the RFC 3986 unreserved characters left bare, sorts the pairs
-// by key and then value, and joins them as key=value with "&".
-func canonicalQuery(q string) (string, error) {
-	if q == "" {
-		return "", nil
-	}
-	var pairs [][2]string
-	for piece := range strings.SplitSeq(q, "&") {
-		if piece == "" {
-			continue
-		}
-		if len(pairs) == maxQueryPairs {
-			return "", fmt.Errorf("query has more than %d parameters", maxQueryPairs)
-		}
-		k, v, _ := strings.Cut(piece, "=")
-		ek, err := reencode(k)
-		if err != nil {
-			return "", err
-		}
-		ev, err := reencode(v)
-		if err != nil {
-			return "", err
-		}
-		pairs = append(pairs, [2]string{ek, ev})
-	}
-	slices.SortFunc(pairs, func(a, b [2]string) int {
-		if c := strings.Compare(a[0], b[0]); c != 0 {
-			return c
-		}
-		return strings.Compare(a[1], b[1])
-	})
-	var b strings.Builder
-	for i, p := range pairs {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(p[0])
-		b.WriteByte('=')
-		b.WriteString(p[1])
-	}
-	return b.String(), nil
-}
-
-// reencode percent-decodes s strictly (a "%" must start two hex digits) and
-// encodes the bytes again, leaving only A-Z a-z 0-9 - . _ ~ bare and writing
-// upper-case hex.
-func reencode(s string) (string, error) {
-	const hexUpper = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '%':
-			if i+2 >= len(s) || !isHexDigit(s[i+1]) || !isHexDigit(s[i+2]) {
-				return "", errors.New("query has an invalid percent-encoding")
-			}
-			c = unhex(s[i+1])<<4 | unhex(s[i+2])
-			i += 2
-		case c <= ' ' || c == 0x7f || c == '#':
-			return "", errors.New("query contains a space, control character or #")
-		}
-		if unreserved(c) {
-			b.WriteByte(c)
-		} else {
-			b.WriteByte('%')
-			b.WriteByte(hexUpper[c>>4])
-			b.WriteByte(hexUpper[c&15])
-		}
-	}
-	return b.String(), nil
-}
-
-func unreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
-}
-
 func isHexDigit(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }
 
 func validNonce(s string) bool { return len(s) >= 16 && len(s) <= 64 && isB64URL(s) }

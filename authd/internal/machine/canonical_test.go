@@ -4,56 +4,85 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-func TestCanonicalQuery(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-		wantErr        bool
-	}{
-		{"empty", "", "", false},
-		{"only ampersands", "&&", "", false},
-		{"sorted by key", "b=2&a=1", "a=1&b=2", false},
-		{"repeated key sorted by value", "a=2&a=10&a=1", "a=1&a=10&a=2", false},
-		{"no equals is empty value", "flag&a=1", "a=1&flag=", false},
-		{"empty value", "a=", "a=", false},
-		{"split at first equals", "a=b=c", "a=b%3Dc", false},
-		{"plus is a literal plus", "q=a+b", "q=a%2Bb", false},
-		{"encoded space stays encoded", "q=a%20b", "q=a%20b", false},
-		{"lower-case escape upper-cased", "q=%2f", "q=%2F", false},
-		{"unreserved escape decoded", "q=%41%7E", "q=A~", false},
-		{"raw unicode encoded as UTF-8", "q=café", "q=caf%C3%A9", false},
-		{"encoded unicode kept", "q=caf%C3%a9", "q=caf%C3%A9", false},
-		{"reserved characters encoded", "q=/:@!$'()*,;", "q=%2F%3A%40%21%24%27%28%29%2A%2C%3B", false},
-		{"encoded ampersand is data", "a=x%26b%3Dy", "a=x%26b%3Dy", false},
-		{"empty key", "=v", "=v", false},
-		{"bad escape", "a=%zz", "", true},
-		{"short escape", "a=%4", "", true},
-		{"trailing percent", "a=%", "", true},
-		{"raw space", "a=b c", "", true},
-		{"control", "a=\x01", "", true},
-		{"newline", "a=\n", "", true},
-		{"hash", "a=#", "", true},
+// TestTargetVariantsSignDifferently: any change to the bytes nginx forwards to
+// the app — order, duplicates, "+" versus "%2B" or "%20", an escape versus its
+// character, the case of hex digits, an empty "?" or a trailing "&" — gives a
+// different string to sign, and a signature for one is refused for the other.
+func TestTargetVariantsSignDifferently(t *testing.T) {
+	tests := []struct{ name, signed, sent string }{
+		{"query order", "/p?a=1&b=2", "/p?b=2&a=1"},
+		{"duplicate parameter", "/p?a=1", "/p?a=1&a=1"},
+		{"duplicate with other value", "/p?a=1&a=2", "/p?a=2&a=1"},
+		{"plus versus %2B", "/p?q=a+b", "/p?q=a%2Bb"},
+		{"plus versus %20", "/p?q=a+b", "/p?q=a%20b"},
+		{"%2B versus %20", "/p?q=a%2Bb", "/p?q=a%20b"},
+		{"query escape versus character", "/p?q=%41", "/p?q=A"},
+		{"path escape versus character", "/%41", "/A"},
+		{"encoded slash versus slash", "/a%2Fb", "/a/b"},
+		{"lower versus upper hex in path", "/a%2fb", "/a%2Fb"},
+		{"lower versus upper hex in query", "/p?q=%2f", "/p?q=%2F"},
+		{"empty query versus none", "/p", "/p?"},
+		{"trailing ampersand", "/p?a=1", "/p?a=1&"},
+		{"leading ampersand", "/p?a=1", "/p?&a=1"},
+		{"empty piece", "/p?a=1&b=2", "/p?a=1&&b=2"},
+		{"no equals versus empty value", "/p?flag", "/p?flag="},
+		{"encoded ampersand versus ampersand", "/p?a=x%26b=y", "/p?a=x&b=y"},
+		{"encoded equals versus equals", "/p?a%3Db", "/p?a=b"},
+		{"encoded question mark", "/p%3Fa=1", "/p?a=1"},
+		{"dot segment", "/a/../b", "/b"},
+		{"encoded dot", "/a/%2e%2e/b", "/a/../b"},
+		{"double slash", "/a//b", "/a/b"},
+		{"trailing slash", "/a/", "/a"},
+		{"raw UTF-8 versus escaped", "/caf\xc3\xa9", "/caf%C3%A9"},
 	}
+	fx := newFixture(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := canonicalQuery(tt.in)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			a, errA := canonicalRequest("GET", tt.signed, "h")
+			b, errB := canonicalRequest("GET", tt.sent, "h")
+			if errA != nil || errB != nil {
+				t.Fatalf("canonicalRequest: %v, %v", errA, errB)
 			}
-			if got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
+			if sa, sb := stringToSign(a, "1", "n", "k"), stringToSign(b, "1", "n", "k"); sa == sb {
+				t.Fatalf("%q and %q share the string to sign %q", tt.signed, tt.sent, sa)
+			}
+			fx.now = fx.now.Add(time.Second) // a fresh nonce window for each case
+			h := fx.sign(t, "GET", "https://h"+tt.signed, fx.now, "")
+			if _, _, err := fx.v.Authenticate(t.Context(), Request{Method: "GET", URI: tt.sent, Host: "h", Authorization: h}); !errors.Is(err, ErrBadSignature) {
+				t.Errorf("signed for %q, sent %q: got %v, want %v", tt.signed, tt.sent, err, ErrBadSignature)
+			}
+			if user, _, err := fx.v.Authenticate(t.Context(), Request{Method: "GET", URI: tt.signed, Host: "h", Authorization: h}); err != nil || user != "alice" {
+				t.Errorf("signed and sent %q: got %q, %v; want alice", tt.signed, user, err)
 			}
 		})
 	}
-	t.Run("too many pairs", func(t *testing.T) {
-		if _, err := canonicalQuery(strings.Repeat("a=1&", maxQueryPairs+1)); err == nil {
-			t.Error("no error")
+}
+
+// TestRetiredSchemeRefused: a header of the first version, whose string to
+// sign was the sorted query, is refused even when its signature is correct
+// under that version's rules.
+func TestRetiredSchemeRefused(t *testing.T) {
+	fx := newFixture(t)
+	// The first version's string to sign for GET https://h/x?b=2&a=1.
+	sts := "AUTHD-HMAC-SHA256\nGET\n/x\na=1&b=2\nh\n" + strconv.FormatInt(fx.now.Unix(), 10) + "\nnonce-0123456789\n" + fx.keyID
+	m := hmac.New(sha256.New, []byte(fx.secret))
+	m.Write([]byte(sts))
+	params := "KeyId=" + fx.keyID + ", Timestamp=" + strconv.FormatInt(fx.now.Unix(), 10) + ", Nonce=nonce-0123456789, Signature=" + hex.EncodeToString(m.Sum(nil))
+	for _, scheme := range []string{RetiredScheme, strings.ToLower(RetiredScheme)} {
+		for _, uri := range []string{"/x?b=2&a=1", "/x?a=1&b=2"} {
+			user, present, err := fx.v.Authenticate(t.Context(), Request{Method: "GET", URI: uri, Host: "h", Authorization: scheme + " " + params})
+			if !present || !errors.Is(err, ErrMalformed) || user != "" {
+				t.Errorf("%s %s: got %q, present %v, %v; want refused as %v", scheme, uri, user, present, err, ErrMalformed)
+			}
 		}
-	})
+	}
 }
 
 func TestCanonicalHost(t *testing.T) {
@@ -91,36 +120,43 @@ func TestCanonicalHost(t *testing.T) {
 	}
 }
 
-func TestCanonicalRequestPath(t *testing.T) {
+func TestCanonicalRequestTarget(t *testing.T) {
 	tests := []struct {
-		uri, wantPath string
+		uri, want string
 	}{
 		{"/", "/"},
 		{"/a/../b", "/a/../b"},
-		{"/a%2Fb?x=1", "/a%2Fb"},
+		{"/a%2Fb?x=1", "/a%2Fb?x=1"},
 		{"/a%2fb", "/a%2fb"},
+		{"/p?", "/p?"},
+		{"/p?b=2&a=1&", "/p?b=2&a=1&"},
+		{"/p?q=a+b%zz", "/p?q=a+b%zz"},
 		{"/caf\xc3\xa9", "/caf\xc3\xa9"},
 		{"", ""},
+		{"?a=1", ""},
 		{"a/b", ""},
 		{"http://h/a", ""},
 		{"/a b", ""},
+		{"/a?b c", ""},
 		{"/a\tb", ""},
 		{"/a\x00", ""},
+		{"/a?\n", ""},
 		{"/a\x7f", ""},
 		{"/a#frag", ""},
+		{"/a?b#frag", ""},
 		{"/" + strings.Repeat("a", maxURIBytes), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.uri, func(t *testing.T) {
 			r, err := canonicalRequest("GET", tt.uri, "h")
-			if tt.wantPath == "" {
+			if tt.want == "" {
 				if err == nil {
-					t.Fatalf("got %q, want an error", r.path)
+					t.Fatalf("got %q, want an error", r.target)
 				}
 				return
 			}
-			if err != nil || r.path != tt.wantPath {
-				t.Errorf("got %q, %v; want %q", r.path, err, tt.wantPath)
+			if err != nil || r.target != tt.want {
+				t.Errorf("got %q, %v; want %q", r.target, err, tt.want)
 			}
 		})
 	}
@@ -168,7 +204,7 @@ func TestWorkedExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSTS := "AUTHD-HMAC-SHA256\nGET\n/v1/items\na=0&a=1&b=2\napi.example.com\n1700000000\nn0nce-n0nce-n0nce\nak_0123456789abcdef"
+	wantSTS := "AUTHD2-HMAC-SHA256\nGET\n/v1/items?b=2&a=1&a=0\napi.example.com\n1700000000\nn0nce-n0nce-n0nce\nak_0123456789abcdef"
 	if sts != wantSTS {
 		t.Fatalf("string to sign:\n%s\nwant:\n%s", sts, wantSTS)
 	}
@@ -176,7 +212,7 @@ func TestWorkedExample(t *testing.T) {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(wantSTS))
 	sig := hex.EncodeToString(m.Sum(nil))
-	const wantSig = "9b6c5004c0ee76399a7e1c0a2091f16441fa22117d8d2abedbd7d56320b445b4"
+	const wantSig = "d467180c2d41123cef8b583e3ab0f99bb52a3aef94210cf8da524cba498c6862"
 	if sig != wantSig {
 		t.Fatalf("signature %s, want %s", sig, wantSig)
 	}
@@ -184,7 +220,7 @@ func TestWorkedExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "AUTHD-HMAC-SHA256 KeyId=ak_0123456789abcdef, Timestamp=1700000000, Nonce=n0nce-n0nce-n0nce, Signature=" + wantSig
+	want := "AUTHD2-HMAC-SHA256 KeyId=ak_0123456789abcdef, Timestamp=1700000000, Nonce=n0nce-n0nce-n0nce, Signature=" + wantSig
 	if got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
@@ -204,7 +240,7 @@ func TestSignRefuses(t *testing.T) {
 		{"empty key id", "GET", "https://h/", "", "0123456789abcdef", sec},
 		{"method with newline", "GET\n", "https://h/", "k", "0123456789abcdef", sec},
 		{"path with space", "GET", "https://h/a b", "k", "0123456789abcdef", sec},
-		{"bad query escape", "GET", "https://h/?a=%", "k", "0123456789abcdef", sec},
+		{"query with space", "GET", "https://h/?a=b c", "k", "0123456789abcdef", sec},
 		{"no scheme", "GET", "h/", "k", "0123456789abcdef", sec},
 	}
 	for _, tt := range tests {

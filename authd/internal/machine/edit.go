@@ -7,7 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
+
+	"github.com/authd/authd/authd/internal/fsutil"
 )
 
 // Edit changes the records file at path under an exclusive lock on path+".lock",
@@ -19,11 +20,11 @@ import (
 // root running the CLI leaves a file the authd service user can read. On any
 // error, including fn's, the file is left as it was.
 func Edit(path string, fn func(*Records) error) error {
-	unlock, err := lockFile(path + ".lock")
+	lock, err := fsutil.Lock(path + ".lock")
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lock.Close()
 
 	data, err := readFileForEdit(path)
 	if err != nil {
@@ -55,14 +56,17 @@ func Edit(path string, fn func(*Records) error) error {
 	}
 
 	mode := fs.FileMode(0o600)
-	var owner *syscall.Stat_t
+	var owner *fsutil.Owner
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm() &^ 0o077
-		owner, _ = fi.Sys().(*syscall.Stat_t)
+		owner = fsutil.OwnerOf(fi)
 	} else if fi, err := os.Stat(filepath.Dir(path)); err == nil {
-		owner, _ = fi.Sys().(*syscall.Stat_t)
+		owner = fsutil.OwnerOf(fi)
 	}
-	return writeAtomic(path, out, mode, owner)
+	if err := fsutil.WriteFile(path, out, fsutil.Options{Perm: mode, Owner: owner}); err != nil {
+		return fmt.Errorf("write machine file: %w", err)
+	}
+	return nil
 }
 
 // readFileForEdit reads the file like readFile but accepts a file whose mode is
@@ -79,72 +83,4 @@ func readFileForEdit(path string) ([]byte, error) {
 		return nil, fmt.Errorf("machine file %s is larger than %d bytes", path, maxFileBytes)
 	}
 	return data, nil
-}
-
-// lockFile takes an exclusive flock on path, creating it if needed. The lock
-// file is never removed: removing it would let two processes lock different inodes.
-func lockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
-}
-
-// writeAtomic replaces path with data so that readers see either the old or the new file.
-func writeAtomic(path string, data []byte, mode fs.FileMode, owner *syscall.Stat_t) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temporary machine file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("chmod temporary machine file: %w", err)
-	}
-	if owner != nil && int(owner.Uid) != os.Geteuid() {
-		// Best effort: only root may give the file to another user.
-		if err := tmp.Chown(int(owner.Uid), int(owner.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("chown temporary machine file: %w", err)
-		}
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write temporary machine file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync temporary machine file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close temporary machine file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replace machine file: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open machine file directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync machine file directory: %w", err)
-	}
-	return nil
 }

@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/authd/authd/authd/internal/fsutil"
 )
 
 // maxFileBytes bounds the records file: about 25,000 records.
@@ -23,12 +23,11 @@ const maxFileBytes = 8 << 20
 
 // File is the live records file: a snapshot readers take without locks, replaced on Reload.
 type File struct {
-	path string
+	file *fsutil.Watched
 	snap atomic.Pointer[snapshot]
 
-	mu   sync.Mutex // serialises Reload; guards the fields below
-	seen stamp      // the file version last read, loaded or not
-	sum  [32]byte   // SHA-256 of the content of the current snapshot
+	mu  sync.Mutex // serialises Reload; guards sum
+	sum [32]byte   // SHA-256 of the content of the current snapshot
 }
 
 // snapshot is one loaded version of the file, indexed for the verify path.
@@ -39,52 +38,38 @@ type snapshot struct {
 }
 
 type tokenEntry struct {
-	user    string
+	id      Identity
 	sum     [32]byte
 	expires time.Time
 }
 
 type keyEntry struct {
-	user    string
+	id      Identity
 	secret  []byte
 	expires time.Time
-}
-
-// stamp identifies a version of the file cheaply, from os.Stat.
-type stamp struct {
-	ok       bool
-	dev, ino uint64
-	size     int64
-	mtime    time.Time
-}
-
-func stampOf(fi os.FileInfo) stamp {
-	s := stamp{ok: true, size: fi.Size(), mtime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.dev, s.ino = uint64(st.Dev), st.Ino
-	}
-	return s
 }
 
 // OpenFile loads the records file at path. A missing file holds no records; a
 // broken one, or one that group or others may read, is an error.
 func OpenFile(path string) (*File, error) {
-	f := &File{path: path}
+	f := &File{file: fsutil.NewWatched(path)}
 	if _, err := f.Reload(); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-func (f *File) current() *snapshot {
+// current returns the snapshot with a zero confirmation time: the file is
+// local, so there is no store it could have lost contact with.
+func (f *File) current() (*snapshot, time.Time) {
 	if f == nil {
-		return nil
+		return nil, time.Time{}
 	}
-	return f.snap.Load()
+	return f.snap.Load(), time.Time{}
 }
 
 // Path returns the file's path.
-func (f *File) Path() string { return f.path }
+func (f *File) Path() string { return f.file.Path() }
 
 // Records returns a copy of the current records.
 func (f *File) Records() Records {
@@ -99,8 +84,7 @@ func (f *File) Records() Records {
 func (f *File) Reload() (changed bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	data, st, err := readFile(f.path)
-	f.seen = st
+	data, err := f.read()
 	if err != nil {
 		return false, err
 	}
@@ -110,40 +94,29 @@ func (f *File) Reload() (changed bool, err error) {
 	}
 	recs, err := decode(data)
 	if err != nil {
-		return false, fmt.Errorf("machine file %s: %w", f.path, err)
+		return false, fmt.Errorf("machine file %s: %w", f.Path(), err)
 	}
 	f.sum = sum
 	f.snap.Store(index(recs))
 	return true, nil
 }
 
-// readFile reads path and stats the opened file, so content and stamp belong
-// together even when the file is replaced meanwhile. A missing file reads as empty.
-func readFile(path string) ([]byte, stamp, error) {
-	fh, err := os.Open(path)
+// read reads the file; a missing file reads as empty.
+func (f *File) read() ([]byte, error) {
+	data, fi, err := f.file.Read(maxFileBytes)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, stamp{}, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, stamp{}, fmt.Errorf("open machine file: %w", err)
+		return nil, fmt.Errorf("read machine file: %w", err)
 	}
-	defer fh.Close()
-	fi, err := fh.Stat()
-	if err != nil {
-		return nil, stamp{}, fmt.Errorf("stat machine file: %w", err)
-	}
-	st := stampOf(fi)
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, st, fmt.Errorf("machine file %s holds signing secrets but is open to group or others (mode %04o); run chmod 600 %s", path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(fh, maxFileBytes+1))
-	if err != nil {
-		return nil, st, fmt.Errorf("read machine file: %w", err)
+		return nil, fmt.Errorf("machine file %s holds signing secrets but is open to group or others (mode %04o); run chmod 600 %s", f.Path(), perm, f.Path())
 	}
 	if len(data) > maxFileBytes {
-		return nil, st, fmt.Errorf("machine file %s is larger than %d bytes", path, maxFileBytes)
+		return nil, fmt.Errorf("machine file %s is larger than %d bytes", f.Path(), maxFileBytes)
 	}
-	return data, st, nil
+	return data, nil
 }
 
 // decode parses and validates the file's content; empty content is no records.
@@ -194,47 +167,20 @@ func index(r Records) *snapshot {
 	for _, t := range r.Tokens {
 		var sum [32]byte
 		hex.Decode(sum[:], []byte(t.SHA256)) // validated: 64 hex digits
-		s.tokens[t.ID] = tokenEntry{user: t.User, sum: sum, expires: t.Expires}
+		s.tokens[t.ID] = tokenEntry{id: Identity{User: t.User, Generation: t.UserGeneration}, sum: sum, expires: t.Expires}
 	}
 	for _, k := range r.Keys {
-		s.keys[k.ID] = keyEntry{user: k.User, secret: []byte(k.Secret), expires: k.Expires}
+		s.keys[k.ID] = keyEntry{id: Identity{User: k.User, Generation: k.UserGeneration}, secret: []byte(k.Secret), expires: k.Expires}
 	}
 	return s
 }
 
 // Watch polls the file's metadata (mtime, size, inode) every interval and reloads
 // when it changed, until ctx ends. A change is loaded once the metadata has held
-// still for one interval, so a write in progress is not loaded. onReload, if not
-// nil, gets each reload's result; a broken version is reported once, not at every
-// poll. every ≤ 0 means one second.
+// still for one interval, so a write in progress is not loaded; a file that
+// disappeared is such a change, and loads as empty. onReload, if not nil, gets
+// each reload's result; a broken version is reported once, not at every poll.
+// every ≤ 0 means one second.
 func (f *File) Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error)) {
-	if every <= 0 {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var last stamp
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		var now stamp
-		if fi, err := os.Stat(f.path); err == nil {
-			now = stampOf(fi)
-		}
-		settled := now == last
-		last = now
-		f.mu.Lock()
-		same := now == f.seen
-		f.mu.Unlock()
-		if same || !settled {
-			continue
-		}
-		changed, err := f.Reload()
-		if onReload != nil {
-			onReload(changed, err)
-		}
-	}
+	f.file.Watch(ctx, every, fsutil.MissingReloads, f.Reload, onReload)
 }

@@ -54,6 +54,12 @@ type Token struct {
 	SHA256  string    `json:"sha256"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// UserGeneration is the user's credential generation (users.User.Generation) when
+	// the token was issued. authd accepts the token only while the user still has that
+	// generation: a password change, lock, unlock or delete ends it, as it ends sessions.
+	// Records written before the field existed read as 0 and so fit only users whose
+	// generation is 0 too (never set by the CLI).
+	UserGeneration uint64 `json:"user_generation"`
 }
 
 // Key is one request-signing key. Its secret is stored as issued, because
@@ -69,6 +75,8 @@ type Key struct {
 	Secret  string    `json:"secret"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// UserGeneration binds the key to the user's credential generation, as for Token.
+	UserGeneration uint64 `json:"user_generation"`
 }
 
 // Records is the content of the records file.

@@ -11,8 +11,9 @@ import (
 
 // NonceCache remembers the nonces of accepted signed requests.
 type NonceCache interface {
-	// Seen records nonce for keyID until the given time and reports whether it
-	// was already recorded and not yet expired. An error means the nonce could
+	// Seen records nonce for keyID until the given time, inclusive (the last
+	// moment the request is acceptable on the caller's clock), and reports
+	// whether it was already recorded and not yet expired. An error means the nonce could
 	// not be checked; the request is then refused.
 	Seen(ctx context.Context, keyID, nonce string, until time.Time) (replayed bool, err error)
 }
@@ -51,11 +52,14 @@ func NewMemoryNonces(limit, maxPerKey int, now func() time.Time) *MemoryNonces {
 		until: make(map[string]int64), perKey: make(map[string]int)}
 }
 
-// Seen implements NonceCache. An entry is dropped once its until has passed;
-// by then the timestamp window refuses the request anyway.
+// Seen implements NonceCache. An entry is held through its until, inclusive
+// (the Verifier accepts a timestamp exactly a window old), and dropped once
+// until has passed, when the timestamp window refuses the request anyway.
+// until is rounded up to the millisecond and now down, so rounding never
+// shortens the hold.
 func (m *MemoryNonces) Seen(_ context.Context, keyID, nonce string, until time.Time) (bool, error) {
 	now := m.now().UnixMilli()
-	u := until.UnixMilli()
+	u := ceilMilli(until)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expire(now)
@@ -63,7 +67,7 @@ func (m *MemoryNonces) Seen(_ context.Context, keyID, nonce string, until time.T
 	if _, ok := m.until[k]; ok {
 		return true, nil
 	}
-	if u <= now {
+	if u < now {
 		return false, nil // already outside its window: nothing to remember
 	}
 	if len(m.until) >= m.max {
@@ -87,13 +91,22 @@ func (m *MemoryNonces) Len() int {
 }
 
 func (m *MemoryNonces) expire(now int64) {
-	for len(m.byExpiry) > 0 && m.byExpiry[0].until <= now {
+	for len(m.byExpiry) > 0 && m.byExpiry[0].until < now {
 		e := heap.Pop(&m.byExpiry).(pending)
 		delete(m.until, e.key)
 		if m.perKey[e.id]--; m.perKey[e.id] <= 0 {
 			delete(m.perKey, e.id)
 		}
 	}
+}
+
+// ceilMilli is t in unix milliseconds, rounded up.
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.Sub(time.UnixMilli(ms)) > 0 {
+		ms++
+	}
+	return ms
 }
 
 type pending struct {

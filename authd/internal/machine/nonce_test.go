@@ -37,7 +37,8 @@ func TestMemoryNonces(t *testing.T) {
 		{"full refuses, evicts nothing", 0, "k3", "n1", time.Minute, false, ErrNonceCacheFull, 4},
 		{"replay still caught when full", 0, "k2", "n1", time.Minute, true, nil, 4},
 		{"expired until is not stored", 0, "k4", "n1", -time.Second, false, nil, 4},
-		{"first entries expire", time.Minute, "k3", "n1", time.Minute, false, nil, 3},
+		{"held through until", time.Minute, "k2", "n1", time.Minute, true, nil, 4},
+		{"first entries expire", time.Millisecond, "k3", "n1", time.Minute, false, nil, 3},
 		{"expired nonce is new again", 0, "k1", "n1", time.Minute, false, nil, 4},
 		{"later ones are still held", 0, "k1", "n2", time.Minute, true, nil, 4},
 		{"all expire", 10 * time.Minute, "k5", "n1", time.Minute, false, nil, 1},
@@ -66,7 +67,7 @@ func TestMemoryNoncesBound(t *testing.T) {
 	if m.Len() != 1000 || refused != 4000 {
 		t.Fatalf("size %d, refused %d; want 1000, 4000", m.Len(), refused)
 	}
-	now = now.Add(time.Minute)
+	now = now.Add(time.Minute + time.Millisecond) // held through until, inclusive
 	if _, err := m.Seen(context.Background(), "k", "fresh-nonce-0000", now.Add(time.Minute)); err != nil || m.Len() != 1 {
 		t.Fatalf("after expiry: %v, size %d; want nil, 1", err, m.Len())
 	}
@@ -81,5 +82,24 @@ func BenchmarkMemoryNonces(b *testing.B) {
 			now = now.Add(time.Second)
 		}
 		m.Seen(context.Background(), fmt.Sprintf("k%d", i&7), fmt.Sprintf("nonce-%012d", i), now.Add(time.Minute))
+	}
+}
+
+// TestNonceHeldThroughWindowEdge checks that a signed request whose timestamp
+// is exactly a window old, the last moment it is accepted, is still a replay
+// when sent again at that moment, and at a moment not on a millisecond.
+func TestNonceHeldThroughWindowEdge(t *testing.T) {
+	for _, late := range []time.Duration{0, -time.Millisecond / 2} {
+		t.Run(fmt.Sprint(late), func(t *testing.T) {
+			fx := newFixture(t)
+			r := Request{Method: "GET", URI: "/x", Host: "h", Authorization: fx.sign(t, "GET", "https://h/x", fx.now, "")}
+			fx.now = fx.now.Add(DefaultWindow + late)
+			if _, _, err := fx.v.Authenticate(context.Background(), r); err != nil {
+				t.Fatalf("at the window's edge: got %v, want accepted", err)
+			}
+			if _, _, err := fx.v.Authenticate(context.Background(), r); !errors.Is(err, ErrReplay) {
+				t.Fatalf("replay at the window's edge: got %v, want %v", err, ErrReplay)
+			}
+		})
 	}
 }

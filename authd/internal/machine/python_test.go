@@ -46,10 +46,16 @@ var signVectors = []struct {
 	{"GET", "https://h/?emoji=%F0%9F%98%80&raw=😀"},
 	{"GET", "https://h/?sym=!$'()*,;:@/?x"},
 	{"PATCH", "https://h/a;b=c/d?x=1"},
-	// Both signers refuse these.
-	{"GET", "https://h/a b"},
+	{"GET", "https://h/p?"},
+	{"GET", "https://h/p?a=1&"},
+	{"GET", "https://h/p?&a=1&&b=2"},
+	{"GET", "https://h/%41%2f%2F?q=%41%2f%2F"},
 	{"GET", "https://h/?a=%zz"},
 	{"GET", "https://h/?a=%4"},
+	// Both signers refuse these.
+	{"GET", "https://h/a b"},
+	{"GET", "https://h/?a=b c"},
+	{"GET", "https://h/?a=\x01"},
 	{"GET", "https://u@h/"},
 	{"GET", "ftp://h/"},
 	{"GET", "https://bücher.de/"},

@@ -59,7 +59,8 @@ func TestNonceCacheMemory(t *testing.T) {
 func TestNonceCacheRedis(t *testing.T) {
 	t.Parallel()
 	c, prefix := openRedis(t)
-	testNonceCache(t, NewRedisNonces(c, prefix, nil))
+	// Without skew the key must expire right after until, as the memory one does.
+	testNonceCache(t, NewRedisNonces(c, prefix, nil, WithClockSkew(0)))
 }
 
 // Two authd instances sharing Redis: a request one accepted is a replay at the other.
@@ -92,5 +93,51 @@ func TestRedisNoncesDown(t *testing.T) {
 	_, err = NewRedisNonces(c, "x:", nil).Seen(context.Background(), "k", "nonce-0000000001", time.Now().Add(time.Minute))
 	if err == nil || time.Since(start) > time.Second {
 		t.Errorf("got %v after %v; want an error within a second", err, time.Since(start))
+	}
+}
+
+// TestRedisNoncesCoverWindow checks that a nonce recorded near the edge of its
+// window is held for as long as any instance still accepts the request: on
+// the recorder's own clock up to the edge inclusive, and on an instance whose
+// clock lags by up to the allowed skew.
+func TestRedisNoncesCoverWindow(t *testing.T) {
+	const lag = 2 * time.Second
+	tests := []struct {
+		name string
+		// record is how long before the window's edge instance a accepts the
+		// request; b's clock lags a's by lag.
+		record time.Duration
+		sleep  time.Duration // real time before b sees the replay
+		skew   []RedisNoncesOption
+	}{
+		{"edge, same moment", 0, 0, nil},
+		{"half a millisecond before the edge", time.Millisecond / 2, 5 * time.Millisecond, nil},
+		{"lagging instance, default skew", time.Second, 1200 * time.Millisecond, nil},
+		{"lagging instance, skew covers the lag", time.Second, 1200 * time.Millisecond, []RedisNoncesOption{WithClockSkew(lag)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, prefix := openRedis(t)
+			fx := newFixture(t)
+			ts := time.Now().Truncate(time.Second)
+			nowA, nowB := ts, ts
+			a := NewVerifier(fx.file, NewRedisNonces(c, prefix, func() time.Time { return nowA }, tt.skew...), 0, func() time.Time { return nowA })
+			b := NewVerifier(fx.file, NewRedisNonces(c, prefix, func() time.Time { return nowB }, tt.skew...), 0, func() time.Time { return nowB })
+			r := Request{Method: "GET", URI: "/x", Host: "h", Authorization: fx.sign(t, "GET", "https://h/x", ts, "")}
+			nowA = ts.Add(DefaultWindow - tt.record)
+			if _, _, err := a.Authenticate(context.Background(), r); err != nil {
+				t.Fatalf("instance a: got %v, want accepted", err)
+			}
+			time.Sleep(tt.sleep)
+			// b still accepts the timestamp: its clock lags a's, or it is
+			// the edge itself.
+			nowB = nowA.Add(tt.sleep - lag)
+			if tt.sleep == 0 {
+				nowB = nowA
+			}
+			if _, _, err := b.Authenticate(context.Background(), r); !errors.Is(err, ErrReplay) {
+				t.Fatalf("replay at instance b: got %v, want %v", err, ErrReplay)
+			}
+		})
 	}
 }

@@ -150,7 +150,7 @@ func TestSigned(t *testing.T) {
 		err    error
 	}{
 		{"valid", func(fx *fixture, r *Request) {}, nil},
-		{"query in another order", func(fx *fixture, r *Request) { r.URI = "/v1/items?a=1&b=2" }, nil},
+		{"query in another order", func(fx *fixture, r *Request) { r.URI = "/v1/items?a=1&b=2" }, ErrBadSignature},
 		{"host with port and case", func(fx *fixture, r *Request) { r.Host = "API.example.com:443" }, nil},
 		{"lower-case method", func(fx *fixture, r *Request) { r.Method = "get" }, nil},
 		{"scheme in lower case", func(fx *fixture, r *Request) {

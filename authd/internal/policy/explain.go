@@ -29,12 +29,15 @@ func (rs *Rules) Explain(req *Request) ([]Step, Decision, int) {
 			st.Why = fmt.Sprintf("host %q does not match %q", req.Host, r.Host)
 		case len(r.Methods) > 0 && !slices.Contains(r.Methods, req.Method):
 			st.Why = fmt.Sprintf("method %s is not one of %s", req.Method, strings.Join(r.Methods, ", "))
-		case len(r.Networks) > 0 && !inAny(req.IP, r.Networks):
+		case !r.inNetworks(req.IP):
 			st.Why = fmt.Sprintf("client %s is in none of its networks", addrOrNone(req))
 		default:
 			st.Matched = true
 			d := r.decide(req, roles)
 			st.Why = rs.reason(r, req, roles, d)
+			if len(r.Networks) > 0 && !Usable(req.IP).IsValid() {
+				st.Why += " (the client address is unknown, and every deny rule with networks applies to an unknown address)"
+			}
 			steps = append(steps, st)
 			return steps, d, i
 		}
@@ -115,10 +118,10 @@ func (r *rule) describe() string {
 }
 
 func addrOrNone(req *Request) string {
-	if !req.IP.IsValid() {
-		return "(no address)"
+	if ip := Usable(req.IP); ip.IsValid() {
+		return ip.String()
 	}
-	return req.IP.String()
+	return "(unknown address)"
 }
 
 func noneIfEmpty(gs []string) string {

@@ -4,13 +4,16 @@ import "strings"
 
 // Canonical returns the path rules see for a raw request URI as nginx
 // received it ($request_uri): the query is dropped, percent-escapes are
-// decoded once, repeated slashes are merged (as nginx's merge_slashes does)
-// and dot segments are resolved. ok is false for anything nginx and authd
-// could read two ways — encoded slashes, backslashes or dots, control bytes,
-// a "%" left after decoding, bad escapes, a fragment, ".." above the root, or
-// a ";" (servlet-style apps drop ";params" from segments, so "/admin;x/y" is
-// /admin/y to them but not under /admin to a rule) — so the caller denies
-// instead of guessing.
+// decoded once and repeated slashes are merged (as nginx's merge_slashes
+// does). ok is false for anything nginx and authd could read two ways, so the
+// caller denies instead of guessing: encoded slashes, backslashes or dots,
+// control bytes, a "%" left after decoding, bad escapes, a fragment, a ";"
+// (servlet-style apps drop ";params" from segments, so "/admin;x/y" is
+// /admin/y to them but not under /admin to a rule), and any "." or ".."
+// segment. Browsers resolve dot segments before sending, so only a crafted
+// request has one, and nginx passes it to the app unresolved: whether the
+// app resolves it, and how ("/a/b/.." as "/a" or "/a/"), is the app's
+// business, and a rule must not bet on the answer.
 func Canonical(uri string) (path string, ok bool) {
 	if i := strings.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]
@@ -68,20 +71,16 @@ func slowCanonical(uri string) (string, bool) {
 	out := make([]string, 0, len(segs))
 	for _, s := range segs[1:] {
 		switch s {
-		case "", ".":
-		case "..":
-			if len(out) == 0 {
-				return "", false
-			}
-			out = out[:len(out)-1]
+		case "":
+		case ".", "..":
+			return "", false
 		default:
 			out = append(out, s)
 		}
 	}
 	p := "/" + strings.Join(out, "/")
-	last := segs[len(segs)-1]
-	if len(out) > 0 && (last == "" || last == "." || last == "..") {
-		p += "/" // "/a/b/" and "/a/b/." both name the directory
+	if len(out) > 0 && segs[len(segs)-1] == "" {
+		p += "/" // "/a/b/" names the directory
 	}
 	return p, true
 }

@@ -63,6 +63,11 @@ type Request struct {
 	Host   string // lower-case, without port
 	Method string // upper-case
 	Path   string // canonical (see Canonical)
+	// IP is the client address, as ClientAddr or Usable return it. The zero
+	// Addr (or a zoned one) means the address is unknown or unusable: such a
+	// request is in no network that allows or grants a role, and in every
+	// network of a rule that denies, so not knowing an address never opens
+	// more than knowing it would.
 	IP     netip.Addr
 	User   string
 	Groups []string
@@ -108,6 +113,9 @@ func New(rules []Rule, networks []Network) (*Rules, error) {
 			}
 			bit, _ = roleBit(n.Role)
 		}
+		if err := checkPrefixes(n.Prefixes); err != nil {
+			return nil, fmt.Errorf("network %s: %w", n.Name, err)
+		}
 		rs.networks = append(rs.networks, network{prefixes: slices.Clone(n.Prefixes), role: bit})
 	}
 	for i, r := range rules {
@@ -125,6 +133,9 @@ func New(rules []Rule, networks []Network) (*Rules, error) {
 				return nil, fmt.Errorf("%s: method %q must be an upper-case token", r.Label, m)
 			}
 		}
+		if err := checkPrefixes(r.Networks); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.Label, err)
+		}
 		r.Host = strings.ToLower(r.Host)
 		cr := rule{Rule: r}
 		for _, role := range r.Roles {
@@ -138,6 +149,22 @@ func New(rules []Rule, networks []Network) (*Rules, error) {
 		rs.needsIP = rs.needsIP || len(r.Networks) > 0 || cr.roles != 0
 	}
 	return rs, nil
+}
+
+// checkPrefixes refuses ranges no client address can ever be in. Addresses
+// are unmapped before matching (see ClientAddr), so a range inside
+// ::ffff:0:0/96 would silently never match — a deny rule with it would deny
+// no one. Such ranges must be written as IPv4.
+func checkPrefixes(ps []netip.Prefix) error {
+	for _, p := range ps {
+		switch {
+		case !p.IsValid():
+			return fmt.Errorf("invalid network %v", p)
+		case p.Bits() >= 96 && p.Masked().Addr().Is4In6():
+			return fmt.Errorf("network %v is IPv4-mapped: write it as IPv4 (%v)", p, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked())
+		}
+	}
+	return nil
 }
 
 func validMethod(m string) bool {
@@ -178,7 +205,21 @@ func (rs *Rules) Decide(req *Request) (Decision, int) {
 func (r *rule) matches(req *Request) bool {
 	return HasPrefix(req.Path, r.Path) && hostMatches(req.Host, r.Host) &&
 		(len(r.Methods) == 0 || slices.Contains(r.Methods, req.Method)) &&
-		(len(r.Networks) == 0 || inAny(req.IP, r.Networks))
+		r.inNetworks(req.IP)
+}
+
+// inNetworks reports whether ip meets the rule's networks condition. An
+// unknown or unusable address meets it only for a rule that denies: such a
+// rule is there to keep someone out, and an address we cannot read may be
+// theirs.
+func (r *rule) inNetworks(ip netip.Addr) bool {
+	if len(r.Networks) == 0 {
+		return true
+	}
+	if ip = Usable(ip); !ip.IsValid() {
+		return r.Access == Denied
+	}
+	return inAny(ip, r.Networks)
 }
 
 func (r *rule) decide(req *Request, roles uint64) Decision {
@@ -225,11 +266,12 @@ func hostMatches(host, pattern string) bool {
 	}
 }
 
+// inAny reports whether ip lies in one of prefixes; an unknown or unusable
+// address lies in none.
 func inAny(ip netip.Addr, prefixes []netip.Prefix) bool {
-	if !ip.IsValid() {
+	if ip = Usable(ip); !ip.IsValid() {
 		return false
 	}
-	ip = ip.Unmap()
 	for _, p := range prefixes {
 		if p.Contains(ip) {
 			return true

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -18,12 +19,33 @@ func TestCanonical(t *testing.T) {
 		{"/admin?x=/public", "/admin", true},
 		{"/a//b", "/a/b", true},
 		{"//admin", "/admin", true},
-		{"/a/./b", "/a/b", true},
-		{"/a/b/../c", "/a/c", true},
-		{"/a/b/..", "/a/", true},
 		{"/a/b/", "/a/b/", true},
 		{"/.hidden", "/.hidden", true},
+		{"/..hidden", "/..hidden", true},
+		{"/a/.../b", "/a/.../b", true},
+		{"/a/b./c", "/a/b./c", true},
 		{"/file.txt", "/file.txt", true},
+		{"/a/./b", "", false},
+		{"/a/b/../c", "", false},
+		{"/a/b/..", "", false},
+		{"/a/b/.", "", false},
+		{"/a/b/./", "", false},
+		{"/a/b/../", "", false},
+		{"/.", "", false},
+		{"/./", "", false},
+		{"/./admin", "", false},
+		{"/../", "", false},
+		{"//./admin", "", false},
+		{"/a//../admin", "", false},
+		{"/public/../admin", "", false},
+		{"/public/./../admin?x=1", "", false},
+		{"/a/b/..?x=/public", "", false},
+		{"/a/%2e/b", "", false},
+		{"/a/%2E%2e/b", "", false},
+		{"/a/.%2E/b", "", false},
+		{"/a/%2e./b", "", false},
+		{"/a/%2e", "", false},
+		{"/%2e/admin", "", false},
 		{"/caf%C3%A9", "/café", true},
 		{"/a%20b", "/a b", true},
 		{"/..", "", false},
@@ -197,6 +219,28 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestGroupNobodyHolds: a rule whose only group has lost its last member
+// admits nobody; it must never read as "no groups, so anyone logged in".
+func TestGroupNobodyHolds(t *testing.T) {
+	rs, err := New([]Rule{{Path: "/admin", Groups: []string{"admins"}}, {Path: "/"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []Request{
+		{User: "alice", Groups: []string{"staff"}},
+		{User: "bob"},
+		{User: "admins"},
+	} {
+		req.Path = "/admin/x"
+		if got, rule := rs.Decide(&req); got != Deny || rule != 0 {
+			t.Errorf("%s: got %v by rule %d, want %v by rule 0", req.User, got, rule, Deny)
+		}
+	}
+	if got, _ := rs.Decide(&Request{Path: "/admin"}); got != Login {
+		t.Errorf("anonymous: got %v, want %v", got, Login)
+	}
+}
+
 func TestNewRejects(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -205,6 +249,7 @@ func TestNewRejects(t *testing.T) {
 		{"empty", nil},
 		{"relative path", []Rule{{Path: "admin"}}},
 		{"dot segment", []Rule{{Path: "/a/../b"}}},
+		{"dot segment at the end", []Rule{{Path: "/a/."}}},
 		{"groups on public", []Rule{{Path: "/", Access: Public, Groups: []string{"x"}}}},
 		{"roles on deny", []Rule{{Path: "/", Access: Denied, Roles: []string{"office"}}}},
 		{"unknown role", []Rule{{Path: "/", Roles: []string{"nobody"}}}},
@@ -264,10 +309,11 @@ func BenchmarkDecide100Rules(b *testing.B) {
 }
 
 // FuzzCanonical checks that canonicalisation never panics, yields a clean
-// absolute path, is idempotent, and never leaves the first segment's subtree
-// by way of "..".
+// absolute path, is idempotent, refuses every input with a dot segment
+// (literal or encoded), and so keeps the first segment.
 func FuzzCanonical(f *testing.F) {
-	for _, s := range []string{"/", "/a/b", "/a/../b", "/%2e%2e/", "/a%2fb", "//x", "/a/./b/", "/a?b=../c", "/caf%C3%A9", "/..", "/a/b/../../..", "/%", "/a\\b"} {
+	for _, s := range []string{"/", "/a/b", "/a/../b", "/%2e%2e/", "/a%2fb", "//x", "/a/./b/", "/a?b=../c", "/caf%C3%A9", "/..", "/a/b/../../..", "/%", "/a\\b",
+		"/a/.", "/a/..", "/./a", "/a/.%2E/b", "/...", "/a/..b/c", "/.a/b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -289,13 +335,16 @@ func FuzzCanonical(f *testing.F) {
 		if again, ok := Canonical(out); !ok || again != out {
 			t.Fatalf("not idempotent: %q → %q → %q (%v)", in, out, again, ok)
 		}
-		// A path with no ".." segments must keep its first segment.
+		// Dot segments are refused, not resolved: an accepted input has none,
+		// literal or encoded, and so keeps its first segment.
 		raw, _, _ := strings.Cut(in, "?")
-		if !strings.Contains(raw, "..") && !strings.Contains(strings.ToLower(raw), "%2e") {
-			first := firstSegment(strings.TrimLeft(raw, "/"))
-			if first != "" && !strings.Contains(first, "%") && first != "." && firstSegment(strings.TrimLeft(out, "/")) != first {
-				t.Fatalf("Canonical(%q) = %q moved out of /%s", in, out, first)
+		for _, seg := range strings.Split(raw, "/") {
+			if dec, err := url.PathUnescape(seg); err == nil && (dec == "." || dec == "..") {
+				t.Fatalf("Canonical(%q) = %q: accepted dot segment %q", in, out, seg)
 			}
+		}
+		if first := firstSegment(strings.TrimLeft(raw, "/")); first != "" && !strings.Contains(first, "%") && firstSegment(strings.TrimLeft(out, "/")) != first {
+			t.Fatalf("Canonical(%q) = %q moved out of /%s", in, out, first)
 		}
 	})
 }

@@ -1,11 +1,37 @@
 package server
 
 import (
+	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
+
+	"github.com/authd/authd/authd/internal/session"
+	"github.com/authd/authd/authd/internal/users"
+)
+
+// AdminSessions is what the admin socket needs from the session store:
+// listing and bulk revocation, which the public listener never does.
+type AdminSessions interface {
+	List(ctx context.Context, user string) ([]session.Entry, error)
+	DeleteUser(ctx context.Context, user string) (int, error)
+	DeleteAll(ctx context.Context) (int, error)
+}
+
+// AdminUsers is what the admin socket needs from the users: the current
+// snapshot, to tell an unknown name from a user without sessions.
+type AdminUsers interface {
+	DB() *users.DB
+}
+
+var (
+	_ AdminSessions = (*session.Embedded)(nil)
+	_ AdminSessions = (*session.Redis)(nil)
+	_ AdminUsers    = (*users.File)(nil)
+	_ AdminUsers    = (*users.Redis)(nil)
 )
 
 // SessionInfo is one session as the admin API lists it; it never carries
@@ -21,20 +47,52 @@ type SessionInfo struct {
 	UserAgent string    `json:"user_agent"`
 }
 
-// AdminHandler serves the local admin API the CLI uses while authd runs. It
-// must only be served on a unix socket that only authd's user can reach.
-func (s *Server) AdminHandler() http.Handler {
+// Admin serves the local admin API the CLI uses while authd runs: list and
+// revoke sessions, reload. It must only be served on a unix socket that
+// only authd's user can reach. Create it with NewAdmin.
+type Admin struct {
+	sessions AdminSessions
+	users    AdminUsers
+	reload   func() error
+	log      *zap.Logger
+	now      func() time.Time
+}
+
+// NewAdmin returns the admin API over sessions; us tells an unknown user
+// (404) from one without sessions. reload re-reads what may change (users,
+// rules, credentials, settings); nil answers /reload with 501. A nil log
+// discards, a nil now is time.Now.
+func NewAdmin(sessions AdminSessions, us AdminUsers, reload func() error, log *zap.Logger, now func() time.Time) *Admin {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Admin{sessions: sessions, users: us, reload: reload, log: log, now: now}
+}
+
+// Handler returns the admin API's routes, all of them.
+func (s *Admin) Handler() http.Handler {
 	r := httprouter.New()
-	r.GET("/sessions", s.handleAdminList)
-	r.POST("/sessions/revoke", s.handleAdminRevoke)
-	r.POST("/reload", s.handleAdminReload)
+	r.GET("/sessions", s.handleList)
+	r.POST("/sessions/revoke", s.handleRevoke)
+	r.POST("/reload", s.handleReload)
 	return r
 }
 
-func (s *Server) handleAdminList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	entries, err := s.store.List(r.Context(), r.URL.Query().Get("user"))
+func (s *Admin) handleList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	user, ok := adminUser(w, r)
+	if !ok {
+		return
+	}
+	entries, err := s.sessions.List(r.Context(), user)
 	if err != nil {
 		adminError(w, err)
+		return
+	}
+	if user != "" && len(entries) == 0 && !s.users.DB().HasUser(user) {
+		adminStatus(w, http.StatusNotFound, "no user "+strconv.Quote(user))
 		return
 	}
 	now := s.now()
@@ -52,35 +110,45 @@ func (s *Server) handleAdminList(w http.ResponseWriter, r *http.Request, _ httpr
 	writeJSON(w, out)
 }
 
-func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Admin) handleRevoke(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	q := r.URL.Query()
+	user, ok := adminUser(w, r)
+	if !ok {
+		return
+	}
 	var n int
 	var err error
 	switch {
 	case q.Get("all") == "1":
-		n, err = s.store.DeleteAll(r.Context())
-	case q.Get("user") != "":
-		n, err = s.store.DeleteUser(r.Context(), q.Get("user"))
+		n, err = s.sessions.DeleteAll(r.Context())
+	case user != "":
+		n, err = s.sessions.DeleteUser(r.Context(), user)
 	default:
-		http.Error(w, `{"error":"user or all required"}`, http.StatusBadRequest)
+		adminStatus(w, http.StatusBadRequest, "user or all required")
 		return
 	}
 	if err != nil {
 		adminError(w, err)
 		return
 	}
-	s.log.Info("sessions revoked", zap.String("event", "sessions_revoked"), zap.String("user", q.Get("user")),
+	if user != "" && n == 0 && !s.users.DB().HasUser(user) {
+		// Sessions of a user deleted a moment ago are still revoked above;
+		// a name nobody has is an error, never a quiet "0".
+		adminStatus(w, http.StatusNotFound, "no user "+strconv.Quote(user))
+		return
+	}
+	s.log.Info("sessions revoked", zap.String("event", "sessions_revoked"), zap.String("user", user),
 		zap.Bool("all", q.Get("all") == "1"), zap.Int("count", n))
 	w.Header().Set("Content-Type", "application/json")
 	writeJSON(w, map[string]int{"revoked": n})
 }
 
-func (s *Server) handleAdminReload(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	if s.o.Reload == nil {
+func (s *Admin) handleReload(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	if s.reload == nil {
 		http.Error(w, `{"error":"reload not configured"}`, http.StatusNotImplemented)
 		return
 	}
-	if err := s.o.Reload(); err != nil {
+	if err := s.reload(); err != nil {
 		adminError(w, err)
 		return
 	}
@@ -88,8 +156,28 @@ func (s *Server) handleAdminReload(w http.ResponseWriter, _ *http.Request, _ htt
 	writeJSON(w, map[string]bool{"ok": true})
 }
 
+// adminUser reads the "user" parameter in any spelling login accepts and
+// returns its canonical form; "" when absent. A name no login could use is
+// answered 400 here.
+func adminUser(w http.ResponseWriter, r *http.Request) (string, bool) {
+	raw := r.URL.Query().Get("user")
+	if raw == "" {
+		return "", true
+	}
+	name, err := users.Canonical(raw)
+	if err != nil {
+		adminStatus(w, http.StatusBadRequest, "user: "+err.Error())
+		return "", false
+	}
+	return name, true
+}
+
 func adminError(w http.ResponseWriter, err error) {
+	adminStatus(w, http.StatusInternalServerError, err.Error())
+}
+
+func adminStatus(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusInternalServerError)
-	writeJSON(w, map[string]string{"error": err.Error()})
+	w.WriteHeader(code)
+	writeJSON(w, map[string]string{"error": msg})
 }

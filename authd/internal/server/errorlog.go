@@ -11,6 +11,7 @@ import (
 // left out since the last line: during a store outage every verify fails,
 // and one line per request would bury the log.
 type errorLog struct {
+	msg        string // the log message; "" means "session lookup failed"
 	mu         sync.Mutex
 	last       time.Time
 	suppressed int
@@ -26,5 +27,9 @@ func (e *errorLog) log(l *zap.Logger, now time.Time, err error) {
 	n := e.suppressed
 	e.last, e.suppressed = now, 0
 	e.mu.Unlock()
-	l.Error("session lookup failed", zap.Error(err), zap.Int("suppressed", n))
+	msg := e.msg
+	if msg == "" {
+		msg = "session lookup failed"
+	}
+	l.Error(msg, zap.Error(err), zap.Int("suppressed", n))
 }

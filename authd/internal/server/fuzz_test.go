@@ -36,7 +36,7 @@ func FuzzSafeRedirect(f *testing.F) {
 	base, _ := url.Parse("https://app.example.com/some/page")
 	f.Fuzz(func(t *testing.T, rd string) {
 		const def = "/default"
-		out := h.srv.safeRedirect(rd, def)
+		out := h.srv.cur.Load().safeRedirect(rd, def)
 		if out == def {
 			return
 		}

@@ -22,30 +22,32 @@ const maxLoginBody = 8 << 10
 
 // handleLoginForm shows the login form, or sends an already logged-in user on.
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	o := s.cur.Load()
 	rd := r.URL.Query().Get("rd")
-	if _, _, _, ok := s.authenticate(r, s.now()); ok {
-		s.redirect(w, s.safeRedirect(rd, s.o.DefaultRedirect))
+	if _, _, _, ok := s.authenticate(o, r, s.now()); ok {
+		s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
 		return
 	}
 	msg := ""
 	if r.URL.Query().Has("signed_out") {
 		msg = "You have signed out."
 	}
-	s.renderLogin(w, r, http.StatusOK, loginView{RD: rd, Notice: msg})
+	o.renderLogin(w, r, http.StatusOK, loginView{RD: rd, Notice: msg})
 }
 
 // handleLogin checks credentials. Every failure looks the same from outside:
 // unknown user, wrong password, disabled user and throttled account all get
 // the same status, body and (roughly) timing.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	ip := s.clientIP(r).String()
+	o := s.cur.Load()
+	ip := addrField(o.clientIP(r))
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/x-www-form-urlencoded" {
 		s.loginOutcome("bad_request", "", ip)
 		plain(w, http.StatusUnsupportedMediaType, "login expects an HTML form")
 		return
 	}
-	if !s.sameOrigin(r) {
+	if !o.sameOrigin(r) {
 		s.loginOutcome("cross_site", "", ip)
 		plain(w, http.StatusForbidden, "cross-site login refused")
 		return
@@ -59,10 +61,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	rawName, password, rd := r.PostForm.Get("username"), r.PostForm.Get("password"), r.PostForm.Get("rd")
 	remember := r.PostForm.Get("remember") != ""
 	view := loginView{RD: rd, Username: rawName, Remember: remember}
-	if !s.validCSRF(r, r.PostForm.Get("csrf")) {
+	if !o.validCSRF(r, r.PostForm.Get("csrf")) {
 		s.loginOutcome("csrf", capped(rawName), ip)
 		view.Error = "Your sign-in form expired. Please try again."
-		s.renderLogin(w, r, http.StatusForbidden, view)
+		o.renderLogin(w, r, http.StatusForbidden, view)
 		return
 	}
 	name, nameErr := users.Canonical(rawName)
@@ -78,7 +80,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	if err != nil {
 		s.log.Error("throttle check failed", zap.Error(err))
 		s.loginOutcome("unavailable", logName, ip)
-		s.renderBusy(w, r, view)
+		o.renderBusy(w, r, view)
 		return
 	}
 	if v.Wait > 0 && v.Scope == "ip" {
@@ -86,27 +88,27 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		s.loginOutcome("throttled_ip", logName, ip)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		view.Error = "Too many sign-in attempts from your network. Try again in " + strconv.Itoa(secs) + " seconds."
-		s.renderLogin(w, r, http.StatusTooManyRequests, view)
+		o.renderLogin(w, r, http.StatusTooManyRequests, view)
 		return
 	}
 	if len(password) > users.MaxPasswordBytes {
 		if v.Wait == 0 {
 			s.refund(r.Context(), name, ip)
 		}
-		s.fail(w, r, view, logName, ip, "password_too_long", time.Time{})
+		s.fail(o, w, r, view, logName, ip, "password_too_long", time.Time{})
 		return
 	}
 	if v.Wait > 0 {
 		// A throttled account looks exactly like a wrong password: the
 		// same reply, padded to the same floor.
-		s.fail(w, r, view, logName, ip, "throttled_account", time.Now())
+		s.fail(o, w, r, view, logName, ip, "throttled_account", time.Now())
 		return
 	}
 
-	if !s.gate.acquire(r.Context()) {
+	if !o.gate.acquire(r.Context()) {
 		s.refund(r.Context(), name, ip) // no password was checked
 		s.loginOutcome("overloaded", logName, ip)
-		s.renderBusy(w, r, view)
+		o.renderBusy(w, r, view)
 		return
 	}
 	start := time.Now()
@@ -117,46 +119,46 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		u, _ = db.Lookup(name)
 	}
 	ok, upgrade := false, false
-	cost := s.pace.dummy
+	cost := users.Cost{Argon2id: dummyParams(o.HashParams)}
 	if u == nil {
-		niced(func() { users.Dummy(password, s.o.HashParams) })
+		niced(func() { users.Dummy(password, o.HashParams) })
 	} else {
 		cost = u.Cost()
-		niced(func() { ok, upgrade, err = users.Verify(u.Hash, password, s.o.HashParams, s.o.HashLimits) })
+		niced(func() { ok, upgrade, err = users.Verify(u.Hash, password, o.HashParams, o.HashLimits) })
 		if err != nil {
 			s.log.Error("stored hash unusable", zap.String("user", name), zap.Error(err))
 			ok = false
 		}
 	}
 	took := time.Since(start)
-	s.gate.release()
-	s.metrics.passwordChecks.Add(1)
+	o.gate.release()
+	s.metrics.passwordCheck()
 	s.pace.observe(cost, took)
 
 	switch {
 	case u == nil:
-		s.fail(w, r, view, logName, ip, "unknown_user", start)
+		s.fail(o, w, r, view, logName, ip, "unknown_user", start)
 		return
 	case !ok:
-		s.fail(w, r, view, logName, ip, "bad_password", start)
+		s.fail(o, w, r, view, logName, ip, "bad_password", start)
 		return
 	case u.Disabled:
-		s.fail(w, r, view, logName, ip, "disabled", start)
+		s.fail(o, w, r, view, logName, ip, "disabled", start)
 		return
 	}
 	if upgrade {
-		u = s.upgradeHash(r.Context(), u, password)
+		u = s.upgradeHash(r.Context(), o, u, password)
 	}
 	if err := s.thr.Success(r.Context(), name, ip); err != nil {
 		s.log.Warn("throttle reset failed", zap.Error(err))
 	}
 	// Successes never counted against the IP; take back this one's count.
 	s.refund(r.Context(), name, ip)
-	cookie, key, err := s.startSession(r, u, remember, ip)
+	cookie, key, err := s.startSession(o, r, u, remember, ip)
 	if err != nil {
 		s.log.Error("session create failed", zap.String("user", name), zap.Error(err))
 		s.loginOutcome("unavailable", name, ip)
-		s.renderBusy(w, r, view)
+		o.renderBusy(w, r, view)
 		return
 	}
 	s.metrics.login("success")
@@ -164,25 +166,25 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()))
 	maxAge := 0
 	if remember {
-		maxAge = int(s.o.RememberLifetime / time.Second)
+		maxAge = int(o.RememberLifetime / time.Second)
 	}
-	s.setCookie(w, s.o.CookieName, cookie, maxAge)
-	s.setCookie(w, s.preName, "", -1)
-	s.redirect(w, s.safeRedirect(rd, s.o.DefaultRedirect))
+	o.setCookie(w, o.CookieName, cookie, maxAge)
+	o.setCookie(w, o.preName, "", -1)
+	s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
 }
 
 // fail answers a failed login. A zero start answers at once; otherwise the
 // reply waits until the pace floor has passed since start, so every failure
 // that could have checked a password takes the same time.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, view loginView, logName, ip, reason string, start time.Time) {
+func (s *Server) fail(o *settings, w http.ResponseWriter, r *http.Request, view loginView, logName, ip, reason string, start time.Time) {
 	if !start.IsZero() && !s.pace.pad(r.Context(), start) {
 		s.loginOutcome("overloaded", logName, ip)
-		s.renderBusy(w, r, view)
+		o.renderBusy(w, r, view)
 		return
 	}
 	s.loginOutcome(reason, logName, ip)
 	view.Error = "Incorrect username or password."
-	s.renderLogin(w, r, http.StatusUnauthorized, view)
+	o.renderLogin(w, r, http.StatusUnauthorized, view)
 }
 
 // refund takes back a throttle reservation for an attempt that was not a
@@ -199,21 +201,21 @@ func (s *Server) loginOutcome(reason, user, ip string) {
 		zap.String("user", user), zap.String("client_ip", ip))
 }
 
-func (s *Server) renderBusy(w http.ResponseWriter, r *http.Request, view loginView) {
+func (o *settings) renderBusy(w http.ResponseWriter, r *http.Request, view loginView) {
 	w.Header().Set("Retry-After", "1")
 	view.Error = "Too many sign-ins right now. Please try again in a moment."
-	s.renderLogin(w, r, http.StatusServiceUnavailable, view)
+	o.renderLogin(w, r, http.StatusServiceUnavailable, view)
 }
 
 // upgradeHash replaces a bcrypt or weak hash with argon2id after a
 // successful login, and returns the reloaded user so the new session binds
 // to the new credential fingerprint.
-func (s *Server) upgradeHash(ctx context.Context, u *users.Entry, password string) *users.Entry {
-	if !s.gate.acquire(ctx) {
+func (s *Server) upgradeHash(ctx context.Context, o *settings, u *users.Entry, password string) *users.Entry {
+	if !o.gate.acquire(ctx) {
 		return u // try again next login
 	}
-	h, err := users.Hash(password, s.o.HashParams)
-	s.gate.release()
+	h, err := users.Hash(password, o.HashParams)
+	o.gate.release()
 	if err == nil {
 		err = s.users.SetHash(u.Name, h)
 	}
@@ -228,15 +230,15 @@ func (s *Server) upgradeHash(ctx context.Context, u *users.Entry, password strin
 	return u
 }
 
-func (s *Server) startSession(r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, error) {
+func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, error) {
 	cookie, key, err := session.New()
 	if err != nil {
 		return "", key, err
 	}
 	now := s.now()
-	idle, life := s.o.Idle, s.o.Lifetime
+	idle, life := o.Idle, o.Lifetime
 	if remember {
-		idle, life = s.o.RememberIdle, s.o.RememberLifetime
+		idle, life = o.RememberIdle, o.RememberLifetime
 	}
 	ua := r.UserAgent()
 	if len(ua) > 128 {
@@ -251,16 +253,18 @@ func (s *Server) startSession(r *http.Request, u *users.Entry, remember bool, ip
 
 // handleLogoutForm asks for confirmation: GET never changes state.
 func (s *Server) handleLogoutForm(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	key, _, u, ok := s.authenticate(r, s.now())
+	o := s.cur.Load()
+	key, _, u, ok := s.authenticate(o, r, s.now())
 	if !ok {
-		s.redirect(w, s.o.Prefix+"login")
+		s.redirect(w, o.Prefix+"login")
 		return
 	}
-	s.renderLogout(w, logoutView{User: displayName(u), CSRF: s.token("logout", key[:])})
+	o.renderLogout(w, logoutView{User: displayName(u), CSRF: o.token("logout", key[:])})
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	if !s.sameOrigin(r) {
+	o := s.cur.Load()
+	if !o.sameOrigin(r) {
 		plain(w, http.StatusForbidden, "cross-site logout refused")
 		return
 	}
@@ -269,9 +273,9 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		plain(w, http.StatusRequestEntityTooLarge, "logout form too large")
 		return
 	}
-	key, sess, _, ok := s.authenticate(r, s.now())
+	key, sess, _, ok := s.authenticate(o, r, s.now())
 	if ok {
-		if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(s.token("logout", key[:]))) {
+		if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(o.token("logout", key[:]))) {
 			plain(w, http.StatusForbidden, "logout form expired; go back and try again")
 			return
 		}
@@ -281,10 +285,10 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 			return
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
-			zap.String("client_ip", s.clientIP(r).String()), zap.String("session", key.Short()))
+			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("session", key.Short()))
 	}
-	s.setCookie(w, s.o.CookieName, "", -1)
-	s.redirect(w, s.o.Prefix+"login?signed_out=1")
+	o.setCookie(w, o.CookieName, "", -1)
+	s.redirect(w, o.Prefix+"login?signed_out=1")
 }
 
 // handleWhoami describes the current session as JSON. A plain poll does not
@@ -292,9 +296,10 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 // "?active=1" does, for pages whose user works over a WebSocket that verify
 // never sees (Streamlit), sent only after real input on the page.
 func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	o := s.cur.Load()
 	now := s.now()
-	key, sess, u, ok := s.authenticate(r, now)
-	if ok && r.URL.Query().Get("active") == "1" && now.Sub(sess.LastSeen) >= s.o.TouchInterval {
+	key, sess, u, ok := s.authenticate(o, r, now)
+	if ok && r.URL.Query().Get("active") == "1" && now.Sub(sess.LastSeen) >= o.TouchInterval {
 		if err := s.store.Touch(r.Context(), key, now); err != nil {
 			s.log.Warn("session touch failed", zap.Error(err))
 		}
@@ -305,7 +310,7 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, _ httprout
 	h.Set("X-Content-Type-Options", "nosniff")
 	if !ok {
 		w.WriteHeader(http.StatusUnauthorized)
-		writeJSON(w, map[string]string{"error": "unauthenticated", "login": s.o.Prefix + "login"})
+		writeJSON(w, map[string]string{"error": "unauthenticated", "login": o.Prefix + "login"})
 		return
 	}
 	groups := u.Groups
@@ -326,13 +331,13 @@ func displayName(u *users.Entry) string {
 }
 
 // sameOrigin refuses cross-site form posts before any password work.
-func (s *Server) sameOrigin(r *http.Request) bool {
+func (o *settings) sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":
 	default:
 		return false
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != s.origin {
+	if v := r.Header.Get("Origin"); v != "" && v != o.origin {
 		return false
 	}
 	return true
@@ -340,8 +345,8 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 
 // The login form's CSRF token is bound to a random pre-session cookie; it
 // needs no server state, so unauthenticated traffic creates none.
-func (s *Server) preSession(w http.ResponseWriter, r *http.Request) string {
-	if v, ok := cookieValue(r.Header, s.preName); ok && len(v) == 43 {
+func (o *settings) preSession(w http.ResponseWriter, r *http.Request) string {
+	if v, ok := cookieValue(r.Header, o.preName); ok && len(v) == 43 {
 		if _, err := base64.RawURLEncoding.DecodeString(v); err == nil {
 			return v
 		}
@@ -351,30 +356,30 @@ func (s *Server) preSession(w http.ResponseWriter, r *http.Request) string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	v := base64.RawURLEncoding.EncodeToString(b[:])
-	s.setCookie(w, s.preName, v, 3600)
+	o.setCookie(w, o.preName, v, 3600)
 	return v
 }
 
-func (s *Server) validCSRF(r *http.Request, tok string) bool {
-	pre, ok := cookieValue(r.Header, s.preName)
+func (o *settings) validCSRF(r *http.Request, tok string) bool {
+	pre, ok := cookieValue(r.Header, o.preName)
 	if !ok || pre == "" || tok == "" {
 		return false
 	}
-	return hmac.Equal([]byte(tok), []byte(s.token("login", []byte(pre))))
+	return hmac.Equal([]byte(tok), []byte(o.token("login", []byte(pre))))
 }
 
-func (s *Server) token(purpose string, binding []byte) string {
-	m := hmac.New(sha256.New, s.o.Secret)
+func (o *settings) token(purpose string, binding []byte) string {
+	m := hmac.New(sha256.New, o.Secret)
 	m.Write([]byte(purpose))
 	m.Write([]byte{0})
 	m.Write(binding)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+func (o *settings) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		Secure: !s.o.InsecureCookies, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: !o.InsecureCookies, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 }
 

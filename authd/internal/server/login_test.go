@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -292,6 +294,24 @@ func TestThrottlingSpray(t *testing.T) {
 	}
 }
 
+// TestThrottlingUnknownAddress: failures from client addresses a trusted
+// proxy could not name as one plain IP all count against one "unknown"
+// bucket, never against the proxy's own address, so they neither escape the
+// per-IP limit nor lock out clients on the proxy's host.
+func TestThrottlingUnknownAddress(t *testing.T) {
+	h := newHarness(t, nil, nil) // 10 free failures per IP
+	bad := []string{"garbage", "203.0.113.5:443", "", "[2001:db8::1]", "fe80::1%eth0", "203.0.113.5,"}
+	for i := 0; i < 10; i++ {
+		h.postLogin("user"+string(rune('a'+i)), "wrong password", "/", bad[i%len(bad)], nil)
+	}
+	if w := h.postLogin("alice", testPassword, "/", "203.0.113.6:443", nil); w.Code != http.StatusTooManyRequests {
+		t.Errorf("unknown address after 10 failures: got %d, want 429", w.Code)
+	}
+	if w := h.postLogin("alice", testPassword, "/", "127.0.0.1", nil); w.Code != http.StatusSeeOther {
+		t.Errorf("client on the proxy's own address: got %d, want 303 (its bucket is not the unknown one)", w.Code)
+	}
+}
+
 func TestBcryptUpgradedOnLogin(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	bc := bcryptHash(t, "bcrypt password 1")
@@ -355,7 +375,7 @@ func TestRedirectValidator(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.rd, func(t *testing.T) {
-			if got := h.srv.safeRedirect(tt.rd, "/"); got != tt.want {
+			if got := h.srv.cur.Load().safeRedirect(tt.rd, "/"); got != tt.want {
 				t.Errorf("safeRedirect(%q) = %q, want %q", tt.rd, got, tt.want)
 			}
 		})
@@ -364,8 +384,8 @@ func TestRedirectValidator(t *testing.T) {
 
 func TestLoginOverloadAnswers503(t *testing.T) {
 	h := newHarness(t, nil, func(o *Options) { o.MaxHashing = 1; o.MaxHashQueue = 0 })
-	h.srv.gate.slots <- struct{}{} // all hashing slots busy
-	defer func() { <-h.srv.gate.slots }()
+	h.srv.cur.Load().gate.slots <- struct{}{} // all hashing slots busy
+	defer func() { <-h.srv.cur.Load().gate.slots }()
 	w := h.postLogin("alice", testPassword, "/", "203.0.113.7", nil)
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Errorf("got %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
@@ -373,20 +393,33 @@ func TestLoginOverloadAnswers503(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	h := newHarness(t, nil, nil)
+	h := newHarness(t, nil, func(o *Options) { o.Build = BuildInfo{Version: "v1.2.3", Commit: "abc123", Go: "go1.26.0"} })
 	c := h.login("alice")
 	h.verify("/", c)
 	h.verify("/", "")
 	h.postLogin("alice", "wrong password", "/", "203.0.113.1", nil)
+	h.srv.ReloadDone(true)
+	h.srv.ReloadDone(false)
+	h.srv.ReloadDone(true)
 	body := h.do(req{target: "/metrics"}).Body.String()
+	// Prometheus sorts label names, so build_info reads commit, go, version.
 	for _, want := range []string{
 		`authd_verify_requests_total{code="200"} 1`, `authd_verify_requests_total{code="401"} 1`,
+		`authd_verify_requests_total{code="403"} 0`,
 		`authd_logins_total{outcome="success"} 1`, `authd_logins_total{outcome="bad_password"} 1`,
-		`authd_sessions_active 1`, `authd_verify_duration_seconds_count 2`,
+		`authd_logins_total{outcome="unknown_user"} 0`,
+		`authd_sessions_active 1`, `authd_sessions_created_total 1`, `authd_verify_duration_seconds_count 2`,
+		`authd_build_info{commit="abc123",go="go1.26.0",version="v1.2.3"} 1`,
+		`authd_reloads_total{result="ok"} 2`, `authd_reloads_total{result="failed"} 1`,
+		`authd_login_throttled_total{scope="ip"} 0`, `authd_store_errors_total 0`,
+		"go_goroutines ", "go_memstats_heap_alloc_bytes ", "process_resident_memory_bytes ", "process_open_fds ",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	if problems, err := testutil.GatherAndLint(h.srv.metrics.reg); err != nil || len(problems) > 0 {
+		t.Errorf("metrics lint: %v %v", err, problems)
 	}
 }
 
@@ -453,8 +486,8 @@ func TestConcurrentGuessesStayWithinBudget(t *testing.T) {
 					t.Errorf("attempt %d: got %d, want 401", i, c)
 				}
 			}
-			if got := h.srv.metrics.passwordChecks.Load(); got > 3 {
-				t.Errorf("password checks for %d concurrent guesses: got %d, want at most 3 (the account budget)", n, got)
+			if got := testutil.ToFloat64(h.srv.metrics.passwordChecks); got > 3 {
+				t.Errorf("password checks for %d concurrent guesses: got %v, want at most 3 (the account budget)", n, got)
 			}
 		})
 	}

@@ -1,13 +1,17 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
+	"github.com/authd/authd/authd/internal/users"
 )
 
 func TestVerifyMachineClients(t *testing.T) {
@@ -21,14 +25,17 @@ func TestVerifyMachineClients(t *testing.T) {
 		if bobToken, tok, err = machine.NewToken("bob", "ci", h.clock.now(), time.Hour); err != nil {
 			return err
 		}
+		tok.UserGeneration = 2 // bob's, in the harness
 		r.Tokens = append(r.Tokens, tok)
 		if malloryToken, tok, err = machine.NewToken("mallory", "old", h.clock.now(), time.Hour); err != nil {
 			return err
 		}
+		tok.UserGeneration = 3
 		r.Tokens = append(r.Tokens, tok)
 		if secret, key, err = machine.NewKey("bob", "nightly", h.clock.now(), time.Hour); err != nil {
 			return err
 		}
+		key.UserGeneration = 2
 		r.Keys = append(r.Keys, key)
 		return nil
 	})
@@ -85,5 +92,148 @@ func TestVerifyMachineClients(t *testing.T) {
 	}
 	if n := h.store.Len(); n != 1 {
 		t.Errorf("sessions = %d, want 1: machine clients must not create sessions", n)
+	}
+}
+
+// TestVerifyMachineUserChanges: a token or signing key acts as its user only
+// while the user exists, is not locked and keeps the credential generation the
+// credential was issued for. A password change, lock, unlock or delete gives
+// the user a new generation (as for sessions), so the credential is refused
+// from the next request on, and stays refused.
+func TestVerifyMachineUserChanges(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(u *users.User) (keep bool)
+	}{
+		{"password changed", func(u *users.User) bool { u.Hash, u.Generation = mustHash(t, "another long password"), 20; return true }},
+		{"locked", func(u *users.User) bool { u.Disabled, u.Generation = true, 21; return true }},
+		{"locked and unlocked", func(u *users.User) bool { u.Generation = 22; return true }},
+		{"deleted", func(u *users.User) bool { return false }},
+		{"deleted and re-added", func(u *users.User) bool { u.Generation = 23; return true }},
+		{"locked, same generation", func(u *users.User) bool { u.Disabled = true; return true }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, []policy.Rule{{Path: "/"}}, nil)
+			path := filepath.Join(t.TempDir(), machine.FileName)
+			var token, secret string
+			var key machine.Key
+			err := machine.Edit(path, func(r *machine.Records) error {
+				tok, rec, err := machine.NewToken("bob", "ci", h.clock.now(), time.Hour)
+				rec.UserGeneration = 2
+				token = tok
+				r.Tokens = append(r.Tokens, rec)
+				if err != nil {
+					return err
+				}
+				secret, key, err = machine.NewKey("bob", "nightly", h.clock.now(), time.Hour)
+				key.UserGeneration = 2
+				r.Keys = append(r.Keys, key)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mf, err := machine.OpenFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.srv.machine = machine.NewVerifier(mf, machine.NewMemoryNonces(0, 0, h.clock.now), machine.DefaultWindow, h.clock.now)
+			verify := func(auth string) int {
+				return h.do(req{target: "/verify", headers: map[string]string{"X-Original-URI": "/x", "X-Original-Method": "GET",
+					"X-Forwarded-Host": "app.example.com", "Authorization": auth}}).Code
+			}
+			signed := func() string {
+				a, err := machine.Sign("GET", "https://app.example.com/x", key.ID, []byte(secret), h.clock.now(), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			if got := verify("Bearer " + token); got != 200 {
+				t.Fatalf("token before the change: got %d, want 200", got)
+			}
+			if got := verify(signed()); got != 200 {
+				t.Fatalf("signed before the change: got %d, want 200", got)
+			}
+			h.editUsers(func(l []users.User) []users.User {
+				i := slices.IndexFunc(l, func(u users.User) bool { return u.Name == "bob" })
+				if !tt.change(&l[i]) {
+					return slices.Delete(l, i, i+1)
+				}
+				return l
+			})
+			if got := verify("Bearer " + token); got != 401 {
+				t.Errorf("token after the change: got %d, want 401", got)
+			}
+			if got := verify(signed()); got != 401 {
+				t.Errorf("signed after the change: got %d, want 401", got)
+			}
+		})
+	}
+}
+
+// laggingUsers is a user store whose copy may lag behind a shared one, like
+// users.Redis: EnsureCurrent records the names asked for and fails with err.
+type laggingUsers struct {
+	*users.File
+	err   error
+	asked []string
+}
+
+func (l *laggingUsers) EnsureCurrent(_ context.Context, name string) error {
+	l.asked = append(l.asked, name)
+	return l.err
+}
+
+// wrappedUsers is a UserStore as a caller might pass it on, wrapped (to
+// count, to log): only the methods of the interface reach the server.
+type wrappedUsers struct{ UserStore }
+
+// TestVerifyMachineUserCurrentThroughWrapping: a machine client's user is
+// caught up with the shared store before the credential counts, even when
+// the store reaches the server wrapped; a user that cannot be confirmed
+// current is a refusal.
+func TestVerifyMachineUserCurrentThroughWrapping(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+		user string
+	}{
+		{"user confirmed current", nil, 200, "bob"},
+		{"user not confirmed", errors.New("read user version from redis: i/o timeout"), 401, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, []policy.Rule{{Path: "/"}}, nil)
+			path := filepath.Join(t.TempDir(), machine.FileName)
+			var bobToken string
+			err := machine.Edit(path, func(r *machine.Records) error {
+				tok, rec, err := machine.NewToken("bob", "ci", h.clock.now(), time.Hour)
+				rec.UserGeneration = 2 // bob's, in the harness
+				bobToken, r.Tokens = tok, append(r.Tokens, rec)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mf, err := machine.OpenFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.srv.machine = machine.NewVerifier(mf, machine.NewMemoryNonces(0, 0, h.clock.now), machine.DefaultWindow, h.clock.now)
+			lag := &laggingUsers{File: h.users, err: tt.err}
+			h.srv.users = wrappedUsers{lag}
+
+			w := h.do(req{target: "/verify", headers: map[string]string{
+				"X-Original-URI": "/api/x", "X-Original-Method": "GET", "X-Forwarded-Host": "app.example.com", "Authorization": "Bearer " + bobToken}})
+			if w.Code != tt.want || w.Header().Get("Remote-User") != tt.user {
+				t.Errorf("got %d as %q, want %d as %q", w.Code, w.Header().Get("Remote-User"), tt.want, tt.user)
+			}
+			if !slices.Equal(lag.asked, []string{"bob"}) {
+				t.Errorf("EnsureCurrent asked for %q, want [bob]", lag.asked)
+			}
+		})
 	}
 }

@@ -52,7 +52,7 @@ func newPacer(dummy users.Params, db *users.DB, burn func(users.Cost)) *pacer {
 	if burn == nil {
 		burn = users.Burn
 	}
-	p := &pacer{burn: burn, dummy: users.Cost{Argon2id: dummy}, est: map[users.Cost]time.Duration{},
+	p := &pacer{burn: burn, dummy: users.Cost{Argon2id: dummyParams(dummy)}, est: map[users.Cost]time.Duration{},
 		padded: make(chan struct{}, maxPadded)}
 	p.mu.Lock()
 	p.seen = db
@@ -75,7 +75,27 @@ func (p *pacer) track(db *users.DB) {
 		return
 	}
 	p.seen = db
-	p.inUse = append(db.Costs(), p.dummy)
+	p.refreshLocked()
+}
+
+// setDummy follows a reload that changed [hash]: unknown users' dummy hash
+// now costs what new hashes cost. Until the new cost is measured, the floor
+// stays what it was.
+func (p *pacer) setDummy(params users.Params) {
+	c := users.Cost{Argon2id: dummyParams(params)}
+	p.mu.Lock()
+	if c == p.dummy {
+		p.mu.Unlock()
+		return
+	}
+	p.dummy = c
+	p.refreshLocked()
+}
+
+// refreshLocked recomputes the costs in use from the users last seen and the
+// dummy, measures new ones in the background, and unlocks p.mu.
+func (p *pacer) refreshLocked() {
+	p.inUse = append(p.seen.Costs(), p.dummy)
 	missing := p.missingLocked()
 	if len(missing) == 0 || p.measuring {
 		p.updateLocked()
@@ -142,6 +162,14 @@ func (p *pacer) updateLocked() {
 		slowest = max(slowest, p.est[c])
 	}
 	p.floor.Store(int64(time.Duration(float64(slowest)*paceMargin) + paceSlack))
+}
+
+// dummyParams are the parameters users.Dummy hashes with when given p.
+func dummyParams(p users.Params) users.Params {
+	if p.Validate() != nil {
+		return users.DefaultParams()
+	}
+	return p
 }
 
 // value is the current floor.

@@ -71,18 +71,18 @@ func (p *pages) static(strip string) httprouter.Handle {
 	}
 }
 
-func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, code int, v loginView) {
-	v.Title, v.Prefix, v.Action = s.pages.title, s.pages.prefix, s.pages.prefix+"login"
-	v.CSRF = s.token("login", []byte(s.preSession(w, r)))
+func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int, v loginView) {
+	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"login"
+	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
 	if len(v.Username) > 64 {
 		v.Username = v.Username[:64]
 	}
-	s.pages.render(w, code, s.pages.login, v)
+	o.pages.render(w, code, o.pages.login, v)
 }
 
-func (s *Server) renderLogout(w http.ResponseWriter, v logoutView) {
-	v.Title, v.Prefix, v.Action = s.pages.title, s.pages.prefix, s.pages.prefix+"logout"
-	s.pages.render(w, http.StatusOK, s.pages.logout, v)
+func (o *settings) renderLogout(w http.ResponseWriter, v logoutView) {
+	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"logout"
+	o.pages.render(w, http.StatusOK, o.pages.logout, v)
 }
 
 func (p *pages) render(w http.ResponseWriter, code int, t *template.Template, v any) {

@@ -9,7 +9,7 @@ import (
 // returns rd when rd is a path on this site or an absolute URL on an allowed
 // origin, and def otherwise. Browsers forgive a lot ("/\evil", "/\t/evil",
 // "https:evil"), so anything unusual is refused rather than repaired.
-func (s *Server) safeRedirect(rd, def string) string {
+func (o *settings) safeRedirect(rd, def string) string {
 	if rd == "" || len(rd) > 2048 {
 		return def
 	}
@@ -27,7 +27,7 @@ func (s *Server) safeRedirect(rd, def string) string {
 		if len(rd) > 1 && rd[1] == '/' || u.Scheme != "" || u.Host != "" {
 			return def
 		}
-		if s.isLoginPage(u.Path) {
+		if o.isLoginPage(u.Path) {
 			return def
 		}
 		return rd
@@ -35,10 +35,10 @@ func (s *Server) safeRedirect(rd, def string) string {
 	if u.Scheme == "" || u.Host == "" || !strings.HasPrefix(rd, u.Scheme+"://") {
 		return def
 	}
-	if !s.origins[originOf(u)] {
+	if !o.origins[originOf(u)] {
 		return def
 	}
-	if s.isLoginPage(u.Path) {
+	if o.isLoginPage(u.Path) {
 		return def
 	}
 	return u.String()
@@ -46,6 +46,6 @@ func (s *Server) safeRedirect(rd, def string) string {
 
 // isLoginPage stops a return path from sending users back into the login or
 // logout form in a loop.
-func (s *Server) isLoginPage(p string) bool {
-	return strings.HasPrefix(p, s.o.Prefix+"login") || strings.HasPrefix(p, s.o.Prefix+"logout")
+func (o *settings) isLoginPage(p string) bool {
+	return strings.HasPrefix(p, o.Prefix+"login") || strings.HasPrefix(p, o.Prefix+"logout")
 }

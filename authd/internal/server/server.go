@@ -1,11 +1,22 @@
 // Package server implements authd's HTTP interface: the verify endpoint nginx
 // calls through auth_request, the login and logout pages, whoami, health,
 // metrics and the local admin API used by the CLI.
+//
+// A request on the public listener goes Handler → one handler method
+// (handleVerify, handleLogin, …) → the stores in Deps, each through the small
+// interface declared here (SessionStore, UserStore, Throttler); the rules
+// and the settings are atomic pointers that SetRules and SetOptions swap on
+// reload, so a request sees one rule set and one set of settings from start
+// to end. The admin socket (admin.go) is a separate consumer with its own
+// interfaces, AdminSessions and AdminUsers. A new flow (a page, a
+// form) is a handler method listed in Handler, plus a field in Deps typed
+// with the interface it needs; package main wires the concrete store in.
 package server
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -23,38 +34,63 @@ import (
 	"github.com/authd/authd/authd/internal/users"
 )
 
-type userStore interface {
+// UserStore is what the handlers need from the users: the current snapshot,
+// a way to store an upgraded hash after a login (bcrypt → argon2id), and
+// EnsureCurrent, which machine authentication calls before it trusts the
+// snapshot's copy of a user. A store whose copy can lag behind a shared one
+// (users.Redis) catches up on that user there, as the session store does
+// through the version it reads with each session. It is part of the
+// interface, not an optional extra found by a type assertion, so a store
+// wrapped on its way in cannot silently skip the check.
+type UserStore interface {
 	DB() *users.DB
 	SetHash(name, hash string) error
+	EnsureCurrent(ctx context.Context, name string) error
 }
 
-type sessionStore interface {
+// SessionStore is what the public listener needs from the session store:
+// the request path (verify, login, logout) plus Ping for /readyz and Len
+// for /metrics. Listing and bulk revocation belong to the admin socket
+// (AdminSessions).
+type SessionStore interface {
 	Create(ctx context.Context, k session.Key, s session.Session) error
 	Get(ctx context.Context, k session.Key) (session.Session, bool, error)
 	Touch(ctx context.Context, k session.Key, t time.Time) error
 	Delete(ctx context.Context, k session.Key) error
-	DeleteUser(ctx context.Context, user string) (int, error)
-	DeleteAll(ctx context.Context) (int, error)
-	List(ctx context.Context, user string) ([]session.Entry, error)
-	Len() int
 	Ping(ctx context.Context) error
+	Len() int
 }
 
-type machineAuth interface {
-	Authenticate(ctx context.Context, r machine.Request) (user string, present bool, err error)
-}
-
-type throttler interface {
+// Throttler counts login attempts per account and client IP. Reserve
+// counts an attempt together with its verdict, in one step, so concurrent
+// guesses cannot all pass one check before any is counted; Refund takes back
+// an attempt whose password was never checked (or that succeeded).
+type Throttler interface {
 	Reserve(ctx context.Context, user, ip string) (throttle.Verdict, error)
 	Refund(ctx context.Context, user, ip string) error
 	Success(ctx context.Context, user, ip string) error
 }
 
+type machineAuth interface {
+	Identify(ctx context.Context, r machine.Request) (id machine.Identity, present bool, err error)
+}
+
+// damageReporter is a session store that can have recovered from damaged
+// files when it opened (session.Embedded). It is optional: a store that
+// cannot be damaged that way shows no damage gauges in /metrics.
+type damageReporter interface {
+	Damage() session.Damage
+}
+
 var (
-	_ sessionStore = (*session.Embedded)(nil)
-	_ throttler    = (*throttle.Memory)(nil)
-	_ userStore    = (*users.File)(nil)
-	_ machineAuth  = (*machine.Verifier)(nil)
+	_ SessionStore   = (*session.Embedded)(nil)
+	_ SessionStore   = (*session.Redis)(nil)
+	_ damageReporter = (*session.Embedded)(nil)
+	_ UserStore      = (*users.File)(nil)
+	_ UserStore      = (*users.Redis)(nil)
+	_ Throttler      = (*throttle.Memory)(nil)
+	_ Throttler      = (*throttle.Redis)(nil)
+	_ machineAuth    = (*machine.Verifier)(nil)
 )
 
 // Options are the settings the server needs from the configuration.
@@ -76,43 +112,47 @@ type Options struct {
 	MaxHashQueue     int // logins allowed to wait for a slot
 	HashQueueTimeout time.Duration
 
+	// Build names the running binary in /metrics.
+	Build BuildInfo
+
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
-	// Reload re-reads users and rules for the admin API; nil disables it.
-	Reload func() error
 }
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Users    userStore
-	Sessions sessionStore
-	Throttle throttler
+	Users    UserStore
+	Sessions SessionStore
+	Throttle Throttler
 	// Machine checks API tokens and signed requests; nil disables them.
 	Machine machineAuth
 	Logger  *zap.Logger
 	Now     func() time.Time
+	// Redis, when the stores use Redis, adds its pool statistics and failed
+	// commands to /metrics; nil leaves them out.
+	Redis RedisClient
 }
 
 // Server holds authd's request handlers. Create it with New.
 type Server struct {
-	o       Options
-	users   userStore
-	store   sessionStore
-	thr     throttler
+	cur     atomic.Pointer[settings]
+	users   UserStore
+	store   SessionStore
+	thr     Throttler
 	machine machineAuth
 	log     *zap.Logger
 	now     func() time.Time
 	rules   atomic.Pointer[policy.Rules]
 	ids     atomic.Pointer[identities]
-	origins map[string]bool // allowed absolute redirect origins
-	origin  string          // PublicURL's origin
-	preName string          // pre-session (CSRF) cookie name
-	gate    *gate
-	pace    *pacer
-	metrics metrics
-	// storeErrors keeps a store outage from writing one log line per request.
-	storeErrors errorLog
-	pages       *pages
+	metrics *metrics
+	// pace pads failed logins to the slowest hash in use. It outlives a
+	// settings swap: its estimates are of the stored hashes, not the options.
+	pace *pacer
+	// storeErrors keeps a store outage from writing one log line per request;
+	// machineErrors does the same for machine clients refused because their
+	// credentials or user could not be confirmed current.
+	storeErrors   errorLog
+	machineErrors errorLog
 }
 
 // New returns a Server. rules must not be nil.
@@ -123,16 +163,14 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	if len(o.Secret) < 32 {
 		return nil, errors.New("secret shorter than 32 bytes")
 	}
-	pu, err := url.Parse(o.PublicURL)
-	if err != nil || pu.Host == "" {
-		return nil, errors.New("public url must be absolute")
+	st, err := newSettings(o, nil)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
-		o: o, users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		origin:  originOf(pu),
-		origins: map[string]bool{},
-		gate:    newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout),
+		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 	}
+	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -143,24 +181,14 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	if d.Users != nil {
 		db = d.Users.DB()
 	}
-	dummy := o.HashParams
-	if dummy.Validate() != nil {
-		dummy = users.DefaultParams() // what users.Dummy falls back to
-	}
-	s.pace = newPacer(dummy, db, nil)
-	s.origins[s.origin] = true
-	for _, h := range o.RedirectHosts {
-		if u, err := url.Parse(h); err == nil && u.Host != "" {
-			s.origins[originOf(u)] = true
-		}
-	}
-	s.preName = strings.Replace(o.CookieName, "session", "pre", 1)
-	if s.preName == o.CookieName {
-		s.preName = o.CookieName + "_pre"
-	}
+	s.pace = newPacer(o.HashParams, db, nil)
+	s.cur.Store(st)
 	s.rules.Store(rules)
-	if s.pages, err = newPages(o, s.origins); err != nil {
-		return nil, err
+	s.metrics = newMetrics(s, d.Redis)
+	if d := s.storeDamage(); d.Damaged() {
+		s.log.Error("session store recovered from damaged files",
+			zap.Int64("recovered_records", d.Recovered), zap.Int64("damaged_records", d.Records),
+			zap.Int64("damaged_bytes", d.Bytes), zap.Strings("damaged_files", d.Files))
 	}
 	return s, nil
 }
@@ -185,16 +213,18 @@ func (s *Server) Handler() http.Handler {
 	for _, m := range verifyMethods {
 		r.Handle(m, "/verify", s.handleVerify)
 	}
-	p := s.o.Prefix
+	st := s.cur.Load()
+	p := st.Prefix
 	r.GET(p+"login", s.handleLoginForm)
 	r.POST(p+"login", s.handleLogin)
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
-	r.GET(p+"static/*file", s.pages.static(p+"static/"))
+	r.GET(p+"static/*file", st.pages.static(p+"static/"))
+	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
-	r.GET("/metrics", s.handleMetrics)
+	r.GET("/metrics", s.metricsHandler())
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusNotFound, "not found") })
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		plain(w, http.StatusMethodNotAllowed, "method not allowed")
@@ -231,7 +261,25 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 		plain(w, http.StatusServiceUnavailable, "users not loaded")
 		return
 	}
+	// Recovered damage leaves authd ready: the store works and holds every
+	// intact session, and failing readiness would take the instance out of
+	// service without bringing anything back. The warning stays until an
+	// operator moves the damaged copies out of the data directory.
+	if d := s.storeDamage(); len(d.Files) > 0 {
+		plain(w, http.StatusOK, fmt.Sprintf("ok\nwarning: session store recovered from damaged files "+
+			"(%d records lost, %d recovered); copies kept aside in the data directory: %s",
+			d.Records, d.Recovered, strings.Join(d.Files, " ")))
+		return
+	}
 	plain(w, http.StatusOK, "ok")
+}
+
+// storeDamage returns what the session store recovered from, if it can tell.
+func (s *Server) storeDamage() session.Damage {
+	if dr, ok := s.store.(damageReporter); ok {
+		return dr.Damage()
+	}
+	return session.Damage{}
 }
 
 func plain(w http.ResponseWriter, code int, msg string) {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/textproto"
@@ -27,13 +29,14 @@ const (
 	hdrOriginalMethod = "X-Original-Method"
 	hdrForwardedFor   = "X-Forwarded-For"
 	hdrForwardedHost  = "X-Forwarded-Host"
+	hdrRealIP         = "X-Real-Ip"
 )
 
 // handleVerify answers nginx's auth_request subrequest with 200, 401 or 403.
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	start := s.now()
 	code := s.verify(w, r, start)
-	s.metrics.verify(code, s.now().Sub(start))
+	s.metrics.verify(code, s.now().Sub(start).Seconds())
 }
 
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) int {
@@ -41,13 +44,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	h["Cache-Control"] = noStore
 	h["Date"] = nil // nginx never passes the subrequest's headers on; skip the clock read and format
 	rules := s.rules.Load()
+	o := s.cur.Load()
 
 	// Request metadata counts only from a trusted proxy; without it the
 	// request is unknown and denied rather than guessed.
 	var req policy.Request
 	var uri string
 	ok := false
-	peer, trusted := s.peer(r)
+	peer, trusted := o.peer(r)
 	if trusted {
 		uri = r.Header.Get(hdrOriginalURI)
 		req.Method = r.Header.Get(hdrOriginalMethod)
@@ -64,20 +68,20 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		// authd's own credentials decide alone: a failure is a 401 even with
 		// a valid cookie, and success never creates or touches a session.
 		// Other schemes (Basic, …) are not ours: the cookie decides.
-		u, viaMachine, authed = s.authenticateMachine(r, auth, &req, uri)
+		u, viaMachine, authed = s.authenticateMachine(o, r, auth, &req, uri)
 		if viaMachine && !authed {
 			w.WriteHeader(http.StatusUnauthorized)
 			return http.StatusUnauthorized
 		}
 	}
 	if !viaMachine {
-		key, sess, u, authed = s.authenticate(r, now)
+		key, sess, u, authed = s.authenticate(o, r, now)
 	}
 	if authed {
 		req.User, req.Groups = u.Name, u.Groups
 	}
 	if ok && rules.NeedsIP() {
-		req.IP = s.clientFrom(r, peer, trusted)
+		req.IP = o.clientFrom(r, peer, trusted)
 	}
 	decision, rule := policy.Login, -1
 	if ok {
@@ -90,7 +94,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	case policy.Allow:
 		if authed {
 			s.setIdentity(h, u)
-			if !viaMachine && now.Sub(sess.LastSeen) >= s.o.TouchInterval {
+			if !viaMachine && now.Sub(sess.LastSeen) >= o.TouchInterval {
 				if err := s.store.Touch(r.Context(), key, now); err != nil {
 					s.log.Warn("session touch failed", zap.Error(err))
 				}
@@ -103,7 +107,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		return http.StatusOK
 	case policy.Deny:
 		s.log.Info("access denied", zap.String("event", "access_denied"), zap.String("user", req.User),
-			zap.String("client_ip", s.clientIP(r).String()), zap.String("method", capped(req.Method)),
+			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("method", capped(req.Method)),
 			zap.String("host", capped(req.Host)), zap.String("path", capped(uri)), zap.Bool("request_valid", ok), zap.Int("rule", rule+1))
 		w.WriteHeader(http.StatusForbidden)
 		return http.StatusForbidden
@@ -112,7 +116,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 			ce.Write(zap.String("event", "verify"), zap.String("path", capped(uri)))
 		}
 		if ok && !viaMachine {
-			h.Set("X-Authd-Login", s.o.Prefix+"login?rd="+url.QueryEscape(uri))
+			h.Set("X-Authd-Login", o.Prefix+"login?rd="+url.QueryEscape(uri))
 		}
 		w.WriteHeader(http.StatusUnauthorized)
 		return http.StatusUnauthorized
@@ -121,34 +125,52 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 
 // authenticateMachine checks an API token or a signed request. present is
 // false when the request carries no credentials of authd's. The user must
-// exist and not be locked; their sessions play no part.
-func (s *Server) authenticateMachine(r *http.Request, auth []string, req *policy.Request, uri string) (u *users.Entry, present, ok bool) {
+// exist, not be locked, and still have the credential generation the
+// credential was issued for; their sessions play no part. A user store shared
+// through Redis is asked for the user's current version first, so a lock,
+// delete or password change on another instance counts at once. Anything that
+// cannot be confirmed is a refusal.
+func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string, req *policy.Request, uri string) (u *users.Entry, present, ok bool) {
 	fail := func(reason string) (*users.Entry, bool, bool) {
 		s.metrics.login("machine_" + reasonKey(reason))
 		s.log.Info("machine authentication failed", zap.String("event", "machine_auth_failed"),
-			zap.String("reason", capped(reason)), zap.String("client_ip", s.clientIP(r).String()), zap.String("path", capped(uri)))
+			zap.String("reason", capped(reason)), zap.String("client_ip", addrField(o.clientIP(r))), zap.String("path", capped(uri)))
+		return nil, true, false
+	}
+	// An outage refuses every machine request: one log line a second, not one each.
+	unavailable := func(err error) (*users.Entry, bool, bool) {
+		s.metrics.login("machine_stale")
+		s.machineErrors.log(s.log, s.now(), err)
 		return nil, true, false
 	}
 	if len(auth) > 1 {
 		return fail("more than one Authorization header")
 	}
-	name, present, err := s.machine.Authenticate(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: req.Host, Authorization: auth[0]})
+	id, present, err := s.machine.Identify(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: req.Host, Authorization: auth[0]})
 	switch {
 	case !present:
 		return nil, false, false
+	case errors.Is(err, machine.ErrStale):
+		return unavailable(err)
 	case err != nil:
 		return fail(err.Error())
 	}
-	u, found := s.users.DB().Lookup(name)
-	if !found || u.Disabled {
+	if err := s.users.EnsureCurrent(r.Context(), id.User); err != nil {
+		return unavailable(fmt.Errorf("user %s: %w", id.User, err))
+	}
+	u, found := s.users.DB().Lookup(id.User)
+	switch {
+	case !found || u.Disabled:
 		return fail("user missing or locked")
+	case u.Generation != id.Generation:
+		return fail("user credentials changed since the credential was issued")
 	}
 	return u, true, true
 }
 
 // reasonKey turns a machine error into a short metric label.
 func reasonKey(reason string) string {
-	for _, k := range []string{"expired", "replay", "window", "signature", "unknown", "malformed", "locked", "scheme"} {
+	for _, k := range []string{"expired", "replay", "window", "signature", "unknown", "malformed", "locked", "scheme", "changed"} {
 		if strings.Contains(reason, k) {
 			return k
 		}
@@ -173,9 +195,9 @@ func hostOnly(h string) string {
 // authenticate resolves the request's session cookie to a live session and
 // its user. Any doubt — a malformed or repeated cookie, a store error, an
 // expired session, a changed password, a locked or deleted user — is "no".
-func (s *Server) authenticate(r *http.Request, now time.Time) (session.Key, session.Session, *users.Entry, bool) {
+func (s *Server) authenticate(o *settings, r *http.Request, now time.Time) (session.Key, session.Session, *users.Entry, bool) {
 	var none session.Session
-	v, ok := cookieValue(r.Header, s.o.CookieName)
+	v, ok := cookieValue(r.Header, o.CookieName)
 	if !ok {
 		return session.Key{}, none, nil, false
 	}
@@ -185,10 +207,11 @@ func (s *Server) authenticate(r *http.Request, now time.Time) (session.Key, sess
 	}
 	sess, found, err := s.store.Get(r.Context(), key)
 	if err != nil {
+		s.metrics.storeErrors.Inc()
 		s.storeErrors.log(s.log, s.now(), err)
 		return key, none, nil, false
 	}
-	if !found || !sess.Valid(now) {
+	if !found || !sess.Valid(now) || !o.withinLimits(&sess, now) {
 		return key, none, nil, false
 	}
 	db := s.users.DB()
@@ -204,6 +227,17 @@ func (s *Server) authenticate(r *http.Request, now time.Time) (session.Key, sess
 		return key, none, nil, false
 	}
 	return key, sess, u, true
+}
+
+// withinLimits holds a session to the timeouts configured now as well as
+// to the deadlines it was created with: a timeout shortened on reload ends
+// the sessions already past it, and one lengthened never extends a session.
+func (o *settings) withinLimits(sess *session.Session, now time.Time) bool {
+	idle, life := o.Idle, o.Lifetime
+	if sess.Remember {
+		idle, life = o.RememberIdle, o.RememberLifetime
+	}
+	return now.Before(sess.LastSeen.Add(idle)) && now.Before(sess.Created.Add(life))
 }
 
 // cookieValue finds the one cookie called name without allocating. A cookie
@@ -229,10 +263,11 @@ func cookieValue(h http.Header, name string) (string, bool) {
 	return val, found
 }
 
-// peer returns the direct peer's address and whether it may tell us about
-// the original request. Unix-socket peers (no address) are trusted: the
-// socket's file mode guards it.
-func (s *Server) peer(r *http.Request) (netip.Addr, bool) {
+// peer returns the direct peer's address, as rules read it (policy.Usable),
+// and whether it may tell us about the original request. Unix-socket peers
+// (no address) are trusted: the socket's file mode guards it. A zoned peer is
+// never trusted: no configured range can vouch for a link-local address.
+func (o *settings) peer(r *http.Request) (netip.Addr, bool) {
 	if r.RemoteAddr == "" || r.RemoteAddr == "@" {
 		return netip.Addr{}, true
 	}
@@ -240,13 +275,12 @@ func (s *Server) peer(r *http.Request) (netip.Addr, bool) {
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	a := ap.Addr().Unmap()
-	return a, s.trusted(a)
+	a := policy.Usable(ap.Addr())
+	return a, a.IsValid() && o.trusted(a)
 }
 
-func (s *Server) trusted(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range s.o.TrustedProxies {
+func (o *settings) trusted(a netip.Addr) bool {
+	for _, p := range o.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -254,38 +288,67 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
-// clientIP is the rightmost address in X-Forwarded-For that is not a trusted
-// proxy, read only when the direct peer is trusted; otherwise the peer itself.
-func (s *Server) clientIP(r *http.Request) netip.Addr {
-	peer, trusted := s.peer(r)
-	return s.clientFrom(r, peer, trusted)
+// clientIP is the client's address: from an untrusted peer the peer itself;
+// from a trusted proxy the rightmost X-Forwarded-For hop that is not a
+// trusted proxy, or, without X-Forwarded-For, X-Real-IP. The zero Addr means
+// unknown, and is what a trusted proxy gets for anything but plain IPs: a
+// hop or X-Real-IP with a port, brackets, a zone, an empty element, garbage,
+// a repeated X-Real-IP, or naming no client at all. Falling back to the
+// proxy's own address instead would hand every such request whatever the
+// proxy's network may do.
+func (o *settings) clientIP(r *http.Request) netip.Addr {
+	peer, trusted := o.peer(r)
+	return o.clientFrom(r, peer, trusted)
 }
 
 // clientFrom is clientIP for a peer already looked at.
-func (s *Server) clientFrom(r *http.Request, peer netip.Addr, trusted bool) netip.Addr {
+func (o *settings) clientFrom(r *http.Request, peer netip.Addr, trusted bool) netip.Addr {
 	if !trusted {
 		return peer
 	}
+	var realIP netip.Addr
+	if v := r.Header[hdrRealIP]; len(v) > 0 {
+		// nginx sets X-Real-IP to the one address it saw; anything else came
+		// from somewhere we cannot vouch for.
+		if realIP = policy.ClientAddr(v[0]); len(v) > 1 || !realIP.IsValid() {
+			return netip.Addr{}
+		}
+	}
 	xff := r.Header[hdrForwardedFor]
+	if len(xff) == 0 {
+		return realIP
+	}
+	var last netip.Addr
 	for i := len(xff) - 1; i >= 0; i-- {
 		rest := xff[i]
-		for rest != "" {
+		for {
 			hop := rest
-			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+			j := strings.LastIndexByte(rest, ',')
+			if j >= 0 {
 				hop, rest = rest[j+1:], rest[:j]
-			} else {
-				rest = ""
 			}
-			a, err := netip.ParseAddr(textproto.TrimString(hop))
-			if err != nil {
-				return peer // garbage: stop at the last hop we could vouch for
+			a := policy.ClientAddr(hop)
+			if !a.IsValid() {
+				return netip.Addr{} // a hop we cannot read hides who came before it
 			}
-			a = a.Unmap()
-			peer = a
-			if !s.trusted(a) {
+			if !o.trusted(a) {
 				return a
+			}
+			last = a
+			if j < 0 {
+				break
 			}
 		}
 	}
-	return peer
+	// Every hop is a trusted proxy: the leftmost is where the request began
+	// (a client on a proxy's own host, a health check).
+	return last
+}
+
+// addrField is an address for logs and throttle keys: "unknown" for the zero Addr.
+func addrField(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	return a.String()
 }

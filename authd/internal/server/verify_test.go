@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -36,7 +37,14 @@ func TestVerify(t *testing.T) {
 		{"admin non-member", "/admin/x", bob, 403, "", ""},
 		{"query cannot smuggle a public path", "/admin?x=/health", bob, 403, "", ""},
 		{"administrator is not /admin", "/administrator", bob, 200, "bob", ""},
-		{"dot segments resolved before rules", "/health/../admin", bob, 403, "", ""},
+		{"dot segments refused, not resolved", "/health/../admin", bob, 403, "", ""},
+		{"dot segment out of a denied prefix refused", "/admin/../app/", bob, 403, "", ""},
+		{"dot segment refused for a member too", "/admin/./x", alice, 403, "", ""},
+		{"trailing dot dot refused", "/app/x/..", alice, 403, "", ""},
+		{"trailing dot refused", "/app/.", alice, 403, "", ""},
+		{"leading dot refused", "/./app/", alice, 403, "", ""},
+		{"mixed encoded dots refused", "/app/.%2E/app/", alice, 403, "", ""},
+		{"dot segment on a public path needs a login", "/health/./x", "", 401, "", ""},
 		{"encoded slash denied", "/admin%2fx", alice, 403, "", ""},
 		{"public without session", "/health", "", 200, "", ""},
 		{"garbage cookie", "/app/", "__Host-authd_session=garbage", 401, "", "/authd/login?rd=%2Fapp%2F"},
@@ -311,32 +319,191 @@ func TestCookieValue(t *testing.T) {
 	}
 }
 
+// TestClientIP: behind a trusted proxy the client is the rightmost untrusted
+// X-Forwarded-For hop (or X-Real-IP without one). Anything that is not one
+// plain IP where the client's address should be makes the client unknown
+// ("") and never falls back to a proxy's own address.
 func TestClientIP(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	tests := []struct {
 		name, remote string
-		xff          []string
+		xff, xri     []string // nil: header absent
+		want         string   // "" for unknown
+	}{
+		{"direct untrusted peer ignores xff", "198.51.100.1:5", []string{"10.0.0.1"}, nil, "198.51.100.1"},
+		{"direct untrusted peer ignores x-real-ip", "198.51.100.1:5", nil, []string{"10.0.0.1"}, "198.51.100.1"},
+		{"direct untrusted peer ignores garbage", "198.51.100.1:5", []string{"garbage"}, []string{"[::1]:80"}, "198.51.100.1"},
+		{"direct mapped peer unmapped", "[::ffff:198.51.100.1]:5", nil, nil, "198.51.100.1"},
+		{"direct zoned peer unknown", "[fe80::1%eth0]:5", nil, nil, ""},
+		{"zoned peer is never trusted", "[fe80::1%lo]:5", []string{"10.0.0.1"}, nil, ""},
+		{"unparsable peer unknown", "nonsense", []string{"10.0.0.1"}, nil, ""},
+		{"trusted proxy, one hop", "127.0.0.1:5", []string{"203.0.113.5"}, nil, "203.0.113.5"},
+		{"mapped trusted proxy", "[::ffff:127.0.0.1]:5", []string{"203.0.113.5"}, nil, "203.0.113.5"},
+		{"spoofed left entries ignored", "127.0.0.1:5", []string{"1.2.3.4, 203.0.113.5"}, nil, "203.0.113.5"},
+		{"garbage left of the client ignored", "127.0.0.1:5", []string{"garbage, [::1]:80, 203.0.113.5"}, nil, "203.0.113.5"},
+		{"trusted hops skipped", "127.0.0.1:5", []string{"203.0.113.5, 127.0.0.2"}, nil, "203.0.113.5"},
+		{"several headers", "127.0.0.1:5", []string{"1.1.1.1", "203.0.113.5"}, nil, "203.0.113.5"},
+		{"several headers, client in the first", "127.0.0.1:5", []string{"203.0.113.5", "127.0.0.2"}, nil, "203.0.113.5"},
+		{"all hops trusted: the leftmost", "127.0.0.1:5", []string{"127.0.0.3, 127.0.0.2"}, nil, "127.0.0.3"},
+		{"spaces and tabs around hops", "127.0.0.1:5", []string{" 1.1.1.1 ,\t203.0.113.5\t"}, nil, "203.0.113.5"},
+		{"v4-mapped unmapped", "127.0.0.1:5", []string{"::ffff:203.0.113.5"}, nil, "203.0.113.5"},
+		{"v4-mapped trusted hop skipped", "127.0.0.1:5", []string{"203.0.113.5, ::ffff:127.0.0.2"}, nil, "203.0.113.5"},
+		{"ipv6 client", "[::1]:5", []string{"2001:db8::1"}, nil, "2001:db8::1"},
+		{"x-real-ip alone", "127.0.0.1:5", nil, []string{"203.0.113.5"}, "203.0.113.5"},
+		{"x-real-ip mapped", "127.0.0.1:5", nil, []string{"::ffff:10.0.0.1"}, "10.0.0.1"},
+		{"xff decides over a valid x-real-ip", "127.0.0.1:5", []string{"203.0.113.5"}, []string{"127.0.0.1"}, "203.0.113.5"},
+		{"unix socket peer reads xff", "@", []string{"203.0.113.5"}, nil, "203.0.113.5"},
+		{"unix socket peer reads x-real-ip", "", nil, []string{"203.0.113.5"}, "203.0.113.5"},
+		{"unix socket peer, no headers", "@", nil, nil, ""},
+		{"trusted proxy names no client", "127.0.0.1:5", nil, nil, ""},
+		{"unix socket nginx: $remote_addr is unix:", "@", []string{"unix:"}, []string{"unix:"}, ""},
+	}
+	// Every way a hop can fail to be one plain IP, in every position that
+	// decides: alone, as the rightmost hop, behind a trusted hop, in a later
+	// header line, and as X-Real-IP.
+	for _, bad := range []string{"1.2.3.4:80", "[::1]", "[::1]:80", "fe80::1%eth0", "", " ", "garbage", "unknown", "1.2.3.4 5.6.7.8", "010.0.0.1", "_hidden"} {
+		tests = append(tests, []struct {
+			name, remote string
+			xff, xri     []string
+			want         string
+		}{
+			{"xff " + bad, "127.0.0.1:5", []string{bad}, nil, ""},
+			{"xff client, " + bad, "127.0.0.1:5", []string{"203.0.113.5, " + bad}, nil, ""},
+			{"xff " + bad + ", trusted hop", "127.0.0.1:5", []string{bad + ", 127.0.0.2"}, nil, ""},
+			{"xff client then line " + bad, "127.0.0.1:5", []string{"203.0.113.5", bad}, nil, ""},
+			{"xff " + bad + " line, trusted line", "127.0.0.1:5", []string{bad, "127.0.0.2"}, nil, ""},
+			{"x-real-ip " + bad, "127.0.0.1:5", nil, []string{bad}, ""},
+			{"x-real-ip " + bad + " beside a good xff", "127.0.0.1:5", []string{"203.0.113.5"}, []string{bad}, ""},
+		}...)
+	}
+	tests = append(tests, []struct {
+		name, remote string
+		xff, xri     []string
 		want         string
 	}{
-		{"direct untrusted peer ignores xff", "198.51.100.1:5", []string{"10.0.0.1"}, "198.51.100.1"},
-		{"trusted proxy, one hop", "127.0.0.1:5", []string{"203.0.113.5"}, "203.0.113.5"},
-		{"spoofed left entries ignored", "127.0.0.1:5", []string{"1.2.3.4, 203.0.113.5"}, "203.0.113.5"},
-		{"trusted hops skipped", "127.0.0.1:5", []string{"203.0.113.5, 127.0.0.2"}, "203.0.113.5"},
-		{"several headers", "127.0.0.1:5", []string{"1.1.1.1", "203.0.113.5"}, "203.0.113.5"},
-		{"garbage stops at last trusted hop", "127.0.0.1:5", []string{"203.0.113.5, nonsense"}, "127.0.0.1"},
-		{"no xff", "127.0.0.1:5", nil, "127.0.0.1"},
-		{"v4-mapped unmapped", "127.0.0.1:5", []string{"::ffff:203.0.113.5"}, "203.0.113.5"},
-		{"ipv6 client", "[::1]:5", []string{"2001:db8::1"}, "2001:db8::1"},
-	}
+		{"xff trailing comma", "127.0.0.1:5", []string{"203.0.113.5,"}, nil, ""},
+		{"xff trailing comma behind trusted", "127.0.0.1:5", []string{"203.0.113.5, 127.0.0.2,"}, nil, ""},
+		{"xff empty element", "127.0.0.1:5", []string{"203.0.113.5,,127.0.0.2"}, nil, ""},
+		{"x-real-ip trailing comma", "127.0.0.1:5", nil, []string{"203.0.113.5,"}, ""},
+		{"x-real-ip list", "127.0.0.1:5", nil, []string{"203.0.113.5, 10.0.0.1"}, ""},
+		{"x-real-ip twice", "127.0.0.1:5", nil, []string{"203.0.113.5", "203.0.113.5"}, ""},
+		{"x-real-ip twice beside xff", "127.0.0.1:5", []string{"203.0.113.5"}, []string{"203.0.113.5", "10.0.0.1"}, ""},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, _ := http.NewRequest("GET", "/", nil)
 			r.RemoteAddr = tt.remote
-			for _, v := range tt.xff {
-				r.Header.Add("X-Forwarded-For", v)
+			if tt.xff != nil {
+				r.Header["X-Forwarded-For"] = tt.xff
 			}
-			if got := h.srv.clientIP(r).String(); got != tt.want {
-				t.Errorf("got %s, want %s", got, tt.want)
+			if tt.xri != nil {
+				r.Header["X-Real-Ip"] = tt.xri
+			}
+			got := h.srv.cur.Load().clientIP(r)
+			gotS := ""
+			if got.IsValid() {
+				gotS = got.String()
+			}
+			if gotS != tt.want {
+				t.Errorf("got %q, want %q", gotS, tt.want)
+			}
+		})
+	}
+}
+
+// TestVerifyUnknownClientAddress: through verify, a client address that is
+// not one plain IP opens no network rule and no role, and is caught by every
+// network rule that denies, even when the trusted proxy itself sits in the
+// networks.
+func TestVerifyUnknownClientAddress(t *testing.T) {
+	local := policy.Network{Name: "local", Prefixes: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, Role: "local"}
+	h := newHarness(t, []policy.Rule{
+		{Path: "/blocked", Networks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Access: policy.Denied},
+		{Path: "/blocked", Access: policy.Public},
+		{Path: "/local", Roles: []string{"local"}},
+		{Path: "/lan", Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Access: policy.Public},
+		{Path: "/lan", Access: policy.Denied},
+		{Path: "/"},
+	}, nil, local)
+	bob := h.login("bob")
+	send := func(t *testing.T, path, cookie string, remote string, hd map[string][]string) int {
+		t.Helper()
+		r := httptest.NewRequest("GET", "/verify", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-Original-URI", path)
+		r.Header.Set("X-Original-Method", "GET")
+		if cookie != "" {
+			r.Header.Set("Cookie", cookie)
+		}
+		for k, v := range hd {
+			r.Header[k] = v
+		}
+		w := httptest.NewRecorder()
+		h.h.ServeHTTP(w, r)
+		return w.Code
+	}
+	// Controls: a readable address decides as configured.
+	for _, c := range []struct {
+		path, cookie, xff string
+		want              int
+	}{
+		{"/blocked", "", "10.1.2.3", 401},
+		{"/blocked", "", "::ffff:10.1.2.3", 401},
+		{"/blocked", bob, "10.1.2.3", 403},
+		{"/blocked", "", "203.0.113.7", 200},
+		{"/local", "", "127.0.0.9", 200},
+		{"/local", "", "203.0.113.7", 401},
+		{"/lan", "", "127.0.0.9", 200},
+		{"/lan", "", "203.0.113.7", 401},
+	} {
+		if got := send(t, c.path, c.cookie, "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {c.xff}}); got != c.want {
+			t.Fatalf("control %s from %s: got %d, want %d", c.path, c.xff, got, c.want)
+		}
+	}
+	unknown := []struct {
+		name, remote string
+		hd           map[string][]string
+	}{
+		{"xff with port", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"10.1.2.3:80"}}},
+		{"xff bracketed", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"[::1]"}}},
+		{"xff bracketed with port", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"[::1]:80"}}},
+		{"xff zoned", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"fe80::1%eth0"}}},
+		{"xff zoned mapped", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"::ffff:10.1.2.3%eth0"}}},
+		{"xff trailing comma", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"203.0.113.7,"}}},
+		{"xff empty", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {""}}},
+		{"xff garbage", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"garbage"}}},
+		{"xff garbage behind a trusted hop", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"garbage, 127.0.0.2"}}},
+		{"x-real-ip with port", "127.0.0.1:40000", map[string][]string{"X-Real-Ip": {"10.1.2.3:80"}}},
+		{"x-real-ip garbage beside a good xff", "127.0.0.1:40000", map[string][]string{"X-Forwarded-For": {"203.0.113.7"}, "X-Real-Ip": {"garbage"}}},
+		{"x-real-ip twice", "127.0.0.1:40000", map[string][]string{"X-Real-Ip": {"203.0.113.7", "10.1.2.3"}}},
+		{"no client named", "127.0.0.1:40000", nil},
+		{"unix socket, no client named", "@", nil},
+		{"zoned peer", "[fe80::1%lo]:40000", nil},
+	}
+	for _, u := range unknown {
+		t.Run(u.name, func(t *testing.T) {
+			for _, c := range []struct {
+				path, cookie string
+				want         int
+			}{
+				{"/blocked", "", 401}, // the deny rule for 10.0.0.0/8 catches it
+				{"/blocked", bob, 403},
+				{"/local", "", 401}, // no role, though the proxy is in the local network
+				{"/local", bob, 200},
+				{"/lan", "", 401}, // the public rule for the proxy's network does not open
+				{"/lan", bob, 403},
+				{"/other", bob, 200},
+			} {
+				if u.remote == "[fe80::1%lo]:40000" {
+					// An untrusted peer's original URI is not believed at all.
+					if c.path != "/other" {
+						continue
+					}
+					c.want = 403
+				}
+				if got := send(t, c.path, c.cookie, u.remote, u.hd); got != c.want {
+					t.Errorf("%s (logged in: %v): got %d, want %d", c.path, c.cookie != "", got, c.want)
+				}
 			}
 		})
 	}

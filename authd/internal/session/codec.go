@@ -14,8 +14,9 @@ import (
 //	uint32 payload length | uint32 CRC-32 (IEEE) of payload | payload
 //
 // all little-endian. The payload's first byte is the operation. A frame that
-// is short or fails its CRC marks the end of the valid data: after a crash the
-// tail of the log may be torn, and the store keeps everything before it.
+// is short or fails its CRC is either the torn tail of the newest log (a crash
+// mid-write; nothing intact follows it, and it is cut off) or damage, after
+// which reading resumes at the next frame whose CRC verifies (see scanFrames).
 const (
 	frameHeader = 8
 	// maxPayload bounds a frame so a corrupt length cannot make us allocate
@@ -110,46 +111,65 @@ func appendEnd(b []byte, n uint64) []byte {
 var errTorn = errors.New("torn or corrupt frame")
 
 // frameReader reads frames from a stream and tracks the offset of the end of
-// the last intact one, where a torn log gets truncated.
+// the last intact one. It peeks at a frame before consuming it, so that after
+// a damaged frame the caller can step forward a byte at a time to find the
+// next intact one (see scanFrames); its reader's buffer must hold a whole
+// frame.
 type frameReader struct {
 	r   *bufio.Reader
 	off int64
-	buf []byte
+}
+
+// peek returns the payload of the frame at the current offset and the frame's
+// size without consuming it; the payload is valid until the next read. It
+// returns io.EOF when nothing is left and errTorn when what follows is not an
+// intact frame.
+func (fr *frameReader) peek() ([]byte, int, error) {
+	h, err := fr.r.Peek(frameHeader)
+	if err != nil {
+		if len(h) == 0 && err == io.EOF {
+			return nil, 0, io.EOF
+		}
+		if err == io.EOF {
+			return nil, 0, errTorn
+		}
+		return nil, 0, err
+	}
+	n := binary.LittleEndian.Uint32(h)
+	if n == 0 || n > maxPayload {
+		return nil, 0, errTorn
+	}
+	sum := binary.LittleEndian.Uint32(h[4:])
+	b, err := fr.r.Peek(frameHeader + int(n))
+	if err != nil {
+		if err == io.EOF {
+			return nil, 0, errTorn
+		}
+		return nil, 0, err
+	}
+	p := b[frameHeader:]
+	if crc32.ChecksumIEEE(p) != sum {
+		return nil, 0, errTorn
+	}
+	return p, len(b), nil
+}
+
+// skip consumes n bytes: a frame the caller has used, or one byte of damage.
+func (fr *frameReader) skip(n int) error {
+	m, err := fr.r.Discard(n)
+	fr.off += int64(m)
+	return err
 }
 
 // next returns the next frame's payload, valid until the following call. It
 // returns io.EOF at a clean end and errTorn when what follows is not an intact
 // frame.
 func (fr *frameReader) next() ([]byte, error) {
-	var h [frameHeader]byte
-	if n, err := io.ReadFull(fr.r, h[:]); err != nil {
-		if n == 0 && err == io.EOF {
-			return nil, io.EOF
-		}
-		if err == io.ErrUnexpectedEOF {
-			return nil, errTorn
-		}
+	p, n, err := fr.peek()
+	if err != nil {
 		return nil, err
 	}
-	n := binary.LittleEndian.Uint32(h[:])
-	if n == 0 || n > maxPayload {
-		return nil, errTorn
-	}
-	if cap(fr.buf) < int(n) {
-		fr.buf = make([]byte, maxPayload)
-	}
-	p := fr.buf[:n]
-	if _, err := io.ReadFull(fr.r, p); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil, errTorn
-		}
-		return nil, err
-	}
-	if crc32.ChecksumIEEE(p) != binary.LittleEndian.Uint32(h[4:]) {
-		return nil, errTorn
-	}
-	fr.off += frameHeader + int64(n)
-	return p, nil
+	return p, fr.skip(n)
 }
 
 // op is one decoded frame.

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/authd/authd/authd/internal/fsutil"
 )
 
 // compact moves appends to a new log, writes a snapshot of memory that names
@@ -48,21 +51,17 @@ func (s *Embedded) compact() error {
 }
 
 // writeSnapshot writes memory to a new snapshot atomically: temp file, fsync,
-// rename, fsync of the directory. Each shard is copied under its read lock
-// and encoded outside it.
-func (s *Embedded) writeSnapshot(gen uint64) (err error) {
+// rename, fsync of the directory. The temporary file has a fixed name: the
+// directory lock makes this the only writer, and a crash's leftover is reused.
+func (s *Embedded) writeSnapshot(gen uint64) error {
 	name := filepath.Join(s.dir, snapName)
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create snapshot: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
+	o := fsutil.Options{Perm: 0o600, Temp: snapName + ".tmp"}
+	return fsutil.Write(name, o, func(f io.Writer) error { return s.encodeSnapshot(f, gen) })
+}
+
+// encodeSnapshot writes memory to f. Each shard is copied under its read lock
+// and encoded outside it.
+func (s *Embedded) encodeSnapshot(f io.Writer, gen uint64) error {
 	w := bufio.NewWriterSize(f, writeBufSize)
 	b := make([]byte, 0, 64<<10)
 	b = append(b, snapMagic...)
@@ -95,16 +94,7 @@ func (s *Embedded) writeSnapshot(gen uint64) (err error) {
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync snapshot: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close snapshot: %w", err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return fmt.Errorf("rename snapshot: %w", err)
-	}
-	return syncDir(s.dir)
+	return nil
 }
 
 func logPath(dir string, gen uint64) string {
@@ -147,7 +137,7 @@ func createLog(dir string, gen uint64) (*os.File, error) {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = fsutil.SyncDir(dir)
 	}
 	if err != nil {
 		f.Close()
@@ -184,18 +174,6 @@ func truncateFile(name string, size int64) error {
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("truncate torn session log: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync data directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync data directory: %w", err)
 	}
 	return nil
 }

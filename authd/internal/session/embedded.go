@@ -54,6 +54,8 @@ type Embedded struct {
 	compacting atomic.Bool
 	bgErr      atomic.Pointer[error] // last background compaction failure
 
+	damage Damage // set by OpenEmbedded, read-only afterwards
+
 	lock   *os.File
 	closed atomic.Bool
 	stop   chan struct{}
@@ -281,6 +283,20 @@ func (s *Embedded) List(_ context.Context, user string) ([]Entry, error) {
 
 // Len returns the number of sessions held, expired ones not yet swept included.
 func (s *Embedded) Len() int { return int(s.count.Load()) }
+
+// Damage returns what the open found damaged and recovered around, and the
+// copies of damaged files kept aside in the data directory now (listed at each
+// call, so that moving them away is how an operator acknowledges the damage).
+// The zero Damage means every file was intact and no copy is kept.
+func (s *Embedded) Damage() Damage {
+	d := s.damage
+	if files, err := listAside(s.dir); err == nil {
+		d.Files = files
+	} else {
+		d.Files = slices.Clone(d.Files) // what the open saw
+	}
+	return d
+}
 
 // Ping returns nil when the store can write: it is open, its log has not
 // failed, and the last background compaction (if any) succeeded.

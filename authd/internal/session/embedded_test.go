@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 	"unique"
@@ -238,53 +236,6 @@ func appendFile(tb testing.TB, name string, b []byte) {
 	defer f.Close()
 	if _, err := f.Write(b); err != nil {
 		tb.Fatal(err)
-	}
-}
-
-func TestEmbeddedCorruptSnapshot(t *testing.T) {
-	tests := []struct {
-		name   string
-		damage func(b []byte) []byte
-	}{
-		{"flipped byte", func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b }},
-		{"truncated", func(b []byte) []byte { return b[:len(b)-10] }},
-		{"no end record", func(b []byte) []byte { return b[:len(b)-(frameHeader+9)] }},
-		{"trailing data", func(b []byte) []byte { return append(b, 0) }},
-		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }},
-		{"empty", func(b []byte) []byte { return nil }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s, err := OpenEmbedded(dir, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range 20 {
-				mustCreate(t, s, testKey(fmt.Sprint(i)), newTestSession("alice", suiteBase()))
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			name := filepath.Join(dir, snapName)
-			b, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(name, tt.damage(b), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			s, err = OpenEmbedded(dir, nil)
-			if err == nil {
-				s.Close()
-				t.Fatal("OpenEmbedded with a corrupt snapshot: got nil error")
-			}
-			if !strings.Contains(err.Error(), "snapshot") || !strings.Contains(err.Error(), "corrupt") {
-				t.Fatalf("error: got %q, want it to name the corrupt snapshot", err)
-			}
-			// The failed open released the lock.
-			checkUnlocked(t, dir)
-		})
 	}
 }
 

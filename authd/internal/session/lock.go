@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/authd/authd/authd/internal/fsutil"
 )
 
 // ErrLocked is wrapped by the error OpenEmbedded returns when another process
@@ -37,18 +37,14 @@ func (e *lockedError) Unwrap() error { return ErrLocked }
 // a kill -9 leaves no stale lock behind; the pid is only for the message.
 func lockDir(dir string) (*os.File, error) {
 	name := filepath.Join(dir, "sessions.lock")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+	f, err := fsutil.TryLock(name)
+	if errors.Is(err, fsutil.ErrLocked) {
+		b, _ := os.ReadFile(name)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return nil, &lockedError{dir: dir, pid: pid}
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		defer f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			b, _ := os.ReadFile(name)
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			return nil, &lockedError{dir: dir, pid: pid}
-		}
-		return nil, fmt.Errorf("lock %s: %w", name, err)
+	if err != nil {
+		return nil, err
 	}
 	if err := f.Truncate(0); err != nil {
 		f.Close()

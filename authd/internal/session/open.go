@@ -52,8 +52,12 @@ func defaultOptions() options {
 // needed. It takes an exclusive lock on the directory, failing with an error
 // that wraps ErrLocked and names the holder's pid if another store has it;
 // loads the snapshot and replays the log, truncating a torn log tail left by a
-// crash; and drops expired sessions. A corrupt snapshot is an error, not an
-// empty store. now is the clock for sweeping; nil means time.Now.
+// crash; and drops expired sessions. Damage anywhere else (a bad record with
+// intact ones after it, a bad older log or snapshot) loses only the damaged
+// records: the file is copied aside, every intact record is loaded, the
+// recovered state is compacted into a fresh snapshot, and Damage reports it.
+// A snapshot or log with an unreadable header is an error, not an empty
+// store. now is the clock for sweeping; nil means time.Now.
 func OpenEmbedded(dir string, now func() time.Time, opts ...Option) (*Embedded, error) {
 	if now == nil {
 		now = time.Now
@@ -70,7 +74,14 @@ func OpenEmbedded(dir string, now func() time.Time, opts ...Option) (*Embedded, 
 		return nil, err
 	}
 	s := &Embedded{dir: dir, now: now, opts: o, lock: lock, stop: make(chan struct{})}
-	if err := s.load(); err != nil {
+	err = s.load()
+	if err == nil {
+		err = s.recover()
+	}
+	if err != nil {
+		if s.wal != nil {
+			_ = s.wal.close()
+		}
 		_ = unlockDir(lock)
 		return nil, fmt.Errorf("open session store in %s: %w", dir, err)
 	}
@@ -123,8 +134,29 @@ func (s *Embedded) load() error {
 	return nil
 }
 
+// recover finishes an open that found damage: it writes a snapshot of what
+// was recovered and starts a new log, so the damaged files (kept aside
+// already) leave the replay path, and it lists every copy kept aside, those
+// of earlier opens included.
+func (s *Embedded) recover() error {
+	if s.damage.Records > 0 || s.damage.Bytes > 0 {
+		if err := s.compact(); err != nil {
+			return fmt.Errorf("rewrite recovered sessions: %w", err)
+		}
+	}
+	files, err := listAside(s.dir)
+	if err != nil {
+		return err
+	}
+	s.damage.Files = files
+	return nil
+}
+
 // loadSnapshot loads the snapshot, if any, and returns the generation of the
-// first log to replay after it.
+// first log to replay after it. A snapshot is written whole and renamed into
+// place, so any damage in it (a bad record, a short file, a wrong count) is
+// corruption: the file is kept aside and every intact record is loaded. Only
+// a snapshot whose header is unreadable is an error.
 func (s *Embedded) loadSnapshot() (uint64, error) {
 	name := filepath.Join(s.dir, snapName)
 	f, err := os.Open(name)
@@ -135,50 +167,58 @@ func (s *Embedded) loadSnapshot() (uint64, error) {
 		return 0, fmt.Errorf("open session snapshot: %w", err)
 	}
 	defer f.Close()
-	corrupt := func(what string) error {
-		return fmt.Errorf("session snapshot %s is corrupt (%s); move it away to start with no sessions", name, what)
-	}
 	r := bufio.NewReaderSize(f, readBufSize)
 	var h [snapHeader]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil || string(h[:magicLen]) != snapMagic {
-		return 0, corrupt("bad header")
+		return 0, fmt.Errorf("session snapshot %s is corrupt (bad header); move it away to start with no sessions", name)
 	}
 	gen := binary.LittleEndian.Uint64(h[magicLen:])
-	fr := frameReader{r: r}
-	var n uint64
-	for {
-		p, err := fr.next()
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, errTorn) {
-				return 0, corrupt("truncated or damaged data")
-			}
-			return 0, fmt.Errorf("read session snapshot: %w", err)
-		}
-		o, err := decodeOp(p)
-		if err != nil {
-			return 0, corrupt("undecodable record")
-		}
-		switch o.kind {
-		case opCreate:
+	fr := frameReader{r: r, off: snapHeader}
+	var n, want uint64
+	ended := false
+	sc, err := scanFrames(&fr, func(o *op) bool {
+		switch {
+		case ended:
+			return false // nothing follows the end record
+		case o.kind == opCreate:
 			s.insert(o.rec)
 			n++
-		case opEnd:
-			if o.n != n {
-				return 0, corrupt(fmt.Sprintf("end record counts %d sessions, read %d", o.n, n))
-			}
-			if _, err := r.ReadByte(); err != io.EOF {
-				return 0, corrupt("data after end record")
-			}
-			return gen, nil
-		default:
-			return 0, corrupt("unexpected record")
+			return true
+		case o.kind == opEnd:
+			ended, want = true, o.n
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return 0, fmt.Errorf("session snapshot %s: %w", name, err)
+	}
+	lost := sc.damaged
+	bytes := sc.skipped
+	if sc.tail >= 0 {
+		lost++
+		bytes += sc.end - sc.tail
+	}
+	if ended && want > n {
+		lost = max(lost, int64(want-n))
+	}
+	if lost == 0 && (!ended || want != n) {
+		lost = 1 // the end record itself, or a count that does not add up
+	}
+	if lost > 0 {
+		if err := s.noteDamage(name, int64(n), lost, bytes); err != nil {
+			return 0, err
 		}
 	}
+	return gen, nil
 }
 
-// replayLog applies a log's records. In the newest log a torn tail is the
-// normal result of a crash mid-write and is cut off; in an older one, which was
-// fsynced before the next began, it is corruption and an error.
+// replayLog applies a log's records. In the newest log a torn tail (bytes
+// with no intact frame after them) is the normal result of a crash mid-write
+// and is cut off. Anything else that does not read is damage: an older log
+// was fsynced before the next began, and intact frames after a bad one prove
+// it was not a torn write. Then the file is kept aside and every intact record
+// is replayed; the caller compacts so the damaged file leaves the replay path.
 func (s *Embedded) replayLog(name string, newest bool) (int64, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -196,29 +236,47 @@ func (s *Embedded) replayLog(name string, newest bool) (int64, error) {
 		return 0, fmt.Errorf("%s is not an authd session log (bad header)", name)
 	}
 	fr := frameReader{r: r, off: magicLen}
-	for {
-		p, err := fr.next()
-		if errors.Is(err, io.EOF) {
-			return fr.off, nil
+	sc, err := scanFrames(&fr, func(o *op) bool {
+		if o.kind == opEnd {
+			return false // snapshots only
 		}
-		if errors.Is(err, errTorn) {
-			if !newest {
-				return 0, fmt.Errorf("session log %s is corrupt at offset %d; it was complete when the next log began", name, fr.off)
-			}
-			if err := truncateFile(name, fr.off); err != nil {
-				return 0, err
-			}
-			return fr.off, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("read session log: %w", err)
-		}
-		o, err := decodeOp(p)
-		if err != nil {
-			return 0, fmt.Errorf("session log %s: undecodable record at offset %d", name, fr.off)
-		}
-		s.apply(&o)
+		s.apply(o)
+		return true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("session log %s: %w", name, err)
 	}
+	torn := sc.tail >= 0 && newest
+	lost, bytes := sc.damaged, sc.skipped
+	if sc.tail >= 0 && !newest {
+		lost++
+		bytes += sc.end - sc.tail
+	}
+	if lost > 0 {
+		if err := s.noteDamage(name, sc.records, lost, bytes); err != nil {
+			return 0, err
+		}
+	}
+	if torn {
+		if err := truncateFile(name, sc.tail); err != nil {
+			return 0, err
+		}
+		return sc.tail, nil
+	}
+	return sc.end, nil
+}
+
+// noteDamage keeps the damaged file name aside and adds to the damage found.
+func (s *Embedded) noteDamage(name string, recovered, lost, bytes int64) error {
+	aside, err := keepAside(name, time.Now())
+	if err != nil {
+		return err
+	}
+	s.damage.Recovered += recovered
+	s.damage.Records += lost
+	s.damage.Bytes += bytes
+	s.damage.Files = append(s.damage.Files, aside)
+	return nil
 }
 
 // insert puts a record in memory without logging it (load and tests).

@@ -123,6 +123,7 @@ func (r *Redis) sessKey(k *Key) string {
 }
 
 func (r *Redis) userIndex(user string) string { return r.prefix + "su:" + user }
+func (r *Redis) userKey(user string) string   { return r.prefix + "u:" + user }
 func (r *Redis) allIndex() string             { return r.prefix + "sa" }
 
 func (r *Redis) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -200,16 +201,25 @@ const redisNowMs = `local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 `
 
-// KEYS: session, user index, all index. ARGV: hex key, user, record, last
-// seen, idle, expires, ms to absolute deadline, ms to idle deadline, user
-// index prefix, user key prefix.
+// Every script below touches only keys passed in KEYS, never a name it builds
+// (Redis Cluster routes a script by its declared keys, and ACLs check them):
+// where a script needs a key it learns only from a value (a session's user,
+// an index's members), the caller reads the value first and passes the key,
+// and the script checks the value is still what the caller read, returning
+// -1 for the caller to read again.
+
+// KEYS: session, user index, all index, user hash, and the user index of the
+// session's previous user when it had another. ARGV: hex key, user, record,
+// last seen, idle, expires, ms to absolute deadline, ms to idle deadline, the
+// previous user the caller read ("" for none).
 var createScript = redis.NewScript(redisNowMs + `
-local old = redis.call('HGET', KEYS[1], 'u')
-if old and old ~= ARGV[2] then redis.call('ZREM', ARGV[9] .. old, ARGV[1]) end
+local old = redis.call('HGET', KEYS[1], 'u') or ''
+if old ~= ARGV[9] then return -1 end
+if old ~= '' and old ~= ARGV[2] then redis.call('ZREM', KEYS[5], ARGV[1]) end
 local left = tonumber(ARGV[7])
 local d = now + left
 local ttl = math.min(left, tonumber(ARGV[8]))
-local w = tonumber(redis.call('HGET', ARGV[10] .. ARGV[2], 'ver')) or 0
+local w = tonumber(redis.call('HGET', KEYS[4], 'ver')) or 0
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'u', ARGV[2], 'v', ARGV[3], 't', ARGV[4], 'i', ARGV[5], 'e', ARGV[6], 'd', d, 'w', w)
 redis.call('PEXPIRE', KEYS[1], ttl)
@@ -234,36 +244,47 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
 `)
 
-// KEYS: session, all index. ARGV: hex key, user index prefix.
+// KEYS: session, all index, and the user index of the session's user when it
+// has one. ARGV: hex key, the user the caller read ("" for none).
 var deleteScript = redis.NewScript(`
-local u = redis.call('HGET', KEYS[1], 'u')
+local u = redis.call('HGET', KEYS[1], 'u') or ''
+if u ~= ARGV[2] then return -1 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if u then redis.call('ZREM', ARGV[2] .. u, ARGV[1]) end
+if u ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
 return 1
 `)
 
-// KEYS: user index, all index. ARGV: session key prefix. Returns how many
-// live sessions it deleted.
+// KEYS: user index, all index, then the sessions the caller read from the
+// user index. ARGV: their hex keys. Deletes them; returns {deleted, left in
+// the user index}.
 var deleteUserScript = redis.NewScript(`
 local n = 0
-for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  n = n + redis.call('DEL', ARGV[1] .. h)
+for i, h in ipairs(ARGV) do
+  n = n + redis.call('DEL', KEYS[2 + i])
+  redis.call('ZREM', KEYS[1], h)
   redis.call('ZREM', KEYS[2], h)
 end
-redis.call('DEL', KEYS[1])
-return n
+return {n, redis.call('ZCARD', KEYS[1])}
 `)
 
-// KEYS: all index. ARGV: session key prefix, user index prefix, batch size.
-// Deletes up to a batch of sessions; returns {deleted, left}.
+// KEYS: all index, then for each session the caller read from it the session
+// and its user's index (the all index again when it had no user). ARGV: the
+// number of sessions m, their hex keys, then their users as read ("" for
+// none). Deletes the sessions whose user is still the one read (the others
+// wait for the next batch); returns {deleted, left in the all index}.
 var deleteBatchScript = redis.NewScript(`
+local m = tonumber(ARGV[1])
 local n = 0
-for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do
-  local u = redis.call('HGET', ARGV[1] .. h, 'u')
-  if u then redis.call('ZREM', ARGV[2] .. u, h) end
-  n = n + redis.call('DEL', ARGV[1] .. h)
-  redis.call('ZREM', KEYS[1], h)
+for i = 1, m do
+  local h, want = ARGV[1 + i], ARGV[1 + m + i]
+  local s, idx = KEYS[2 * i], KEYS[2 * i + 1]
+  local u = redis.call('HGET', s, 'u') or ''
+  if u == want then
+    if u ~= '' then redis.call('ZREM', idx, h) end
+    n = n + redis.call('DEL', s)
+    redis.call('ZREM', KEYS[1], h)
+  end
 end
 return {n, redis.call('ZCARD', KEYS[1])}
 `)
@@ -321,13 +342,28 @@ func (r *Redis) Create(ctx context.Context, k Key, sess Session) error {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	hk := hex.EncodeToString(k[:])
-	err = createScript.Run(ctx, r.c, []string{r.sessKey(&k), r.userIndex(sess.User), r.allIndex()},
-		hk, sess.User, encodeRecord(&rec), rec.lastSeen/1e6, rec.idle/1e6, rec.expires/1e6, left, idleLeft,
-		r.prefix+"su:", r.prefix+"u:").Err()
-	if err != nil {
-		return fmt.Errorf("create session: %w", err)
+	sk := r.sessKey(&k)
+	// A new key holds no session: try that first, and read the previous user
+	// only if the script finds one.
+	prev := ""
+	for range 5 {
+		keys := []string{sk, r.userIndex(sess.User), r.allIndex(), r.userKey(sess.User)}
+		if prev != "" && prev != sess.User {
+			keys = append(keys, r.userIndex(prev))
+		}
+		res, err := createScript.Run(ctx, r.c, keys, hk, sess.User, encodeRecord(&rec), rec.lastSeen/1e6,
+			rec.idle/1e6, rec.expires/1e6, left, idleLeft, prev).Int()
+		if err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		if res == 1 {
+			return nil
+		}
+		if prev, err = r.c.HGet(ctx, sk, "u").Result(); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("create session: %w", err)
+		}
 	}
-	return nil
+	return fmt.Errorf("create session: %w", errRaced)
 }
 
 // Touch raises LastSeen to t and restarts the idle TTL, never past the
@@ -345,22 +381,63 @@ func (r *Redis) Touch(ctx context.Context, k Key, t time.Time) error {
 func (r *Redis) Delete(ctx context.Context, k Key) error {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	err := deleteScript.Run(ctx, r.c, []string{r.sessKey(&k), r.allIndex()}, hex.EncodeToString(k[:]), r.prefix+"su:").Err()
-	if err != nil {
-		return fmt.Errorf("delete session: %w", err)
+	sk, hk := r.sessKey(&k), hex.EncodeToString(k[:])
+	for range 5 {
+		u, err := r.c.HGet(ctx, sk, "u").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("delete session: %w", err)
+		}
+		keys := []string{sk, r.allIndex()}
+		if u != "" {
+			keys = append(keys, r.userIndex(u))
+		}
+		res, err := deleteScript.Run(ctx, r.c, keys, hk, u).Int()
+		if err != nil {
+			return fmt.Errorf("delete session: %w", err)
+		}
+		if res == 1 {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("delete session: %w", errRaced)
 }
+
+// errRaced is returned when a session kept changing between a read and the
+// script that acts on it.
+var errRaced = errors.New("session changed concurrently; try again")
+
+// deleteBatch is how many sessions one script deletes, so Redis never blocks
+// long.
+const deleteBatch = 500
 
 // DeleteUser removes every session of user and returns how many there were.
 func (r *Redis) DeleteUser(ctx context.Context, user string) (int, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	n, err := deleteUserScript.Run(ctx, r.c, []string{r.userIndex(user), r.allIndex()}, r.prefix+"s:").Int()
-	if err != nil {
-		return 0, fmt.Errorf("delete sessions of user: %w", err)
+	idx, total := r.userIndex(user), 0
+	for {
+		hexes, err := r.c.ZRange(ctx, idx, 0, deleteBatch-1).Result()
+		if err != nil {
+			return total, fmt.Errorf("delete sessions of user: %w", err)
+		}
+		if len(hexes) == 0 {
+			return total, nil
+		}
+		keys := []string{idx, r.allIndex()}
+		args := make([]any, len(hexes))
+		for i, h := range hexes {
+			keys = append(keys, r.prefix+"s:"+h)
+			args[i] = h
+		}
+		res, err := deleteUserScript.Run(ctx, r.c, keys, args...).Int64Slice()
+		if err != nil {
+			return total, fmt.Errorf("delete sessions of user: %w", err)
+		}
+		total += int(res[0])
+		if res[1] == 0 {
+			return total, nil
+		}
 	}
-	return n, nil
 }
 
 // DeleteAll removes every session, in batches so Redis never blocks long,
@@ -368,17 +445,57 @@ func (r *Redis) DeleteUser(ctx context.Context, user string) (int, error) {
 func (r *Redis) DeleteAll(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		cctx, cancel := r.ctx(ctx)
-		res, err := deleteBatchScript.Run(cctx, r.c, []string{r.allIndex()}, r.prefix+"s:", r.prefix+"su:", 500).Int64Slice()
-		cancel()
+		n, left, err := r.deleteAllBatch(ctx)
+		total += n
 		if err != nil {
 			return total, fmt.Errorf("delete all sessions: %w", err)
 		}
-		total += int(res[0])
-		if res[1] == 0 {
+		if left == 0 {
 			return total, nil
 		}
 	}
+}
+
+// deleteAllBatch deletes up to deleteBatch sessions named by the all index
+// and returns how many it deleted and how many the index still names.
+func (r *Redis) deleteAllBatch(ctx context.Context) (int, int64, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	all := r.allIndex()
+	hexes, err := r.c.ZRange(ctx, all, 0, deleteBatch-1).Result()
+	if err != nil || len(hexes) == 0 {
+		return 0, 0, err
+	}
+	users := make([]*redis.StringCmd, len(hexes))
+	_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range hexes {
+			users[i] = p.HGet(ctx, r.prefix+"s:"+h, "u")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, err
+	}
+	keys := []string{all}
+	args := make([]any, 1, 1+2*len(hexes))
+	args[0] = len(hexes)
+	for _, h := range hexes {
+		args = append(args, h)
+	}
+	for i, h := range hexes {
+		u := users[i].Val()
+		idx := all
+		if u != "" {
+			idx = r.userIndex(u)
+		}
+		keys = append(keys, r.prefix+"s:"+h, idx)
+		args = append(args, u)
+	}
+	res, err := deleteBatchScript.Run(ctx, r.c, keys, args...).Int64Slice()
+	if err != nil {
+		return 0, 0, err
+	}
+	return int(res[0]), res[1], nil
 }
 
 // List returns the live sessions of user, or all sessions when user is "",

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { os.Exit(redistest.Run(m, &testRedis)) }
 
 // openRedis returns a client for the test server and a key prefix no other
 // test uses, or skips the test when redis-server is not installed.
-func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.Open(tb) }
+func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.OpenDeclared(tb) }
 
 func TestRedisStore(t *testing.T) {
 	testStore(t, func(t *testing.T) store {
@@ -176,4 +176,38 @@ func benchRedisGet(b *testing.B, opts ...RedisOption) {
 			}
 		}
 	})
+}
+
+// TestRedisCreateOverAnotherUsersSession checks that a session created over a
+// key that holds another user's session leaves the indexes right, including
+// the previous user's, which the create learns only by reading the session.
+func TestRedisCreateOverAnotherUsersSession(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	s := NewRedis(c, prefix, nil)
+	k := testKey("shared")
+	mustCreate(t, s, k, newTestSession("alice", suiteBase()))
+	mustCreate(t, s, testKey("other"), newTestSession("alice", suiteBase()))
+	mustCreate(t, s, k, newTestSession("bob", suiteBase()))
+	for _, tt := range []struct {
+		user string
+		want int
+	}{{"alice", 1}, {"bob", 1}, {"", 2}} {
+		got, err := s.List(ctx, tt.user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != tt.want {
+			t.Errorf("List(%q): got %d sessions, want %d", tt.user, len(got), tt.want)
+		}
+	}
+	if n, err := c.ZCard(ctx, s.userIndex("alice")).Result(); err != nil || n != 1 {
+		t.Errorf("alice's index: got %d entries (%v), want 1", n, err)
+	}
+	if err := s.Delete(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.ZCard(ctx, s.userIndex("bob")).Result(); err != nil || n != 0 {
+		t.Errorf("bob's index after Delete: got %d entries (%v), want 0", n, err)
+	}
 }

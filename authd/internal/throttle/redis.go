@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,7 +20,7 @@ import (
 // "P ti:<ip>" for an IP, each a hash of n (failures) and l (last failure,
 // Unix ms on the clock of the instance that counted it).
 type Redis struct {
-	cfg     Config
+	cfg     atomic.Pointer[Config]
 	now     func() time.Time
 	c       redis.UniversalClient
 	prefix  string
@@ -30,7 +31,16 @@ type Redis struct {
 // NewMemory does. now is the clock (nil means time.Now).
 func NewRedis(c redis.UniversalClient, prefix string, cfg Config, now func() time.Time) *Redis {
 	m := NewMemory(cfg, now)
-	return &Redis{cfg: m.cfg, now: m.now, c: c, prefix: prefix, timeout: 900 * time.Millisecond}
+	r := &Redis{now: m.now, c: c, prefix: prefix, timeout: 900 * time.Millisecond}
+	r.cfg.Store(&m.cfg)
+	return r
+}
+
+// SetConfig applies cfg, clamped as NewMemory does, from the next call on.
+// Counters in Redis are kept and judged by the new limits.
+func (r *Redis) SetConfig(cfg Config) {
+	c := cfg.clamped()
+	r.cfg.Store(&c)
 }
 
 func (r *Redis) keys(user, ip string) []string {
@@ -102,8 +112,9 @@ return 1
 func (r *Redis) Reserve(ctx context.Context, user, ip string) (Verdict, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	res, err := reserveScript.Run(ctx, r.c, r.keys(user, ip), r.now().UnixMilli(), r.cfg.Window.Milliseconds(),
-		r.cfg.AccountFailures, r.cfg.IPFailures, r.cfg.BaseDelay.Milliseconds(), r.cfg.MaxDelay.Milliseconds()).Int64Slice()
+	cfg := r.cfg.Load()
+	res, err := reserveScript.Run(ctx, r.c, r.keys(user, ip), r.now().UnixMilli(), cfg.Window.Milliseconds(),
+		cfg.AccountFailures, cfg.IPFailures, cfg.BaseDelay.Milliseconds(), cfg.MaxDelay.Milliseconds()).Int64Slice()
 	if err != nil {
 		return Verdict{}, fmt.Errorf("throttle reserve: %w", err)
 	}
@@ -147,17 +158,18 @@ func (r *Redis) Check(ctx context.Context, user, ip string) (Verdict, error) {
 		return Verdict{}, fmt.Errorf("throttle check: %w", err)
 	}
 	now := r.now()
+	cfg := r.cfg.Load()
 	v := Verdict{}
-	if w := r.wait(cmds[0].Val(), r.cfg.AccountFailures, now); w > 0 {
+	if w := wait(cfg, cmds[0].Val(), cfg.AccountFailures, now); w > 0 {
 		v = Verdict{Wait: w, Scope: ScopeAccount}
 	}
-	if w := r.wait(cmds[1].Val(), r.cfg.IPFailures, now); w > v.Wait {
+	if w := wait(cfg, cmds[1].Val(), cfg.IPFailures, now); w > v.Wait {
 		v = Verdict{Wait: w, Scope: ScopeIP}
 	}
 	return v, nil
 }
 
-func (r *Redis) wait(vals []any, free int, now time.Time) time.Duration {
+func wait(cfg *Config, vals []any, free int, now time.Time) time.Duration {
 	if len(vals) != 2 {
 		return 0
 	}
@@ -169,10 +181,10 @@ func (r *Redis) wait(vals []any, free int, now time.Time) time.Duration {
 		return 0
 	}
 	last := time.UnixMilli(l)
-	if now.Sub(last) >= r.cfg.Window || n < free {
+	if now.Sub(last) >= cfg.Window || n < free {
 		return 0
 	}
-	m := Memory{cfg: r.cfg}
+	m := Memory{cfg: *cfg}
 	return max(last.Add(m.delay(n-free)).Sub(now), 0)
 }
 
@@ -181,7 +193,7 @@ func (r *Redis) wait(vals []any, free int, now time.Time) time.Duration {
 func (r *Redis) Fail(ctx context.Context, user, ip string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	err := failScript.Run(ctx, r.c, r.keys(user, ip), r.now().UnixMilli(), r.cfg.Window.Milliseconds()).Err()
+	err := failScript.Run(ctx, r.c, r.keys(user, ip), r.now().UnixMilli(), r.cfg.Load().Window.Milliseconds()).Err()
 	if err != nil {
 		return fmt.Errorf("throttle count: %w", err)
 	}

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(redistest.Run(m, &testRedis)) }
 
 // openRedis returns a client for the test server and a key prefix no other
 // test uses, or skips the test when redis-server is not installed.
-func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.Open(tb) }
+func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.OpenDeclared(tb) }
 
 // throttler is what the login handler uses; Memory and Redis both are.
 type throttler interface {
@@ -29,6 +29,7 @@ type throttler interface {
 	Success(ctx context.Context, user, ip string) error
 	Reserve(ctx context.Context, user, ip string) (Verdict, error)
 	Refund(ctx context.Context, user, ip string) error
+	SetConfig(cfg Config)
 }
 
 var (
@@ -139,6 +140,28 @@ func testThrottle(t *testing.T, open func(t *testing.T, c *clock) throttler) {
 		}
 		if got := check(t, th, "nobody", "192.0.2.9"); got.Wait != 0 {
 			t.Fatalf("refund of nothing: got %+v, want go ahead", got)
+		}
+	})
+	t.Run("set config applies to counted failures", func(t *testing.T) {
+		c := newClock()
+		th := open(t, c)
+		for range 2 {
+			fail(t, th, "alice", "192.0.2.1")
+		}
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != 0 {
+			t.Fatalf("2 failures under 3 free: got %v, want 0", got.Wait)
+		}
+		cfg := testConfig()
+		cfg.AccountFailures, cfg.BaseDelay = 1, 5*time.Second
+		th.SetConfig(cfg)
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != 10*time.Second || got.Scope != ScopeAccount {
+			t.Fatalf("same 2 failures under 1 free, 5s base: got %+v, want 10s (account)", got)
+		}
+		cfg.Window = time.Minute
+		th.SetConfig(cfg)
+		c.advance(2 * time.Minute)
+		if got := check(t, th, "alice", "192.0.2.1"); got.Wait != 0 {
+			t.Fatalf("after a window shortened to 1m: got %v, want 0", got.Wait)
 		}
 	})
 	t.Run("success resets the pair only", func(t *testing.T) {

@@ -93,16 +93,32 @@ type Memory struct {
 // zero window does not switch throttling off), MaxEntries below 2 as 2. now
 // is the clock; nil means time.Now.
 func NewMemory(cfg Config, now func() time.Time) *Memory {
+	if now == nil {
+		now = time.Now
+	}
+	return &Memory{cfg: cfg.clamped(), now: now, entries: make(map[key]*entry)}
+}
+
+func (cfg Config) clamped() Config {
 	cfg.AccountFailures = max(cfg.AccountFailures, 1)
 	cfg.IPFailures = max(cfg.IPFailures, 1)
 	cfg.BaseDelay = max(cfg.BaseDelay, 0)
 	cfg.MaxDelay = max(cfg.MaxDelay, cfg.BaseDelay)
 	cfg.Window = max(cfg.Window, cfg.MaxDelay)
 	cfg.MaxEntries = max(cfg.MaxEntries, 2)
-	if now == nil {
-		now = time.Now
+	return cfg
+}
+
+// SetConfig applies cfg, clamped as NewMemory does, from the next call on.
+// Failures counted so far are kept and judged by the new limits; when
+// MaxEntries shrinks, the entries whose last failure is oldest go first.
+func (m *Memory) SetConfig(cfg Config) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg = cfg.clamped()
+	for len(m.entries) > m.cfg.MaxEntries {
+		m.remove(m.oldest)
 	}
-	return &Memory{cfg: cfg, now: now, entries: make(map[key]*entry)}
 }
 
 func accountKey(user, ip string) key {

@@ -345,6 +345,24 @@ func checkList(tb testing.TB, m *Memory) {
 	}
 }
 
+func TestSetConfigShrinksMemory(t *testing.T) {
+	c := newClock()
+	m := NewMemory(testConfig(), c.now)
+	for i := range 10 {
+		mustFail(t, m, fmt.Sprint("user", i), fmt.Sprint("192.0.2.", i))
+		c.advance(time.Second)
+	}
+	cfg := testConfig()
+	cfg.MaxEntries = 4
+	m.SetConfig(cfg)
+	if got := len(m.entries); got != 4 {
+		t.Fatalf("entries after MaxEntries 4: got %d, want 4", got)
+	}
+	if _, ok := m.entries[accountKey("user9", "192.0.2.9")]; !ok {
+		t.Errorf("the newest entry was evicted; want the oldest gone first")
+	}
+}
+
 func TestClamps(t *testing.T) {
 	c := newClock()
 	m := NewMemory(Config{BaseDelay: time.Second}, c.now) // a zero config must still throttle

@@ -119,6 +119,12 @@ func (db *DB) Users() []User {
 	return out
 }
 
+// HasUser reports whether a user with the canonical name exists.
+func (db *DB) HasUser(name string) bool {
+	_, ok := db.Lookup(name)
+	return ok
+}
+
 // HasGroup reports whether any user is a member of group g.
 func (db *DB) HasGroup(g string) bool {
 	if db == nil {

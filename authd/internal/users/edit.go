@@ -10,10 +10,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/BurntSushi/toml"
-	"golang.org/x/sys/unix"
+
+	"github.com/authd/authd/authd/internal/fsutil"
 )
 
 // fileHeader opens every file Edit writes.
@@ -50,14 +50,14 @@ func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := lockFile(path + ".lock")
+	lock, err := fsutil.Lock(path + ".lock")
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lock.Close()
 
 	mode := fs.FileMode(0o600)
-	var owner *syscall.Stat_t
+	var owner *fsutil.Owner
 	var users []User
 	data, err := os.ReadFile(path)
 	switch {
@@ -73,7 +73,7 @@ func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
 			return fmt.Errorf("stat users file: %w", err)
 		}
 		mode = st.Mode().Perm()
-		owner, _ = st.Sys().(*syscall.Stat_t)
+		owner = fsutil.OwnerOf(st)
 	}
 
 	users, err = fn(users)
@@ -94,7 +94,10 @@ func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
 	if _, _, err := parse(buf.Bytes(), path, lim); err != nil {
 		return fmt.Errorf("encoded users file does not load: %w", err)
 	}
-	return writeAtomic(path, buf.Bytes(), mode, owner)
+	if err := fsutil.WriteFile(path, buf.Bytes(), fsutil.Options{Perm: mode, Owner: owner}); err != nil {
+		return fmt.Errorf("write users file: %w", err)
+	}
+	return nil
 }
 
 // resolveLinks follows symlinks at the end of path, even to a target that does not exist yet,
@@ -115,73 +118,4 @@ func resolveLinks(path string) (string, error) {
 		path = target
 	}
 	return "", fmt.Errorf("users file %s: too many levels of symbolic links", path)
-}
-
-// lockFile takes an exclusive flock on path, creating it if needed. The lock file is never
-// removed: removing it would let two processes hold locks on different inodes.
-func lockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() {
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		f.Close()
-	}, nil
-}
-
-// writeAtomic replaces path with data so that readers see either the old or the new file.
-func writeAtomic(path string, data []byte, mode fs.FileMode, owner *syscall.Stat_t) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temporary users file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("chmod temporary users file: %w", err)
-	}
-	if owner != nil {
-		// Best effort: only root may give the file to another user (e.g. root running the
-		// CLI on a file owned by the authd service user); others keep their own ownership.
-		if err := tmp.Chown(int(owner.Uid), int(owner.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("chown temporary users file: %w", err)
-		}
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write temporary users file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync temporary users file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close temporary users file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replace users file: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open users file directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync users file directory: %w", err)
-	}
-	return nil
 }

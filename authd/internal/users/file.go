@@ -4,46 +4,28 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/authd/authd/authd/internal/fsutil"
 )
 
 // File is the live users file: a snapshot readers take without locks, replaced on Reload.
 type File struct {
-	path string
+	file *fsutil.Watched
 	lim  Limits
 	db   atomic.Pointer[DB]
 
-	mu   sync.Mutex // serialises Reload; guards the fields below
-	seen stamp      // the file version last read, loaded or not
-	sum  [32]byte   // SHA-256 of the content of the current snapshot
-}
-
-// stamp identifies a version of the file cheaply, from os.Stat.
-type stamp struct {
-	ok       bool // the file existed
-	dev, ino uint64
-	size     int64
-	mtime    time.Time
-}
-
-func stampOf(fi os.FileInfo) stamp {
-	s := stamp{ok: true, size: fi.Size(), mtime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.dev, s.ino = uint64(st.Dev), st.Ino
-	}
-	return s
+	mu  sync.Mutex // serialises Reload; guards sum
+	sum [32]byte   // SHA-256 of the content of the current snapshot
 }
 
 // OpenFile loads the users file at path. A missing or invalid file is an error: authd must
 // not start without its users.
 func OpenFile(path string, lim Limits) (*File, error) {
-	f := &File{path: path, lim: lim}
+	f := &File{file: fsutil.NewWatched(path), lim: lim}
 	if _, err := f.Reload(); err != nil {
 		return nil, err
 	}
@@ -51,26 +33,30 @@ func OpenFile(path string, lim Limits) (*File, error) {
 }
 
 // Path returns the file's path.
-func (f *File) Path() string { return f.path }
+func (f *File) Path() string { return f.file.Path() }
 
 // DB returns the current snapshot without locking.
 func (f *File) DB() *DB { return f.db.Load() }
+
+// EnsureCurrent returns nil: the file on this host is the only copy of its users and the
+// snapshot is it as last loaded, so there is nothing to catch up with. It lets File stand
+// wherever a users.Redis may, whose EnsureCurrent reads one user's version from Redis.
+func (f *File) EnsureCurrent(context.Context, string) error { return nil }
 
 // Reload reads the file again and replaces the snapshot if it loads. changed reports whether
 // the content differs from the current snapshot's. On error the last good snapshot stays.
 func (f *File) Reload() (changed bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	data, st, err := readFile(f.path)
-	f.seen = st
+	data, _, err := f.file.Read(maxFileBytes)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("read users file: %w", err)
 	}
 	sum := sha256.Sum256(data)
 	if f.db.Load() != nil && sum == f.sum {
 		return false, nil
 	}
-	_, db, err := parse(data, f.path, f.lim)
+	_, db, err := parse(data, f.Path(), f.lim)
 	if err != nil {
 		return false, err
 	}
@@ -79,69 +65,14 @@ func (f *File) Reload() (changed bool, err error) {
 	return true, nil
 }
 
-// readFile reads path and stats the opened file, so content and stamp belong together even
-// when the file is replaced meanwhile.
-func readFile(path string) ([]byte, stamp, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, stamp{}, fmt.Errorf("open users file: %w", err)
-	}
-	defer fh.Close()
-	fi, err := fh.Stat()
-	if err != nil {
-		return nil, stamp{}, fmt.Errorf("stat users file: %w", err)
-	}
-	st := stampOf(fi)
-	data, err := io.ReadAll(io.LimitReader(fh, maxFileBytes+1))
-	if err != nil {
-		return nil, st, fmt.Errorf("read users file: %w", err)
-	}
-	return data, st, nil
-}
-
 // Watch polls the file's metadata (mtime, size, inode) every interval and reloads when it
 // changed, until ctx ends. A change is loaded once the metadata has held still for one
 // interval, so an editor's write in progress (truncated, half-written) is not loaded.
-// onReload, if not nil, gets each reload's result, including a file that disappeared; a broken
-// version is reported once, not at every poll. every ≤ 0 means one second.
+// onReload, if not nil, gets each reload's result, including a file that disappeared (reported
+// at once; the last good snapshot stays); a broken version is reported once, not at every
+// poll. every ≤ 0 means one second.
 func (f *File) Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error)) {
-	if every <= 0 {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var last stamp // metadata at the previous poll
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		var now stamp
-		fi, statErr := os.Stat(f.path)
-		if statErr == nil {
-			now = stampOf(fi)
-		}
-		settled := now == last
-		last = now
-		f.mu.Lock()
-		same := now == f.seen
-		if statErr != nil && !same {
-			f.seen = stamp{}
-		}
-		f.mu.Unlock()
-		if same || (statErr == nil && !settled) {
-			continue
-		}
-		var changed bool
-		err := fmt.Errorf("stat users file: %w", statErr)
-		if statErr == nil {
-			changed, err = f.Reload()
-		}
-		if onReload != nil {
-			onReload(changed, err)
-		}
-	}
+	f.file.Watch(ctx, every, fsutil.MissingIsError, f.Reload, onReload)
 }
 
 // SetHash replaces the hash of the named user, keeping its Generation, and reloads. Login uses
@@ -149,7 +80,7 @@ func (f *File) Watch(ctx context.Context, every time.Duration, onReload func(cha
 // Fingerprint changes with the hash, so sessions issued afterwards must take it from the new
 // snapshot.
 func (f *File) SetHash(name, hash string) error {
-	err := edit(f.path, f.lim, func(us []User) ([]User, error) {
+	err := edit(f.Path(), f.lim, func(us []User) ([]User, error) {
 		i := slices.IndexFunc(us, func(u User) bool { return u.Name == name })
 		if i < 0 {
 			return nil, fmt.Errorf("set hash: user %q not found", name)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,11 +49,24 @@ type Redis struct {
 	snap atomic.Pointer[redisSnap]
 	mu   sync.Mutex // serialises snapshot replacement
 	seen atomic.Int64
+
+	// reloading counts full reloads between their first read and their
+	// install: only then must the absence of a user the snapshot lacks be
+	// remembered (in redisSnap.gone).
+	reloading atomic.Int32
+
+	// afterRead, if set, runs between a read from Redis and its install
+	// (name "" for a full reload), so tests can interleave a change there.
+	afterRead func(name string)
 }
 
 type redisSnap struct {
 	db  *DB
 	ver map[string]int64
+	// gone holds, for users deleted by a single-user change since the last
+	// full reload began, the version as of which each was gone, so that a
+	// slower read cannot bring one back.
+	gone map[string]int64
 }
 
 // OpenRedis loads every user from Redis. It fails if Redis cannot be
@@ -87,6 +101,8 @@ func (r *Redis) Reload() (bool, error) {
 }
 
 func (r *Redis) reload(ctx context.Context) (bool, error) {
+	r.reloading.Add(1)
+	defer r.reloading.Add(-1)
 	counter, err := r.c.Get(ctx, r.counterKey()).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("load users from redis: %w", err)
@@ -107,27 +123,84 @@ func (r *Redis) reload(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("load users from redis: %w", err)
 		}
 	}
-	list := make([]User, 0, len(names))
-	vers := make(map[string]int64, len(names))
+	read := make(map[string]User, len(names))
+	readVer := make(map[string]int64, len(names))
 	for _, cmd := range cmds {
 		u, ver, ok := fromHash(cmd.Val())
 		if !ok {
 			continue // deleted between SMEMBERS and HGETALL
 		}
-		list = append(list, u)
-		vers[u.Name] = ver
+		read[u.Name], readVer[u.Name] = u, ver
 	}
-	db, err := build(list, nil, "redis", r.lim)
+	if r.afterRead != nil {
+		r.afterRead("")
+	}
+	changed, recheck, err := r.install(read, readVer, counter)
 	if err != nil {
 		return false, err
 	}
+	// A user added since the read began may have been deleted again before
+	// its deletion reached the snapshot: read each such user once more.
+	for _, name := range recheck {
+		if err := r.Refresh(ctx, name); err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
+}
+
+// install puts a full read into the snapshot, keeping newer single-user
+// changes, and returns the names kept although the read lacked them.
+func (r *Redis) install(read map[string]User, readVer map[string]int64, counter int64) (bool, []string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The reads above are not one moment: a single-user change may have been
+	// applied to the snapshot since (by Refresh, Ensure or Update). A version
+	// never goes back, so keep whichever copy is newer: the snapshot's for a
+	// user it holds at a later version than the read, or holds at a version
+	// after the counter the read started from (added since; absent from the
+	// read). A user the snapshot holds at a version up to that counter and the
+	// read lacks was deleted; one the snapshot saw deleted after the version
+	// read stays deleted.
 	old := r.snap.Load()
-	changed := old == nil || !maps.Equal(old.ver, vers)
-	r.snap.Store(&redisSnap{db: db, ver: vers})
-	r.seen.Store(counter)
-	return changed, nil
+	var recheck []string
+	var gone map[string]int64
+	if old != nil {
+		for name, g := range old.gone {
+			if v, inRead := readVer[name]; inRead && g > v {
+				delete(read, name) // deleted after the read
+				delete(readVer, name)
+			}
+			if g > counter {
+				if gone == nil {
+					gone = make(map[string]int64)
+				}
+				gone[name] = g // the next reload may still read it
+			}
+		}
+		for name, cur := range old.ver {
+			v, inRead := readVer[name]
+			if (inRead && cur > v) || (!inRead && cur > counter) {
+				read[name], readVer[name] = old.db.byName[name].User, cur
+				if !inRead {
+					recheck = append(recheck, name)
+				}
+			}
+		}
+	}
+	list := make([]User, 0, len(read))
+	for _, u := range read {
+		list = append(list, u)
+	}
+	slices.SortFunc(list, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
+	db, err := build(list, nil, "redis", r.lim)
+	if err != nil {
+		return false, nil, err
+	}
+	changed := old == nil || !maps.Equal(old.ver, readVer)
+	r.snap.Store(&redisSnap{db: db, ver: readVer, gone: gone})
+	r.seen.Store(max(r.seen.Load(), counter))
+	return changed, recheck, nil
 }
 
 // fromHash turns a user hash into a User and its version.
@@ -165,22 +238,56 @@ func (r *Redis) Ensure(ctx context.Context, name string, version int64) error {
 	return r.Refresh(ctx, name)
 }
 
+// EnsureCurrent reads name's version from Redis and makes the snapshot's copy
+// at least that new (see Ensure), within the store's timeout. Machine clients
+// use it: they carry no session whose read brings the user's version along.
+func (r *Redis) EnsureCurrent(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	ver, err := r.c.HGet(ctx, r.userKey(name), "ver").Int64()
+	if errors.Is(err, redis.Nil) {
+		ver, err = 0, nil
+	}
+	if err != nil {
+		return fmt.Errorf("read user version from redis: %w", err)
+	}
+	return r.Ensure(ctx, name, ver)
+}
+
 // Refresh reads name from Redis and puts it into the snapshot (or takes it
 // out if it is gone).
+//
+// The user and the version counter are read in one transaction, so a user
+// found missing is known to be missing as of that counter: a newer copy the
+// snapshot got meanwhile (the user deleted and added again) stays.
 func (r *Redis) Refresh(ctx context.Context, name string) error {
-	h, err := r.c.HGetAll(ctx, r.userKey(name)).Result()
-	if err != nil {
+	var hc *redis.MapStringStringCmd
+	var cc *redis.StringCmd
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		hc = p.HGetAll(ctx, r.userKey(name))
+		cc = p.Get(ctx, r.counterKey())
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("read user from redis: %w", err)
 	}
-	u, ver, ok := fromHash(h)
+	u, ver, ok := fromHash(hc.Val())
 	if ok && u.Name != name {
 		return fmt.Errorf("user %q in redis holds name %q", name, u.Name)
+	}
+	if !ok {
+		ver, _ = cc.Int64() // absent as of this version; 0 when there never was a counter
+	}
+	if r.afterRead != nil {
+		r.afterRead(name)
 	}
 	return r.apply(name, u, ver, ok)
 }
 
 // apply replaces name in the snapshot with u at version ver (ok false:
-// removes it), unless the snapshot already holds a newer version.
+// removes it, ver being a version as of which it was gone), unless the
+// snapshot already holds a newer version: a slow read never undoes a later
+// change.
 func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 	var e *Entry
 	if ok {
@@ -192,16 +299,31 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.snap.Load()
-	if cur, has := old.ver[name]; has && cur > ver && ok {
+	if cur, has := old.ver[name]; has && cur > ver {
+		return nil
+	}
+	if g, has := old.gone[name]; has && g > ver {
+		return nil
+	}
+	if _, has := old.ver[name]; !ok && !has && r.reloading.Load() == 0 {
+		// Nothing to remove and no full read in flight that could hold it:
+		// remembering every name looked up (a login with any name refreshes
+		// it) would grow without bound.
 		return nil
 	}
 	byName := maps.Clone(old.db.byName)
 	vers := maps.Clone(old.ver)
+	gone := maps.Clone(old.gone)
+	if gone == nil {
+		gone = make(map[string]int64)
+	}
 	if ok {
 		byName[name], vers[name] = e, ver
+		delete(gone, name)
 	} else {
 		delete(byName, name)
 		delete(vers, name)
+		gone[name] = ver
 	}
 	db := &DB{byName: byName, groups: make(map[string]struct{})}
 	for _, x := range byName {
@@ -209,7 +331,7 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 			db.groups[g] = struct{}{}
 		}
 	}
-	r.snap.Store(&redisSnap{db: db, ver: vers})
+	r.snap.Store(&redisSnap{db: db, ver: vers, gone: gone})
 	return nil
 }
 
@@ -217,18 +339,29 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 // than a few times in a row.
 var ErrConflict = errors.New("user changed concurrently; try again")
 
-// KEYS: user, users set, counter. ARGV: expected version ("*": any),
-// delete ("1"), channel, name, session index prefix, session key prefix,
-// then field/value pairs. Returns the new version, or -1 when the expected
-// version did not match. The new version is also written into every live
-// session of the user (field w), so that session.Redis reads it with the
-// session in one HMGET.
+// KEYS: user, users set, counter, the user's session index (session.Redis's
+// P su:<name>), then the sessions the caller read from that index (P s:<hex>).
+// ARGV: expected version ("*": any), delete ("1"), channel, name, the number
+// of sessions m, their hex keys, then field/value pairs. Returns the new
+// version, -1 when the expected version did not match, or -2 when the index
+// no longer names exactly the sessions passed (the caller reads it again):
+// the script touches only declared keys. The new version is also written into
+// every live session of the user (field w), so that session.Redis reads it
+// with the session in one HMGET.
 var putScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], 'ver')) or 0
 if ARGV[1] ~= '*' and tonumber(ARGV[1]) ~= cur then return -1 end
+local m = tonumber(ARGV[5])
+local members = redis.call('ZRANGE', KEYS[4], 0, -1)
+if #members ~= m then return -2 end
+local declared = {}
+for i = 1, m do declared[ARGV[5 + i]] = true end
+for _, h in ipairs(members) do
+  if not declared[h] then return -2 end
+end
 local v = redis.call('INCR', KEYS[3])
-for _, h in ipairs(redis.call('ZRANGE', ARGV[5] .. ARGV[4], 0, -1)) do
-  local s = ARGV[6] .. h
+for i = 1, m do
+  local s = KEYS[4 + i]
   if redis.call('EXISTS', s) == 1 then redis.call('HSET', s, 'w', v) end
 end
 redis.call('DEL', KEYS[1])
@@ -236,7 +369,7 @@ if ARGV[2] == '1' then
   redis.call('SREM', KEYS[2], ARGV[4])
 else
   local f = {}
-  for i = 7, #ARGV do f[#f + 1] = ARGV[i] end
+  for i = 6 + m, #ARGV do f[#f + 1] = ARGV[i] end
   f[#f + 1] = 'ver'
   f[#f + 1] = v
   redis.call('HSET', KEYS[1], unpack(f))
@@ -281,6 +414,25 @@ func (r *Redis) Update(ctx context.Context, name string, fn func(u User, exists 
 	return ErrConflict
 }
 
+// ErrExists is returned by Add when the user already exists.
+var ErrExists = errors.New("user already exists")
+
+// Add writes u only if Redis holds no user of its name, checked in the same
+// script that writes, so an import never clobbers a user added meanwhile.
+func (r *Redis) Add(ctx context.Context, u User) error {
+	if msgs := checkUser(u, r.lim); len(msgs) > 0 {
+		return fmt.Errorf("user %s: %s", printableName(u.Name), strings.Join(msgs, "; "))
+	}
+	nv, err := r.put(ctx, "0", u, u.Name, false)
+	if err != nil {
+		return err
+	}
+	if nv < 0 {
+		return fmt.Errorf("user %s: %w", printableName(u.Name), ErrExists)
+	}
+	return r.apply(u.Name, u, nv, true)
+}
+
 // Put writes u whatever Redis held under its name (for imports).
 func (r *Redis) Put(ctx context.Context, u User) error {
 	if msgs := checkUser(u, r.lim); len(msgs) > 0 {
@@ -298,12 +450,27 @@ func (r *Redis) put(ctx context.Context, expect string, u User, name string, del
 	if del {
 		d = "1"
 	}
-	args := append([]any{expect, d, r.Channel(), name, r.prefix + "su:", r.prefix + "s:"}, toHash(u)...)
-	nv, err := putScript.Run(ctx, r.c, []string{r.userKey(name), r.setKey(), r.counterKey()}, args...).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("write user to redis: %w", err)
+	idx := r.prefix + "su:" + name
+	for range 5 {
+		hexes, err := r.c.ZRange(ctx, idx, 0, -1).Result()
+		if err != nil {
+			return 0, fmt.Errorf("write user to redis: %w", err)
+		}
+		keys := []string{r.userKey(name), r.setKey(), r.counterKey(), idx}
+		args := []any{expect, d, r.Channel(), name, len(hexes)}
+		for _, h := range hexes {
+			keys = append(keys, r.prefix+"s:"+h)
+			args = append(args, h)
+		}
+		nv, err := putScript.Run(ctx, r.c, keys, append(args, toHash(u)...)...).Int64()
+		if err != nil {
+			return 0, fmt.Errorf("write user to redis: %w", err)
+		}
+		if nv != -2 {
+			return nv, nil
+		}
 	}
-	return nv, nil
+	return 0, fmt.Errorf("write user to redis: %w", ErrConflict)
 }
 
 // SetHash replaces the password hash of user name (after a hash upgrade at

@@ -2,6 +2,7 @@ package users
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(redistest.Run(m, &testRedis)) }
 
 // openRedis returns a client for the test server and a key prefix no other
 // test uses, or skips the test when redis-server is not installed.
-func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.Open(tb) }
+func openRedis(tb testing.TB) (redis.UniversalClient, string) { return testRedis.OpenDeclared(tb) }
 
 func testHash(tb testing.TB) string {
 	tb.Helper()
@@ -183,12 +184,6 @@ func TestRedisUserChangeReachesSessions(t *testing.T) {
 func TestRedisUsersRefuseHashBeyondLimits(t *testing.T) {
 	c, prefix := openRedis(t)
 	ctx := context.Background()
-	must := func(t *testing.T, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	lim := LimitsFor(DefaultParams(), 12)
 	w, err := OpenRedis(ctx, c, prefix, DefaultLimits())
 	must(t, err)
@@ -210,4 +205,231 @@ func TestRedisUsersRefuseHashBeyondLimits(t *testing.T) {
 	if _, err := OpenRedis(ctx, c, prefix, lim); err == nil || !strings.Contains(err.Error(), "heavy") {
 		t.Errorf("OpenRedis with an over-bound user: got %v, want an error naming heavy", err)
 	}
+}
+
+// TestRedisUsersReloadKeepsNewerChanges checks that a full reload, whose
+// reads are not one moment, never installs an older copy of a user over a
+// newer one that reached the snapshot meanwhile (through a Refresh, as the
+// change announcement does), and does not keep a user deleted meanwhile.
+func TestRedisUsersReloadKeepsNewerChanges(t *testing.T) {
+	ctx := context.Background()
+	h := testHash(t)
+	disable := func(u User, ok bool) (User, bool, error) { u.Disabled = true; return u, false, nil }
+	remove := func(u User, ok bool) (User, bool, error) { return u, true, nil }
+	tests := []struct {
+		name   string
+		during func(t *testing.T, a, w *Redis) // between the reload's read and its install
+		want   map[string]bool                 // user → disabled, for the users a must hold
+	}{
+		{"user changed", func(t *testing.T, a, w *Redis) {
+			must(t, w.Update(ctx, "alice", disable))
+			must(t, a.Refresh(ctx, "alice"))
+		}, map[string]bool{"alice": true, "bob": false}},
+		{"user added", func(t *testing.T, a, w *Redis) {
+			addRedisUser(t, w, User{Name: "carol", Hash: h, Generation: 3})
+			must(t, a.Refresh(ctx, "carol"))
+		}, map[string]bool{"alice": false, "bob": false, "carol": false}},
+		{"user added and deleted", func(t *testing.T, a, w *Redis) {
+			addRedisUser(t, w, User{Name: "dave", Hash: h, Generation: 4})
+			must(t, a.Refresh(ctx, "dave"))
+			must(t, w.Update(ctx, "dave", remove)) // its announcement has not reached a
+		}, map[string]bool{"alice": false, "bob": false}},
+		{"user deleted", func(t *testing.T, a, w *Redis) {
+			must(t, w.Update(ctx, "bob", remove))
+			must(t, a.Refresh(ctx, "bob"))
+		}, map[string]bool{"alice": false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, prefix := openRedis(t)
+			w, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+			must(t, err)
+			addRedisUser(t, w, User{Name: "alice", Hash: h, Generation: 1})
+			addRedisUser(t, w, User{Name: "bob", Hash: h, Generation: 2})
+			a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+			must(t, err)
+			a.afterRead = func(name string) {
+				if name == "" {
+					a.afterRead = nil
+					tt.during(t, a, w)
+				}
+			}
+			_, err = a.Reload()
+			must(t, err)
+			checkUsers(t, a, w, tt.want)
+		})
+	}
+}
+
+// TestRedisUsersRefreshKeepsNewerChanges checks the same for one user: a
+// Refresh whose read is overtaken by a later change never undoes it.
+func TestRedisUsersRefreshKeepsNewerChanges(t *testing.T) {
+	ctx := context.Background()
+	h := testHash(t)
+	tests := []struct {
+		name   string
+		user   string
+		during func(t *testing.T, a, w *Redis)
+		want   map[string]bool
+	}{
+		{"read absent, then added", "carol", func(t *testing.T, a, w *Redis) {
+			addRedisUser(t, w, User{Name: "carol", Hash: h, Generation: 3})
+			must(t, a.Refresh(ctx, "carol"))
+		}, map[string]bool{"alice": false, "carol": false}},
+		{"read, then disabled", "alice", func(t *testing.T, a, w *Redis) {
+			must(t, w.Update(ctx, "alice", func(u User, ok bool) (User, bool, error) { u.Disabled = true; return u, false, nil }))
+			must(t, a.Refresh(ctx, "alice"))
+		}, map[string]bool{"alice": true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, prefix := openRedis(t)
+			w, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+			must(t, err)
+			addRedisUser(t, w, User{Name: "alice", Hash: h, Generation: 1})
+			a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+			must(t, err)
+			a.afterRead = func(name string) {
+				if name == tt.user {
+					a.afterRead = nil
+					tt.during(t, a, w)
+				}
+			}
+			must(t, a.Refresh(ctx, tt.user))
+			checkUsers(t, a, w, tt.want)
+		})
+	}
+}
+
+// checkUsers checks that a holds exactly the users in want, with their
+// disabled flags, at the versions Redis (read by a fresh instance) has.
+func checkUsers(t *testing.T, a, w *Redis, want map[string]bool) {
+	t.Helper()
+	fresh, err := OpenRedis(context.Background(), w.c, w.prefix, DefaultLimits())
+	must(t, err)
+	if got := a.DB().Len(); got != len(want) {
+		t.Errorf("users held: got %d, want %d (%v)", got, len(want), want)
+	}
+	for name, disabled := range want {
+		e, ok := a.DB().Lookup(name)
+		if !ok {
+			t.Errorf("user %s: missing", name)
+			continue
+		}
+		if e.Disabled != disabled {
+			t.Errorf("user %s: disabled %v, want %v", name, e.Disabled, disabled)
+		}
+		if got, want := a.Version(name), fresh.Version(name); got != want {
+			t.Errorf("user %s: version %d, want %d (Redis's)", name, got, want)
+		}
+	}
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// TestRedisUsersAddNeverClobbers checks that Add (the import without
+// -overwrite) refuses a user that another instance added after this one's
+// snapshot was taken, and leaves that user as it was.
+func TestRedisUsersAddNeverClobbers(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := openRedis(t)
+	h := testHash(t)
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	must(t, err)
+	w, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	must(t, err)
+	addRedisUser(t, w, User{Name: "erin", Hash: h, Email: "erin@example.com", Generation: 5})
+	if _, ok := a.DB().Lookup("erin"); ok {
+		t.Fatal("a's snapshot already holds erin: the test does not test the race")
+	}
+	if err := a.Add(ctx, User{Name: "erin", Hash: h, Email: "imported@example.com", Generation: 6}); !errors.Is(err, ErrExists) {
+		t.Fatalf("Add over a user added meanwhile: got %v, want %v", err, ErrExists)
+	}
+	must(t, a.Add(ctx, User{Name: "fred", Hash: h, Generation: 7}))
+	checkUsers(t, a, w, map[string]bool{"fred": false})
+	fresh, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	must(t, err)
+	if e, ok := fresh.DB().Lookup("erin"); !ok || e.Email != "erin@example.com" {
+		t.Fatalf("erin in redis after the refused Add: got %+v (found %v), want the original", e, ok)
+	}
+}
+
+// TestRedisUsersRefreshUnknownRemembersNothing checks that refreshing names
+// that do not exist (every login with any name does) leaves no trace in the
+// snapshot, so they cannot grow it.
+func TestRedisUsersRefreshUnknownRemembersNothing(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := openRedis(t)
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	must(t, err)
+	before := a.snap.Load()
+	for i := range 50 {
+		must(t, a.Refresh(ctx, fmt.Sprint("nobody", i)))
+	}
+	if s := a.snap.Load(); s != before || len(s.gone) != 0 {
+		t.Fatalf("snapshot after refreshing unknown names: replaced %v, %d remembered; want untouched", s != before, len(s.gone))
+	}
+}
+
+// TestRedisEnsureCurrent: an instance that missed an announcement (b has no
+// Watch running) catches up on one user when asked, reading the version from
+// Redis itself: a lock, a delete and a password change on another instance
+// all count at once. A Redis that cannot answer is an error, never the stale copy.
+func TestRedisEnsureCurrent(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := testHash(t)
+	addRedisUser(t, a, User{Name: "alice", Hash: h, Generation: 7})
+	addRedisUser(t, a, User{Name: "bob", Hash: h, Generation: 8})
+	b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name   string
+		change func() error
+		user   string
+		check  func(e *Entry, ok bool) bool
+	}{
+		{"unchanged", func() error { return nil }, "alice", func(e *Entry, ok bool) bool { return ok && e.Generation == 7 }},
+		{"password changed", func() error {
+			return a.Update(ctx, "alice", func(u User, _ bool) (User, bool, error) { u.Generation = 70; return u, false, nil })
+		}, "alice", func(e *Entry, ok bool) bool { return ok && e.Generation == 70 }},
+		{"locked", func() error {
+			return a.Update(ctx, "alice", func(u User, _ bool) (User, bool, error) { u.Disabled = true; return u, false, nil })
+		}, "alice", func(e *Entry, ok bool) bool { return ok && e.Disabled }},
+		{"deleted", func() error {
+			return a.Update(ctx, "bob", func(u User, _ bool) (User, bool, error) { return u, true, nil })
+		}, "bob", func(e *Entry, ok bool) bool { return !ok }},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if err := st.change(); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.EnsureCurrent(ctx, st.user); err != nil {
+				t.Fatal(err)
+			}
+			if e, ok := b.DB().Lookup(st.user); !st.check(e, ok) {
+				t.Errorf("%s on b: got %+v, %v", st.user, e, ok)
+			}
+		})
+	}
+	t.Run("redis gone", func(t *testing.T) {
+		dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+		defer dead.Close()
+		b.c = dead
+		if err := b.EnsureCurrent(ctx, "alice"); err == nil {
+			t.Error("got nil, want an error")
+		}
+	})
 }

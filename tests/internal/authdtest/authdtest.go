@@ -3,6 +3,7 @@
 package authdtest
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -25,14 +27,35 @@ func Root() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
-// Build compiles authd into dst.
+// Build compiles authd into dst, stamped with the checkout's commit.
 func Build(dst string) error {
-	cmd := exec.Command("go", "build", "-o", dst, "./authd")
+	args := []string{"build", "-o", dst}
+	if c := Commit(); c != "" {
+		// go build records no VCS data here: this machine sets
+		// GOFLAGS=-buildvcs=false, and a git worktree (its .git is a file)
+		// is not stamped anyway.
+		args = append(args, "-ldflags", "-X main.commit="+c)
+	}
+	cmd := exec.Command("go", append(args, "./authd")...)
 	cmd.Dir = Root()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./authd: %v\n%s", err, out)
 	}
 	return nil
+}
+
+// Commit is the checkout's HEAD, with "-dirty" when the tree has changes;
+// "" when git cannot tell.
+func Commit() string {
+	out, err := exec.Command("git", "-C", Root(), "rev-parse", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", Root(), "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += "-dirty"
+	}
+	return c
 }
 
 // BuildOnce builds authd into a temporary directory and points AUTHD_BIN at

@@ -5,8 +5,10 @@ rule set (/public public, /admin for the admins group, /office for the office ne
 
 The expectation comes from a small model of the rules: the query is ignored; percent-escapes are
 decoded once; a path that could be read two ways (encoded slash, backslash or dot, "%" left after
-decoding, control bytes, a ";" anywhere (servlet-style path parameters), ".." above the root) is denied; dot
-segments are resolved and slashes merged; then the first matching rule decides. Expectations:
+decoding, control bytes, a ";" anywhere (servlet-style path parameters), any "." or ".." segment) is
+denied; slashes are merged; then the first matching rule decides. Dot segments are refused, not
+resolved: nginx passes them to the app unresolved, and how the app reads them is its own business.
+Expectations:
 
   public  anonymous, ada and root all reach the app
   admin   anonymous must log in, ada is refused, root reaches the app
@@ -43,12 +45,9 @@ def model(target):
     for s in segs:
         if b";" in s:
             return "deny"
-        if s in (b"", b"."):
-            continue
-        if s == b"..":
-            if not res:
-                return "deny"
-            res.pop()
+        if s in (b".", b".."):
+            return "deny"
+        if s == b"":
             continue
         res.append(s)
     p = b"/" + b"/".join(res)
