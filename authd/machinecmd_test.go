@@ -33,7 +33,7 @@ func newMachineEnv(t *testing.T) *machineEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = users.Edit(filepath.Join(dir, "users.toml"), func([]users.User) ([]users.User, error) {
+	err = users.Edit(filepath.Join(dir, "users.toml"), users.DefaultLimits(), func([]users.User) ([]users.User, error) {
 		return []users.User{
 			{Name: "alice", Hash: hash, Generation: 1},
 			{Name: "bob", Hash: hash, Generation: 2, Disabled: true},

@@ -105,7 +105,7 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 // fileUserEdit applies a user subcommand to the users file, atomically.
 func fileUserEdit(cfg config.Config, sub, name, hash string, groups, email, display *string) error {
-	return users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
+	return users.Edit(cfg.UsersFile, userLimits(cfg), func(list []users.User) ([]users.User, error) {
 		i := slices.IndexFunc(list, func(u users.User) bool { return u.Name == name })
 		if sub == "add" {
 			if i >= 0 {
@@ -200,7 +200,7 @@ func userImport(ctx context.Context, cfg config.Config, path string, stdout io.W
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
+	err = users.Edit(cfg.UsersFile, userLimits(cfg), func(list []users.User) ([]users.User, error) {
 		var clash []string
 		for _, u := range imported {
 			if slices.ContainsFunc(list, func(x users.User) bool { return x.Name == u.Name }) {
@@ -408,7 +408,7 @@ func copyUsers(ctx context.Context, cfg config.Config, from, to string, overwrit
 		}
 		defer rs.Close()
 		src := rs.users.DB().Users()
-		err = users.Edit(cfg.UsersFile, func(list []users.User) ([]users.User, error) {
+		err = users.Edit(cfg.UsersFile, userLimits(cfg), func(list []users.User) ([]users.User, error) {
 			for _, u := range src {
 				i := slices.IndexFunc(list, func(x users.User) bool { return x.Name == u.Name })
 				switch {

@@ -65,7 +65,7 @@ func newHarness(t testing.TB, rules []policy.Rule, mod func(*Options), networks 
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "users.toml")
-	err := users.Edit(path, func([]users.User) ([]users.User, error) {
+	err := users.Edit(path, users.DefaultLimits(), func([]users.User) ([]users.User, error) {
 		return []users.User{
 			{Name: "alice", Hash: mustHash(t, testPassword), Groups: []string{"admin", "staff"}, Email: "alice@example.com", DisplayName: "Alice Liddell", Generation: 1},
 			{Name: "bob", Hash: mustHash(t, testPassword), Groups: []string{"staff"}, Generation: 2},
@@ -212,7 +212,7 @@ func sessionCookie(t testing.TB, w *httptest.ResponseRecorder) string {
 
 func (h *harness) editUsers(fn func([]users.User) []users.User) {
 	h.t.Helper()
-	if err := users.Edit(h.path, func(l []users.User) ([]users.User, error) { return fn(l), nil }); err != nil {
+	if err := users.Edit(h.path, users.DefaultLimits(), func(l []users.User) ([]users.User, error) { return fn(l), nil }); err != nil {
 		h.t.Fatal(err)
 	}
 	if _, err := h.users.Reload(); err != nil {

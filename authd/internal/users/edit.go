@@ -37,12 +37,14 @@ func NewGeneration() uint64 {
 
 // Edit changes the users file at path under an exclusive lock on path+".lock", so concurrent
 // edits (two CLI runs, a login upgrading a hash) serialise. It reads the users (a missing
-// file is an empty list), calls fn, validates fn's result with Parse's rules and DefaultLimits,
-// and replaces the file atomically: temporary file in the same directory, fsync, rename, fsync
+// file is an empty list), calls fn, validates fn's result with Parse's rules and lim, and
+// replaces the file atomically: temporary file in the same directory, fsync, rename, fsync
 // of the directory. The file keeps its mode and, where permitted, owner; a new file gets 0600.
-// On any error, including fn's, the file is left as it was.
-func Edit(path string, fn func([]User) ([]User, error)) error {
-	return edit(path, DefaultLimits(), fn)
+// On any error, including fn's, the file is left as it was. lim should be the bounds the
+// daemon loads the file with, so an edit never writes a file the daemon would refuse; a zero
+// field takes its DefaultLimits value.
+func Edit(path string, lim Limits, fn func([]User) ([]User, error)) error {
+	return edit(path, lim.withDefaults(), fn)
 }
 
 func edit(path string, lim Limits, fn func([]User) ([]User, error)) error {

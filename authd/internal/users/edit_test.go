@@ -46,7 +46,7 @@ func dirEntries(tb testing.TB, dir string) []string {
 func TestEditCreatesFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.toml")
 	h := mustHash(t, "pw", testParams)
-	if err := Edit(path, addUser("alice", h)); err != nil {
+	if err := Edit(path, DefaultLimits(), addUser("alice", h)); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -73,7 +73,7 @@ func TestEditKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := readUsers(t, path).Users()
-	if err := Edit(path, func(us []User) ([]User, error) { return us, nil }); err != nil {
+	if err := Edit(path, DefaultLimits(), func(us []User) ([]User, error) { return us, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := readUsers(t, path).Users(); fmt.Sprint(got) != fmt.Sprint(before) {
@@ -111,7 +111,7 @@ func TestEditLeavesFileOnError(t *testing.T) {
 			if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := Edit(path, tt.fn)
+			err := Edit(path, DefaultLimits(), tt.fn)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
@@ -134,7 +134,7 @@ func TestEditRefusesBrokenFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(broken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := Edit(path, addUser("bob", bcrypt10))
+	err := Edit(path, DefaultLimits(), addUser("bob", bcrypt10))
 	if err == nil || !strings.Contains(err.Error(), path+" line 1: user \"alice\"") {
 		t.Errorf("got %v, want an error naming %s line 1 and alice", err, path)
 	}
@@ -150,7 +150,7 @@ func TestEditFollowsSymlink(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Skip("no symlinks:", err)
 	}
-	if err := Edit(link, addUser("alice", bcrypt10)); err != nil {
+	if err := Edit(link, DefaultLimits(), addUser("alice", bcrypt10)); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -168,7 +168,7 @@ func TestEditConcurrent(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			errs <- Edit(path, addUser(fmt.Sprintf("user%02d", i), bcrypt10))
+			errs <- Edit(path, DefaultLimits(), addUser(fmt.Sprintf("user%02d", i), bcrypt10))
 		})
 	}
 	wg.Wait()

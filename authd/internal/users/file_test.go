@@ -76,7 +76,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 		t.Errorf("missing file: got err=%v, snapshot kept %v; want an error and the old snapshot", err, f.DB() == first)
 	}
 
-	if err := Edit(path, addUser("carol", bcrypt10)); err != nil {
+	if err := Edit(path, DefaultLimits(), addUser("carol", bcrypt10)); err != nil {
 		t.Fatal(err)
 	}
 	if changed, err := f.Reload(); !changed || err != nil {
@@ -115,7 +115,7 @@ func TestWatch(t *testing.T) {
 		}
 	}
 
-	if err := Edit(path, addUser("carol", bcrypt10)); err != nil {
+	if err := Edit(path, DefaultLimits(), addUser("carol", bcrypt10)); err != nil {
 		t.Fatal(err)
 	}
 	if r := next(); !r.changed || r.err != nil {
@@ -146,7 +146,7 @@ func TestWatch(t *testing.T) {
 	if r := next(); r.err == nil {
 		t.Errorf("after removal: got %+v, want an error", r)
 	}
-	if err := Edit(path, addUser("dave", bcrypt10)); err != nil {
+	if err := Edit(path, DefaultLimits(), addUser("dave", bcrypt10)); err != nil {
 		t.Fatal(err)
 	}
 	if r := next(); !r.changed || r.err != nil {
