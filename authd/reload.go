@@ -42,28 +42,37 @@ func (m *Main) Reload(ctx context.Context) (reloadReport, error) {
 	}()
 	st := m.stores
 
-	// Load and validate. The users and credentials stores swap in a new
-	// copy only when it loads, and keep the old one otherwise.
-	if _, err := st.users.Reload(); err != nil {
+	// Load and validate. The config comes first: its [hash] sets the bounds
+	// the users are checked against (userLimits). The users and credentials
+	// stores swap in a new copy only when it loads, and keep the old one
+	// (and the users their old bounds) otherwise.
+	next, cfgErr := loadConfig(m.cfgPath)
+	var rules *policy.Rules
+	if cfgErr == nil {
+		rules, cfgErr = policyRules(next)
+	}
+	lim := userLimits(m.applied)
+	if cfgErr == nil {
+		lim = userLimits(next)
+	}
+	if _, err := st.users.ReloadWithin(lim); err != nil {
 		m.log.Error("reload failed, keeping the last good users", zap.String("event", "reload_failed"), zap.Error(err))
 		return reloadReport{}, err
 	}
 	if _, err := st.credentials.reload(ctx); err != nil {
 		m.log.Error("reload failed, keeping the last good machine credentials", zap.String("event", "reload_failed"), zap.Error(err))
+		m.restoreLimits()
 		return reloadReport{}, err
-	}
-	next, err := loadConfig(m.cfgPath)
-	var rules *policy.Rules
-	if err == nil {
-		rules, err = policyRules(next)
 	}
 	// Apply.
 	var rep reloadReport
+	err := cfgErr
 	if err == nil {
 		rep, err = m.applyConfig(next, rules)
 	}
 	if err != nil {
 		m.log.Error("reload failed, keeping the last good config", zap.String("event", "reload_failed"), zap.Error(err))
+		m.restoreLimits()
 		return reloadReport{}, err
 	}
 
@@ -104,6 +113,16 @@ func (m *Main) applyConfig(next config.Config, rules *policy.Rules) (reloadRepor
 	m.logWarnings(rep.Warnings)
 	m.log.Info("config reloaded", zap.String("event", "reload"), zap.Strings("applied", rep.Applied), zap.Strings("needs_restart", rep.Restart))
 	return rep, nil
+}
+
+// restoreLimits puts the users back under the bounds of the config still
+// running, after a reload that checked them against a config it then failed
+// to apply.
+func (m *Main) restoreLimits() {
+	if _, err := m.stores.users.ReloadWithin(userLimits(m.applied)); err != nil {
+		m.log.Error("users no longer load under the running [hash] bounds, keeping the last good copy",
+			zap.String("event", "reload_failed"), zap.Error(err))
+	}
 }
 
 func (m *Main) logWarnings(warnings []string) {

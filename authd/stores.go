@@ -36,6 +36,9 @@ type sessionStore interface {
 type userStore interface {
 	server.UserStore
 	Reload() (changed bool, err error)
+	// ReloadWithin is Reload under new bounds for stored hashes; they stay
+	// the store's only if the users load under them.
+	ReloadWithin(lim users.Limits) (changed bool, err error)
 	Watch(ctx context.Context, every time.Duration, onReload func(changed bool, err error))
 }
 

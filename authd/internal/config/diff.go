@@ -12,7 +12,7 @@ import (
 var liveKeys = []string{
 	"trusted_proxies", "login_title", "default_redirect", "redirect_hosts",
 	"session.idle_timeout", "session.lifetime", "session.remember_idle_timeout", "session.remember_lifetime", "session.touch_interval",
-	"hash.memory_kib", "hash.time", "hash.threads", "hash.max_concurrent", "hash.max_queue", "hash.queue_timeout",
+	"hash.memory_kib", "hash.time", "hash.threads", "hash.max_bcrypt_cost", "hash.max_concurrent", "hash.max_queue", "hash.queue_timeout",
 	"throttle.account_failures", "throttle.ip_failures", "throttle.base_delay", "throttle.max_delay", "throttle.window", "throttle.max_entries",
 	"log.level", "networks", "rules",
 }

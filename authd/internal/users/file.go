@@ -15,7 +15,7 @@ import (
 // File is the live users file: a snapshot readers take without locks, replaced on Reload.
 type File struct {
 	file *fsutil.Watched
-	lim  Limits
+	lim  atomic.Pointer[Limits] // set under mu, read anywhere
 	db   atomic.Pointer[DB]
 
 	mu  sync.Mutex // serialises Reload; guards sum
@@ -25,8 +25,8 @@ type File struct {
 // OpenFile loads the users file at path. A missing or invalid file is an error: authd must
 // not start without its users.
 func OpenFile(path string, lim Limits) (*File, error) {
-	f := &File{file: fsutil.NewWatched(path), lim: lim}
-	if _, err := f.Reload(); err != nil {
+	f := &File{file: fsutil.NewWatched(path)}
+	if _, err := f.ReloadWithin(lim); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -48,21 +48,37 @@ func (f *File) EnsureCurrent(context.Context, string) error { return nil }
 func (f *File) Reload() (changed bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.reloadLocked(*f.lim.Load())
+}
+
+// ReloadWithin is Reload under new bounds for stored hashes (a reload of [hash]): the file is
+// read and checked against lim even if its content is unchanged, and lim becomes the bounds
+// of later reloads and edits only if it loads. On error the last good snapshot and the old
+// bounds stay.
+func (f *File) ReloadWithin(lim Limits) (changed bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reloadLocked(lim)
+}
+
+func (f *File) reloadLocked(lim Limits) (bool, error) {
 	data, _, err := f.file.Read(maxFileBytes)
 	if err != nil {
 		return false, fmt.Errorf("read users file: %w", err)
 	}
 	sum := sha256.Sum256(data)
-	if f.db.Load() != nil && sum == f.sum {
+	if cur := f.lim.Load(); f.db.Load() != nil && sum == f.sum && cur != nil && *cur == lim {
 		return false, nil
 	}
-	_, db, err := parse(data, f.Path(), f.lim)
+	_, db, err := parse(data, f.Path(), lim)
 	if err != nil {
 		return false, err
 	}
+	changed := sum != f.sum
 	f.sum = sum
+	f.lim.Store(&lim)
 	f.db.Store(db)
-	return true, nil
+	return changed, nil
 }
 
 // Watch polls the file's metadata (mtime, size, inode) every interval and reloads when it
@@ -80,7 +96,7 @@ func (f *File) Watch(ctx context.Context, every time.Duration, onReload func(cha
 // Fingerprint changes with the hash, so sessions issued afterwards must take it from the new
 // snapshot.
 func (f *File) SetHash(name, hash string) error {
-	err := edit(f.Path(), f.lim, func(us []User) ([]User, error) {
+	err := edit(f.Path(), *f.lim.Load(), func(us []User) ([]User, error) {
 		i := slices.IndexFunc(us, func(u User) bool { return u.Name == name })
 		if i < 0 {
 			return nil, fmt.Errorf("set hash: user %q not found", name)

@@ -43,7 +43,7 @@ func NewDB(list []User, lim Limits) (*DB, error) {
 type Redis struct {
 	c       redis.UniversalClient
 	prefix  string
-	lim     Limits
+	lim     atomic.Pointer[Limits] // replaced under mu with the snapshot it checked
 	timeout time.Duration
 
 	snap atomic.Pointer[redisSnap]
@@ -72,8 +72,8 @@ type redisSnap struct {
 // OpenRedis loads every user from Redis. It fails if Redis cannot be
 // reached or holds a user that does not validate.
 func OpenRedis(ctx context.Context, c redis.UniversalClient, prefix string, lim Limits) (*Redis, error) {
-	r := &Redis{c: c, prefix: prefix, lim: lim, timeout: 900 * time.Millisecond}
-	if _, err := r.reload(ctx); err != nil {
+	r := &Redis{c: c, prefix: prefix, timeout: 900 * time.Millisecond}
+	if _, err := r.reload(ctx, &lim); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -97,10 +97,23 @@ func (r *Redis) Version(name string) int64 { return r.snap.Load().ver[name] }
 func (r *Redis) Reload() (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return r.reload(ctx)
+	return r.reload(ctx, nil)
 }
 
-func (r *Redis) reload(ctx context.Context) (bool, error) {
+// ReloadWithin is Reload under new bounds for stored hashes (a reload of
+// [hash]): every user is checked against lim, and lim becomes the bounds of
+// later refreshes and edits with the snapshot it checked. On error the
+// snapshot and the old bounds stay.
+func (r *Redis) ReloadWithin(lim Limits) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.reload(ctx, &lim)
+}
+
+func (r *Redis) limits() Limits { return *r.lim.Load() }
+
+// reload reads every user; lim, when not nil, replaces the bounds if they load.
+func (r *Redis) reload(ctx context.Context, lim *Limits) (bool, error) {
 	r.reloading.Add(1)
 	defer r.reloading.Add(-1)
 	counter, err := r.c.Get(ctx, r.counterKey()).Int64()
@@ -135,7 +148,7 @@ func (r *Redis) reload(ctx context.Context) (bool, error) {
 	if r.afterRead != nil {
 		r.afterRead("")
 	}
-	changed, recheck, err := r.install(read, readVer, counter)
+	changed, recheck, err := r.install(read, readVer, counter, lim)
 	if err != nil {
 		return false, err
 	}
@@ -151,9 +164,12 @@ func (r *Redis) reload(ctx context.Context) (bool, error) {
 
 // install puts a full read into the snapshot, keeping newer single-user
 // changes, and returns the names kept although the read lacked them.
-func (r *Redis) install(read map[string]User, readVer map[string]int64, counter int64) (bool, []string, error) {
+func (r *Redis) install(read map[string]User, readVer map[string]int64, counter int64, lim *Limits) (bool, []string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if lim == nil {
+		lim = r.lim.Load()
+	}
 	// The reads above are not one moment: a single-user change may have been
 	// applied to the snapshot since (by Refresh, Ensure or Update). A version
 	// never goes back, so keep whichever copy is newer: the snapshot's for a
@@ -193,10 +209,11 @@ func (r *Redis) install(read map[string]User, readVer map[string]int64, counter 
 		list = append(list, u)
 	}
 	slices.SortFunc(list, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
-	db, err := build(list, nil, "redis", r.lim)
+	db, err := build(list, nil, "redis", *lim)
 	if err != nil {
 		return false, nil, err
 	}
+	r.lim.Store(lim)
 	changed := old == nil || !maps.Equal(old.ver, readVer)
 	r.snap.Store(&redisSnap{db: db, ver: readVer, gone: gone})
 	r.seen.Store(max(r.seen.Load(), counter))
@@ -289,15 +306,17 @@ func (r *Redis) Refresh(ctx context.Context, name string) error {
 // snapshot already holds a newer version: a slow read never undoes a later
 // change.
 func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
-	var e *Entry
-	if ok {
-		if msgs := checkUser(u, r.lim); len(msgs) > 0 {
-			return fmt.Errorf("user %s in redis: %s", printableName(name), strings.Join(msgs, "; "))
-		}
-		e = newEntry(u, r.lim)
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Checked under mu, so a change of the bounds (ReloadWithin) and the
+	// snapshot it checked are never interleaved with this user's check.
+	var e *Entry
+	if ok {
+		if msgs := checkUser(u, r.limits()); len(msgs) > 0 {
+			return fmt.Errorf("user %s in redis: %s", printableName(name), strings.Join(msgs, "; "))
+		}
+		e = newEntry(u, r.limits())
+	}
 	old := r.snap.Load()
 	if cur, has := old.ver[name]; has && cur > ver {
 		return nil
@@ -398,7 +417,7 @@ func (r *Redis) Update(ctx context.Context, name string, fn func(u User, exists 
 			if nu.Name != name {
 				return fmt.Errorf("user %s: name cannot change", name)
 			}
-			if msgs := checkUser(nu, r.lim); len(msgs) > 0 {
+			if msgs := checkUser(nu, r.limits()); len(msgs) > 0 {
 				return fmt.Errorf("user %s: %s", printableName(name), strings.Join(msgs, "; "))
 			}
 		}
@@ -420,7 +439,7 @@ var ErrExists = errors.New("user already exists")
 // Add writes u only if Redis holds no user of its name, checked in the same
 // script that writes, so an import never clobbers a user added meanwhile.
 func (r *Redis) Add(ctx context.Context, u User) error {
-	if msgs := checkUser(u, r.lim); len(msgs) > 0 {
+	if msgs := checkUser(u, r.limits()); len(msgs) > 0 {
 		return fmt.Errorf("user %s: %s", printableName(u.Name), strings.Join(msgs, "; "))
 	}
 	nv, err := r.put(ctx, "0", u, u.Name, false)
@@ -435,7 +454,7 @@ func (r *Redis) Add(ctx context.Context, u User) error {
 
 // Put writes u whatever Redis held under its name (for imports).
 func (r *Redis) Put(ctx context.Context, u User) error {
-	if msgs := checkUser(u, r.lim); len(msgs) > 0 {
+	if msgs := checkUser(u, r.limits()); len(msgs) > 0 {
 		return fmt.Errorf("user %s: %s", printableName(u.Name), strings.Join(msgs, "; "))
 	}
 	nv, err := r.put(ctx, "*", u, u.Name, false)
@@ -520,7 +539,7 @@ func (r *Redis) Watch(ctx context.Context, every time.Duration, onReload func(ch
 				continue
 			}
 			cctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-			changed, err := r.reload(cctx)
+			changed, err := r.reload(cctx, nil)
 			cancel()
 			if onReload != nil {
 				onReload(changed, err)
