@@ -101,3 +101,43 @@ func TestPacerPadWaitsAndIsBounded(t *testing.T) {
 		t.Error("pad with every waiting place taken: got true, want false (answer busy)")
 	}
 }
+
+// TestReloadedHashParamsMoveTheFloor: a reload that makes new hashes (and so
+// the dummy hash an unknown user costs) heavier raises the failed-login floor
+// above the new dummy once it is measured, and a reload back lowers it again;
+// otherwise an unknown user would be told apart from the users by time.
+func TestReloadedHashParamsMoveTheFloor(t *testing.T) {
+	heavy := users.Params{MemoryKiB: 4096, Time: 3, Threads: 1}
+	const heavyTakes = 40 * time.Millisecond
+	h := newHarness(t, nil, nil)
+	h.srv.pace.mu.Lock()
+	h.srv.pace.burn = func(c users.Cost) {
+		if c.Argon2id == heavy {
+			time.Sleep(heavyTakes)
+		}
+	}
+	h.srv.pace.mu.Unlock()
+	light := h.srv.pace.value()
+	if light >= heavyTakes {
+		t.Fatalf("floor before: %v, want below %v for the test to mean anything", light, heavyTakes)
+	}
+	o := testOptions()
+	o.HashParams = heavy
+	if err := h.srv.SetOptions(o); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Duration(float64(heavyTakes)*paceMargin) + paceSlack
+	deadline := time.Now().Add(5 * time.Second)
+	for h.srv.pace.value() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.srv.pace.value(); got < want {
+		t.Fatalf("floor after heavier [hash]: got %v, want at least %v", got, want)
+	}
+	if err := h.srv.SetOptions(testOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.srv.pace.value(); got >= heavyTakes {
+		t.Errorf("floor after [hash] back: got %v, want below %v (the heavy dummy is no longer in use)", got, heavyTakes)
+	}
+}
