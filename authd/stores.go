@@ -223,7 +223,7 @@ func dialRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, e
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis (%s %v) unreachable: %w", cfg.Redis.Mode(), cfg.Redis.Addrs, err)
+		return nil, fmt.Errorf("redis (%s %v) unreachable: %w", cfg.Redis.Mode(), cfg.Redis.Addrs, explainRedisTLS(err, cfg.Redis))
 	}
 	return c, nil
 }
