@@ -218,7 +218,7 @@ func dialRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, e
 		return nil, err
 	}
 	redis.SetLogger(quietRedis{})
-	c := redis.NewUniversalClient(o)
+	c := newRedisClient(o, cfg.Redis)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
