@@ -6,6 +6,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/session"
 )
 
 // clusterStateReload is how often a Cluster client re-reads the slot map
@@ -27,4 +28,10 @@ func newRedisClient(o *redis.UniversalOptions, r config.Redis) redis.UniversalCl
 	co := o.Cluster()
 	co.ClusterStateReloadInterval = clusterStateReload
 	return redis.NewClusterClient(co)
+}
+
+// redisWait makes session writes wait for redis.wait_replicas replicas, in
+// the server and in the CLI alike: a revocation is a write like a logout.
+func redisWait(cfg config.Config) session.RedisOption {
+	return session.WithWait(cfg.Redis.WaitReplicas, cfg.Redis.WaitTimeout.Duration)
 }

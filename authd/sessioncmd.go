@@ -123,7 +123,7 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, sub, user string, a
 		return err
 	}
 	defer c.Close()
-	st := session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now)
+	st := session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now, redisWait(cfg))
 	if sub == "revoke" {
 		var n int
 		if all {

@@ -130,7 +130,7 @@ func openRedisStores(ctx context.Context, cfg config.Config) (*stores, error) {
 	}
 	// Concurrent verifies share round trips (a few pipelines in flight at
 	// once), which halves Redis's and authd's cost per verify under load.
-	sessions := session.NewRedis(c, p, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32))
+	sessions := session.NewRedis(c, p, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32), redisWait(cfg))
 	thr := freshLogin{throttler: throttle.NewRedis(c, p, throttleConfig(cfg), time.Now), users: u}
 	mr, err := machine.OpenRedisRecords(ctx, c, p)
 	if err != nil {

@@ -299,7 +299,7 @@ func openRedisUsers(ctx context.Context, cfg config.Config) (u *users.Redis, ses
 		c.Close()
 		return nil, nil, nil, fmt.Errorf("users in redis: %w", err)
 	}
-	return u, session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now), func() { c.Close() }, nil
+	return u, session.NewRedis(c, cfg.Redis.KeyPrefix, time.Now, redisWait(cfg)), func() { c.Close() }, nil
 }
 
 // redisUserEdit applies a user subcommand to the Redis user store. Every
