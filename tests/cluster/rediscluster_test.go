@@ -17,6 +17,7 @@ import (
 // redisCluster is three primaries and three replicas made by redis-cli --cluster create.
 type redisCluster struct {
 	ports [6]int
+	args  [6][]string
 }
 
 // node is one line of CLUSTER NODES.
@@ -89,9 +90,10 @@ func (c *cluster) startRedisCluster(rc *redisCluster) string {
 		rc.ports[i] = freePort(c.t, "127.0.0.1")
 		bus := freePort(c.t, "127.0.0.1")
 		// node-timeout 2s: a primary that stops answering is failed over by its replica after it.
-		c.redisServer(fmt.Sprintf("redis-%d", i), rc.ports[i], "--cluster-enabled", "yes",
+		rc.args[i] = []string{"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(c.dir, fmt.Sprintf("redis-%d", i), "nodes.conf"),
-			"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "2000")
+			"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "2000"}
+		c.redisServer(fmt.Sprintf("redis-%d", i), rc.ports[i], rc.args[i]...)
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", rc.ports[i]))
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -111,7 +113,7 @@ func (c *cluster) startRedisCluster(rc *redisCluster) string {
 			return err == nil && (strings.Contains(out, "role:master") || strings.Contains(out, "master_link_status:up"))
 		})
 	}
-	return fmt.Sprintf("addrs = [%q, %q, %q]\nkey_prefix = \"{authd}:\"", addrs[0], addrs[1], addrs[2])
+	return fmt.Sprintf("addrs = [%q, %q, %q]\nkey_prefix = \"{authd}:\"\nwait_replicas = 1", addrs[0], addrs[1], addrs[2])
 }
 
 // authdSlot is the slot of every key authd writes with key_prefix "{authd}:".
@@ -145,8 +147,9 @@ func (c *cluster) signed(i int, target, authorization string) int {
 // counters, API tokens and their revocation, signed requests' nonces (a replay on the other
 // instance is refused). Then the primary holding authd's slot is killed with SIGKILL under load:
 // verify fails closed meanwhile (never a 200 for a logged-out or made-up session, never a 5xx),
-// both instances follow the promoted replica on their own, and the sessions acknowledged by the
-// replica before the fault still work.
+// both instances follow the promoted replica on their own, and the sessions confirmed before the
+// fault (wait_replicas = 1: acknowledged by the replica) still work. Logins wait for a replica
+// again (503) until the killed node is back as one.
 func TestRedisCluster(t *testing.T) {
 	requireCluster(t)
 	var rc redisCluster
@@ -240,16 +243,12 @@ func TestRedisCluster(t *testing.T) {
 		gone, _ := c.login("http://"+c.authdAddrs[0], "ada", password)
 		c.logout(1, gone)
 		dead := []string{gone, cookieName + "=" + strings.Repeat("A", 43)}
-		// A write in the same slot after the sessions, acknowledged by the replica, covers them.
-		rcli(t, primary.port, "SET", "{authd}-test:marker", "1")
-		if got := rcli(t, primary.port, "WAIT", "1", "5000"); got != "1" {
-			t.Fatalf("WAIT 1 on the primary: got %q, want 1 replica", got)
-		}
 
 		l := c.startFailoverLoad(cookies[0], dead, 4)
 		time.Sleep(time.Second)
 		fault := time.Now()
-		c.procs[fmt.Sprintf("redis-%d", indexOf(rc.ports[:], primary.port))].signal(syscall.SIGKILL)
+		killed := indexOf(rc.ports[:], primary.port)
+		c.procs[fmt.Sprintf("redis-%d", killed)].signal(syscall.SIGKILL)
 		waitTrue(t, "the replica takes over authd's slot", 30*time.Second, func() bool {
 			out, err := tryCLI(replica.port, "ROLE")
 			return err == nil && strings.HasPrefix(out, "master")
@@ -280,10 +279,23 @@ func TestRedisCluster(t *testing.T) {
 				t.Errorf("logged-out session after the failover on authd-%d: got %d, want 401", node, got)
 			}
 		}
-		fresh, resp := c.login("http://"+c.authdAddrs[1], "ada", password)
-		if fresh == "" {
-			t.Fatalf("login after the failover: got %s", resp.Status)
+		// The promoted replica has no replica of its own: with wait_replicas = 1 no login can be
+		// confirmed (503) until the killed node is back, as its replica.
+		if ck, resp := c.login("http://"+c.authdAddrs[1], "ada", password); ck != "" || resp.StatusCode != 503 {
+			t.Errorf("login with no replica left: got %s (cookie %v), want 503", resp.Status, ck != "")
 		}
+		c.redisServer(fmt.Sprintf("redis-%d", killed), rc.ports[killed], rc.args[killed]...)
+		waitTrue(t, "the killed node back as a replica in sync", 30*time.Second, func() bool {
+			out, err := tryCLI(replica.port, "INFO", "replication")
+			return err == nil && strings.Contains(out, "state=online")
+		})
+		back := time.Now()
+		var fresh string
+		waitTrue(t, "a login confirmed again", 15*time.Second, func() bool {
+			fresh, _ = c.login("http://"+c.authdAddrs[1], "ada", password)
+			return fresh != ""
+		})
+		t.Logf("logins confirmed again %v after the killed node was back in sync", time.Since(back).Round(time.Millisecond))
 		if got := c.verify(0, fresh); got != 200 {
 			t.Fatalf("new session on the other instance: got %d, want 200", got)
 		}

@@ -26,6 +26,11 @@ func (c *cluster) startSentinels(s *sentinelSet) string {
 	s.primary, s.replica = freePort(c.t, "127.0.0.1"), freePort(c.t, "127.0.0.1")
 	c.redisServer("redis-a", s.primary)
 	c.redisServer("redis-b", s.replica, "--replicaof", "127.0.0.1", strconv.Itoa(s.primary))
+	// The replica is online only after its first sync (Redis delays a diskless sync by 5s).
+	waitTrue(c.t, "the replica in sync", 30*time.Second, func() bool {
+		out, err := tryCLI(s.primary, "INFO", "replication")
+		return err == nil && strings.Contains(out, "state=online")
+	})
 	bin := look(c.t, "REDIS_SENTINEL", "redis-sentinel", "/usr/bin/redis-sentinel")
 	var addrs []string
 	for i := range s.sentinels {
@@ -56,7 +61,7 @@ sentinel parallel-syncs authd 1
 			return err1 == nil && err2 == nil && strings.Contains(reps, strconv.Itoa(s.replica)) && countLines(sens, "name") >= 2
 		})
 	}
-	return fmt.Sprintf("addrs = [%q, %q, %q]\nmaster_name = \"authd\"\nkey_prefix = \"authd:\"", addrs[0], addrs[1], addrs[2])
+	return fmt.Sprintf("addrs = [%q, %q, %q]\nmaster_name = \"authd\"\nkey_prefix = \"authd:\"\nwait_replicas = 1", addrs[0], addrs[1], addrs[2])
 }
 
 // TestSentinelFailover: authd behind Redis Sentinel (a primary, a replica, three Sentinels), two
@@ -64,7 +69,8 @@ sentinel parallel-syncs authd 1
 // fails closed (401, never a 200 for a logged-out or made-up session, never a 5xx); both instances
 // follow the Sentinels to the promoted replica on their own within a bound; the sessions written
 // before the fault and acknowledged by the replica all still work, a logged-out one stays out,
-// and logins and logouts work on the new primary.
+// and logins and logouts work on the new primary. With wait_replicas = 1, a login or logout is
+// not confirmed (503) while the replica does not acknowledge it.
 func TestSentinelFailover(t *testing.T) {
 	requireCluster(t)
 	var s sentinelSet
@@ -81,12 +87,22 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	gone, _ := c.login("http://"+c.authdAddrs[0], "ada", password)
 	c.logout(1, gone)
-	dead := []string{gone, cookieName + "=" + strings.Repeat("A", 43)}
-	// The replica has acknowledged everything up to a write made after the sessions: the
-	// replication stream is ordered, so WAIT on this later write covers them.
-	rcli(t, s.primary, "SET", "authd-test:marker", "1")
-	if got := rcli(t, s.primary, "WAIT", "1", "5000"); got != "1" {
-		t.Fatalf("WAIT 1 on the primary: got %q, want 1 replica", got)
+	unconfirmed, _ := c.login("http://"+c.authdAddrs[0], "ada", password)
+	dead := []string{gone, unconfirmed, cookieName + "=" + strings.Repeat("A", 43)}
+	// wait_replicas = 1: a login or logout is confirmed only once the replica holds it. With
+	// the replica stopped, neither is confirmed (503), so none can be lost by a failover.
+	stopped := c.procs["redis-b"]
+	stopped.signal(syscall.SIGSTOP)
+	if ck, resp := c.login("http://"+c.authdAddrs[0], "ada", password); ck != "" || resp.StatusCode != 503 {
+		t.Errorf("login with the replica stopped: got %s (cookie %v), want 503 and no session", resp.Status, ck != "")
+	}
+	if got := c.logoutStatus(1, unconfirmed); got != 503 {
+		t.Errorf("logout with the replica stopped: got %d, want 503 (not confirmed)", got)
+	}
+	stopped.signal(syscall.SIGCONT)
+	// Not confirmed is not undone: the primary ended the session, the replica catches up.
+	if got := c.verify(0, unconfirmed); got != 401 {
+		t.Errorf("session whose logout was not confirmed: got %d, want 401", got)
 	}
 	for i, ck := range cookies {
 		if got := c.verify(i%2, ck); got != 200 {
@@ -128,10 +144,23 @@ func TestSentinelFailover(t *testing.T) {
 			t.Errorf("logged-out session after the failover on authd-%d: got %d, want 401", node, got)
 		}
 	}
-	fresh, resp := c.login("http://"+c.authdAddrs[1], "ada", password)
-	if fresh == "" {
-		t.Fatalf("login after the failover: got %s", resp.Status)
+	// The promoted replica has no replica of its own: with wait_replicas = 1 no login can be
+	// confirmed (503) until the old primary is back, as a replica (the Sentinels make it one).
+	if ck, resp := c.login("http://"+c.authdAddrs[1], "ada", password); ck != "" || resp.StatusCode != 503 {
+		t.Errorf("login with no replica left: got %s (cookie %v), want 503", resp.Status, ck != "")
 	}
+	c.redisServer("redis-a", s.primary)
+	waitTrue(t, "the old primary back as a replica in sync", 30*time.Second, func() bool {
+		out, err := tryCLI(s.replica, "INFO", "replication")
+		return err == nil && strings.Contains(out, "state=online")
+	})
+	back := time.Now()
+	var fresh string
+	waitTrue(t, "a login confirmed again", 15*time.Second, func() bool {
+		fresh, _ = c.login("http://"+c.authdAddrs[1], "ada", password)
+		return fresh != ""
+	})
+	t.Logf("logins confirmed again %v after the old primary was back in sync", time.Since(back).Round(time.Millisecond))
 	if got := c.verify(0, fresh); got != 200 {
 		t.Fatalf("new session on the other instance: got %d, want 200", got)
 	}

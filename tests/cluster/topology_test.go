@@ -40,7 +40,7 @@ func newTopology(t *testing.T, start func(c *cluster) (redisBlock string)) *clus
 			for _, n := range order {
 				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", n+".log"))
 				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				t.Logf("---- %s log (tail) ----\n%s", n, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+				t.Logf("---- %s log (tail) ----\n%s", n, strings.Join(lines[max(0, len(lines)-logTail):], "\n"))
 			}
 		}
 	})
@@ -96,7 +96,9 @@ func (c *cluster) redisServer(name string, port int, args ...string) *proc {
 	data := filepath.Join(c.dir, name)
 	must(c.t, os.MkdirAll(data, 0o700))
 	base := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", data,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"}
+		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
+		// A replica's first sync starts at once, not after Redis's default 5s wait for others.
+		"--repl-diskless-sync-delay", "0"}
 	p := c.start(name, exec.Command(bin, append(base, args...)...))
 	waitDial(c.t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 10*time.Second)
 	return p
@@ -150,6 +152,14 @@ func (c *cluster) verifyCode(hc *http.Client, i int, cookie string) int {
 // logout ends the session through authd instance i, as the logout form does.
 func (c *cluster) logout(i int, cookie string) {
 	c.t.Helper()
+	if got := c.logoutStatus(i, cookie); got != 303 {
+		c.t.Fatalf("logout on authd-%d: got %d, want 303", i, got)
+	}
+}
+
+// logoutStatus posts the logout form through authd instance i and returns the answer's status.
+func (c *cluster) logoutStatus(i int, cookie string) int {
+	c.t.Helper()
 	hc := c.client()
 	base := "http://" + c.authdAddrs[i]
 	req, _ := http.NewRequest("GET", base+"/authd/logout", nil)
@@ -160,17 +170,14 @@ func (c *cluster) logout(i int, cookie string) {
 	if m == nil {
 		c.t.Fatalf("logout page on authd-%d without csrf token (%s)", i, resp.Status)
 	}
-	form := "csrf=" + m[1]
-	req, _ = http.NewRequest("POST", base+"/authd/logout", strings.NewReader(form))
+	req, _ = http.NewRequest("POST", base+"/authd/logout", strings.NewReader("csrf="+m[1]))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", c.origin())
 	req.Header.Set("Cookie", cookie)
 	resp, err = hc.Do(req)
 	must(c.t, err)
 	resp.Body.Close()
-	if resp.StatusCode != 303 {
-		c.t.Fatalf("logout on authd-%d: got %s, want 303", i, resp.Status)
-	}
+	return resp.StatusCode
 }
 
 // failoverLoad asks both authd instances about a live session and about sessions that must never
@@ -267,3 +274,6 @@ func checkFailover(t *testing.T, samples []sample, fault time.Time) failoverFigu
 	}
 	return f
 }
+
+// logTail is how many lines of each process's log a failed test shows.
+var logTail = 15
