@@ -230,7 +230,9 @@ func (l *failoverLoad) stop() []sample {
 
 // failoverFigures sums up a failover seen by failoverLoad, from the moment of the fault.
 type failoverFigures struct {
-	requests, denied int
+	// requests and denied count the live session's requests after the fault; never counts the
+	// requests for sessions that must never pass (every one denied, or the test fails).
+	requests, denied, never int
 	// recovered is, per node, the time from the fault to the first allowed request for the live
 	// session after which that node never denied it again.
 	recovered [2]time.Duration
@@ -254,7 +256,11 @@ func checkFailover(t *testing.T, samples []sample, fault time.Time) failoverFigu
 		if !s.live && s.code == 200 {
 			t.Errorf("authd-%d allowed a logged-out or made-up session at %v after the fault", s.node, s.at.Sub(fault).Round(time.Millisecond))
 		}
-		if s.at.Before(fault) || !s.live {
+		if s.at.Before(fault) {
+			continue
+		}
+		if !s.live {
+			f.never++
 			continue
 		}
 		f.requests++
