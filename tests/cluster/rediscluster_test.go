@@ -303,6 +303,7 @@ func TestRedisCluster(t *testing.T) {
 		if got := c.verify(1, cookies[1]); got != 401 {
 			t.Fatalf("logout on authd-0 after the failover, verify on authd-1: got %d, want 401", got)
 		}
+		c.checkTokensAfterFailover(t)
 		bound := 15 * time.Second
 		for i := range 2 {
 			if f.recovered[i] > bound {

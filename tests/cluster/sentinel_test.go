@@ -69,7 +69,7 @@ sentinel parallel-syncs authd 1
 // fails closed (401, never a 200 for a logged-out or made-up session, never a 5xx); both instances
 // follow the Sentinels to the promoted replica on their own within a bound; the sessions written
 // before the fault and acknowledged by the replica all still work, a logged-out one stays out,
-// and logins and logouts work on the new primary. With wait_replicas = 1, a login or logout is
+// and logins, logouts and API tokens work on the new primary. With wait_replicas = 1, a login or logout is
 // not confirmed (503) while the replica does not acknowledge it.
 func TestSentinelFailover(t *testing.T) {
 	requireCluster(t)
@@ -168,6 +168,7 @@ func TestSentinelFailover(t *testing.T) {
 	if got := c.verify(1, cookies[1]); got != 401 {
 		t.Fatalf("logout on authd-0 after the failover, verify on authd-1: got %d, want 401", got)
 	}
+	c.checkTokensAfterFailover(t)
 	bound := 10 * time.Second
 	for i := range 2 {
 		if f.recovered[i] > bound {

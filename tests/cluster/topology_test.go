@@ -283,3 +283,18 @@ func checkFailover(t *testing.T, samples []sample, fault time.Time) failoverFigu
 
 // logTail is how many lines of each process's log a failed test shows.
 var logTail = 15
+
+// checkTokensAfterFailover: API tokens, whose records every instance re-reads from Redis each
+// second (and refuses all of once reads have failed for 3 s), work again after a failover, and
+// a revocation still reaches both instances.
+func (c *cluster) checkTokensAfterFailover(t *testing.T) {
+	t.Helper()
+	token, id := c.token("ada")
+	for i := range 2 {
+		c.waitStatus(t, i, token, 200, 10*time.Second)
+	}
+	c.cli(1, "", "token", "revoke", id)
+	for i := range 2 {
+		c.waitStatus(t, i, token, 401, 10*time.Second)
+	}
+}
