@@ -192,6 +192,7 @@ type failoverLoad struct {
 
 type sample struct {
 	at   time.Time
+	took time.Duration
 	node int
 	live bool // the session is live (else it must never be allowed)
 	code int
@@ -210,9 +211,10 @@ func (c *cluster) startFailoverLoad(live string, dead []string, workers int) *fa
 				if i%3 == 2 {
 					cookie, isLive = dead[(w+i)%len(dead)], false
 				}
+				start := time.Now()
 				code := c.verifyCode(hc, node, cookie)
 				l.mu.Lock()
-				l.samples = append(l.samples, sample{time.Now(), node, isLive, code})
+				l.samples = append(l.samples, sample{time.Now(), time.Since(start), node, isLive, code})
 				l.mu.Unlock()
 				// Bounded: a few hundred requests a second on loopback, not a benchmark.
 				time.Sleep(5 * time.Millisecond)
@@ -233,12 +235,15 @@ type failoverFigures struct {
 	// requests and denied count the live session's requests after the fault; never counts the
 	// requests for sessions that must never pass (every one denied, or the test fails).
 	requests, denied, never int
+	// slowestDenial is the longest a denial took after the fault.
+	slowestDenial time.Duration
 	// recovered is, per node, the time from the fault to the first allowed request for the live
 	// session after which that node never denied it again.
 	recovered [2]time.Duration
 }
 
-// checkFailover asserts what must hold whatever the timing: every answer is a 200, 401 or 403
+// checkFailover asserts what must hold whatever the timing: every denial comes within a second,
+// every answer is a 200, 401 or 403
 // (a 5xx or no answer would be up to nginx to read, and nginx's auth_request treats it as an
 // error, not as allow; authd must not rely on that), sessions that must never pass never got a
 // 200, and each node ended up allowing the live session again. It returns the figures.
@@ -259,6 +264,9 @@ func checkFailover(t *testing.T, samples []sample, fault time.Time) failoverFigu
 		if s.at.Before(fault) {
 			continue
 		}
+		if s.code != 200 {
+			f.slowestDenial = max(f.slowestDenial, s.took)
+		}
 		if !s.live {
 			f.never++
 			continue
@@ -272,6 +280,9 @@ func checkFailover(t *testing.T, samples []sample, fault time.Time) failoverFigu
 			allowedAfter[s.node] = true
 			f.recovered[s.node] = s.at.Sub(fault)
 		}
+	}
+	if f.slowestDenial > time.Second {
+		t.Errorf("slowest denial after the fault took %v; want verify to deny within a second", f.slowestDenial.Round(time.Millisecond))
 	}
 	for i := range 2 {
 		if !allowedAfter[i] {
