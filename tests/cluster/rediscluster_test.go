@@ -313,6 +313,31 @@ func TestRedisCluster(t *testing.T) {
 		t.Logf("FIGURES cluster: replica promoted %v after SIGKILL; verify allowed again after %v (authd-0) / %v (authd-1); %d requests for the live session denied (401), %d allowed, since the fault; %d requests for logged-out or made-up sessions, none allowed; slowest denial %v; sessions kept %d/%d",
 			promoted.Round(time.Millisecond), f.recovered[0].Round(time.Millisecond), f.recovered[1].Round(time.Millisecond), f.denied, f.requests-f.denied, f.never, f.slowestDenial.Round(time.Millisecond), kept, n)
 	})
+
+	t.Run("planned failover (CLUSTER FAILOVER on the replica) under load", func(t *testing.T) {
+		primary, replica := rc.owner(t, rc.ports[0], slot)
+		cookie, resp := c.login("http://"+c.authdAddrs[0], "ada", password)
+		if cookie == "" {
+			t.Fatalf("login: got %s", resp.Status)
+		}
+		gone, _ := c.login("http://"+c.authdAddrs[1], "ada", password)
+		c.logout(0, gone)
+		l := c.startFailoverLoad(cookie, []string{gone}, 4)
+		time.Sleep(time.Second)
+		fault := time.Now()
+		rcli(t, replica.port, "CLUSTER", "FAILOVER")
+		waitTrue(t, "the replica takes over authd's slot", 30*time.Second, func() bool {
+			out, err := tryCLI(replica.port, "ROLE")
+			return err == nil && strings.HasPrefix(out, "master")
+		})
+		time.Sleep(2 * time.Second)
+		f := checkFailover(t, l.stop(), fault)
+		if got := c.verify(1, gone); got != 401 {
+			t.Errorf("logged-out session after the failover: got %d, want 401", got)
+		}
+		t.Logf("FIGURES cluster planned failover (port %d to %d): %d of %d requests for the live session denied; %d for a logged-out session, none allowed",
+			primary.port, replica.port, f.denied, f.requests, f.never)
+	})
 }
 
 func indexOf(ports []int, p int) int {
