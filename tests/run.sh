@@ -24,9 +24,10 @@ echo "==> streamlit_authd package tests"
 echo "==> end-to-end tests (screenshots in tests/out/)"
 AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e
 
-# Several servers: the Redis stores' tests (skipped above when redis-server was missing) and the
-# load-balanced deployment (real Redis with AOF, two authd, two Streamlit, nginx/lb-example.conf).
-apt_ensure redis-server redis-tools
+# Several servers: the Redis stores' tests (skipped above when redis-server was missing), the
+# load-balanced deployment (real Redis with AOF, two authd, two Streamlit, nginx/lb-example.conf),
+# and Redis topologies: Sentinel and Cluster failover under load, Redis over TLS.
+apt_ensure redis-server redis-tools redis-sentinel
 echo "==> Redis store tests"
 go test -race -count=1 -run Redis ./authd/...
 echo "==> cluster tests"
