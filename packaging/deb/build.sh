@@ -99,7 +99,8 @@ for f in "$ROOT"/systemd/*; do
             echo "#   systemctl enable --now $b"
             echo "# Local changes: systemctl edit $b (a drop-in), never this file."
             echo "# Examples: /usr/share/doc/authd/examples/systemd/."
-            sed -e '1,/^[^#]/{/^#/d}' -e 's#/usr/local/bin/authd#/usr/bin/authd#g' "$f"
+            sed -e '1,/^[^#]/{/^#/d}' -e 's#/usr/local/bin/authd#/usr/bin/authd#g' \
+                -e '/^Description=/a Documentation=man:authd(1)' "$f"
         } >"$pkg/lib/systemd/system/$b" ;;
     *) sed 's#/usr/local/bin/authd#/usr/bin/authd#g' "$f" >"$ex/systemd/$b" ;;
     esac
@@ -123,6 +124,53 @@ done
 install -m 0644 "$ROOT"/conf/redis-*.toml "$ROOT/conf/users.example.toml" "$ex/conf/"
 install -m 0644 "$ROOT/conf/clients/authd_sign.py" "$ex/"
 gzip -9n <"$ROOT/README.md" >"$doc/README.md.gz"
+
+# The manual page: the command list is `authd help` of the binary just built, so it never drifts
+# from the commands. A binary for another architecture cannot run here: no manual page then.
+if help="$("$pkg/usr/bin/authd" help 2>&1)"; then
+    install -d "$pkg/usr/share/man/man1"
+    {
+        echo ".TH AUTHD 1 \"$(TZ=UTC "${git[@]}" log -1 --format=%cd --date=format-local:%Y-%m-%d)\" \"authd $upstream\" \"authd\""
+        echo ".SH NAME"
+        echo "authd \\- login and auth_request backend for nginx"
+        echo ".SH SYNOPSIS"
+        echo ".B authd"
+        echo ".I command"
+        echo "[flags]"
+        echo ".SH DESCRIPTION"
+        echo "authd puts a login in front of web apps behind nginx: nginx asks it, through"
+        echo ".BR auth_request ,"
+        echo "whether each request may pass and as whom."
+        echo ".B authd serve"
+        echo "runs the daemon (the systemd unit authd.service runs it as the authd user);"
+        echo "the other commands manage its configuration, users, sessions and machine credentials."
+        echo ".SH COMMANDS"
+        echo ".nf"
+        printf '%s\n' "$help" | sed -e 's/\\/\\e/g' -e "s/^\([.']\)/\\\\\&\1/"
+        echo ".fi"
+        echo ".SH FILES"
+        echo ".TP"
+        echo ".I /etc/authd/authd.toml"
+        echo "the configuration; every key with its default and what it does"
+        echo ".TP"
+        echo ".I /etc/authd/users.toml"
+        echo "users and password hashes"
+        echo ".TP"
+        echo ".I /var/lib/authd"
+        echo "sessions and the CSRF secret"
+        echo ".TP"
+        echo ".I /etc/nginx/authd/"
+        echo "the nginx snippets"
+        echo ".TP"
+        echo ".I /usr/share/authd/html/"
+        echo "the page nginx shows while authd cannot answer"
+        echo ".SH SEE ALSO"
+        echo ".BR nginx (8),"
+        echo ".I /usr/share/doc/authd/README.md.gz"
+    } | gzip -9n >"$pkg/usr/share/man/man1/authd.1.gz"
+else
+    echo "warning: cannot run the $arch binary here: no manual page" >&2
+fi
 {
     echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
     echo "Upstream-Name: authd"

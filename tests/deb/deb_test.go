@@ -33,6 +33,7 @@ import (
 var owned = []string{
 	"/usr/bin/authd", "/lib/systemd/system/authd.service", "/etc/authd", "/etc/nginx/authd",
 	"/usr/share/authd", "/usr/share/doc/authd", "/var/lib/authd", "/var/log/authd",
+	"/usr/share/man/man1/authd.1.gz", "/usr/share/lintian/overrides/authd",
 }
 
 func TestDebianPackage(t *testing.T) {
@@ -133,6 +134,12 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("%s differs from the checkout's %s", dst, src)
 		}
 	}
+	if b, err := exec.Command("man", "-P", "cat", "authd").CombinedOutput(); err == nil && !strings.Contains(string(b), "check-config") {
+		t.Errorf("man authd does not list the commands:\n%s", b)
+	}
+	if _, err := os.Stat("/usr/share/man/man1/authd.1.gz"); err != nil {
+		t.Errorf("no manual page: %v", err)
+	}
 	if unit := readFile(t, "/lib/systemd/system/authd.service"); !strings.Contains(unit, "ExecStart=/usr/bin/authd serve -config /etc/authd/authd.toml") || strings.Contains(unit, "/usr/local/") {
 		t.Errorf("authd.service does not run the packaged binary:\n%s", unit)
 	}
@@ -226,6 +233,32 @@ func TestDebianPackage(t *testing.T) {
 	}
 	if _, err := user.Lookup("authd"); err != nil {
 		t.Errorf("the authd system user is gone after purge (%v); Debian keeps system users", err)
+	}
+
+	// Over a hand install (README, step 2): dpkg would ask about the existing config; told to
+	// keep it, the package installs around it and changes nothing in it.
+	hand := fmt.Sprintf("# written by hand before the package\nlisten = \"127.0.0.1:%d\"\npublic_url = \"https://hand.example.com\"\n", authdPort)
+	if err := os.Mkdir("/etc/authd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/etc/authd/authd.toml", []byte(hand), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, 5*time.Minute, filepath.Dir(deb), "apt-get", aptArgs("install", "-o", "Dpkg::Options::=--force-confold", "./"+filepath.Base(deb))...)
+	if got := readFile(t, "/etc/authd/authd.toml"); got != hand {
+		t.Errorf("installing over a hand-made config changed it:\n%s", got)
+	}
+	checkOwner(t, "/etc/authd/authd.toml", 0, gid, 0o640)
+	cc = exec.Command("/usr/bin/authd", "check-config", "-config", "/etc/authd/authd.toml")
+	cc.SysProcAttr = asAuthd
+	if b, err := cc.CombinedOutput(); err != nil {
+		t.Errorf("check-config as authd on the hand-made config: %v\n%s", err, b)
+	}
+	run(t, 5*time.Minute, "", "apt-get", aptArgs("purge", "authd")...)
+	for _, p := range owned {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is still there after the second purge", p)
+		}
 	}
 }
 
