@@ -52,6 +52,13 @@ func TestAuthdDownUnavailablePage(t *testing.T) {
 		{"API client with a bearer token", false, func() *resp {
 			return s.do(t, req{target: "/app/api", header: http.Header{"Authorization": {"Bearer authd_tok_x"}, "Accept": {"text/html"}}})
 		}},
+		{"the login form", true, func() *resp { return s.do(t, req{target: "/authd/login?rd=/app/x", header: navigate}) }},
+		{"posting the login form", true, func() *resp {
+			return s.do(t, req{method: "POST", target: "/authd/login", header: navigate, form: map[string][]string{"username": {"ada"}}})
+		}},
+		{"whoami from the page's script", false, func() *resp {
+			return s.do(t, req{target: "/authd/whoami", cookie: ada, header: http.Header{"Sec-Fetch-Mode": {"cors"}, "Accept": {"application/json"}}})
+		}},
 		{"WebSocket handshake", false, func() *resp {
 			return s.raw(t, "", s.rawGet("/ws/stream", append([]string{"Cookie: " + ada, "Sec-Fetch-Mode: websocket"}, ws...)...))
 		}},
@@ -119,7 +126,7 @@ func TestAuthdDownUnavailablePage(t *testing.T) {
 	// The page's file missing (snippets copied without it): still 503 and no app, as text.
 	page := filepath.Join(s.dir, "nginx", "html", "unavailable.html")
 	must(t, os.Rename(page, page+".away"))
-	t.Run("page file missing", func(t *testing.T) { check(t, cases[6], cases[0].do()) })
+	t.Run("page file missing", func(t *testing.T) { check(t, tc{name: "page file missing"}, cases[0].do()) })
 	must(t, os.Rename(page+".away", page))
 
 	// Hung, not gone: nginx gives up on verify after proxy_read_timeout (5 s) with the same page.
