@@ -12,7 +12,8 @@
 #   AUTHD_DEB_ARCH        the Debian architecture (default: dpkg --print-architecture)
 #   AUTHD_DEB_MAINTAINER  the Maintainer field
 #
-# Version: a tag vX.Y.Z on HEAD gives X.Y.Z; commits after the tag give X.Y.Z+git<date>.<n>.<hash>;
+# Version: a tag vX.Y.Z on HEAD gives X.Y.Z (vX.Y.Z-rc1: X.Y.Z~rc1); commits after the tag give
+# X.Y.Z+git<date>.<n>.<hash>;
 # no tag gives 0.0~git<date>.<hash> (sorts before any release). <date> is the commit's UTC time,
 # so a rebuild of one commit gives the same version; a tree with uncommitted changes adds
 # "+dirty". The Debian revision is always -1. The binary carries the same version and the full
@@ -48,6 +49,7 @@ elif desc="$("${git[@]}" describe --tags --match 'v[0-9]*' --long 2>/dev/null)";
     since=${desc%-g*}
     since=${since##*-}
     upstream=${tag#v}
+    upstream=${upstream//-/\~} # v1.2.3-rc1 → 1.2.3~rc1, which sorts before 1.2.3
     if [[ $since != 0 ]]; then upstream="$upstream+git$when.$since.$short"; fi
 else
     upstream="0.0~git$when.$short"
