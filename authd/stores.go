@@ -225,7 +225,7 @@ func openEmbeddedSessions(cfg config.Config) (*session.Embedded, error) {
 // verifies share round trips (a few pipelines in flight at once), which
 // halves Redis's and authd's cost per verify under load.
 func newRedisSessions(cfg config.Config, rc redis.UniversalClient, u *users.Redis) *session.Redis {
-	return session.NewRedis(rc, cfg.Redis.KeyPrefix, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32))
+	return session.NewRedis(rc, cfg.Redis.KeyPrefix, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32), redisWait(cfg))
 }
 
 func throttleConfig(cfg config.Config) throttle.Config {
@@ -385,12 +385,12 @@ func dialRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, e
 		return nil, err
 	}
 	redis.SetLogger(quietRedis{})
-	c := redis.NewUniversalClient(o)
+	c := newRedisClient(o, cfg.Redis)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis (%s %v) unreachable: %w", cfg.Redis.Mode(), cfg.Redis.Addrs, err)
+		return nil, fmt.Errorf("redis (%s %v) unreachable: %w", cfg.Redis.Mode(), cfg.Redis.Addrs, explainRedisTLS(err, cfg.Redis))
 	}
 	return c, nil
 }

@@ -108,6 +108,10 @@ fi
 install -m 0644 "$ROOT"/nginx/authd-*.conf "$ROOT"/nginx/streamlit-*.conf "$ROOT/nginx/tls.conf" \
     "$ROOT/nginx/security-headers.conf" "$DEMO/nginx/authd/"
 install -m 0644 "$ROOT/supervisor/nginx.conf" "$DEMO/nginx/nginx.conf"
+# The "sign-in service unavailable" page nginx shows while authd is down, beside the snippets.
+install -d -m 0755 "$DEMO/nginx/html"
+install -m 0644 "$ROOT"/nginx/html/* "$DEMO/nginx/html/"
+sed -i "s#/usr/share/authd/html#$DEMO/nginx/html#g" "$DEMO/nginx/authd/authd-server.conf"
 redirect="https://\$host:$PORT\$request_uri"
 if [[ $PORT == 443 ]]; then redirect="https://\$host\$request_uri"; fi
 sed -e "s#listen 80;#listen $HTTP_PORT;#" \

@@ -24,9 +24,10 @@ echo "==> streamlit_authd package tests"
 echo "==> end-to-end tests (screenshots in tests/out/)"
 AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e
 
-# Several servers: the Redis stores' tests (skipped above when redis-server was missing) and the
-# load-balanced deployment (real Redis with AOF, two authd, two Streamlit, nginx/lb-example.conf).
-apt_ensure redis-server redis-tools
+# Several servers: the Redis stores' tests (skipped above when redis-server was missing), the
+# load-balanced deployment (real Redis with AOF, two authd, two Streamlit, nginx/lb-example.conf),
+# and Redis topologies: Sentinel and Cluster failover under load, Redis over TLS.
+apt_ensure redis-server redis-tools redis-sentinel
 echo "==> Redis store tests"
 go test -race -count=1 -run Redis ./authd/...
 echo "==> cluster tests"
@@ -37,6 +38,14 @@ AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
 # is written to the package's testdata/fuzz and fails the run. AUTHD_FUZZTIME=0 skips fuzzing.
 echo "==> security suite"
 AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/security
+# The Debian package: systemd/deb/build.sh, installed into this machine with apt-get, configured,
+# run as the authd user behind the snippets it installed, removed and purged; lintian reports on it.
+# It needs root, runs one at a time, and skips (touching nothing) when an authd it did not install
+# is here, for example from supervisor/up.sh. The first build compiles everything (-trimpath).
+echo "==> Debian package"
+apt_ensure lintian
+AUTHD_E2E=1 go test -count=1 -timeout 30m -v ./tests/deb
+
 # Budgets are execution counts: a duration -fuzztime can end in a spurious "context deadline
 # exceeded" on Go 1.26 (go.dev/issue/75804). Only a reproducer written to testdata/fuzz fails the run.
 fuzztime="${AUTHD_FUZZTIME:-50000x}"

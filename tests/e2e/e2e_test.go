@@ -322,7 +322,8 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 	})
 
 	step(t, b, "with authd down nothing passes", func(t *testing.T) {
-		// A fresh session, then authd stops: nginx must deny (500), not fall open.
+		// A fresh session, then authd stops: nginx must deny, not fall open, and say why: 503
+		// with the "sign-in service unavailable" page, never nginx's bare 500.
 		b.navigate(site + "/")
 		b.login("ada", testPassword)
 		b.waitPath("/", 15*time.Second)
@@ -333,10 +334,20 @@ func TestStreamlitBehindAuthd(t *testing.T) {
 		s.procs["authd"].stop()
 		for _, path := range []string{"/", "/static/js/" + jsFile, "/_stcore/stream"} {
 			r := s.get(t, c, path, live, map[string]string{"Sec-Fetch-Mode": "navigate"})
-			if r.StatusCode != 500 {
-				t.Errorf("%s with authd down: got %d, want 500", path, r.StatusCode)
+			if r.StatusCode != 503 {
+				t.Errorf("%s with authd down: got %d, want 503", path, r.StatusCode)
 			}
 		}
+		// What the browser shows: the page, styled by its own stylesheet (authd is not there to
+		// serve one), and no app.
+		b.navigate(site + "/")
+		b.waitText("Sign-in service unavailable", 15*time.Second)
+		b.waitJS("the page's stylesheet applied", 5*time.Second,
+			`getComputedStyle(document.querySelector("main")).borderRadius === "12px"`)
+		if u := b.location(); u != site+"/" {
+			t.Errorf("the browser moved to %q, want it to stay on the page it asked for", u)
+		}
+		b.screenshot("authd-unavailable")
 	})
 	t.Logf("whole story in %v", time.Since(start).Round(time.Millisecond))
 }

@@ -366,6 +366,11 @@ func (s *stack) renderSite(t *testing.T, ngx string) {
 	snippets, err := filepath.Glob(filepath.Join(s.root, "nginx", "*.conf"))
 	must(t, err)
 	must(t, os.MkdirAll(filepath.Join(ngx, "authd"), 0o755))
+	// nginx's workers serve the page themselves, and cannot enter t.TempDir()'s parent (0700).
+	html, err := os.MkdirTemp("", "authd-e2e-html-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(html) })
+	must(t, os.Chmod(html, 0o755))
 	for _, src := range snippets {
 		if filepath.Base(src) == "example-site.conf" {
 			continue
@@ -375,7 +380,18 @@ func (s *stack) renderSite(t *testing.T, ngx string) {
 		if filepath.Base(src) == "authd-http.conf" {
 			b = []byte(readReplace(t, src, []string{"server 127.0.0.1:9091;", fmt.Sprintf("server 127.0.0.1:%d;", s.authdPort)}))
 		}
+		if filepath.Base(src) == "authd-server.conf" {
+			// The unavailable page where the Debian package puts it → this stack's copy.
+			b = []byte(readReplace(t, src, []string{"/usr/share/authd/html", html}))
+		}
 		must(t, os.WriteFile(filepath.Join(ngx, "authd", filepath.Base(src)), b, 0o644))
+	}
+	pages, err := filepath.Glob(filepath.Join(s.root, "nginx", "html", "*"))
+	must(t, err)
+	for _, src := range pages {
+		b, err := os.ReadFile(src)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(html, filepath.Base(src)), b, 0o644))
 	}
 }
 

@@ -114,7 +114,9 @@ touch_interval = "1s"
 			if tc.after != nil {
 				tc.after(t)
 			}
-			// The notice's link signs in again and comes back to this page.
+			// The notice's link signs in again and comes back to this page. Streamlit renders
+			// the link's HTML with a plugin it may still be loading when the notice appears.
+			b.waitJS("the sign-in link", 10*time.Second, `!!document.querySelector('a[href*="/authd/login"]')`)
 			href, err := eval[string](b, `(document.querySelector('a[href*="/authd/login"]') || {}).href || ""`)
 			if err != nil || !strings.HasSuffix(href, "/authd/login?rd=%2F") {
 				t.Fatalf("sign-in link: got %q (err %v), want …/authd/login?rd=%%2F", href, err)

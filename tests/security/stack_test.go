@@ -536,9 +536,19 @@ func (s *stack) startNginx() error {
 			}
 			b = []byte(strings.ReplaceAll(string(b), old, fmt.Sprintf("server 127.0.0.1:%d;", s.authdPort)))
 		}
+		if filepath.Base(src) == "authd-server.conf" {
+			// The unavailable page where the Debian package puts it → this stack's copy.
+			if !strings.Contains(string(b), shippedHTMLDir) {
+				return fmt.Errorf("%s: %q not found; update the suite's rendering", src, shippedHTMLDir)
+			}
+			b = []byte(strings.ReplaceAll(string(b), shippedHTMLDir, filepath.Join(ngx, "html")))
+		}
 		if err := os.WriteFile(filepath.Join(ngx, "authd", filepath.Base(src)), b, 0o644); err != nil {
 			return err
 		}
+	}
+	if err := copyDir(filepath.Join(s.root, "nginx", "html"), filepath.Join(ngx, "html")); err != nil {
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(ngx, "site.conf"), []byte(fmt.Sprintf(site, s.echoPort, s.httpsPort, tlsDir)), 0o644); err != nil {
 		return err
@@ -580,6 +590,33 @@ http {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// shippedHTMLDir is where authd-server.conf expects the "sign-in service unavailable" page.
+const shippedHTMLDir = "/usr/share/authd/html"
+
+// copyDir copies the regular files of src into dst (created), world-readable for nginx's workers.
+func copyDir(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // appSeen is what the echo app reports about a request that reached it.

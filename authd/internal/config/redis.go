@@ -42,6 +42,13 @@ type Redis struct {
 	PoolTimeout  Duration `toml:"pool_timeout"`
 	// PoolSize bounds connections per Redis node, and so requests in flight.
 	PoolSize int `toml:"pool_size"`
+	// WaitReplicas is how many replicas must have acknowledged a session
+	// write (login, logout, revocation) before authd confirms it (Redis
+	// WAIT): a failover that promotes such a replica then cannot lose it.
+	// 0 confirms once the primary has it. WaitTimeout bounds the wait; a
+	// write not acknowledged in time fails (login and logout answer 503).
+	WaitReplicas int      `toml:"wait_replicas"`
+	WaitTimeout  Duration `toml:"wait_timeout"`
 }
 
 // DefaultRedis returns the [redis] defaults: a local standalone Redis.
@@ -54,6 +61,7 @@ func DefaultRedis() Redis {
 		WriteTimeout: Duration{200 * time.Millisecond},
 		PoolTimeout:  Duration{100 * time.Millisecond},
 		PoolSize:     64,
+		WaitTimeout:  Duration{100 * time.Millisecond},
 	}
 }
 
@@ -169,6 +177,17 @@ func (c Config) checkStore(e *Errors) {
 	within(e, "redis.pool_timeout", r.PoolTimeout, time.Millisecond, 500*time.Millisecond)
 	if r.PoolSize < 1 || r.PoolSize > 4096 {
 		e.add("redis.pool_size", "must be from 1 to 4096 (got %d)", r.PoolSize)
+	}
+	if r.WaitReplicas < 0 || r.WaitReplicas > 16 {
+		e.add("redis.wait_replicas", "must be from 0 to 16 (got %d)", r.WaitReplicas)
+	}
+	// WAIT's reply must arrive within one read.
+	switch {
+	case r.WaitTimeout.Duration < time.Millisecond:
+		e.add("redis.wait_timeout", "must be at least 1ms (got %s)", fmtDuration(r.WaitTimeout.Duration))
+	case r.WaitTimeout.Duration >= r.ReadTimeout.Duration:
+		e.add("redis.wait_timeout", "must be shorter than redis.read_timeout (%s) (got %s)",
+			fmtDuration(r.ReadTimeout.Duration), fmtDuration(r.WaitTimeout.Duration))
 	}
 }
 

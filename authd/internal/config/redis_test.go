@@ -32,6 +32,7 @@ func TestRedisValid(t *testing.T) {
 			r.TLS, r.CAFile, r.ServerName = true, "/etc/authd/redis-ca.pem", "redis.internal"
 		}, RedisStandalone},
 		{"password from env", func(r *Redis) { r.PasswordEnv = "AUTHD_REDIS_PASSWORD" }, RedisStandalone},
+		{"wait for a replica", func(r *Redis) { r.WaitReplicas, r.WaitTimeout = 1, dur("150ms") }, RedisStandalone},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := redisConfig()
@@ -75,6 +76,10 @@ func TestRedisRejects(t *testing.T) {
 		{"slow write timeout", func(c *Config) { c.Redis.WriteTimeout = dur("1s") }, "redis.write_timeout"},
 		{"slow pool timeout", func(c *Config) { c.Redis.PoolTimeout = dur("1s") }, "redis.pool_timeout"},
 		{"zero pool", func(c *Config) { c.Redis.PoolSize = 0 }, "redis.pool_size"},
+		{"negative wait_replicas", func(c *Config) { c.Redis.WaitReplicas = -1 }, "redis.wait_replicas"},
+		{"too many wait_replicas", func(c *Config) { c.Redis.WaitReplicas = 17 }, "redis.wait_replicas"},
+		{"zero wait timeout", func(c *Config) { c.Redis.WaitTimeout = dur("0s") }, "redis.wait_timeout"},
+		{"wait timeout as long as a read", func(c *Config) { c.Redis.WaitTimeout = dur("200ms") }, "redis.wait_timeout"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := redisConfig()

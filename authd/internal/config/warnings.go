@@ -38,6 +38,9 @@ func Warnings(c Config, a Accounts) []string {
 			}
 		}
 	}
+	if m := c.Redis.Mode(); c.Store == "redis" && m != RedisStandalone && c.Redis.WaitReplicas == 0 {
+		w = append(w, fmt.Sprintf("redis.wait_replicas: 0 with a Redis %s: a failover can lose a logout or revocation the primary confirmed but had not yet replicated, and the old cookie works again; set 1 to confirm them only once a replica holds them", m))
+	}
 	if n := len(c.Rules); n > 0 && !catchAll(c.Rules[n-1]) {
 		w = append(w, fmt.Sprintf(`%s: the last rule is not a catch-all rule for path "/": requests no rule matches are refused (401, or 403 after login); end with one to make that choice visible`, index("rules", n-1)))
 	}

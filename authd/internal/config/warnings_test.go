@@ -41,6 +41,17 @@ func TestWarnings(t *testing.T) {
 		{"final rule limited to a host", func(c *Config) {
 			c.Rules = []Rule{{Path: "/", Host: "app.example.com"}}
 		}, []string{"rules[0]"}},
+		{"sentinel without wait_replicas", func(c *Config) {
+			c.Store, c.Redis.Addrs, c.Redis.MasterName = "redis", []string{"a:26379", "b:26379"}, "authd"
+		}, []string{"redis.wait_replicas"}},
+		{"cluster without wait_replicas", func(c *Config) {
+			c.Store, c.Redis.Addrs, c.Redis.KeyPrefix = "redis", []string{"a:6379", "b:6379"}, "{authd}:"
+		}, []string{"redis.wait_replicas"}},
+		{"sentinel with wait_replicas is fine", func(c *Config) {
+			c.Store, c.Redis.Addrs, c.Redis.MasterName, c.Redis.WaitReplicas = "redis", []string{"a:26379"}, "authd", 1
+		}, nil},
+		{"standalone without wait_replicas is fine", func(c *Config) { c.Store = "redis" }, nil},
+		{"embedded ignores the redis block", func(c *Config) { c.Redis.Addrs, c.Redis.MasterName = []string{"a:26379"}, "authd" }, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := valid()

@@ -55,6 +55,9 @@ type Redis struct {
 	// batch, if set, pipelines concurrent Gets (WithBatching).
 	batch  *getBatcher
 	batchN [2]int
+	// waitN replicas must acknowledge each write within waitFor (WithWait).
+	waitN   int
+	waitFor time.Duration
 }
 
 // RedisOption configures NewRedis.
@@ -88,6 +91,54 @@ func WithTimeout(d time.Duration) RedisOption {
 			r.timeout = d
 		}
 	}
+}
+
+// WithWait makes every write (Create, Delete, DeleteUser, DeleteAll) return
+// only once n replicas have acknowledged it (Redis WAIT, on the connection
+// that wrote), waiting at most timeout; fewer acknowledgements fail the call.
+// A failover that promotes one of those replicas then cannot undo a confirmed
+// login or, worse, a confirmed logout. n = 0 does not wait.
+func WithWait(n int, timeout time.Duration) RedisOption {
+	return func(r *Redis) { r.waitN, r.waitFor = n, max(timeout, time.Millisecond) }
+}
+
+// errNotReplicated is a write the primary holds but not enough replicas
+// acknowledged in time: a failover now could lose it.
+var errNotReplicated = errors.New("not acknowledged by enough replicas in time")
+
+// run runs a writing script and, with WithWait, WAIT on the same
+// connection: WAIT covers only writes made by the connection that asks, so
+// both go in one pipeline to the primary that serves keys[0] (with a
+// Cluster, the primary of the slot every key shares).
+func (r *Redis) run(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if r.waitN == 0 {
+		return s.Run(ctx, r.c, keys, args...)
+	}
+	var c redis.Cmdable = r.c
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd
+		}
+		c = m
+	}
+	p := c.Pipeline()
+	// EVALSHA's NOSCRIPT fallback cannot happen inside a pipeline; EVAL
+	// sends the source, a few hundred bytes, on these rare writes.
+	cmd := s.Eval(ctx, p, keys, args...)
+	wait := p.Do(ctx, "WAIT", r.waitN, r.waitFor.Milliseconds())
+	if _, err := p.Exec(ctx); err != nil {
+		if cmd.Err() == nil {
+			cmd.SetErr(err)
+		}
+		return cmd
+	}
+	if n, err := wait.Int(); err != nil || n < r.waitN {
+		cmd.SetErr(fmt.Errorf("%w (%d of %d replicas)", errNotReplicated, n, r.waitN))
+	}
+	return cmd
 }
 
 // NewRedis returns a session store on c with keys under prefix. now is the
@@ -351,7 +402,7 @@ func (r *Redis) Create(ctx context.Context, k Key, sess Session) error {
 		if prev != "" && prev != sess.User {
 			keys = append(keys, r.userIndex(prev))
 		}
-		res, err := createScript.Run(ctx, r.c, keys, hk, sess.User, encodeRecord(&rec), rec.lastSeen/1e6,
+		res, err := r.run(ctx, createScript, keys, hk, sess.User, encodeRecord(&rec), rec.lastSeen/1e6,
 			rec.idle/1e6, rec.expires/1e6, left, idleLeft, prev).Int()
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
@@ -391,7 +442,7 @@ func (r *Redis) Delete(ctx context.Context, k Key) error {
 		if u != "" {
 			keys = append(keys, r.userIndex(u))
 		}
-		res, err := deleteScript.Run(ctx, r.c, keys, hk, u).Int()
+		res, err := r.run(ctx, deleteScript, keys, hk, u).Int()
 		if err != nil {
 			return fmt.Errorf("delete session: %w", err)
 		}
@@ -429,7 +480,7 @@ func (r *Redis) DeleteUser(ctx context.Context, user string) (int, error) {
 			keys = append(keys, r.prefix+"s:"+h)
 			args[i] = h
 		}
-		res, err := deleteUserScript.Run(ctx, r.c, keys, args...).Int64Slice()
+		res, err := r.run(ctx, deleteUserScript, keys, args...).Int64Slice()
 		if err != nil {
 			return total, fmt.Errorf("delete sessions of user: %w", err)
 		}
@@ -491,7 +542,7 @@ func (r *Redis) deleteAllBatch(ctx context.Context) (int, int64, error) {
 		keys = append(keys, r.prefix+"s:"+h, idx)
 		args = append(args, u)
 	}
-	res, err := deleteBatchScript.Run(ctx, r.c, keys, args...).Int64Slice()
+	res, err := r.run(ctx, deleteBatchScript, keys, args...).Int64Slice()
 	if err != nil {
 		return 0, 0, err
 	}
