@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestStoredHashBounds covers "Stored-hash parameters are bounded relative to the configured
@@ -111,6 +113,29 @@ func TestStoredHashBounds(t *testing.T) {
 		}
 		if r := s.loginAs(t, "heavy", "anything at all", "127.0.0.91"); r.Status != http.StatusUnauthorized {
 			t.Errorf("heavy after the refused reload: got %s, want 401", r)
+		}
+	})
+
+	// A SIGHUP that raises [hash] max_bcrypt_cost applies the new bounds to the running users
+	// store, as a restart would: a user with a bcrypt-13 hash, refused under the default 12, logs
+	// in through nginx after the reload. (Before, the reload kept checking the users against the
+	// bounds authd started with and failed, so only a restart let such a user in.)
+	t.Run("reload that raises max_bcrypt_cost admits the user", func(t *testing.T) {
+		const pw = "imported from the old system"
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), 13)
+		must(t, err)
+		before := strings.Count(s.authdLog(t), `"msg":"reloaded"`)
+		must(t, os.WriteFile(s.conf, []byte(readFile(t, s.conf)+"\n[hash]\nmax_bcrypt_cost = 13\n"), 0o600))
+		must(t, os.WriteFile(s.usersFile, []byte(good+"\n[[users]]\nname = \"carol\"\nhash = \""+string(h)+"\"\ngeneration = 100\n"), 0o600))
+		s.proc("authd").signal(syscall.SIGHUP)
+		waitFor(t, "the reload applied", func() bool {
+			return strings.Count(s.authdLog(t), `"msg":"reloaded"`) > before
+		})
+		if r := s.loginAs(t, "carol", pw, "127.0.0.92"); r.Status != http.StatusSeeOther {
+			t.Errorf("carol (bcrypt 13) after the reload raised max_bcrypt_cost to 13: got %s, want 303", r)
+		}
+		if r := s.loginAs(t, "ada", adaPassword, "127.0.0.93"); r.Status != http.StatusSeeOther {
+			t.Errorf("ada after the reload: got %s, want 303", r)
 		}
 	})
 }
