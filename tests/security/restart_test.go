@@ -1,0 +1,246 @@
+package security
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Zero-downtime restarts (README "Restarts and upgrades"): under the load TestRestartUnderLoad
+// uses, a handover (SIGUSR2, also a binary upgrade) and a restart of a socket-activated authd
+// give no 5xx and nothing but the app to a request with a valid session; TestPlainRestartCounts
+// measures a plain restart for comparison.
+
+// failures counts what a user would call an outage in l: every request with a valid session that
+// did not reach the app, and every 5xx.
+func (l *load) failures() (user, fivexx int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for code, n := range l.statuses {
+		if code >= 500 {
+			fivexx += n
+		}
+	}
+	return int(l.userErr.Load()), fivexx
+}
+
+// logEvents returns the authd log's records whose event is ev, in order.
+func (s *stack) logEvents(t testing.TB, ev string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(s.authdLog(t), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["event"] == ev {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// waitEvents waits until the authd log holds n records of ev.
+func (s *stack) waitEvents(t testing.TB, ev string, n int, d time.Duration) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if recs := s.logEvents(t, ev); len(recs) >= n {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d %q records in the authd log after %v", n, ev, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logGap is the time between two log records' "time" fields.
+func logGap(t testing.TB, from, to map[string]any) time.Duration {
+	t.Helper()
+	const layout = "2006-01-02T15:04:05.000Z07:00"
+	a, err1 := time.Parse(layout, fmt.Sprint(from["time"]))
+	b, err2 := time.Parse(layout, fmt.Sprint(to["time"]))
+	if err1 != nil || err2 != nil {
+		t.Fatalf("log times: %v %v", err1, err2)
+	}
+	return b.Sub(a)
+}
+
+func copyExecutable(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	must(t, err)
+	must(t, os.WriteFile(to+".tmp", b, 0o755))
+	must(t, os.Rename(to+".tmp", to)) // like a package upgrade: a new inode at the same path
+}
+
+func (s *stack) sessionsWork(t testing.TB, when string, cookies map[string]string) {
+	t.Helper()
+	for name, c := range cookies {
+		if r := s.do(t, req{target: "/app/x", cookie: c}); r.App == nil {
+			t.Errorf("%s: %s: got %s, want the app", when, name, r)
+		}
+	}
+}
+
+// TestHandoverUnderLoad covers "a supervisor restart or a binary upgrade under load gives no 5xx and
+// no 401 to a request with a valid session": SIGUSR2 (`supervisorctl signal USR2 authd`) twice,
+// the second time after the binary at authd's path was replaced. The PID stays (supervisor sees no
+// restart), the new image runs the new file, and a handover whose new binary cannot start is
+// refused while the old process keeps serving.
+func TestHandoverUnderLoad(t *testing.T) {
+	s := newStack(t, stackOptions{logLevel: "info"})
+	// authd runs from its own copy of the binary, so the test can upgrade it.
+	s.proc("authd").stop()
+	bin := filepath.Join(s.dir, "authd-installed")
+	copyExecutable(t, s.bin, bin)
+	p, err := s.start("authd", exec.Command(bin, "serve", "-config", s.conf))
+	must(t, err)
+	must(t, s.waitHealthy(p, 15*time.Second))
+	pid := p.cmd.Process.Pid
+
+	ada := session(s.login(t, "ada", adaPassword))
+	l := startLoad(t, s, ada)
+	for _, step := range []string{"handover", "upgrade", "broken upgrade"} {
+		fresh := session(s.login(t, "ada", adaPassword))
+		time.Sleep(300 * time.Millisecond)
+		switch step {
+		case "upgrade":
+			copyExecutable(t, s.bin, bin)
+		case "broken upgrade":
+			must(t, os.WriteFile(bin+".tmp", []byte("#!/bin/sh\nexit 1\n"), 0o755))
+			must(t, os.Rename(bin+".tmp", bin))
+		}
+		readyBefore := len(s.logEvents(t, "ready"))
+		p.signal(syscall.SIGUSR2)
+		if step == "broken upgrade" {
+			s.waitEvents(t, "handover_failed", 1, 15*time.Second)
+			if n := len(s.logEvents(t, "handover")); n != 2 {
+				t.Errorf("broken upgrade: %d handovers in the log, want the 2 before it", n)
+			}
+		} else {
+			ready := s.waitEvents(t, "ready", readyBefore+1, 15*time.Second)
+			handed := s.logEvents(t, "handover")
+			t.Logf("%s: from the handover record to the new image's ready record: %v", step, logGap(t, handed[len(handed)-1], ready[len(ready)-1]))
+		}
+		time.Sleep(300 * time.Millisecond)
+		if !p.running() {
+			t.Fatalf("%s: authd (pid %d) exited", step, pid)
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		must(t, err)
+		if step == "upgrade" && exe != bin {
+			t.Errorf("upgrade: pid %d runs %q, want the new %s", pid, exe, bin)
+		}
+		s.sessionsWork(t, "after the "+step, map[string]string{"older session": ada, "session from just before": fresh})
+	}
+	l.end(t)
+	if user, fivexx := l.failures(); user != 0 || fivexx != 0 {
+		t.Errorf("during the handovers: %d requests with a valid session did not reach the app, %d 5xx; want 0 and 0", user, fivexx)
+	}
+	if l.userOK.Load() == 0 {
+		t.Errorf("the load served nothing: the test did not test the handover")
+	}
+}
+
+// activatedAuthd starts authd the way systemd starts a socket-activated service: the socket f at
+// fd 3, LISTEN_FDS=1, LISTEN_FDNAMES=authd and LISTEN_PID set to authd's own PID (sh's $$ before
+// exec).
+func (s *stack) activatedAuthd(t testing.TB, f *os.File) *proc {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", `export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=authd; exec "$0" serve -config "$1"`, s.bin, s.conf)
+	cmd.ExtraFiles = []*os.File{f}
+	p, err := s.start("authd", cmd)
+	must(t, err)
+	must(t, s.waitHealthy(p, 15*time.Second))
+	return p
+}
+
+// TestSocketActivatedRestartUnderLoad covers "`systemctl restart authd` under load gives no 5xx and
+// no 401 to a request with a valid session" with authd.socket: the socket outlives the process, so
+// while the old authd drains and the new one opens the store, nginx's connects wait in the backlog.
+// The test holds the socket as systemd would and restarts authd (SIGTERM, wait, start) twice.
+func TestSocketActivatedRestartUnderLoad(t *testing.T) {
+	s := newStack(t, stackOptions{logLevel: "info"})
+	s.proc("authd").stop()
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.authdPort))
+	must(t, err)
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	must(t, err)
+	defer f.Close()
+	p := s.activatedAuthd(t, f)
+	if recs := s.logEvents(t, "socket_inherited"); len(recs) != 1 || recs[0]["addr"] != fmt.Sprintf("127.0.0.1:%d", s.authdPort) {
+		t.Errorf("socket_inherited records: got %v, want one for 127.0.0.1:%d", recs, s.authdPort)
+	}
+
+	ada := session(s.login(t, "ada", adaPassword))
+	l := startLoad(t, s, ada)
+	for range 2 {
+		fresh := session(s.login(t, "ada", adaPassword))
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
+		p.signal(syscall.SIGTERM)
+		p.wait(t, 20*time.Second)
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("authd exited with %d after SIGTERM, want 0", code)
+		}
+		p = s.activatedAuthd(t, f)
+		t.Logf("restart: SIGTERM to the new authd healthy: %v", time.Since(start).Round(time.Millisecond))
+		time.Sleep(300 * time.Millisecond)
+		s.sessionsWork(t, "after the restart", map[string]string{"older session": ada, "session from just before": fresh})
+	}
+	l.end(t)
+	if user, fivexx := l.failures(); user != 0 || fivexx != 0 {
+		t.Errorf("during the restarts: %d requests with a valid session did not reach the app, %d 5xx; want 0 and 0", user, fivexx)
+	}
+}
+
+// TestSystemdSocketActivate checks the protocol against systemd's own implementation
+// (systemd-socket-activate binds, sets LISTEN_* and execs authd).
+func TestSystemdSocketActivate(t *testing.T) {
+	tool, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not installed (Debian package systemd)")
+	}
+	s := newStack(t, stackOptions{logLevel: "info"})
+	ada := session(s.login(t, "ada", adaPassword))
+	s.proc("authd").stop()
+	p, err := s.start("authd", exec.Command(tool, "-l", fmt.Sprintf("127.0.0.1:%d", s.authdPort), "--fdname=authd", s.bin, "serve", "-config", s.conf))
+	must(t, err)
+	must(t, s.waitHealthy(p, 15*time.Second))
+	if recs := s.logEvents(t, "socket_inherited"); len(recs) != 1 || recs[0]["fd_name"] != "authd" {
+		t.Errorf("socket_inherited records: got %v, want one named authd", recs)
+	}
+	s.sessionsWork(t, "socket-activated", map[string]string{"session": ada})
+	if r := s.do(t, req{target: "/app/x"}); r.App != nil || r.Status >= 500 {
+		t.Errorf("anonymous: got %s, want a deny", r)
+	}
+}
+
+// TestPlainRestartCounts measures, for comparison, what a restart without a kept socket costs
+// (supervisorctl restart, or systemctl restart without authd.socket): SIGTERM, wait, start.
+func TestPlainRestartCounts(t *testing.T) {
+	s := newStack(t, stackOptions{logLevel: "info"})
+	ada := session(s.login(t, "ada", adaPassword))
+	l := startLoad(t, s, ada)
+	for range 2 {
+		time.Sleep(300 * time.Millisecond)
+		p := s.proc("authd")
+		p.signal(syscall.SIGTERM)
+		p.wait(t, 20*time.Second)
+		must(t, s.startAuthd("authd"))
+		time.Sleep(300 * time.Millisecond)
+	}
+	l.end(t)
+	user, fivexx := l.failures()
+	t.Logf("plain restarts: %d requests with a valid session did not reach the app, %d 5xx", user, fivexx)
+	if fivexx == 0 {
+		t.Errorf("a plain restart under load saw no 5xx (statuses %v): the test did not see the gap", l.statuses)
+	}
+}
