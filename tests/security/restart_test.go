@@ -244,3 +244,47 @@ func TestPlainRestartCounts(t *testing.T) {
 		t.Errorf("a plain restart under load saw no 5xx (statuses %v): the test did not see the gap", l.statuses)
 	}
 }
+
+// TestSystemdUnits checks the shipped authd.socket and authd.service with systemd-analyze verify
+// (in a scratch root holding the binary and systemd's own units, as no systemd runs here), and that
+// the service requires the socket and the socket listens where authd.toml and nginx expect.
+func TestSystemdUnits(t *testing.T) {
+	requireE2E(t)
+	tool, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed (Debian package systemd)")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	must(t, err)
+	socket, service := readFile(t, filepath.Join(root, "systemd", "authd.socket")), readFile(t, filepath.Join(root, "systemd", "authd.service"))
+	for _, want := range []string{"\nRequires=authd.socket\n", "\nAfter=network.target authd.socket\n"} {
+		if !strings.Contains(service, want) {
+			t.Errorf("authd.service lacks %q", strings.TrimSpace(want))
+		}
+	}
+	for _, want := range []string{"\nListenStream=127.0.0.1:9091\n", "\nFileDescriptorName=authd\n"} {
+		if !strings.Contains(socket, want) {
+			t.Errorf("authd.socket lacks %q", strings.TrimSpace(want))
+		}
+	}
+	if conf := readFile(t, filepath.Join(root, "conf", "authd.toml")); !strings.Contains(conf, `listen = "127.0.0.1:9091"`) {
+		t.Errorf("conf/authd.toml does not listen on 127.0.0.1:9091, authd.socket's address")
+	}
+
+	scratch := t.TempDir()
+	for _, d := range []string{"usr/local/bin", "bin", "etc/systemd/system", "usr/lib/systemd"} {
+		must(t, os.MkdirAll(filepath.Join(scratch, d), 0o755))
+	}
+	copyExecutable(t, os.Getenv("AUTHD_BIN"), filepath.Join(scratch, "usr/local/bin/authd"))
+	copyExecutable(t, "/bin/kill", filepath.Join(scratch, "bin/kill"))
+	for _, u := range []string{"authd.socket", "authd.service"} {
+		must(t, os.WriteFile(filepath.Join(scratch, "etc/systemd/system", u), []byte(readFile(t, filepath.Join(root, "systemd", u))), 0o644))
+	}
+	if out, err := exec.Command("cp", "-a", "/usr/lib/systemd/system", filepath.Join(scratch, "usr/lib/systemd/")).CombinedOutput(); err != nil {
+		t.Fatalf("copy systemd's units: %v: %s", err, out)
+	}
+	out, err := exec.Command(tool, "verify", "--man=no", "--root="+scratch, "authd.socket", "authd.service").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify authd.socket authd.service: %v\n%s", err, out)
+	}
+}
