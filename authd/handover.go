@@ -201,6 +201,14 @@ func dupCloexec(fd int) (int, error) {
 	return int(nfd), nil
 }
 
+// close closes the kept fd (a stop, not a handover).
+func (h *handover) close() {
+	if h.fd >= 0 {
+		_ = syscall.Close(h.fd)
+		h.fd = -1
+	}
+}
+
 // check runs `exe check-config -config cfgPath`: the binary that will
 // replace this one must start and accept the config, or the handover is
 // refused and this process keeps serving.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -154,5 +156,80 @@ func TestKeptSocketOutlivesTheServedListener(t *testing.T) {
 				t.Errorf("the queued connection: got %q, %v, want x", buf, err)
 			}
 		})
+	}
+}
+
+// TestMainHandsOverItsSocket: a Main closed for a handover leaves its
+// socket listening, so a verify arriving then waits instead of being
+// refused; the next Main, given the kept fd, opens the store (Close freed
+// the data_dir lock) and answers it.
+func TestMainHandsOverItsSocket(t *testing.T) {
+	s := newStack(t, "")
+	const pw = "long enough pw 1"
+	s.mustCLI(pw+"\n", "user", "add", "bob")
+	ctx := context.Background()
+	logs := &syncBuffer{}
+	serve := func(m *Main) (stop func()) {
+		if err := m.Open(ctx); err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- m.Run(rctx) }()
+		return func() {
+			cancel()
+			if err := <-ran; err != nil {
+				t.Errorf("run: %v", err)
+			}
+			if err := m.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		}
+	}
+
+	old := NewMain(s.config, logs)
+	old.handover = &handover{fd: -1}
+	stop := serve(old)
+	bob, _ := s.login("bob", pw, "/")
+	if bob == "" {
+		t.Fatal("bob's login failed")
+	}
+	old.exe = "/usr/local/bin/authd" // as Run sets it when it accepts a SIGUSR2
+	stop() // the kept fd stays open: next.Close closes it
+
+	got := make(chan string, 1)
+	go func() {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		req, _ := http.NewRequest("GET", "http://"+s.addr+"/verify", nil)
+		req.Header.Set("X-Original-URI", "/app/x")
+		req.Header.Set("X-Original-Method", "GET")
+		req.Header.Set("Cookie", bob)
+		resp, err := c.Do(req)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		resp.Body.Close()
+		got <- resp.Status
+	}()
+	select {
+	case r := <-got:
+		t.Fatalf("with no authd serving, a verify got %q, want it to wait", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	next := NewMain(s.config, logs)
+	next.handover = &handover{fd: old.handover.fd, inherited: true}
+	defer serve(next)()
+	select {
+	case r := <-got:
+		if r != "200 OK" {
+			t.Errorf("the waiting verify: got %q, want 200 OK", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting verify got no answer from the next Main")
+	}
+	if !strings.Contains(logs.String(), `"event":"socket_inherited"`) {
+		t.Errorf("no socket_inherited record in the log")
 	}
 }

@@ -46,6 +46,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := m.Close(); err != nil {
 			return err
 		}
+		if ctx.Err() != nil {
+			return nil // SIGTERM came during the drain: stop, as asked
+		}
 		return h.exec(m.exe, os.Args, os.Environ())
 	}
 	return errors.Join(err, m.Close())
@@ -75,7 +78,7 @@ type Main struct {
 	adminLn      net.Listener
 	reloadMu     sync.Mutex
 	handover     *handover // the socket a SIGUSR2 passes on
-	exe          string    // the binary a handover execs
+	exe          string    // the binary a handover execs; set once Run accepted one
 }
 
 // NewMain returns a Main for the config at cfgPath that logs to stdout.
@@ -248,6 +251,11 @@ func (m *Main) Close() error {
 		if ln != nil {
 			_ = ln.Close()
 		}
+	}
+	// The kept copy of the socket outlives Close only for a handover (Run
+	// set exe): otherwise the address must be free when Close returns.
+	if m.handover != nil && m.exe == "" {
+		m.handover.close()
 	}
 	if m.stores != nil {
 		if cerr := m.stores.Close(); cerr != nil {
