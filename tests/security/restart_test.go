@@ -292,3 +292,95 @@ func TestSystemdUnits(t *testing.T) {
 		t.Errorf("systemd-analyze verify authd.socket authd.service: %v\n%s", err, out)
 	}
 }
+
+// supervised runs authd under a real supervisord, with the program section of the shipped
+// supervisor/authd.conf (paths pointed at this stack; no user switch), and returns supervisorctl.
+func (s *stack) supervised(t *testing.T, bin string) (ctl func(args ...string) string) {
+	t.Helper()
+	supd, err1 := exec.LookPath("supervisord")
+	supctl, err2 := exec.LookPath("supervisorctl")
+	if err1 != nil || err2 != nil {
+		t.Skip("supervisor not installed (Debian package supervisor)")
+	}
+	shipped := readFile(t, filepath.Join(s.root, "supervisor", "authd.conf"))
+	var prog []string
+	for _, line := range strings.Split(shipped[strings.Index(shipped, "[program:authd]"):], "\n") {
+		switch {
+		case strings.HasPrefix(line, ";"), strings.HasPrefix(line, "user="), strings.HasPrefix(line, "directory="), strings.HasPrefix(line, "environment="):
+			continue
+		case strings.HasPrefix(line, "stdout_logfile="):
+			line = "stdout_logfile=" + filepath.Join(s.logs, "authd.log")
+		}
+		line = strings.ReplaceAll(line, "/usr/local/bin/authd", bin)
+		prog = append(prog, strings.ReplaceAll(line, "/etc/authd/authd.toml", s.conf))
+	}
+	conf := filepath.Join(s.dir, "supervisord.conf")
+	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`[unix_http_server]
+file=%[1]s/supervisor.sock
+[supervisord]
+nodaemon=true
+logfile=%[1]s/supervisord.log
+pidfile=%[1]s/supervisord.pid
+childlogdir=%[1]s
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[supervisorctl]
+serverurl=unix://%[1]s/supervisor.sock
+`, s.dir)+strings.Join(prog, "\n")), 0o600))
+	p, err := s.start("supervisord", exec.Command(supd, "-c", conf))
+	must(t, err)
+	t.Cleanup(p.stop)
+	must(t, s.waitHealthy(p, 20*time.Second))
+	return func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(supctl, append([]string{"-c", conf}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("supervisorctl %v: %v: %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+}
+
+// TestSupervisorHandoverUnderLoad covers "a supervisor restart under load gives no 5xx and no 401
+// to a request with a valid session" with real supervisord and the shipped program section:
+// `supervisorctl signal USR2 authd` hands over (supervisor sees the same PID, still RUNNING);
+// `supervisorctl restart authd`, a plain stop and start, is measured for comparison.
+func TestSupervisorHandoverUnderLoad(t *testing.T) {
+	s := newStack(t, stackOptions{logLevel: "info"})
+	ada := session(s.login(t, "ada", adaPassword))
+	s.proc("authd").stop()
+	bin := filepath.Join(s.dir, "authd-installed")
+	copyExecutable(t, s.bin, bin)
+	ctl := s.supervised(t, bin)
+	pid := ctl("pid", "authd")
+
+	l := startLoad(t, s, ada)
+	for range 2 {
+		time.Sleep(300 * time.Millisecond)
+		readyBefore := len(s.logEvents(t, "ready"))
+		copyExecutable(t, s.bin, bin) // an upgrade
+		ctl("signal", "USR2", "authd")
+		s.waitEvents(t, "ready", readyBefore+1, 15*time.Second)
+		time.Sleep(300 * time.Millisecond)
+		if got := ctl("pid", "authd"); got != pid {
+			t.Errorf("after the handover supervisor's authd pid is %s, want %s (no restart)", got, pid)
+		}
+		if st := ctl("status", "authd"); !strings.Contains(st, "RUNNING") {
+			t.Errorf("after the handover: supervisorctl status: %s", st)
+		}
+		s.sessionsWork(t, "after supervisorctl signal USR2", map[string]string{"session": ada})
+	}
+	l.end(t)
+	if user, fivexx := l.failures(); user != 0 || fivexx != 0 {
+		t.Errorf("during supervisorctl signal USR2: %d requests with a valid session did not reach the app, %d 5xx; want 0 and 0", user, fivexx)
+	}
+
+	l = startLoad(t, s, ada)
+	time.Sleep(300 * time.Millisecond)
+	ctl("restart", "authd")
+	time.Sleep(300 * time.Millisecond)
+	l.end(t)
+	user, fivexx := l.failures()
+	t.Logf("supervisorctl restart (for comparison): %d requests with a valid session did not reach the app, %d 5xx", user, fivexx)
+	s.sessionsWork(t, "after supervisorctl restart", map[string]string{"session": ada})
+}
