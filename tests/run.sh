@@ -24,9 +24,10 @@ go test -race -count=1 -run Redis ./authd/...
 echo "==> cluster tests"
 AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
 
-# systemd: systemd-socket-activate and systemd-analyze, for the socket-activation and unit tests
-# (nothing starts it; no systemd runs as PID 1 here).
-apt_ensure systemd
+# systemd (systemd-socket-activate, systemd-analyze) and supervisor, for the restart tests: socket
+# activation, the units, supervisorctl signal USR2 (no systemd runs as PID 1 here; nothing starts
+# Debian's own supervisord: the test runs its own).
+apt_ensure systemd supervisor
 
 # The adversarial suite: every SECURITY.md line through real nginx with the shipped snippets
 # (corpora in tests/security/testdata), then a short bounded pass of every fuzz target; a crasher
