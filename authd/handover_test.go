@@ -195,7 +195,7 @@ func TestMainHandsOverItsSocket(t *testing.T) {
 		t.Fatal("bob's login failed")
 	}
 	old.exe = "/usr/local/bin/authd" // as Run sets it when it accepts a SIGUSR2
-	stop() // the kept fd stays open: next.Close closes it
+	stop()                           // the kept fd stays open: next.Close closes it
 
 	got := make(chan string, 1)
 	go func() {
