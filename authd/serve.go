@@ -43,8 +43,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if errors.Is(err, errHandover) {
 		// Drained and the stores closed: the new image can lock data_dir.
 		// Connections arriving meanwhile wait in the kept socket's backlog.
+		// A drain cut short by timeouts.shutdown still hands over: exiting
+		// instead would also close the socket.
 		if err := m.Close(); err != nil {
-			return err
+			m.log.Warn("handover: requests still in flight are cut off", zap.String("event", "handover"), zap.Error(err))
 		}
 		if ctx.Err() != nil {
 			return nil // SIGTERM came during the drain: stop, as asked
