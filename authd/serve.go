@@ -46,7 +46,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// A drain cut short by timeouts.shutdown still hands over: exiting
 		// instead would also close the socket.
 		if err := m.Close(); err != nil {
-			m.log.Warn("handover: requests still in flight are cut off", zap.String("event", "handover"), zap.Error(err))
+			m.log.Warn("handover: requests still in flight are cut off", zap.String("event", "handover_drain_cut"), zap.Error(err))
 		}
 		if ctx.Err() != nil {
 			return nil // SIGTERM came during the drain: stop, as asked
