@@ -355,6 +355,13 @@ func TestSupervisorHandoverUnderLoad(t *testing.T) {
 	bin := filepath.Join(s.dir, "authd-installed")
 	copyExecutable(t, s.bin, bin)
 	ctl := s.supervised(t, bin)
+	// RUNNING once authd has stayed up startsecs: from then on, a restart would show.
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(ctl("status", "authd"), "RUNNING"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("supervisorctl status: %s, want RUNNING", ctl("status", "authd"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	pid := ctl("pid", "authd")
 
 	l := startLoad(t, s, ada)
