@@ -442,3 +442,46 @@ func TestLoginDuringHandover(t *testing.T) {
 		t.Errorf("logins through handovers: %d signed in, failed %v; want every one signed in", ok.Load(), failed)
 	}
 }
+
+// TestHandoverUnderLoadRedis: the same handover with store = "redis" (no data_dir lock to wait
+// for; the old image closes its Redis client, the new one dials its own).
+func TestHandoverUnderLoadRedis(t *testing.T) {
+	requireE2E(t)
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not installed")
+	}
+	port, err := freePort()
+	must(t, err)
+	redis := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no")
+	must(t, redis.Start())
+	t.Cleanup(func() { _ = redis.Process.Kill(); _ = redis.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not start")
+		}
+	}
+	s := newStack(t, stackOptions{logLevel: "info", extra: `store = "redis"`,
+		tables: fmt.Sprintf("[redis]\naddrs = [\"127.0.0.1:%d\"]\nkey_prefix = \"handover:\"\n", port)})
+	ada := session(s.login(t, "ada", adaPassword))
+	l := startLoad(t, s, ada)
+	p := s.proc("authd")
+	for range 2 {
+		time.Sleep(300 * time.Millisecond)
+		n := len(s.logEvents(t, "ready"))
+		p.signal(syscall.SIGUSR2)
+		ready := s.waitEvents(t, "ready", n+1, 15*time.Second)
+		handed := s.logEvents(t, "handover")
+		t.Logf("redis: from the handover record to the new image's ready record: %v", logGap(t, handed[len(handed)-1], ready[len(ready)-1]))
+		time.Sleep(300 * time.Millisecond)
+		s.sessionsWork(t, "after the handover", map[string]string{"session": ada})
+	}
+	l.end(t)
+	if user, fivexx := l.failures(); user != 0 || fivexx != 0 {
+		t.Errorf("during the handovers: %d requests with a valid session did not reach the app, %d 5xx; want 0 and 0", user, fivexx)
+	}
+}
