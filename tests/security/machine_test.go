@@ -147,6 +147,30 @@ func TestSignedTargetVariantsThroughNginx(t *testing.T) {
 			}
 		})
 	}
+	// nginx's Authorization map folds ASCII letter case only. A scheme spelt with a Unicode
+	// look-alike that folds to ASCII ("ſ", U+017F, for "s") is not authd's either: it must not
+	// sign the request in (nginx would pass it to the app as the app's own header).
+	t.Run("scheme with a Unicode look-alike letter", func(t *testing.T) {
+		h := sign(t, "/app/x")
+		lookalike := strings.Replace(h, "SHA256", "\u017fHA256", 1)
+		if lookalike == h {
+			t.Fatalf("authd sign printed %q, want the %s scheme", h, "AUTHD2-HMAC-SHA256")
+		}
+		r, err := c.do(s.keepAliveGet("/app/x", lookalike))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusUnauthorized || r.App != nil {
+			t.Errorf("sent %q: got %s, want 401", lookalike, r)
+		}
+		r, err = c.do(s.keepAliveGet("/app/x", h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusOK || r.App == nil {
+			t.Errorf("sent as signed after the look-alike: got %s, want 200", r)
+		}
+	})
 }
 
 // TestAuthdCredentialsNeverReachApp: "authd's credentials never reach the app". An Authorization
