@@ -178,7 +178,10 @@ func reasonKey(reason string) string {
 	return "other"
 }
 
-// hostOnly lower-cases a Host value and drops its port.
+// hostOnly lower-cases a Host value's ASCII letters and drops its port.
+// Only ASCII: strings.ToLower would turn the Kelvin sign (U+212A), which
+// nginx passes through unchanged, into "k", and a host no server_name names
+// would then match the rules of one that has a "k" in it.
 func hostOnly(h string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
 		h = h[:i]
@@ -186,7 +189,13 @@ func hostOnly(h string) string {
 	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	for i := 0; i < len(h); i++ {
 		if 'A' <= h[i] && h[i] <= 'Z' {
-			return strings.ToLower(h)
+			b := []byte(h)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return h
