@@ -49,13 +49,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	// Request metadata counts only from a trusted proxy; without it the
 	// request is unknown and denied rather than guessed.
 	var req policy.Request
-	var uri string
+	var uri, host string
 	ok := false
 	peer, trusted := o.peer(r)
 	if trusted {
 		uri = r.Header.Get(hdrOriginalURI)
 		req.Method = r.Header.Get(hdrOriginalMethod)
-		req.Host = hostOnly(r.Header.Get(hdrForwardedHost))
+		host = r.Header.Get(hdrForwardedHost)
+		req.Host = hostOnly(host)
 		req.Path, ok = policy.Canonical(uri)
 		ok = ok && policy.ValidMethod(req.Method)
 	}
@@ -68,7 +69,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		// authd's own credentials decide alone: a failure is a 401 even with
 		// a valid cookie, and success never creates or touches a session.
 		// Other schemes (Basic, …) are not ours: the cookie decides.
-		u, viaMachine, authed = s.authenticateMachine(o, r, auth, &req, uri)
+		u, viaMachine, authed = s.authenticateMachine(o, r, auth, &req, uri, host)
 		if viaMachine && !authed {
 			w.WriteHeader(http.StatusUnauthorized)
 			return http.StatusUnauthorized
@@ -126,11 +127,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 // authenticateMachine checks an API token or a signed request. present is
 // false when the request carries no credentials of authd's. The user must
 // exist, not be locked, and still have the credential generation the
-// credential was issued for; their sessions play no part. A user store shared
+// credential was issued for; their sessions play no part. host is the
+// forwarded Host as nginx sent it: a signature covers it in machine's own
+// canonical form, which keeps an IPv6 literal's brackets (hostOnly drops
+// them, and "::1" alone does not parse as a host). A user store shared
 // through Redis is asked for the user's current version first, so a lock,
 // delete or password change on another instance counts at once. Anything that
 // cannot be confirmed is a refusal.
-func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string, req *policy.Request, uri string) (u *users.Entry, present, ok bool) {
+func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string, req *policy.Request, uri, host string) (u *users.Entry, present, ok bool) {
 	fail := func(reason string) (*users.Entry, bool, bool) {
 		s.metrics.login("machine_" + reasonKey(reason))
 		s.log.Info("machine authentication failed", zap.String("event", "machine_auth_failed"),
@@ -146,7 +150,7 @@ func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string
 	if len(auth) > 1 {
 		return fail("more than one Authorization header")
 	}
-	id, present, err := s.machine.Identify(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: req.Host, Authorization: auth[0]})
+	id, present, err := s.machine.Identify(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: host, Authorization: auth[0]})
 	switch {
 	case !present:
 		return nil, false, false
