@@ -16,8 +16,11 @@ const livePath = "/session/live"
 
 // relayHeaders are headers a proxy adds. The app asks authd directly; a
 // request carrying any of them came through a proxy, so possibly from a
-// browser, and is refused even from a trusted address.
-var relayHeaders = []string{hdrForwardedFor, "X-Real-Ip", "Forwarded", hdrOriginalURI}
+// browser, and is refused even from a trusted address. Every header the
+// shipped snippets set towards authd is here, not only the address ones:
+// a proxy configured to send only some of them is still a proxy.
+var relayHeaders = []string{hdrForwardedFor, hdrRealIP, "Forwarded", hdrOriginalURI, hdrOriginalMethod,
+	hdrForwardedHost, "X-Forwarded-Proto", "X-Forwarded-Port", "X-Original-Url", "Via"}
 
 // handleLive answers an app that holds a browser's Cookie header: 200 with
 // the user's current identity while the session is live, 401 once it is
@@ -41,7 +44,7 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request, _ httprouter
 	o := s.cur.Load()
 	if _, trusted := o.peer(r); !trusted || relayed(r) {
 		s.log.Info("session check refused", zap.String("event", "live_check_refused"),
-			zap.String("client_ip", o.clientIP(r).String()), zap.Bool("relayed", relayed(r)))
+			zap.String("client_ip", addrField(o.clientIP(r))), zap.Bool("relayed", relayed(r)))
 		plain(w, http.StatusForbidden, "forbidden")
 		return
 	}

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -55,6 +58,10 @@ func TestLiveCheck(t *testing.T) {
 		{"relayed by a proxy (X-Real-IP)", alice, "", map[string]string{"X-Real-IP": "203.0.113.9"}, 403, ""},
 		{"relayed by a proxy (Forwarded)", alice, "", map[string]string{"Forwarded": "for=203.0.113.9"}, 403, ""},
 		{"relayed by nginx's verify location", alice, "", map[string]string{"X-Original-URI": "/"}, 403, ""},
+		{"relayed by a proxy (X-Forwarded-Host only)", alice, "", map[string]string{"X-Forwarded-Host": "app.example.com"}, 403, ""},
+		{"relayed by a proxy (X-Forwarded-Proto only)", alice, "", map[string]string{"x-forwarded-proto": "https"}, 403, ""},
+		{"relayed by a proxy (X-Original-Method only)", alice, "", map[string]string{"X-Original-Method": "GET"}, 403, ""},
+		{"relayed by a proxy (Via)", alice, "", map[string]string{"Via": "1.1 lb"}, 403, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +177,37 @@ func TestLiveCheckActivity(t *testing.T) {
 			h.clock.add(20 * time.Minute)
 			if w := h.live(cookie, "", tt.query, nil); w.Code != tt.want {
 				t.Fatalf("got %d, want %d", w.Code, tt.want)
+			}
+		})
+	}
+}
+
+// TestLiveCheckRefusalLog: a refused check is logged with the client address
+// as every other audit line writes it ("unknown" when a proxy's header names
+// none), never Go's "invalid IP".
+func TestLiveCheckRefusalLog(t *testing.T) {
+	tests := []struct{ name, remote, xff, want string }{
+		{"untrusted peer", "203.0.113.9:5000", "", "203.0.113.9"},
+		{"relayed with an unreadable hop", "", "not-an-address", "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			core, logs := observer.New(zap.InfoLevel)
+			h.srv.log = zap.New(core)
+			extra := map[string]string{}
+			if tt.xff != "" {
+				extra["X-Forwarded-For"] = tt.xff
+			}
+			if w := h.live(h.login("alice"), tt.remote, "", extra); w.Code != 403 {
+				t.Fatalf("got %d, want 403", w.Code)
+			}
+			got := logs.FilterField(zap.String("event", "live_check_refused")).All()
+			if len(got) != 1 {
+				t.Fatalf("got %d refusal lines, want 1", len(got))
+			}
+			if ip := got[0].ContextMap()["client_ip"]; ip != tt.want {
+				t.Errorf("client_ip = %v, want %q", ip, tt.want)
 			}
 		})
 	}
