@@ -30,6 +30,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
+	// SIGHUP's default action ends the process. Run reloads on it while it
+	// serves; before (Open reading the stores) and after (Close draining
+	// requests) a reload signal from systemd or logrotate must not kill
+	// authd, so it is caught for the whole command.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	m := NewMain(*cfgPath, stdout)
 	if err := m.Open(ctx); err != nil {
 		return err
