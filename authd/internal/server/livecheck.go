@@ -24,7 +24,8 @@ var relayHeaders = []string{hdrForwardedFor, hdrRealIP, "Forwarded", hdrOriginal
 
 // handleLive answers an app that holds a browser's Cookie header: 200 with
 // the user's current identity while the session is live, 401 once it is
-// revoked, expired, or its user locked, deleted or given a new password.
+// revoked, expired, or its user locked, deleted or given a new password,
+// and 503 while the session store cannot be read.
 // Streamlit apps ask on every script run, because an open page's WebSocket
 // is checked by verify only when it opens.
 //
@@ -49,8 +50,16 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request, _ httprouter
 		return
 	}
 	now := s.now()
-	key, sess, u, ok := s.authenticate(o, r, now)
+	key, sess, u, ok, unavailable := s.lookupSession(o, r, now)
 	h.Set("Content-Type", "application/json")
+	if unavailable {
+		// Not "signed out": the store could not say. The app stops the
+		// page either way, but tells the user to try again rather than to
+		// sign in again (which would fail as well).
+		w.WriteHeader(http.StatusServiceUnavailable)
+		writeJSON(w, map[string]any{"live": false, "error": "session store unavailable"})
+		return
+	}
 	if !ok {
 		w.WriteHeader(http.StatusUnauthorized)
 		writeJSON(w, map[string]any{"live": false})

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -210,5 +211,37 @@ func TestLiveCheckRefusalLog(t *testing.T) {
 				t.Errorf("client_ip = %v, want %q", ip, tt.want)
 			}
 		})
+	}
+}
+
+// unreadableStore is a session store whose reads fail, as Redis does when it
+// is down.
+type unreadableStore struct{ *session.Embedded }
+
+func (unreadableStore) Get(context.Context, session.Key) (session.Session, bool, error) {
+	return session.Session{}, false, errors.New("redis: connection refused")
+}
+
+// TestLiveCheckStoreDown: while the session store cannot be read the check
+// answers 503 (the app says "try again"), not 401 (which the app shows as
+// "signed out, sign in again"); verify still denies.
+func TestLiveCheckStoreDown(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	alice := h.login("alice")
+	h.srv.store = unreadableStore{h.store}
+	w := h.live(alice, "", "?active=1", nil)
+	if w.Code != 503 || strings.Contains(w.Body.String(), "alice") {
+		t.Errorf("live check with the store down: got %d %s, want 503 without the identity", w.Code, w.Body)
+	}
+	if got := w.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", got)
+	}
+	hd := map[string]string{"X-Original-URI": "/", "X-Original-Method": "GET", "Cookie": alice}
+	if w := h.do(req{target: "/verify", headers: hd}); w.Code != 401 {
+		t.Errorf("verify with the store down: got %d, want 401", w.Code)
+	}
+	// No cookie at all is still "signed out", store or not.
+	if w := h.live("", "", "", nil); w.Code != 401 {
+		t.Errorf("no cookie with the store down: got %d, want 401", w.Code)
 	}
 }

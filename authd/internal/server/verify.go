@@ -209,37 +209,45 @@ func hostOnly(h string) string {
 // its user. Any doubt — a malformed or repeated cookie, a store error, an
 // expired session, a changed password, a locked or deleted user — is "no".
 func (s *Server) authenticate(o *settings, r *http.Request, now time.Time) (session.Key, session.Session, *users.Entry, bool) {
+	key, sess, u, ok, _ := s.lookupSession(o, r, now)
+	return key, sess, u, ok
+}
+
+// lookupSession is authenticate that also says whether the answer is "no"
+// because the session store could not be read (unavailable true): a caller
+// that can tell an outage from a signed-out user (the live check) says so.
+func (s *Server) lookupSession(o *settings, r *http.Request, now time.Time) (key session.Key, sess session.Session, u *users.Entry, ok, unavailable bool) {
 	var none session.Session
 	v, ok := cookieValue(r.Header, o.CookieName)
 	if !ok {
-		return session.Key{}, none, nil, false
+		return session.Key{}, none, nil, false, false
 	}
-	key, ok := session.Parse(v)
+	key, ok = session.Parse(v)
 	if !ok {
-		return key, none, nil, false
+		return key, none, nil, false, false
 	}
 	sess, found, err := s.store.Get(r.Context(), key)
 	if err != nil {
 		s.metrics.storeErrors.Inc()
 		s.storeErrors.log(s.log, s.now(), err)
-		return key, none, nil, false
+		return key, none, nil, false, true
 	}
 	if !found || !sess.Valid(now) || !o.withinLimits(&sess, now) {
-		return key, none, nil, false
+		return key, none, nil, false, false
 	}
 	db := s.users.DB()
 	if db == nil {
-		return key, none, nil, false
+		return key, none, nil, false, true
 	}
-	u, ok := db.Lookup(sess.User)
+	u, ok = db.Lookup(sess.User)
 	if !ok || u.Disabled || u.Fingerprint != sess.Fingerprint {
 		// The user's credentials changed since login: this session is over.
 		if err := s.store.Delete(r.Context(), key); err != nil {
 			s.log.Warn("session delete failed", zap.Error(err))
 		}
-		return key, none, nil, false
+		return key, none, nil, false, false
 	}
-	return key, sess, u, true
+	return key, sess, u, true, false
 }
 
 // withinLimits holds a session to the timeouts configured now as well as
