@@ -56,7 +56,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		uri = r.Header.Get(hdrOriginalURI)
 		req.Method = r.Header.Get(hdrOriginalMethod)
 		host = r.Header.Get(hdrForwardedHost)
-		req.Host = hostOnly(host)
+		req.Host = policy.HostOnly(host)
 		req.Path, ok = policy.Canonical(uri)
 		ok = ok && policy.ValidMethod(req.Method)
 	}
@@ -129,7 +129,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 // exist, not be locked, and still have the credential generation the
 // credential was issued for; their sessions play no part. host is the
 // forwarded Host as nginx sent it: a signature covers it in machine's own
-// canonical form, which keeps an IPv6 literal's brackets (hostOnly drops
+// canonical form, which keeps an IPv6 literal's brackets (HostOnly drops
 // them, and "::1" alone does not parse as a host). A user store shared
 // through Redis is asked for the user's current version first, so a lock,
 // delete or password change on another instance counts at once. Anything that
@@ -180,29 +180,6 @@ func reasonKey(reason string) string {
 		}
 	}
 	return "other"
-}
-
-// hostOnly lower-cases a Host value's ASCII letters and drops its port.
-// Only ASCII: strings.ToLower would turn the Kelvin sign (U+212A), which
-// nginx passes through unchanged, into "k", and a host no server_name names
-// would then match the rules of one that has a "k" in it.
-func hostOnly(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
-		h = h[:i]
-	}
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	for i := 0; i < len(h); i++ {
-		if 'A' <= h[i] && h[i] <= 'Z' {
-			b := []byte(h)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return h
 }
 
 // authenticate resolves the request's session cookie to a live session and
