@@ -107,10 +107,10 @@ func TestMainLifecycle(t *testing.T) {
 	}
 }
 
-// TestSIGHUPWhileDraining: a reload signal that arrives while authd drains
-// in-flight requests after SIGTERM (systemd's ExecReload, logrotate) must
-// not end the process: SIGHUP's default action would kill it mid-drain and
-// cut the requests it is finishing.
+// TestSIGHUPWhileDraining: a reload (SIGHUP) or handover (SIGUSR2) signal
+// that arrives while authd drains in-flight requests after SIGTERM must not
+// end the process: their default action would kill it mid-drain and cut
+// the requests it is finishing.
 func TestSIGHUPWhileDraining(t *testing.T) {
 	s := newStack(t, "[timeouts]\nread = \"10s\"\nshutdown = \"10s\"\n")
 	s.mustCLI("long enough pw 1\n", "user", "add", "bob")
@@ -140,11 +140,13 @@ func TestSIGHUPWhileDraining(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // past Run, into the drain
-	_ = proc.Process.Signal(syscall.SIGHUP)
-	select {
-	case err := <-exited:
-		t.Fatalf("authd ended on SIGHUP while draining: %v\n%s", err, s.logs)
-	case <-time.After(300 * time.Millisecond):
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR2} {
+		_ = proc.Process.Signal(sig)
+		select {
+		case err := <-exited:
+			t.Fatalf("authd ended on %v while draining: %v\n%s", sig, err, s.logs)
+		case <-time.After(300 * time.Millisecond):
+		}
 	}
 	c.Close() // the in-flight request ends; the drain completes
 	select {
