@@ -26,6 +26,13 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// SIGHUP's and SIGUSR2's default action ends the process. Run acts on
+	// them while it serves; before (Open reading the stores) and after
+	// (Close draining requests) a reload or handover signal from systemd or
+	// logrotate must not kill authd, so they are caught for the whole command.
+	early := make(chan os.Signal, 1)
+	signal.Notify(early, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(early)
 	fs, cfgPath := newFlags("serve", stderr)
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
