@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -105,7 +106,15 @@ func runNginxT(bin, conf string) (*doctor.Config, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			// nginx did not start at all: say how to point doctor at it.
+			return nil, fmt.Errorf("run %s %s: %w (give the nginx binary with -nginx BIN, or saved nginx -T output with -nginx-T FILE)", bin, strings.Join(args, " "), err)
+		}
+		if msg := strings.TrimSpace(errb.String()); msg != "" {
+			return nil, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, msg)
+		}
+		return nil, fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
 	}
 	return doctor.ParseDump(&out)
 }

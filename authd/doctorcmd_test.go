@@ -53,7 +53,7 @@ func TestDoctorExitCodes(t *testing.T) {
 		{"missing file", []string{"-nginx-file", filepath.Join(dir, "nope.conf")}, 2, "", "cannot read", 0, false},
 		{"missing include", []string{"-nginx-file", site}, 2, "", "cannot read", 0, false},
 		{"not a dump", []string{"-nginx-T", site}, 2, "", "is this the output of nginx -T", 0, false},
-		{"no nginx", []string{"-nginx", filepath.Join(dir, "no-nginx")}, 2, "", "cannot read", 0, false},
+		{"no nginx", []string{"-nginx", filepath.Join(dir, "no-nginx")}, 2, "", "no such file or directory (give the nginx binary with -nginx BIN, or saved nginx -T output with -nginx-T FILE)", 0, false},
 		{"both sources", []string{"-nginx-file", site, "-nginx-T", "-"}, 2, "", "doctor [-config PATH]", 0, false},
 	}
 	for _, tc := range tests {

@@ -31,7 +31,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	req := policy.Request{Host: strings.ToLower(*host), Method: *method}
+	// The host is read exactly as verify reads a forwarded one.
+	req := policy.Request{Host: policy.HostOnly(*host), Method: *method}
 	if !policy.ValidMethod(req.Method) {
 		return usagef("-method %q: methods are upper-case tokens such as GET", *method)
 	}

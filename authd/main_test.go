@@ -435,6 +435,11 @@ networks = ["10.0.0.0/8"]
 allow = "deny"
 
 [[rules]]
+host = "kiosk.example.com"
+path = "/kiosk"
+allow = "public"
+
+[[rules]]
 path = "/"
 `)
 	s.mustCLI("long enough pw 1\n", "user", "add", "-groups", "admin", "alice")
@@ -458,6 +463,9 @@ path = "/"
 		{"zoned address", []string{"-path", "/dashboard", "-ip", "fe80::1%eth0"}, `"fe80::1%eth0", which is not one plain IP`},
 		{"no address", []string{"-path", "/dashboard"}, "from an unknown address"},
 		{"unknown address caught by a deny rule", []string{"-user", "alice", "-path", "/lab", "-ip", "garbage"}, "decision: deny (403) by rules[2]"},
+		// Hosts are read as verify reads X-Forwarded-Host.
+		{"host with port and case", []string{"-path", "/kiosk", "-host", "Kiosk.Example.com:443"}, "decision: allow (200) by rules[3]"},
+		{"Kelvin sign is not k", []string{"-path", "/kiosk", "-host", "\u212aIOSK.example.com"}, "decision: login required (401) by rules[4]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,15 +26,40 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// SIGHUP's and SIGUSR2's default action ends the process. Run acts on
+	// them while it serves; before (Open reading the stores) and after
+	// (Close draining requests) a reload or handover signal from systemd or
+	// logrotate must not kill authd, so they are caught for the whole command.
+	early := make(chan os.Signal, 1)
+	signal.Notify(early, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(early)
 	fs, cfgPath := newFlags("serve", stderr)
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
+	h, err := newHandover(os.Getenv, os.Getpid())
+	if err != nil {
+		return err
+	}
 	m := NewMain(*cfgPath, stdout)
+	m.handover = h
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	err := m.Run(ctx)
+	err = m.Run(ctx)
+	if errors.Is(err, errHandover) {
+		// Drained and the stores closed: the new image can lock data_dir.
+		// Connections arriving meanwhile wait in the kept socket's backlog.
+		// A drain cut short by timeouts.shutdown still hands over: exiting
+		// instead would also close the socket.
+		if err := m.Close(); err != nil {
+			m.log.Warn("handover: requests still in flight are cut off", zap.String("event", "handover_drain_cut"), zap.Error(err))
+		}
+		if ctx.Err() != nil {
+			return nil // SIGTERM came during the drain: stop, as asked
+		}
+		return h.exec(m.exe, os.Args, os.Environ())
+	}
 	return errors.Join(err, m.Close())
 }
 
@@ -61,6 +86,8 @@ type Main struct {
 	ln           net.Listener
 	adminLn      net.Listener
 	reloadMu     sync.Mutex
+	handover     *handover // the socket a SIGUSR2 passes on
+	exe          string    // the binary a handover execs; set once Run accepted one
 }
 
 // NewMain returns a Main for the config at cfgPath that logs to stdout.
@@ -124,10 +151,15 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	m.admin = &http.Server{Handler: server.NewAdmin(st.sessions, st.users, reload, m.log, time.Now).Handler(), ReadHeaderTimeout: 5 * time.Second}
 
-	// Bind before serving so a port clash is an error at start.
-	if m.ln, err = listen(cfg); err != nil {
+	// Bind before serving so a port clash is an error at start; with
+	// LISTEN_FDS (or a handover) the socket is inherited instead.
+	if m.handover == nil {
+		m.handover = &handover{fd: -1}
+	}
+	if m.ln, err = m.handover.listener(func() (net.Listener, error) { return listen(cfg) }); err != nil {
 		return err
 	}
+	logInherited(m.log, m.handover, m.ln, cfg.Listen)
 	if m.adminLn, err = listenUnix(filepath.Join(cfg.DataDir, "admin.sock"), 0o600); err != nil {
 		return fmt.Errorf("admin socket: %w", err)
 	}
@@ -136,7 +168,8 @@ func (m *Main) open(ctx context.Context) error {
 
 // Run serves on the listeners Open bound and watches the users and
 // credentials for changes, until ctx ends (nil) or a listener fails.
-// SIGHUP reloads.
+// SIGHUP reloads; SIGUSR2 returns errHandover once the binary at
+// authd's path accepts the config (see handover.go).
 func (m *Main) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var watchers sync.WaitGroup
@@ -152,6 +185,9 @@ func (m *Main) Run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 
 	m.log.Info("authd ready", zap.String("event", "ready"), zap.String("listen", m.cfg.Listen), zap.String("public_url", m.cfg.PublicURL),
 		zap.Int("users", m.stores.users.DB().Len()), zap.Int("sessions", m.stores.sessions.Len()),
@@ -160,6 +196,18 @@ func (m *Main) Run(ctx context.Context) error {
 		select {
 		case <-hup:
 			_, _ = m.Reload(ctx)
+		case <-usr2:
+			exe, err := os.Executable()
+			if err == nil {
+				err = m.handover.check(ctx, exe, m.cfgPath)
+			}
+			if err != nil {
+				m.log.Error("handover refused, still serving", zap.String("event", "handover_failed"), zap.Error(err))
+				continue
+			}
+			m.exe = exe
+			m.log.Info("handing over to a new process image", zap.String("event", "handover"), zap.String("exe", exe))
+			return errHandover
 		case err := <-errc:
 			if errors.Is(err, http.ErrServerClosed) {
 				continue
@@ -216,6 +264,11 @@ func (m *Main) Close() error {
 		if ln != nil {
 			_ = ln.Close()
 		}
+	}
+	// The kept copy of the socket outlives Close only for a handover (Run
+	// set exe): otherwise the address must be free when Close returns.
+	if m.handover != nil && m.exe == "" {
+		m.handover.close()
 	}
 	if m.stores != nil {
 		if cerr := m.stores.Close(); cerr != nil {

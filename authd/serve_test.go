@@ -7,7 +7,9 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMainLifecycle drives Main in process: Open, Run, Reload's report
@@ -102,5 +104,57 @@ func TestMainLifecycle(t *testing.T) {
 	}
 	if err := m.Close(); err != nil {
 		t.Fatalf("close: %v", err)
+	}
+}
+
+// TestSIGHUPWhileDraining: a reload (SIGHUP) or handover (SIGUSR2) signal
+// that arrives while authd drains in-flight requests after SIGTERM must not
+// end the process: their default action would kill it mid-drain and cut
+// the requests it is finishing.
+func TestSIGHUPWhileDraining(t *testing.T) {
+	s := newStack(t, "[timeouts]\nread = \"10s\"\nshutdown = \"10s\"\n")
+	s.mustCLI("long enough pw 1\n", "user", "add", "bob")
+	s.start()
+	// A login whose body is still on its way keeps the connection active,
+	// so shutdown waits for it.
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("POST /authd/login HTTP/1.1\r\nHost: app.example.com\r\n" +
+		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=bob")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the handler is reading the body
+	proc := s.proc
+	exited := make(chan error, 1)
+	go func() { exited <- proc.Wait() }()
+	s.proc = nil // waited for here, not by the cleanup
+	t.Cleanup(func() { _ = proc.Process.Kill() })
+	_ = proc.Process.Signal(syscall.SIGTERM)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.logs.String(), "shutting down"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutdown in the log:\n%s", s.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // past Run, into the drain
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR2} {
+		_ = proc.Process.Signal(sig)
+		select {
+		case err := <-exited:
+			t.Fatalf("authd ended on %v while draining: %v\n%s", sig, err, s.logs)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	c.Close() // the in-flight request ends; the drain completes
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after the drain: %v, want status 0\n%s", err, s.logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("authd did not exit after the drain")
 	}
 }

@@ -11,9 +11,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/server"
@@ -113,9 +116,22 @@ func printSessions(list []server.SessionInfo, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, s := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.User, s.Created.Format(time.RFC3339),
-			s.LastSeen.Format(time.RFC3339), s.Expires.Format(time.RFC3339), dash(s.IP), dash(s.UserAgent))
+			s.LastSeen.Format(time.RFC3339), s.Expires.Format(time.RFC3339), dash(s.IP), dash(printable(s.UserAgent)))
 	}
 	return tw.Flush()
+}
+
+// printable replaces what is not a visible character or a plain space with
+// U+FFFD. The user agent is the browser's to choose (nginx and Go pass C1
+// controls such as U+009B, a terminal's CSI, and bidi overrides such as
+// U+202E), and the listing goes to an operator's terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || unicode.IsGraphic(r) && !unicode.IsSpace(r) {
+			return r
+		}
+		return utf8.RuneError
+	}, s)
 }
 
 // redisSessionCmd lists or revokes sessions in Redis directly: every

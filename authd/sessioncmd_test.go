@@ -5,6 +5,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+	"unicode"
+
+	"github.com/authd/authd/authd/internal/server"
 )
 
 // TestSessionRevokeSpellings: session list|revoke -user take any spelling
@@ -88,5 +92,28 @@ func TestSessionRevokeSpellingsRedis(t *testing.T) {
 	s.login("alice", "wrong password 1", "/")
 	if c, _ := s.login("alice", pw, "/"); c != "" {
 		t.Errorf("alice logged in right after a failure under a reloaded account_failures = 1, base_delay = 1m")
+	}
+}
+
+// TestSessionListUserAgentIsInert: the user agent is the browser's to choose
+// and goes to an operator's terminal in `authd session list`. Terminal
+// controls (C1 CSI), bidi overrides and tabs (which would shift the
+// columns) are printed as U+FFFD; ordinary text is kept.
+func TestSessionListUserAgentIsInert(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	list := []server.SessionInfo{{ID: "abcd", User: "ada", Created: t0, LastSeen: t0, Expires: t0, IP: "192.0.2.1",
+		UserAgent: "Mozilla/5.0 (X11) \u009b31mred\u202egnp.exe\tx"}}
+	var b strings.Builder
+	if err := printSessions(list, &b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, r := range strings.TrimSuffix(out, "\n") {
+		if r != ' ' && !unicode.IsGraphic(r) || r == '\u202e' {
+			t.Errorf("listing holds %U: %q", r, out)
+		}
+	}
+	if !strings.Contains(out, "Mozilla/5.0 (X11) ") || len(strings.Fields(out)) != 9 {
+		t.Errorf("listing %q: want the agent's text kept, in one column", out)
 	}
 }

@@ -33,6 +33,11 @@ go test -race -count=1 -run Redis ./authd/...
 echo "==> cluster tests"
 AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
 
+# systemd (systemd-socket-activate, systemd-analyze) and supervisor, for the restart tests: socket
+# activation, the units, supervisorctl signal USR2 (no systemd runs as PID 1 here; nothing starts
+# Debian's own supervisord: the test runs its own).
+apt_ensure systemd supervisor
+
 # The adversarial suite: every SECURITY.md line through real nginx with the shipped snippets
 # (corpora in tests/security/testdata), then a short bounded pass of every fuzz target; a crasher
 # is written to the package's testdata/fuzz and fails the run. AUTHD_FUZZTIME=0 skips fuzzing.

@@ -108,20 +108,23 @@ func look(t testing.TB, env string, names ...string) string {
 	return ""
 }
 
-func newCluster(t *testing.T) *cluster {
+// newClusterDir is a cluster with its directory, its logs folder and the
+// authd binary, and nothing running yet. At cleanup it stops the processes
+// named in stop, in that order, and on failure prints the tails of the logs
+// named in tails.
+func newClusterDir(t *testing.T, stop, tails []string) *cluster {
 	t.Helper()
 	wd, _ := os.Getwd()
 	c := &cluster{t: t, root: filepath.Clean(filepath.Join(wd, "..", "..")), dir: t.TempDir(), procs: map[string]*proc{}}
-	must(t, os.Chmod(c.dir, 0o755)) // nginx workers run as nobody
 	must(t, os.MkdirAll(filepath.Join(c.dir, "logs"), 0o755))
 	t.Cleanup(func() {
-		for _, n := range []string{"nginx", "streamlit-0", "streamlit-1", "authd-0", "authd-1", "redis"} {
+		for _, n := range stop {
 			if p := c.procs[n]; p != nil {
 				p.stop(syscall.SIGTERM)
 			}
 		}
 		if t.Failed() {
-			for _, n := range []string{"authd-0", "authd-1", "redis", "streamlit-0", "nginx-error"} {
+			for _, n := range tails {
 				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", n+".log"))
 				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 				t.Logf("---- %s log (tail) ----\n%s", n, strings.Join(lines[max(0, len(lines)-25):], "\n"))
@@ -133,6 +136,14 @@ func newCluster(t *testing.T) *cluster {
 		c.bin = filepath.Join(c.dir, "authd")
 		must(t, authdtest.Build(c.bin))
 	}
+	return c
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := newClusterDir(t, []string{"nginx", "streamlit-0", "streamlit-1", "authd-0", "authd-1", "redis"},
+		[]string{"authd-0", "authd-1", "redis", "streamlit-0", "nginx-error"})
+	must(t, os.Chmod(c.dir, 0o755)) // nginx workers run as nobody
 	// Distinct loopback addresses, as separate machines would have.
 	for i := range 2 {
 		host := fmt.Sprintf("127.0.0.%d", 11+i)

@@ -11,11 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/authd/authd/tests/internal/authdtest"
 )
 
 // maxStale is the bound the README documents (machine.MaxStale): a revocation is refused on every
@@ -107,27 +104,7 @@ func (b *blackHole) serve(c net.Conn) {
 // blackHole.
 func newMachineCluster(t *testing.T) (*cluster, *blackHole) {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), procs: map[string]*proc{}}
-	must(t, os.MkdirAll(filepath.Join(c.dir, "logs"), 0o755))
-	t.Cleanup(func() {
-		for _, n := range []string{"authd-0", "authd-1", "redis"} {
-			if p := c.procs[n]; p != nil {
-				p.stop(syscall.SIGTERM)
-			}
-		}
-		if t.Failed() {
-			for _, n := range []string{"authd-0", "authd-1"} {
-				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", n+".log"))
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				t.Logf("---- %s log (tail) ----\n%s", n, strings.Join(lines[max(0, len(lines)-25):], "\n"))
-			}
-		}
-	})
-	c.bin = os.Getenv("AUTHD_BIN")
-	if c.bin == "" {
-		c.bin = filepath.Join(c.dir, "authd")
-		must(t, authdtest.Build(c.bin))
-	}
+	c := newClusterDir(t, []string{"authd-0", "authd-1", "redis"}, []string{"authd-0", "authd-1"})
 	for i := range 2 {
 		host := fmt.Sprintf("127.0.0.%d", 11+i)
 		c.authdAddrs[i] = net.JoinHostPort(host, strconv.Itoa(freePort(t, host)))

@@ -107,9 +107,9 @@ server {
 
 // TestDoctorBrokenSite runs real nginx with brokenSite in front of the shared stack's authd and
 // app, shows each mistake through it (a forged X-Forwarded-For opens the office-only path, a
-// forged Remote-User reaches the app, a protected page answers without a login), and expects
-// `authd doctor` (real nginx -T) to name each at its line in site.conf with exit status 1, and
-// nothing else; an unloadable config is exit 2.
+// forged Remote-User and an accepted API token reach the app, a protected page answers without a
+// login), and expects `authd doctor` (real nginx -T) to name each at its line in site.conf with
+// exit status 1, and nothing else; an unloadable config is exit 2.
 func TestDoctorBrokenSite(t *testing.T) {
 	s := sharedStack(t)
 	dir := t.TempDir()
@@ -188,6 +188,14 @@ http {
 	if r.App == nil || strings.Join(r.App.header("Remote-User"), ",") != spoof {
 		t.Fatalf("/app/api/x as ada with a forged Remote-User: got %s, app saw %v; the broken site should pass the forgery (else this test shows nothing)", r, appHeader(r, "Remote-User"))
 	}
+	// The nested location's own proxy_set_header also drops the protect snippet's Authorization
+	// line: an API token authd accepted reaches the app.
+	token := strings.TrimSpace(s.cliOut(t, "", "token", "create", "-user", "ada", "-name", "doctor"))
+	t.Cleanup(func() { s.cliOut(t, "", "token", "revoke", token) })
+	waitFor(t, "the token through the broken site", func() bool {
+		r := broken.do(t, req{target: "/app/api/x", header: http.Header{"Authorization": {"Bearer " + token}}})
+		return r.App != nil && strings.Contains(strings.Join(r.App.header("Authorization"), ","), token)
+	})
 	if r := broken.do(t, req{target: "/admin/report"}); r.Status != 200 || !strings.Contains(r.Body, "quarterly") {
 		t.Fatalf("/admin/report without a login: got %s %q; the broken site should answer it", r, r.Body)
 	}
@@ -211,8 +219,9 @@ http {
 	for _, want := range []string{
 		fmt.Sprintf("%s:%d: location = /_authd/verify does not set X-Forwarded-For", site, verifyLine),
 		fmt.Sprintf("%s:%d: location /app/api/ passes a client's Remote-User", site, apiLine),
+		fmt.Sprintf("%s:%d: location /app/api/ passes the client's Authorization header to the app unchanged", site, apiLine),
 		fmt.Sprintf("%s:%d: return in location /admin/report runs in nginx's rewrite phase, before auth_request", site, returnLine),
-		"3 finding(s) in 1 file(s)",
+		"4 finding(s) in 1 file(s)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -232,6 +241,7 @@ http {
 	}
 	want := []string{
 		fmt.Sprintf("%s:%d verify-client-ip", site, verifyLine),
+		fmt.Sprintf("%s:%d credentials-to-app", site, apiLine),
 		fmt.Sprintf("%s:%d identity-not-cleared", site, apiLine),
 		fmt.Sprintf("%s:%d return-before-auth", site, returnLine),
 	}

@@ -147,6 +147,53 @@ func TestSignedTargetVariantsThroughNginx(t *testing.T) {
 			}
 		})
 	}
+	// A client that reaches the site by an IPv6 literal signs that host; nginx forwards $host with
+	// its brackets, and authd checks the signature against that very host.
+	t.Run("IPv6 literal host", func(t *testing.T) {
+		hostPort := "[::1]:" + strconv.Itoa(s.httpsPort)
+		out, err := exec.Command(s.bin, "sign", "-key", key[0], "-secret-file", secretFile, "https://"+hostPort+"/app/x").Output()
+		if err != nil {
+			t.Fatalf("authd sign: %v", err)
+		}
+		h := strings.TrimSpace(string(out))
+		get := func(host, auth string) *resp {
+			r, err := c.do("GET /app/x HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "\r\n\r\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := get("[::2]:"+strconv.Itoa(s.httpsPort), h); r.Status != http.StatusUnauthorized || r.App != nil {
+			t.Errorf("signed for %s, sent to [::2]: got %s, want 401", hostPort, r)
+		}
+		if r := get(hostPort, h); r.Status != http.StatusOK || r.App == nil {
+			t.Errorf("signed for and sent to %s: got %s, want 200", hostPort, r)
+		}
+	})
+	// nginx's Authorization map folds ASCII letter case only. A scheme spelt with a Unicode
+	// look-alike that folds to ASCII ("ſ", U+017F, for "s") is not authd's either: it must not
+	// sign the request in (nginx would pass it to the app as the app's own header).
+	t.Run("scheme with a Unicode look-alike letter", func(t *testing.T) {
+		h := sign(t, "/app/x")
+		lookalike := strings.Replace(h, "SHA256", "\u017fHA256", 1)
+		if lookalike == h {
+			t.Fatalf("authd sign printed %q, want the %s scheme", h, "AUTHD2-HMAC-SHA256")
+		}
+		r, err := c.do(s.keepAliveGet("/app/x", lookalike))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusUnauthorized || r.App != nil {
+			t.Errorf("sent %q: got %s, want 401", lookalike, r)
+		}
+		r, err = c.do(s.keepAliveGet("/app/x", h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusOK || r.App == nil {
+			t.Errorf("sent as signed after the look-alike: got %s, want 200", r)
+		}
+	})
 }
 
 // TestAuthdCredentialsNeverReachApp: "authd's credentials never reach the app". An Authorization

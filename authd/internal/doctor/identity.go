@@ -50,6 +50,9 @@ func (r *run) identity(l *scope, protected bool) {
 			fromAuthd[d.Arg(0)] = true
 		}
 	}
+	if protected {
+		r.appAuthorization(l, set["authorization"])
+	}
 	var missing, unset []string
 	for _, h := range identityHeaders {
 		d, ok := set[strings.ToLower(h)]
@@ -101,6 +104,23 @@ func (r *run) identity(l *scope, protected bool) {
 	r.addScope(l, "identity-not-cleared",
 		fmt.Sprintf("%s passes a client's %s to the app unchanged: %s", l.name(), headerList(missing), why),
 		fix)
+}
+
+// appAuthorization checks that a protected location does not hand the app
+// the client's Authorization header: authd reads API tokens and signatures
+// from it, and nginx forwards it unless a proxy_set_header replaces it
+// (authd-protect.conf sends the authd_app_authorization map's value, which
+// drops authd's credentials and keeps the app's own schemes).
+func (r *run) appAuthorization(l *scope, d *Directive) {
+	fix := "include authd/authd-protect.conf in this location (it sets proxy_set_header Authorization $authd_app_authorization), after any proxy_set_header of its own"
+	switch {
+	case d == nil:
+		r.addScope(l, "credentials-to-app",
+			fmt.Sprintf("%s passes the client's Authorization header to the app unchanged: an API token authd accepted reaches the app", l.name()), fix)
+	case isClientValue(d.Arg(1)):
+		r.addAt(d, "credentials-to-app",
+			fmt.Sprintf("Authorization is set from %s: an API token authd accepted reaches the app", d.Arg(1)), fix)
+	}
 }
 
 // headerList names a few headers and counts the rest: findings stay one line.

@@ -22,6 +22,30 @@ func cutScheme(h string) (scheme, params string) {
 	return scheme, strings.TrimLeft(params, " ")
 }
 
+// asciiEqualFold reports whether a and b are equal ignoring ASCII letter
+// case only. strings.EqualFold also folds Unicode: "ſ" (U+017F) would match
+// "s" and "K" (U+212A) "k", so "AUTHD2-HMAC-ſHA256" would count as authd's
+// scheme while nginx's map (authd-http.conf), which folds ASCII only,
+// passes the header to the app as someone else's.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 // parseSigned parses the parameters of an AUTHD-HMAC-SHA256 header:
 //
 //	KeyId=<id>, Timestamp=<unix seconds>, Nonce=<nonce>, Signature=<64 lower-case hex>

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -113,11 +112,11 @@ func (v *Verifier) Identify(ctx context.Context, r Request) (id Identity, presen
 	}
 	scheme, params := cutScheme(r.Authorization)
 	switch {
-	case strings.EqualFold(scheme, "Bearer"):
+	case asciiEqualFold(scheme, "Bearer"):
 		id, err = v.bearer(params)
-	case strings.EqualFold(scheme, Scheme):
+	case asciiEqualFold(scheme, Scheme):
 		id, err = v.signed(ctx, r, params)
-	case strings.EqualFold(scheme, RetiredScheme):
+	case asciiEqualFold(scheme, RetiredScheme):
 		err = fmt.Errorf("signature header: %w: retired scheme %s, sign with %s", ErrMalformed, RetiredScheme, Scheme)
 	default:
 		return id, false, nil

@@ -218,6 +218,32 @@ func TestSigned(t *testing.T) {
 	}
 }
 
+// TestSchemeFoldsASCIIOnly: a scheme matches in any ASCII letter case only.
+// nginx's Authorization map folds ASCII only, so a scheme that matched
+// through a Unicode fold ("ſ" for "s", "K" for "k") would authenticate here
+// while nginx passed the header on to the app as someone else's.
+func TestSchemeFoldsASCIIOnly(t *testing.T) {
+	fx := newFixture(t)
+	signed := fx.sign(t, "GET", "https://api.example.com/v1", fx.now, "nonce-0123456789")
+	tests := []struct{ name, auth string }{
+		{"long s in the signature scheme", strings.Replace(signed, "SHA256", "\u017fHA256", 1)},
+		{"long s in the retired scheme", "AUTHD-HMAC-\u017fHA256" + signed[len(Scheme):]},
+		{"Kelvin sign in Bearer's place", "Bearer\u212a " + fx.token},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Request{Method: "GET", URI: "/v1", Host: "api.example.com", Authorization: tt.auth}
+			user, present, err := fx.v.Authenticate(context.Background(), r)
+			if present || user != "" || err != nil {
+				t.Errorf("got %q, %v, %v; want not present", user, present, err)
+			}
+		})
+	}
+	if fx.nonces.Len() != 0 {
+		t.Errorf("%d nonces spent, want 0", fx.nonces.Len())
+	}
+}
+
 func TestSignedReplay(t *testing.T) {
 	fx := newFixture(t)
 	r := Request{Method: "GET", URI: "/x", Host: "h", Authorization: fx.sign(t, "GET", "https://h/x", fx.now, "nonce-0123456789")}

@@ -16,12 +16,16 @@ const livePath = "/session/live"
 
 // relayHeaders are headers a proxy adds. The app asks authd directly; a
 // request carrying any of them came through a proxy, so possibly from a
-// browser, and is refused even from a trusted address.
-var relayHeaders = []string{hdrForwardedFor, "X-Real-Ip", "Forwarded", hdrOriginalURI}
+// browser, and is refused even from a trusted address. Every header the
+// shipped snippets set towards authd is here, not only the address ones:
+// a proxy configured to send only some of them is still a proxy.
+var relayHeaders = []string{hdrForwardedFor, hdrRealIP, "Forwarded", hdrOriginalURI, hdrOriginalMethod,
+	hdrForwardedHost, "X-Forwarded-Proto", "X-Forwarded-Port", "X-Original-Url", "Via"}
 
 // handleLive answers an app that holds a browser's Cookie header: 200 with
 // the user's current identity while the session is live, 401 once it is
-// revoked, expired, or its user locked, deleted or given a new password.
+// revoked, expired, or its user locked, deleted or given a new password,
+// and 503 while the session store cannot be read.
 // Streamlit apps ask on every script run, because an open page's WebSocket
 // is checked by verify only when it opens.
 //
@@ -41,13 +45,21 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request, _ httprouter
 	o := s.cur.Load()
 	if _, trusted := o.peer(r); !trusted || relayed(r) {
 		s.log.Info("session check refused", zap.String("event", "live_check_refused"),
-			zap.String("client_ip", o.clientIP(r).String()), zap.Bool("relayed", relayed(r)))
+			zap.String("client_ip", addrField(o.clientIP(r))), zap.Bool("relayed", relayed(r)))
 		plain(w, http.StatusForbidden, "forbidden")
 		return
 	}
 	now := s.now()
-	key, sess, u, ok := s.authenticate(o, r, now)
+	key, sess, u, ok, unavailable := s.lookupSession(o, r, now)
 	h.Set("Content-Type", "application/json")
+	if unavailable {
+		// Not "signed out": the store could not say. The app stops the
+		// page either way, but tells the user to try again rather than to
+		// sign in again (which would fail as well).
+		w.WriteHeader(http.StatusServiceUnavailable)
+		writeJSON(w, map[string]any{"live": false, "error": "session store unavailable"})
+		return
+	}
 	if !ok {
 		w.WriteHeader(http.StatusUnauthorized)
 		writeJSON(w, map[string]any{"live": false})

@@ -3,10 +3,14 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
@@ -55,6 +59,10 @@ func TestLiveCheck(t *testing.T) {
 		{"relayed by a proxy (X-Real-IP)", alice, "", map[string]string{"X-Real-IP": "203.0.113.9"}, 403, ""},
 		{"relayed by a proxy (Forwarded)", alice, "", map[string]string{"Forwarded": "for=203.0.113.9"}, 403, ""},
 		{"relayed by nginx's verify location", alice, "", map[string]string{"X-Original-URI": "/"}, 403, ""},
+		{"relayed by a proxy (X-Forwarded-Host only)", alice, "", map[string]string{"X-Forwarded-Host": "app.example.com"}, 403, ""},
+		{"relayed by a proxy (X-Forwarded-Proto only)", alice, "", map[string]string{"x-forwarded-proto": "https"}, 403, ""},
+		{"relayed by a proxy (X-Original-Method only)", alice, "", map[string]string{"X-Original-Method": "GET"}, 403, ""},
+		{"relayed by a proxy (Via)", alice, "", map[string]string{"Via": "1.1 lb"}, 403, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,5 +180,68 @@ func TestLiveCheckActivity(t *testing.T) {
 				t.Fatalf("got %d, want %d", w.Code, tt.want)
 			}
 		})
+	}
+}
+
+// TestLiveCheckRefusalLog: a refused check is logged with the client address
+// as every other audit line writes it ("unknown" when a proxy's header names
+// none), never Go's "invalid IP".
+func TestLiveCheckRefusalLog(t *testing.T) {
+	tests := []struct{ name, remote, xff, want string }{
+		{"untrusted peer", "203.0.113.9:5000", "", "203.0.113.9"},
+		{"relayed with an unreadable hop", "", "not-an-address", "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			core, logs := observer.New(zap.InfoLevel)
+			h.srv.log = zap.New(core)
+			extra := map[string]string{}
+			if tt.xff != "" {
+				extra["X-Forwarded-For"] = tt.xff
+			}
+			if w := h.live(h.login("alice"), tt.remote, "", extra); w.Code != 403 {
+				t.Fatalf("got %d, want 403", w.Code)
+			}
+			got := logs.FilterField(zap.String("event", "live_check_refused")).All()
+			if len(got) != 1 {
+				t.Fatalf("got %d refusal lines, want 1", len(got))
+			}
+			if ip := got[0].ContextMap()["client_ip"]; ip != tt.want {
+				t.Errorf("client_ip = %v, want %q", ip, tt.want)
+			}
+		})
+	}
+}
+
+// unreadableStore is a session store whose reads fail, as Redis does when it
+// is down.
+type unreadableStore struct{ *session.Embedded }
+
+func (unreadableStore) Get(context.Context, session.Key) (session.Session, bool, error) {
+	return session.Session{}, false, errors.New("redis: connection refused")
+}
+
+// TestLiveCheckStoreDown: while the session store cannot be read the check
+// answers 503 (the app says "try again"), not 401 (which the app shows as
+// "signed out, sign in again"); verify still denies.
+func TestLiveCheckStoreDown(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	alice := h.login("alice")
+	h.srv.store = unreadableStore{h.store}
+	w := h.live(alice, "", "?active=1", nil)
+	if w.Code != 503 || strings.Contains(w.Body.String(), "alice") {
+		t.Errorf("live check with the store down: got %d %s, want 503 without the identity", w.Code, w.Body)
+	}
+	if got := w.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", got)
+	}
+	hd := map[string]string{"X-Original-URI": "/", "X-Original-Method": "GET", "Cookie": alice}
+	if w := h.do(req{target: "/verify", headers: hd}); w.Code != 401 {
+		t.Errorf("verify with the store down: got %d, want 401", w.Code)
+	}
+	// No cookie at all is still "signed out", store or not.
+	if w := h.live("", "", "", nil); w.Code != 401 {
+		t.Errorf("no cookie with the store down: got %d, want 401", w.Code)
 	}
 }

@@ -14,12 +14,26 @@ import (
 	"github.com/authd/authd/authd/internal/users"
 )
 
+// useMachine gives the server a machine credentials file that edit fills,
+// with an in-memory nonce cache on the harness clock.
+func (h *harness) useMachine(t testing.TB, edit func(r *machine.Records) error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), machine.FileName)
+	if err := machine.Edit(path, edit); err != nil {
+		t.Fatal(err)
+	}
+	mf, err := machine.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.machine = machine.NewVerifier(mf, machine.NewMemoryNonces(0, 0, h.clock.now), machine.DefaultWindow, h.clock.now)
+}
+
 func TestVerifyMachineClients(t *testing.T) {
 	h := newHarness(t, []policy.Rule{{Path: "/admin", Groups: []string{"admin"}}, {Path: "/"}}, nil)
-	path := filepath.Join(t.TempDir(), machine.FileName)
 	var bobToken, malloryToken, secret string
 	var key machine.Key
-	err := machine.Edit(path, func(r *machine.Records) error {
+	h.useMachine(t, func(r *machine.Records) error {
 		var tok machine.Token
 		var err error
 		if bobToken, tok, err = machine.NewToken("bob", "ci", h.clock.now(), time.Hour); err != nil {
@@ -39,14 +53,6 @@ func TestVerifyMachineClients(t *testing.T) {
 		r.Keys = append(r.Keys, key)
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mf, err := machine.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.srv.machine = machine.NewVerifier(mf, machine.NewMemoryNonces(0, 0, h.clock.now), machine.DefaultWindow, h.clock.now)
 	cookie := h.login("alice")
 	signed := func(method, uri string) string {
 		a, err := machine.Sign(method, "https://app.example.com"+uri, key.ID, []byte(secret), h.clock.now(), "")
@@ -95,6 +101,46 @@ func TestVerifyMachineClients(t *testing.T) {
 	}
 }
 
+// TestVerifySignedHostForms: a signature covers the host nginx forwards
+// ($host: lower case, no port, an IPv6 literal in brackets) whatever form the
+// client signed it in; another host is refused.
+func TestVerifySignedHostForms(t *testing.T) {
+	h := newHarness(t, []policy.Rule{{Path: "/"}}, nil)
+	var secret string
+	var key machine.Key
+	h.useMachine(t, func(r *machine.Records) error {
+		var err error
+		secret, key, err = machine.NewKey("bob", "nightly", h.clock.now(), time.Hour)
+		key.UserGeneration = 2 // bob's, in the harness
+		r.Keys = append(r.Keys, key)
+		return err
+	})
+	tests := []struct {
+		name, signedFor, forwarded string
+		want                       int
+	}{
+		{"name", "https://app.example.com/api/x", "app.example.com", 200},
+		{"name with port and case", "https://App.Example.com:8443/api/x", "app.example.com", 200},
+		{"IPv6 literal", "https://[2001:db8::1]/api/x", "[2001:db8::1]", 200},
+		{"IPv6 literal with port", "https://[2001:db8::1]:8443/api/x", "[2001:db8::1]", 200},
+		{"IPv4 literal", "https://192.0.2.1:8443/api/x", "192.0.2.1", 200},
+		{"another IPv6 literal", "https://[2001:db8::1]/api/x", "[2001:db8::2]", 401},
+		{"another name", "https://app.example.com/api/x", "api.example.com", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := machine.Sign("GET", tt.signedFor, key.ID, []byte(secret), h.clock.now(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hd := map[string]string{"X-Original-URI": "/api/x", "X-Original-Method": "GET", "X-Forwarded-Host": tt.forwarded, "Authorization": a}
+			if w := h.do(req{target: "/verify", headers: hd}); w.Code != tt.want {
+				t.Errorf("signed for %s, forwarded host %s: got %d, want %d", tt.signedFor, tt.forwarded, w.Code, tt.want)
+			}
+		})
+	}
+}
+
 // TestVerifyMachineUserChanges: a token or signing key acts as its user only
 // while the user exists, is not locked and keeps the credential generation the
 // credential was issued for. A password change, lock, unlock or delete gives
@@ -115,10 +161,9 @@ func TestVerifyMachineUserChanges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, []policy.Rule{{Path: "/"}}, nil)
-			path := filepath.Join(t.TempDir(), machine.FileName)
 			var token, secret string
 			var key machine.Key
-			err := machine.Edit(path, func(r *machine.Records) error {
+			h.useMachine(t, func(r *machine.Records) error {
 				tok, rec, err := machine.NewToken("bob", "ci", h.clock.now(), time.Hour)
 				rec.UserGeneration = 2
 				token = tok
@@ -131,14 +176,6 @@ func TestVerifyMachineUserChanges(t *testing.T) {
 				r.Keys = append(r.Keys, key)
 				return err
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mf, err := machine.OpenFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.srv.machine = machine.NewVerifier(mf, machine.NewMemoryNonces(0, 0, h.clock.now), machine.DefaultWindow, h.clock.now)
 			verify := func(auth string) int {
 				return h.do(req{target: "/verify", headers: map[string]string{"X-Original-URI": "/x", "X-Original-Method": "GET",
 					"X-Forwarded-Host": "app.example.com", "Authorization": auth}}).Code
@@ -207,22 +244,13 @@ func TestVerifyMachineUserCurrentThroughWrapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, []policy.Rule{{Path: "/"}}, nil)
-			path := filepath.Join(t.TempDir(), machine.FileName)
 			var bobToken string
-			err := machine.Edit(path, func(r *machine.Records) error {
+			h.useMachine(t, func(r *machine.Records) error {
 				tok, rec, err := machine.NewToken("bob", "ci", h.clock.now(), time.Hour)
 				rec.UserGeneration = 2 // bob's, in the harness
 				bobToken, r.Tokens = tok, append(r.Tokens, rec)
 				return err
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mf, err := machine.OpenFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.srv.machine = machine.NewVerifier(mf, machine.NewMemoryNonces(0, 0, h.clock.now), machine.DefaultWindow, h.clock.now)
 			lag := &laggingUsers{File: h.users, err: tt.err}
 			h.srv.users = wrappedUsers{lag}
 

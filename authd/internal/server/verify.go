@@ -49,13 +49,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	// Request metadata counts only from a trusted proxy; without it the
 	// request is unknown and denied rather than guessed.
 	var req policy.Request
-	var uri string
+	var uri, host string
 	ok := false
 	peer, trusted := o.peer(r)
 	if trusted {
 		uri = r.Header.Get(hdrOriginalURI)
 		req.Method = r.Header.Get(hdrOriginalMethod)
-		req.Host = hostOnly(r.Header.Get(hdrForwardedHost))
+		host = r.Header.Get(hdrForwardedHost)
+		req.Host = policy.HostOnly(host)
 		req.Path, ok = policy.Canonical(uri)
 		ok = ok && policy.ValidMethod(req.Method)
 	}
@@ -68,7 +69,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 		// authd's own credentials decide alone: a failure is a 401 even with
 		// a valid cookie, and success never creates or touches a session.
 		// Other schemes (Basic, …) are not ours: the cookie decides.
-		u, viaMachine, authed = s.authenticateMachine(o, r, auth, &req, uri)
+		u, viaMachine, authed = s.authenticateMachine(o, r, auth, &req, uri, host)
 		if viaMachine && !authed {
 			w.WriteHeader(http.StatusUnauthorized)
 			return http.StatusUnauthorized
@@ -126,11 +127,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 // authenticateMachine checks an API token or a signed request. present is
 // false when the request carries no credentials of authd's. The user must
 // exist, not be locked, and still have the credential generation the
-// credential was issued for; their sessions play no part. A user store shared
+// credential was issued for; their sessions play no part. host is the
+// forwarded Host as nginx sent it: a signature covers it in machine's own
+// canonical form, which keeps an IPv6 literal's brackets (HostOnly drops
+// them, and "::1" alone does not parse as a host). A user store shared
 // through Redis is asked for the user's current version first, so a lock,
 // delete or password change on another instance counts at once. Anything that
 // cannot be confirmed is a refusal.
-func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string, req *policy.Request, uri string) (u *users.Entry, present, ok bool) {
+func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string, req *policy.Request, uri, host string) (u *users.Entry, present, ok bool) {
 	fail := func(reason string) (*users.Entry, bool, bool) {
 		s.metrics.login("machine_" + reasonKey(reason))
 		s.log.Info("machine authentication failed", zap.String("event", "machine_auth_failed"),
@@ -146,7 +150,7 @@ func (s *Server) authenticateMachine(o *settings, r *http.Request, auth []string
 	if len(auth) > 1 {
 		return fail("more than one Authorization header")
 	}
-	id, present, err := s.machine.Identify(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: req.Host, Authorization: auth[0]})
+	id, present, err := s.machine.Identify(r.Context(), machine.Request{Method: req.Method, URI: uri, Host: host, Authorization: auth[0]})
 	switch {
 	case !present:
 		return nil, false, false
@@ -178,55 +182,49 @@ func reasonKey(reason string) string {
 	return "other"
 }
 
-// hostOnly lower-cases a Host value and drops its port.
-func hostOnly(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
-		h = h[:i]
-	}
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	for i := 0; i < len(h); i++ {
-		if 'A' <= h[i] && h[i] <= 'Z' {
-			return strings.ToLower(h)
-		}
-	}
-	return h
-}
-
 // authenticate resolves the request's session cookie to a live session and
 // its user. Any doubt — a malformed or repeated cookie, a store error, an
 // expired session, a changed password, a locked or deleted user — is "no".
 func (s *Server) authenticate(o *settings, r *http.Request, now time.Time) (session.Key, session.Session, *users.Entry, bool) {
+	key, sess, u, ok, _ := s.lookupSession(o, r, now)
+	return key, sess, u, ok
+}
+
+// lookupSession is authenticate that also says whether the answer is "no"
+// because the session store could not be read (unavailable true): a caller
+// that can tell an outage from a signed-out user (the live check) says so.
+func (s *Server) lookupSession(o *settings, r *http.Request, now time.Time) (key session.Key, sess session.Session, u *users.Entry, ok, unavailable bool) {
 	var none session.Session
 	v, ok := cookieValue(r.Header, o.CookieName)
 	if !ok {
-		return session.Key{}, none, nil, false
+		return session.Key{}, none, nil, false, false
 	}
-	key, ok := session.Parse(v)
+	key, ok = session.Parse(v)
 	if !ok {
-		return key, none, nil, false
+		return key, none, nil, false, false
 	}
 	sess, found, err := s.store.Get(r.Context(), key)
 	if err != nil {
 		s.metrics.storeErrors.Inc()
 		s.storeErrors.log(s.log, s.now(), err)
-		return key, none, nil, false
+		return key, none, nil, false, true
 	}
 	if !found || !sess.Valid(now) || !o.withinLimits(&sess, now) {
-		return key, none, nil, false
+		return key, none, nil, false, false
 	}
 	db := s.users.DB()
 	if db == nil {
-		return key, none, nil, false
+		return key, none, nil, false, true
 	}
-	u, ok := db.Lookup(sess.User)
+	u, ok = db.Lookup(sess.User)
 	if !ok || u.Disabled || u.Fingerprint != sess.Fingerprint {
 		// The user's credentials changed since login: this session is over.
 		if err := s.store.Delete(r.Context(), key); err != nil {
 			s.log.Warn("session delete failed", zap.Error(err))
 		}
-		return key, none, nil, false
+		return key, none, nil, false, false
 	}
-	return key, sess, u, true
+	return key, sess, u, true, false
 }
 
 // withinLimits holds a session to the timeouts configured now as well as

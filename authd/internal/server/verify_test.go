@@ -160,6 +160,7 @@ func TestVerifyRulesSeeHostMethodAndClient(t *testing.T) {
 	h := newHarness(t, []policy.Rule{
 		{Host: "admin.example.com", Path: "/", Groups: []string{"admin"}},
 		{Path: "/dash", Methods: []string{"GET"}, Roles: []string{"office"}},
+		{Host: "kiosk.example.com", Path: "/", Access: policy.Public},
 		{Path: "/"},
 	}, nil, office)
 	bob := h.login("bob")
@@ -174,6 +175,10 @@ func TestVerifyRulesSeeHostMethodAndClient(t *testing.T) {
 		{"office POST needs login", "app.example.com", "POST", "192.0.2.7", "", "/dash", 401},
 		{"spoofed office address on the left", "app.example.com", "GET", "192.0.2.7, 203.0.113.1", "", "/dash", 401},
 		{"outside office", "app.example.com", "GET", "203.0.113.1", "", "/dash", 401},
+		{"public host in upper case", "KIOSK.Example.com", "GET", "203.0.113.1", "", "/", 200},
+		// nginx passes non-ASCII bytes in Host through; only ASCII letters fold.
+		{"Kelvin sign is not k", "\u212Aiosk.example.com", "GET", "203.0.113.1", "", "/", 401},
+		{"Kelvin sign with upper case", "\u212AIOSK.EXAMPLE.COM", "GET", "203.0.113.1", "", "/", 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

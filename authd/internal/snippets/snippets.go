@@ -63,6 +63,11 @@ func For(listen, prefix, name string) (Params, error) {
 	if prefix == "/" {
 		return p, fmt.Errorf("prefix \"/\" would hand the whole site to authd (got %q)", prefix)
 	}
+	// listen is written into comments too ("# Expects: authd listening on
+	// …"): a line break there would end the comment and start a directive.
+	if strings.ContainsFunc(listen, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return p, fmt.Errorf("listen: must not contain spaces, line breaks or control characters (got %q)", listen)
+	}
 	if sock, ok := strings.CutPrefix(listen, "unix:"); ok {
 		if !path.IsAbs(sock) || path.Clean(sock) != sock || strings.ContainsAny(sock, " \t;{}\"'$#\\") {
 			return p, fmt.Errorf("listen: unix socket path must be absolute, clean, and free of spaces and nginx syntax (got %q)", listen)

@@ -151,6 +151,10 @@ func TestForRefuses(t *testing.T) {
 		{"relative socket", "unix:run/authd.sock", "/authd/", ""},
 		{"socket with a semicolon", "unix:/run/a;b.sock", "/authd/", ""},
 		{"no port", "127.0.0.1", "/authd/", ""},
+		{"line break in the socket path", "unix:/run/authd\nunderscores_in_headers/a.sock", "/authd/", ""},
+		{"line break in the host", "127.0.0.1\nunderscores_in_headers:9091", "/authd/", ""},
+		{"carriage return in the host", "localhost\r:9091", "/authd/", ""},
+		{"control byte in the socket path", "unix:/run/a\x00.sock", "/authd/", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

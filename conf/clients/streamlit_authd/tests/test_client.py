@@ -147,6 +147,7 @@ def fake() -> Iterator[type]:
 @pytest.mark.parametrize("reply", [
     http_reply("500 Internal Server Error", "{}"),
     http_reply("502 Bad Gateway", ""),
+    http_reply("503 Service Unavailable", '{"live": false, "error": "session store unavailable"}'),
     http_reply("200 OK", "not json"),
     http_reply("200 OK", '{"live": false, "user": "ada", "groups": []}'),
     http_reply("200 OK", '{"live": "yes", "user": "ada", "groups": []}'),
@@ -154,7 +155,7 @@ def fake() -> Iterator[type]:
     http_reply("200 OK", '{"live": true, "user": "ada", "groups": "sales"}'),
     http_reply("302 Found", ""),
     b"garbage\r\n\r\n",
-], ids=["500", "502", "not json", "live false", "live not bool", "no user", "groups not list", "redirect", "not http"])
+], ids=["500", "502", "503 store down", "not json", "live false", "live not bool", "no user", "groups not list", "redirect", "not http"])
 def test_bad_answers_fail_closed(fake, reply: bytes) -> None:
     f = fake(reply)
     with pytest.raises(AuthdUnavailable):
