@@ -80,7 +80,13 @@ func TestRedisWaitReplicas(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := NewRedis(primary, "{w"+strconv.Itoa(i)+"}:", time.Now, WithWait(tt.wait, 50*time.Millisecond))
+			// A replica that is up acknowledges within the timeout even on a loaded machine
+			// under the race detector; one that cannot acknowledge makes the write wait it out.
+			timeout := 2 * time.Second
+			if tt.wantErr {
+				timeout = 100 * time.Millisecond
+			}
+			s := NewRedis(primary, "{w"+strconv.Itoa(i)+"}:", time.Now, WithWait(tt.wait, timeout))
 			k := testKey(tt.name)
 			sk := s.sessKey(&k)
 			if tt.stopped {
