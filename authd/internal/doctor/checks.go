@@ -28,14 +28,14 @@ func (r *run) http(h *scope) {
 			return
 		}
 		for _, d := range s.own("underscores_in_headers") {
-			if d.Arg(0) == "on" {
+			if flag(d.Arg(0)) == "on" {
 				r.addAt(d, "underscores-in-headers",
 					"underscores_in_headers on: a client's X_Remote_User reaches the app next to the Remote-User authd set, and some frameworks read both as one (oauth2-proxy CVE-2025-64484)",
 					"remove it (the default is off)")
 			}
 		}
 		for _, d := range s.own("ignore_invalid_headers") {
-			if d.Arg(0) == "off" {
+			if flag(d.Arg(0)) == "off" {
 				r.addAt(d, "ignore-invalid-headers",
 					"ignore_invalid_headers off: headers with underscores and other invalid names are passed to the app, so a client's X_Remote_User arrives even with underscores_in_headers off (oauth2-proxy CVE-2025-64484)",
 					"remove it (the default is on)")
@@ -120,6 +120,13 @@ func serverName(srv *scope) string {
 	}
 	return "server"
 }
+
+// flag normalises the value of an on/off directive: nginx reads it in any
+// letter case (ngx_conf_set_flag_slot compares with ngx_strcasecmp), so
+// `underscores_in_headers ON;` is as on as `on`. Only flag directives: a
+// value such as auth_request's `off` is compared case-sensitively by its
+// module (`auth_request OFF;` asks the URI "OFF").
+func flag(v string) string { return strings.ToLower(v) }
 
 type authState int
 
