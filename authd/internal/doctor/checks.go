@@ -19,7 +19,11 @@ func (r *run) http(h *scope) {
 		}
 		for _, s := range d.Block {
 			if s.Name == "server" && len(s.Args) > 0 {
-				r.upstreams[d.Args[0]] = append(r.upstreams[d.Args[0]], s.Args[0])
+				// Keyed in lower case: nginx finds an upstream by name
+				// in any letter case (ngx_http_upstream_add uses
+				// ngx_strncasecmp), so http://App reaches upstream app.
+				name := strings.ToLower(d.Args[0])
+				r.upstreams[name] = append(r.upstreams[name], s.Args[0])
 			}
 		}
 	}
