@@ -216,7 +216,10 @@ func (r *run) location(srv *scope, l *scope) {
 	switch st {
 	case authNone:
 		if l.first("return") != nil || deniesAll(l) || redirects(l) {
-			return // a redirect, a fixed answer or a refusal: no content
+			// A redirect, a fixed answer or a refusal: no content, unless
+			// an error_page turns the answer into a named location's.
+			r.errorPageToNamed(srv, l)
+			return
 		}
 		what := "serves files from its root"
 		if h := handler(l); h != nil {
@@ -316,6 +319,39 @@ func (r *run) errorPage(srv *scope, l *scope) {
 			r.addAt(d, "error-page-bypass",
 				fmt.Sprintf("error_page %s in %s sends authd's denial to %s (%s:%d), which passes it on (%s): a request authd refused reaches an app", strings.Join(d.Args, " "), l.name(), t.name(), f, line, h.Name),
 				"error_page 401 = @authd_401; (authd/authd-protect.conf) and let 403 stay a 403")
+		}
+	}
+}
+
+// errorPageToNamed reports an error_page, in force in a location that never
+// asks authd, that sends the location's own answer (`return 418;`, `deny
+// all;`) to a named location passing requests on without auth_request:
+// nginx's internal redirect runs the named location's phases, so the app
+// answers a request authd never saw. Named locations are otherwise skipped
+// as unreachable from a browser.
+func (r *run) errorPageToNamed(srv *scope, l *scope) {
+	pages, _ := l.effective("error_page")
+	for _, d := range pages {
+		target := d.Arg(len(d.Args) - 1)
+		if !strings.HasPrefix(target, "@") {
+			continue // a URI target is a location of its own, checked as one
+		}
+		for _, c := range srv.locations() {
+			mod, name := c.match()
+			if mod != "@" || name != target || r.proxiesToAuthd(c) {
+				continue
+			}
+			if st, _ := auth(c); st != authNone {
+				continue
+			}
+			h := handler(c)
+			if h == nil {
+				continue
+			}
+			f, line := c.pos()
+			r.addAt(d, "unprotected-location",
+				fmt.Sprintf("error_page %s in %s sends its answer to %s (%s:%d), which passes requests on (%s) without auth_request: anyone reaches the app there without a login", strings.Join(d.Args, " "), l.name(), c.name(), f, line, h.Name),
+				"include authd/authd-protect.conf in the named location, or drop the error_page")
 		}
 	}
 }
