@@ -112,6 +112,9 @@ func headerList(hs []string) string {
 }
 
 func isClientValue(v string) bool {
+	// nginx lower-cases variable names ($HTTP_X_USER is $http_x_user) and
+	// reads ${name} as $name.
+	v = strings.ReplaceAll(strings.ToLower(v), "${", "$")
 	for _, p := range clientVars {
 		if strings.Contains(v, p) {
 			return true
