@@ -125,11 +125,12 @@ func serverName(srv *scope) string {
 	return "server"
 }
 
-// flag normalises the value of an on/off directive: nginx reads it in any
-// letter case (ngx_conf_set_flag_slot compares with ngx_strcasecmp), so
-// `underscores_in_headers ON;` is as on as `on`. Only flag directives: a
-// value such as auth_request's `off` is compared case-sensitively by its
-// module (`auth_request OFF;` asks the URI "OFF").
+// flag normalises the value of an on/off or enum directive: nginx reads it
+// in any letter case (ngx_conf_set_flag_slot and ngx_conf_set_enum_slot
+// compare with ngx_strcasecmp), so `underscores_in_headers ON;` is as on as
+// `on` and `satisfy Any;` is any. Only such directives: a value such as
+// auth_request's `off` is compared case-sensitively by its module
+// (`auth_request OFF;` asks the URI "OFF").
 func flag(v string) string { return strings.ToLower(v) }
 
 type authState int
@@ -251,7 +252,7 @@ func (r *run) location(srv *scope, l *scope) {
 	for _, d := range l.own("try_files") {
 		r.tryFiles(srv, l, d)
 	}
-	if v, sd := l.value("satisfy"); v == "any" {
+	if v, sd := l.value("satisfy"); flag(v) == "any" {
 		if allows, _ := l.effective("allow"); len(allows) > 0 {
 			// nginx docs (ngx_http_core_module, satisfy): "any" lets a request in when
 			// either allow/deny or auth_request says yes; Gixy-Next issue #40 shows it
