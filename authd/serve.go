@@ -26,13 +26,6 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	// SIGHUP's and SIGUSR2's default action ends the process. Run acts on
-	// them while it serves; before (Open reading the stores) and after
-	// (Close draining requests) a reload or handover signal from systemd or
-	// logrotate must not kill authd, so they are caught for the whole command.
-	early := make(chan os.Signal, 1)
-	signal.Notify(early, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(early)
 	fs, cfgPath := newFlags("serve", stderr)
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
@@ -43,6 +36,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	m := NewMain(*cfgPath, stdout)
 	m.handover = h
+	// Caught from here to the exit or the exec, never released: with Go's
+	// default action a SIGHUP or SIGUSR2 sent while authd is still opening
+	// (systemd's ExecReload right after a start, since Type=simple is
+	// "started" at once; a second USR2 during a handover) or while it
+	// drains would kill it, and the socket with it.
+	m.catchSignals()
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
@@ -86,8 +85,18 @@ type Main struct {
 	ln           net.Listener
 	adminLn      net.Listener
 	reloadMu     sync.Mutex
-	handover     *handover // the socket a SIGUSR2 passes on
-	exe          string    // the binary a handover execs; set once Run accepted one
+	handover     *handover      // the socket a SIGUSR2 passes on
+	exe          string         // the binary a handover execs; set once Run accepted one
+	hup, usr2    chan os.Signal // caught before Open by serve (see catchSignals)
+}
+
+// catchSignals starts catching SIGHUP and SIGUSR2. One that arrives before
+// Run waits in its channel and is acted on once authd is ready.
+func (m *Main) catchSignals() {
+	m.hup = make(chan os.Signal, 1)
+	signal.Notify(m.hup, syscall.SIGHUP)
+	m.usr2 = make(chan os.Signal, 1)
+	signal.Notify(m.usr2, syscall.SIGUSR2)
 }
 
 // NewMain returns a Main for the config at cfgPath that logs to stdout.
@@ -182,12 +191,16 @@ func (m *Main) Run(ctx context.Context) error {
 	watchers.Add(2)
 	go func() { defer watchers.Done(); m.stores.users.Watch(ctx, time.Second, m.onUsersReload) }()
 	go func() { defer watchers.Done(); m.stores.credentials.watch(ctx, time.Second, m.onCredentialsReload) }()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
+	if m.hup == nil {
+		// Not caught by serve (a test's Main): only while Run runs.
+		m.catchSignals()
+		defer func() {
+			signal.Stop(m.hup)
+			signal.Stop(m.usr2)
+			m.hup, m.usr2 = nil, nil
+		}()
+	}
+	hup, usr2 := m.hup, m.usr2
 
 	m.log.Info("authd ready", zap.String("event", "ready"), zap.String("listen", m.cfg.Listen), zap.String("public_url", m.cfg.PublicURL),
 		zap.Int("users", m.stores.users.DB().Len()), zap.Int("sessions", m.stores.sessions.Len()),

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -157,4 +160,100 @@ func TestSIGHUPWhileDraining(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("authd did not exit after the drain")
 	}
+}
+
+// TestServeCatchesSignalsWhileOpening sends SIGHUP to `authd serve` while it
+// is still opening (here: blocked reading its config from a FIFO, as it could
+// be in a slow store open), as systemd's ExecReload does when a reload
+// follows a start (Type=simple counts as started at once). Go's default
+// action for an uncaught SIGHUP would kill authd; it must instead start and
+// apply the reload once ready.
+func TestServeCatchesSignalsWhileOpening(t *testing.T) {
+	s := newStack(t, "")
+	s.mustCLI("long enough pw 1\n", "user", "add", "bob")
+	cfg, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(s.dir, "fifo.toml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cmd := exec.Command(binary, "serve", "-config", fifo)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	// Wait until authd sits in open(2) on the FIFO: it is past start-up
+	// and inside serve's Open.
+	if !waitWchan(cmd.Process.Pid, 10*time.Second, "wait_for_partner", "fifo_open") {
+		t.Fatalf("authd never blocked opening its config FIFO:\n%s", logs)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("a SIGHUP while authd was opening ended it (%v):\n%s", err, logs)
+	case <-time.After(200 * time.Millisecond):
+	}
+	feed := func() {
+		wrote := make(chan error, 1)
+		go func() { wrote <- os.WriteFile(fifo, cfg, 0o600) }()
+		select {
+		case err := <-wrote:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-done:
+			t.Fatalf("authd exited:\n%s", logs)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("authd did not read its config:\n%s", logs)
+		}
+	}
+	feed() // the start's read
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `"event":"ready"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("authd did not become ready:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	feed() // the reload's read: the SIGHUP was kept for when authd is ready
+	for !strings.Contains(logs.String(), `"msg":"config reloaded"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the SIGHUP sent while opening was never applied:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("authd exited (%v):\n%s", err, logs)
+	default:
+	}
+}
+
+// waitWchan waits until one of pid's threads sleeps in one of the kernel
+// functions fns (/proc/PID/task/*/wchan; a FIFO's open waits in
+// wait_for_partner, in fifo_open on older kernels).
+func waitWchan(pid int, d time.Duration, fns ...string) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+		for _, p := range tasks {
+			if b, err := os.ReadFile(p); err == nil && slices.Contains(fns, string(b)) {
+				return true
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
 }

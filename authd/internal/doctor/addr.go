@@ -53,7 +53,7 @@ func (r *run) target(u string) (addrs []string, uri string, ok bool) {
 	if strings.Contains(hostport, "$") {
 		return nil, "", false
 	}
-	if servers, isUp := r.upstreams[hostport]; isUp {
+	if servers, isUp := r.upstreams[strings.ToLower(hostport)]; isUp {
 		return servers, uri, true
 	}
 	if !strings.HasPrefix(hostport, "unix:") {

@@ -19,7 +19,11 @@ func (r *run) http(h *scope) {
 		}
 		for _, s := range d.Block {
 			if s.Name == "server" && len(s.Args) > 0 {
-				r.upstreams[d.Args[0]] = append(r.upstreams[d.Args[0]], s.Args[0])
+				// Keyed in lower case: nginx finds an upstream by name
+				// in any letter case (ngx_http_upstream_add uses
+				// ngx_strncasecmp), so http://App reaches upstream app.
+				name := strings.ToLower(d.Args[0])
+				r.upstreams[name] = append(r.upstreams[name], s.Args[0])
 			}
 		}
 	}
@@ -28,14 +32,14 @@ func (r *run) http(h *scope) {
 			return
 		}
 		for _, d := range s.own("underscores_in_headers") {
-			if d.Arg(0) == "on" {
+			if flag(d.Arg(0)) == "on" {
 				r.addAt(d, "underscores-in-headers",
 					"underscores_in_headers on: a client's X_Remote_User reaches the app next to the Remote-User authd set, and some frameworks read both as one (oauth2-proxy CVE-2025-64484)",
 					"remove it (the default is off)")
 			}
 		}
 		for _, d := range s.own("ignore_invalid_headers") {
-			if d.Arg(0) == "off" {
+			if flag(d.Arg(0)) == "off" {
 				r.addAt(d, "ignore-invalid-headers",
 					"ignore_invalid_headers off: headers with underscores and other invalid names are passed to the app, so a client's X_Remote_User arrives even with underscores_in_headers off (oauth2-proxy CVE-2025-64484)",
 					"remove it (the default is on)")
@@ -121,6 +125,14 @@ func serverName(srv *scope) string {
 	return "server"
 }
 
+// flag normalises the value of an on/off or enum directive: nginx reads it
+// in any letter case (ngx_conf_set_flag_slot and ngx_conf_set_enum_slot
+// compare with ngx_strcasecmp), so `underscores_in_headers ON;` is as on as
+// `on` and `satisfy Any;` is any. Only such directives: a value such as
+// auth_request's `off` is compared case-sensitively by its module
+// (`auth_request OFF;` asks the URI "OFF").
+func flag(v string) string { return strings.ToLower(v) }
+
 type authState int
 
 const (
@@ -205,7 +217,10 @@ func (r *run) location(srv *scope, l *scope) {
 	switch st {
 	case authNone:
 		if l.first("return") != nil || deniesAll(l) || redirects(l) {
-			return // a redirect, a fixed answer or a refusal: no content
+			// A redirect, a fixed answer or a refusal: no content, unless
+			// an error_page turns the answer into a named location's.
+			r.errorPageToNamed(srv, l)
+			return
 		}
 		what := "serves files from its root"
 		if h := handler(l); h != nil {
@@ -237,7 +252,7 @@ func (r *run) location(srv *scope, l *scope) {
 	for _, d := range l.own("try_files") {
 		r.tryFiles(srv, l, d)
 	}
-	if v, sd := l.value("satisfy"); v == "any" {
+	if v, sd := l.value("satisfy"); flag(v) == "any" {
 		if allows, _ := l.effective("allow"); len(allows) > 0 {
 			// nginx docs (ngx_http_core_module, satisfy): "any" lets a request in when
 			// either allow/deny or auth_request says yes; Gixy-Next issue #40 shows it
@@ -305,6 +320,39 @@ func (r *run) errorPage(srv *scope, l *scope) {
 			r.addAt(d, "error-page-bypass",
 				fmt.Sprintf("error_page %s in %s sends authd's denial to %s (%s:%d), which passes it on (%s): a request authd refused reaches an app", strings.Join(d.Args, " "), l.name(), t.name(), f, line, h.Name),
 				"error_page 401 = @authd_401; (authd/authd-protect.conf) and let 403 stay a 403")
+		}
+	}
+}
+
+// errorPageToNamed reports an error_page, in force in a location that never
+// asks authd, that sends the location's own answer (`return 418;`, `deny
+// all;`) to a named location passing requests on without auth_request:
+// nginx's internal redirect runs the named location's phases, so the app
+// answers a request authd never saw. Named locations are otherwise skipped
+// as unreachable from a browser.
+func (r *run) errorPageToNamed(srv *scope, l *scope) {
+	pages, _ := l.effective("error_page")
+	for _, d := range pages {
+		target := d.Arg(len(d.Args) - 1)
+		if !strings.HasPrefix(target, "@") {
+			continue // a URI target is a location of its own, checked as one
+		}
+		for _, c := range srv.locations() {
+			mod, name := c.match()
+			if mod != "@" || name != target || r.proxiesToAuthd(c) {
+				continue
+			}
+			if st, _ := auth(c); st != authNone {
+				continue
+			}
+			h := handler(c)
+			if h == nil {
+				continue
+			}
+			f, line := c.pos()
+			r.addAt(d, "unprotected-location",
+				fmt.Sprintf("error_page %s in %s sends its answer to %s (%s:%d), which passes requests on (%s) without auth_request: anyone reaches the app there without a login", strings.Join(d.Args, " "), l.name(), c.name(), f, line, h.Name),
+				"include authd/authd-protect.conf in the named location, or drop the error_page")
 		}
 	}
 }

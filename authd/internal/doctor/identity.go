@@ -32,7 +32,7 @@ var clientVars = []string{"$http_", "$cookie_", "$arg_", "$args", "$query_string
 // otherwise it is public on purpose (headers must be cleared).
 func (r *run) identity(l *scope, protected bool) {
 	for _, in := range l.inner() {
-		if v, _ := in.value("proxy_pass_request_headers"); v == "off" {
+		if v, _ := in.value("proxy_pass_request_headers"); flag(v) == "off" {
 			return // no client header reaches the app at all
 		}
 	}
@@ -132,6 +132,9 @@ func headerList(hs []string) string {
 }
 
 func isClientValue(v string) bool {
+	// nginx lower-cases variable names ($HTTP_X_USER is $http_x_user) and
+	// reads ${name} as $name.
+	v = strings.ReplaceAll(strings.ToLower(v), "${", "$")
 	for _, p := range clientVars {
 		if strings.Contains(v, p) {
 			return true

@@ -36,7 +36,7 @@ func (r *run) verify(srv *scope, locs []*scope, uri string, ad *Directive) {
 			fmt.Sprintf("proxy_pass http://authd/verify; to authd at %s (authd/authd-server.conf)", r.opt.Listen))
 		return
 	}
-	if body, _ := v.value("proxy_pass_request_body"); body != "off" {
+	if body, _ := v.value("proxy_pass_request_body"); flag(body) != "off" {
 		r.addScope(v, "verify-body",
 			fmt.Sprintf("%s forwards the request body to authd: every upload goes to authd too, which never reads it, and a large one stalls the check", v.name()),
 			"proxy_pass_request_body off; proxy_set_header Content-Length \"\";")
