@@ -88,7 +88,6 @@ fi
 if [[ ! -f /etc/authd/users.toml ]]; then
     install -m 0600 -o authd -g authd /dev/null /etc/authd/users.toml
 fi
-authd check-config -config "$CONF" >/dev/null
 if ! grep -q '^path = "/sales"' "$CONF"; then
     echo "note: $CONF predates the /sales/ and /ops/ apps: add their [[rules]] (see this script) or any signed-in user reaches them" >&2
 fi
@@ -144,6 +143,9 @@ else
     password="$(openssl rand -base64 24 | tr -dc 'A-Za-z0-9' | head -c 20)"
     printf '%s\n' "$password" | authd user add -config "$CONF" -name "Administrator" -groups admin admin >/dev/null
 fi
+
+# After the admin user exists, so its warnings (a rule naming a group nobody is in yet) are current.
+authd check-config -config "$CONF" >/dev/null
 
 echo "==> starting nginx, authd and the demo app"
 if [[ -f /run/authd-demo/supervisord.pid ]] && kill -0 "$(cat /run/authd-demo/supervisord.pid)" 2>/dev/null; then
