@@ -309,3 +309,29 @@ func (c *cluster) checkTokensAfterFailover(t *testing.T) {
 		c.waitStatus(t, i, token, 401, 10*time.Second)
 	}
 }
+
+// sessionsAfterFailover checks on both instances that each session made
+// before a failover still works and that the logged-out one stays out; it
+// returns how many were kept.
+func (c *cluster) sessionsAfterFailover(t *testing.T, cookies []string, gone string) int {
+	t.Helper()
+	kept := 0
+	for i, ck := range cookies {
+		ok := true
+		for node := range 2 {
+			if got := c.verify(node, ck); got != 200 {
+				t.Errorf("session %d after the failover on authd-%d: got %d, want 200 (it was acknowledged by the replica)", i, node, got)
+				ok = false
+			}
+		}
+		if ok {
+			kept++
+		}
+	}
+	for node := range 2 {
+		if got := c.verify(node, gone); got != 401 {
+			t.Errorf("logged-out session after the failover on authd-%d: got %d, want 401", node, got)
+		}
+	}
+	return kept
+}
