@@ -196,28 +196,9 @@ func (c *cluster) startRedis() {
 	waitDial(c.t, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.redisPort)), 10*time.Second)
 }
 
+// writeAuthdConf writes authd instance i's config for the standalone Redis.
 func (c *cluster) writeAuthdConf(i int) {
-	data := filepath.Join(c.dir, fmt.Sprintf("authd-%d", i))
-	must(c.t, os.MkdirAll(data, 0o700))
-	conf := fmt.Sprintf(`listen = %q
-public_url = "https://localhost:%d"
-data_dir = %q
-users_file = %q
-store = "redis"
-
-[throttle]
-account_failures = 3
-ip_failures = 4
-base_delay = "30s"
-max_delay = "60s"
-window = "5m"
-
-[redis]
-addrs = ["127.0.0.1:%d"]
-key_prefix = "cluster:"
-`, c.authdAddrs[i], c.httpsPort, data, filepath.Join(data, "users.toml"), c.redisPort)
-	c.confs[i] = filepath.Join(data, "authd.toml")
-	must(c.t, os.WriteFile(c.confs[i], []byte(conf), 0o600))
+	c.writeConf(i, fmt.Sprintf("addrs = [\"127.0.0.1:%d\"]\nkey_prefix = \"cluster:\"", c.redisPort))
 }
 
 // cli runs an authd command against instance i's config.
