@@ -56,6 +56,8 @@ type Embedded struct {
 
 	damage Damage // set by OpenEmbedded, read-only afterwards
 
+	ends *tombs // why recently ended sessions ended (memory only)
+
 	lock   *os.File
 	closed atomic.Bool
 	stop   chan struct{}
@@ -167,9 +169,19 @@ func (s *Embedded) Touch(_ context.Context, k Key, t time.Time) error {
 	return nil
 }
 
+
 // Delete removes the session under k, durably. A missing session is not an
 // error.
-func (s *Embedded) Delete(_ context.Context, k Key) error {
+func (s *Embedded) Delete(ctx context.Context, k Key) error {
+	return s.End(ctx, k, NotEnded)
+}
+
+// End removes the session under k, durably, and remembers why (unless why
+// is NotEnded) for Ended. A missing session is not an error; its tombstone
+// is still written, so a reason can be given for a cookie whose session
+// another request deleted first.
+func (s *Embedded) End(_ context.Context, k Key, why Reason) error {
+	s.ends.add(s.now(), why, k)
 	s.wmu.RLock()
 	sh := s.shard(&k)
 	sh.mu.Lock()
@@ -196,21 +208,43 @@ func (s *Embedded) Delete(_ context.Context, k Key) error {
 	return nil
 }
 
+// Ended returns why the session under k ended, if it ended (through End,
+// EndUser, EndAll or by expiring) within TombstoneTTL and since this store
+// was opened; NotEnded otherwise.
+func (s *Embedded) Ended(_ context.Context, k Key) (Reason, error) {
+	return s.ends.get(s.now(), k), nil
+}
+
 // DeleteUser removes every session of user, durably, and returns how many
 // there were.
-func (s *Embedded) DeleteUser(_ context.Context, user string) (int, error) {
+func (s *Embedded) DeleteUser(ctx context.Context, user string) (int, error) {
+	return s.EndUser(ctx, user, NotEnded)
+}
+
+// EndUser is DeleteUser that also remembers why each session ended.
+func (s *Embedded) EndUser(_ context.Context, user string, why Reason) (int, error) {
 	h := unique.Make(user)
+	var keys []Key
 	s.wmu.Lock()
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += sh.t.deleteIf(func(r *record) bool { return r.user == h })
+		n += sh.t.deleteIf(func(r *record) bool {
+			if r.user != h {
+				return false
+			}
+			if why != NotEnded {
+				keys = append(keys, r.key)
+			}
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))
 	off, err := s.logMany(n, func(b []byte) []byte { return appendDeleteUser(b, user) })
 	s.wmu.Unlock()
+	s.ends.add(s.now(), why, keys...)
 	if err == nil && n > 0 {
 		err = s.wal.sync(off)
 	}
@@ -221,19 +255,32 @@ func (s *Embedded) DeleteUser(_ context.Context, user string) (int, error) {
 }
 
 // DeleteAll removes every session, durably, and returns how many there were.
-func (s *Embedded) DeleteAll(_ context.Context) (int, error) {
+func (s *Embedded) DeleteAll(ctx context.Context) (int, error) {
+	return s.EndAll(ctx, NotEnded)
+}
+
+// EndAll is DeleteAll that also remembers why each session ended (the
+// newest MaxTombstones of them).
+func (s *Embedded) EndAll(_ context.Context, why Reason) (int, error) {
+	var keys []Key
 	s.wmu.Lock()
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		n += sh.t.n
+		if why != NotEnded {
+			for j := range sh.t.n {
+				keys = append(keys, sh.t.rec(j).key)
+			}
+		}
 		sh.t.reset()
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))
 	off, err := s.logMany(n, appendDeleteAll)
 	s.wmu.Unlock()
+	s.ends.add(s.now(), why, keys...)
 	if err == nil && n > 0 {
 		err = s.wal.sync(off)
 	}
@@ -319,13 +366,21 @@ func (s *Embedded) Ping(_ context.Context) error {
 func (s *Embedded) sweep(now time.Time) int {
 	tn := now.UnixNano()
 	n := 0
+	var keys []Key
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += sh.t.deleteIf(func(r *record) bool { return !r.valid(tn) })
+		n += sh.t.deleteIf(func(r *record) bool {
+			if r.valid(tn) {
+				return false
+			}
+			keys = append(keys, r.key)
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))
+	s.ends.add(now, Expired, keys...)
 	return n
 }
 

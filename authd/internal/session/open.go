@@ -73,7 +73,7 @@ func OpenEmbedded(dir string, now func() time.Time, opts ...Option) (*Embedded, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Embedded{dir: dir, now: now, opts: o, lock: lock, stop: make(chan struct{})}
+	s := &Embedded{dir: dir, now: now, opts: o, lock: lock, stop: make(chan struct{}), ends: newTombs(MaxTombstones)}
 	err = s.load()
 	if err == nil {
 		err = s.recover()

@@ -26,6 +26,7 @@ import (
 //	                w the user's current version (see below)
 //	P su:<user>     sorted set of the user's session keys, scored by deadline
 //	P sa            sorted set of all session keys, scored by deadline
+//	P e:<hex key>   why the session ended (Reason's name), for TombstoneTTL
 //
 // All of them must share a Cluster slot (a hash tag in the prefix), because
 // the scripts below touch several at once.
@@ -428,11 +429,55 @@ func (r *Redis) Touch(ctx context.Context, k Key, t time.Time) error {
 	return nil
 }
 
+// endKey is where the tombstone of the session with hex key hk lives.
+func (r *Redis) endKey(hk string) string { return r.prefix + "e:" + hk }
+
+// bury writes tombstones saying why for the sessions with hex keys hexes.
+// They expire on their own after TombstoneTTL, which bounds their memory.
+func (r *Redis) bury(ctx context.Context, why Reason, hexes ...string) error {
+	if why == NotEnded || len(hexes) == 0 {
+		return nil
+	}
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, h := range hexes {
+			p.Set(ctx, r.endKey(h), why.String(), TombstoneTTL)
+		}
+		return nil
+	})
+	return err
+}
+
+// Ended returns why the session under k ended, if a tombstone says so
+// (End, EndUser, EndAll within TombstoneTTL); NotEnded otherwise. A session
+// that simply expired leaves no tombstone in Redis: its key just vanishes.
+func (r *Redis) Ended(ctx context.Context, k Key) (Reason, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	v, err := r.c.Get(ctx, r.endKey(hex.EncodeToString(k[:]))).Result()
+	if errors.Is(err, redis.Nil) {
+		return NotEnded, nil
+	}
+	if err != nil {
+		return NotEnded, fmt.Errorf("read session tombstone: %w", err)
+	}
+	return ParseReason(v), nil
+}
+
 // Delete removes the session under k. A missing session is not an error.
 func (r *Redis) Delete(ctx context.Context, k Key) error {
+	return r.End(ctx, k, NotEnded)
+}
+
+// End removes the session under k and, unless why is NotEnded, leaves a
+// tombstone saying why for Ended. The tombstone is written first, so no
+// reader sees the session gone without it.
+func (r *Redis) End(ctx context.Context, k Key, why Reason) error {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	sk, hk := r.sessKey(&k), hex.EncodeToString(k[:])
+	if err := r.bury(ctx, why, hk); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
 	for range 5 {
 		u, err := r.c.HGet(ctx, sk, "u").Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -463,6 +508,12 @@ const deleteBatch = 500
 
 // DeleteUser removes every session of user and returns how many there were.
 func (r *Redis) DeleteUser(ctx context.Context, user string) (int, error) {
+	return r.EndUser(ctx, user, NotEnded)
+}
+
+// EndUser is DeleteUser that also leaves a tombstone saying why for each
+// session.
+func (r *Redis) EndUser(ctx context.Context, user string, why Reason) (int, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	idx, total := r.userIndex(user), 0
@@ -473,6 +524,9 @@ func (r *Redis) DeleteUser(ctx context.Context, user string) (int, error) {
 		}
 		if len(hexes) == 0 {
 			return total, nil
+		}
+		if err := r.bury(ctx, why, hexes...); err != nil {
+			return total, fmt.Errorf("delete sessions of user: %w", err)
 		}
 		keys := []string{idx, r.allIndex()}
 		args := make([]any, len(hexes))
@@ -494,9 +548,15 @@ func (r *Redis) DeleteUser(ctx context.Context, user string) (int, error) {
 // DeleteAll removes every session, in batches so Redis never blocks long,
 // and returns how many there were.
 func (r *Redis) DeleteAll(ctx context.Context) (int, error) {
+	return r.EndAll(ctx, NotEnded)
+}
+
+// EndAll is DeleteAll that also leaves a tombstone saying why for each
+// session.
+func (r *Redis) EndAll(ctx context.Context, why Reason) (int, error) {
 	total := 0
 	for {
-		n, left, err := r.deleteAllBatch(ctx)
+		n, left, err := r.deleteAllBatch(ctx, why)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("delete all sessions: %w", err)
@@ -509,12 +569,15 @@ func (r *Redis) DeleteAll(ctx context.Context) (int, error) {
 
 // deleteAllBatch deletes up to deleteBatch sessions named by the all index
 // and returns how many it deleted and how many the index still names.
-func (r *Redis) deleteAllBatch(ctx context.Context) (int, int64, error) {
+func (r *Redis) deleteAllBatch(ctx context.Context, why Reason) (int, int64, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	all := r.allIndex()
 	hexes, err := r.c.ZRange(ctx, all, 0, deleteBatch-1).Result()
 	if err != nil || len(hexes) == 0 {
+		return 0, 0, err
+	}
+	if err := r.bury(ctx, why, hexes...); err != nil {
 		return 0, 0, err
 	}
 	users := make([]*redis.StringCmd, len(hexes))

@@ -20,6 +20,10 @@ type store interface {
 	DeleteUser(ctx context.Context, user string) (int, error)
 	DeleteAll(ctx context.Context) (int, error)
 	List(ctx context.Context, user string) ([]Entry, error)
+	End(ctx context.Context, k Key, why Reason) error
+	EndUser(ctx context.Context, user string, why Reason) (int, error)
+	EndAll(ctx context.Context, why Reason) (int, error)
+	Ended(ctx context.Context, k Key) (Reason, error)
 }
 
 var _ store = (*Embedded)(nil)
@@ -88,6 +92,7 @@ func listKeys(tb testing.TB, s store, user string) []Key {
 // empty store that the suite may use until the test ends.
 func testStore(t *testing.T, open func(t *testing.T) store) {
 	ctx := context.Background()
+	testEnds(t, open)
 
 	t.Run("create then get returns every field", func(t *testing.T) {
 		s := open(t)
