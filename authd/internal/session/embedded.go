@@ -169,7 +169,6 @@ func (s *Embedded) Touch(_ context.Context, k Key, t time.Time) error {
 	return nil
 }
 
-
 // Delete removes the session under k, durably. A missing session is not an
 // error.
 func (s *Embedded) Delete(ctx context.Context, k Key) error {
