@@ -67,6 +67,50 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		o.renderLogin(w, r, http.StatusForbidden, view)
 		return
 	}
+	res := s.checkLogin(r.Context(), o, rawName, password, ip)
+	switch res.verdict {
+	case loginThrottledIP:
+		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
+		view.Error = "Too many sign-in attempts from your network. Try again in " + strconv.Itoa(res.retryAfter) + " seconds."
+		o.renderLogin(w, r, http.StatusTooManyRequests, view)
+		return
+	case loginBusy:
+		o.renderBusy(w, r, view)
+		return
+	case loginFailed:
+		view.Error = "Incorrect username or password."
+		o.renderLogin(w, r, http.StatusUnauthorized, view)
+		return
+	}
+	if _, err := s.completeLogin(o, w, r, res.user, remember, ip, "web"); err != nil {
+		o.renderBusy(w, r, view)
+		return
+	}
+	s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
+}
+
+// loginVerdict is what checkLogin decided.
+type loginVerdict int
+
+const (
+	loginOK          loginVerdict = iota
+	loginFailed                   // wrong name or password, locked, or account throttled: all alike
+	loginThrottledIP              // too many attempts from the client's network; retryAfter says how long
+	loginBusy                     // hashing saturated or a store failed; try again in a moment
+)
+
+type loginResult struct {
+	verdict    loginVerdict
+	user       *users.Entry // for loginOK
+	retryAfter int          // seconds, for loginThrottledIP
+}
+
+// checkLogin is the credential check that the login form and the JSON
+// endpoint share: throttling, the hashing gate, the password check and the
+// failure floor, with their metrics and log lines. Every failure that could
+// tell whether the account exists (unknown user, wrong password, locked,
+// account throttled) is loginFailed, padded to the same time.
+func (s *Server) checkLogin(ctx context.Context, o *settings, rawName, password, ip string) loginResult {
 	name, nameErr := users.Canonical(rawName)
 	logName := name
 	if nameErr != nil {
@@ -76,40 +120,32 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	// The attempt is counted before the password is checked, atomically
 	// with the throttle's verdict, so concurrent guesses cannot all slip
 	// through one check before any of them is counted.
-	v, err := s.thr.Reserve(r.Context(), name, ip)
+	v, err := s.thr.Reserve(ctx, name, ip)
 	if err != nil {
 		s.log.Error("throttle check failed", zap.Error(err))
 		s.loginOutcome("unavailable", logName, ip)
-		o.renderBusy(w, r, view)
-		return
+		return loginResult{verdict: loginBusy}
 	}
 	if v.Wait > 0 && v.Scope == "ip" {
-		secs := int(v.Wait/time.Second) + 1
 		s.loginOutcome("throttled_ip", logName, ip)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		view.Error = "Too many sign-in attempts from your network. Try again in " + strconv.Itoa(secs) + " seconds."
-		o.renderLogin(w, r, http.StatusTooManyRequests, view)
-		return
+		return loginResult{verdict: loginThrottledIP, retryAfter: int(v.Wait/time.Second) + 1}
 	}
 	if len(password) > users.MaxPasswordBytes {
 		if v.Wait == 0 {
-			s.refund(r.Context(), name, ip)
+			s.refund(ctx, name, ip)
 		}
-		s.fail(o, w, r, view, logName, ip, "password_too_long", time.Time{})
-		return
+		return s.fail(ctx, logName, ip, "password_too_long", time.Time{})
 	}
 	if v.Wait > 0 {
 		// A throttled account looks exactly like a wrong password: the
 		// same reply, padded to the same floor.
-		s.fail(o, w, r, view, logName, ip, "throttled_account", time.Now())
-		return
+		return s.fail(ctx, logName, ip, "throttled_account", time.Now())
 	}
 
-	if !o.gate.acquire(r.Context()) {
-		s.refund(r.Context(), name, ip) // no password was checked
+	if !o.gate.acquire(ctx) {
+		s.refund(ctx, name, ip) // no password was checked
 		s.loginOutcome("overloaded", logName, ip)
-		o.renderBusy(w, r, view)
-		return
+		return loginResult{verdict: loginBusy}
 	}
 	start := time.Now()
 	db := s.users.DB()
@@ -137,54 +173,57 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 
 	switch {
 	case u == nil:
-		s.fail(o, w, r, view, logName, ip, "unknown_user", start)
-		return
+		return s.fail(ctx, logName, ip, "unknown_user", start)
 	case !ok:
-		s.fail(o, w, r, view, logName, ip, "bad_password", start)
-		return
+		return s.fail(ctx, logName, ip, "bad_password", start)
 	case u.Disabled:
-		s.fail(o, w, r, view, logName, ip, "disabled", start)
-		return
+		return s.fail(ctx, logName, ip, "disabled", start)
 	}
 	if upgrade {
-		u = s.upgradeHash(r.Context(), o, u, password)
+		u = s.upgradeHash(ctx, o, u, password)
 	}
-	if err := s.thr.Success(r.Context(), name, ip); err != nil {
+	if err := s.thr.Success(ctx, name, ip); err != nil {
 		s.log.Warn("throttle reset failed", zap.Error(err))
 	}
 	// Successes never counted against the IP; take back this one's count.
-	s.refund(r.Context(), name, ip)
-	cookie, key, err := s.startSession(o, r, u, remember, ip)
+	s.refund(ctx, name, ip)
+	return loginResult{verdict: loginOK, user: u}
+}
+
+// completeLogin starts a session for u after checkLogin said yes, sets the
+// session cookie and logs the login; source says which door it came
+// through ("web" or "api"). On error it has logged and counted the
+// failure; the caller answers "unavailable".
+func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Request, u *users.Entry, remember bool, ip, source string) (session.Session, error) {
+	cookie, key, sess, err := s.startSession(o, r, u, remember, ip)
 	if err != nil {
-		s.log.Error("session create failed", zap.String("user", name), zap.Error(err))
-		s.loginOutcome("unavailable", name, ip)
-		o.renderBusy(w, r, view)
-		return
+		s.log.Error("session create failed", zap.String("user", u.Name), zap.Error(err))
+		s.loginOutcome("unavailable", u.Name, ip)
+		return sess, err
 	}
 	s.metrics.login("success")
-	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", name),
-		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()))
+	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", u.Name),
+		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()),
+		zap.String("source", source))
 	maxAge := 0
 	if remember {
 		maxAge = int(o.RememberLifetime / time.Second)
 	}
 	o.setCookie(w, o.CookieName, cookie, maxAge)
 	o.setCookie(w, o.preName, "", -1)
-	s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
+	return sess, nil
 }
 
-// fail answers a failed login. A zero start answers at once; otherwise the
-// reply waits until the pace floor has passed since start, so every failure
+// fail ends a failed login check. A zero start answers at once; otherwise
+// it waits until the pace floor has passed since start, so every failure
 // that could have checked a password takes the same time.
-func (s *Server) fail(o *settings, w http.ResponseWriter, r *http.Request, view loginView, logName, ip, reason string, start time.Time) {
-	if !start.IsZero() && !s.pace.pad(r.Context(), start) {
+func (s *Server) fail(ctx context.Context, logName, ip, reason string, start time.Time) loginResult {
+	if !start.IsZero() && !s.pace.pad(ctx, start) {
 		s.loginOutcome("overloaded", logName, ip)
-		o.renderBusy(w, r, view)
-		return
+		return loginResult{verdict: loginBusy}
 	}
 	s.loginOutcome(reason, logName, ip)
-	view.Error = "Incorrect username or password."
-	o.renderLogin(w, r, http.StatusUnauthorized, view)
+	return loginResult{verdict: loginFailed}
 }
 
 // refund takes back a throttle reservation for an attempt that was not a
@@ -230,10 +269,10 @@ func (s *Server) upgradeHash(ctx context.Context, o *settings, u *users.Entry, p
 	return u
 }
 
-func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, error) {
+func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, session.Session, error) {
 	cookie, key, err := session.New()
 	if err != nil {
-		return "", key, err
+		return "", key, session.Session{}, err
 	}
 	now := s.now()
 	idle, life := o.Idle, o.Lifetime
@@ -244,11 +283,12 @@ func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, reme
 	if len(ua) > 128 {
 		ua = ua[:128]
 	}
-	err = s.store.Create(r.Context(), key, session.Session{
+	sess := session.Session{
 		User: u.Name, Created: now, LastSeen: now, Expires: now.Add(life), Idle: idle,
 		Remember: remember, IP: ip, UserAgent: ua, Fingerprint: u.Fingerprint,
-	})
-	return cookie, key, err
+	}
+	err = s.store.Create(r.Context(), key, sess)
+	return cookie, key, sess, err
 }
 
 // handleLogoutForm asks for confirmation: GET never changes state.
