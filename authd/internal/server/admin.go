@@ -19,6 +19,11 @@ type AdminSessions interface {
 	List(ctx context.Context, user string) ([]session.Entry, error)
 	DeleteUser(ctx context.Context, user string) (int, error)
 	DeleteAll(ctx context.Context) (int, error)
+	// EndUser and EndAll delete like DeleteUser and DeleteAll and leave
+	// a tombstone saying why, which the login page shows to the user
+	// whose session it was (session.Revoked: "ended by an administrator").
+	EndUser(ctx context.Context, user string, why session.Reason) (int, error)
+	EndAll(ctx context.Context, why session.Reason) (int, error)
 }
 
 // AdminUsers is what the admin socket needs from the users: the current
@@ -120,9 +125,9 @@ func (s *Admin) handleRevoke(w http.ResponseWriter, r *http.Request, _ httproute
 	var err error
 	switch {
 	case q.Get("all") == "1":
-		n, err = s.sessions.DeleteAll(r.Context())
+		n, err = s.sessions.EndAll(r.Context(), session.Revoked)
 	case user != "":
-		n, err = s.sessions.DeleteUser(r.Context(), user)
+		n, err = s.sessions.EndUser(r.Context(), user, session.Revoked)
 	default:
 		adminStatus(w, http.StatusBadRequest, "user or all required")
 		return

@@ -24,15 +24,63 @@ const maxLoginBody = 8 << 10
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	o := s.cur.Load()
 	rd := r.URL.Query().Get("rd")
-	if _, _, _, ok := s.authenticate(o, r, s.now()); ok {
+	now := s.now()
+	key, _, _, ok, unavailable := s.lookupSession(o, r, now)
+	if ok {
 		s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
 		return
 	}
-	msg := ""
+	why := session.NotEnded
 	if r.URL.Query().Has("signed_out") {
-		msg = "You have signed out."
+		why = session.SignedOut
+	} else if key != (session.Key{}) && !unavailable {
+		why = s.endReason(o, w, r, key, now)
 	}
-	o.renderLogin(w, r, http.StatusOK, loginView{RD: rd, Notice: msg})
+	o.renderLogin(w, r, http.StatusOK, loginView{RD: rd, Notice: endedNotice(why)})
+}
+
+// endReason says why the session named by the browser's cookie no longer
+// works, and clears the cookie, so the reason shows once. It is only
+// asked when the store answered: an outage must not sign anyone out.
+func (s *Server) endReason(o *settings, w http.ResponseWriter, r *http.Request, key session.Key, now time.Time) session.Reason {
+	o.setCookie(w, o.CookieName, "", -1)
+	why, err := s.store.Ended(r.Context(), key)
+	if err != nil {
+		s.log.Warn("session tombstone read failed", zap.Error(err))
+		return session.NotEnded
+	}
+	if why != session.NotEnded {
+		return why
+	}
+	// Not swept yet (the embedded store), or no tombstone: an expired
+	// record still says so.
+	if sess, found, err := s.store.Get(r.Context(), key); err == nil && found &&
+		(!sess.Valid(now) || !o.withinLimits(&sess, now)) {
+		return session.Expired
+	}
+	return endedUnknown
+}
+
+// endedUnknown is a cookie that names no session and no tombstone: it
+// ended longer ago than the store remembers, or in a way it did not record.
+const endedUnknown = session.Reason(255)
+
+func endedNotice(why session.Reason) string {
+	switch why {
+	case session.NotEnded:
+		return ""
+	case session.SignedOut:
+		return "You have signed out."
+	case session.Expired:
+		return "Your session expired. Please sign in again."
+	case session.Revoked:
+		return "Your session was ended by an administrator. Please sign in again."
+	case session.PasswordChanged:
+		return "Your password was changed. Please sign in with the new password."
+	case session.Locked:
+		return "Your account has been locked. Contact your administrator."
+	}
+	return "Your session has ended. Please sign in again."
 }
 
 // handleLogin checks credentials. Every failure looks the same from outside:
@@ -319,7 +367,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 			plain(w, http.StatusForbidden, "logout form expired; go back and try again")
 			return
 		}
-		if err := s.store.Delete(r.Context(), key); err != nil {
+		if err := s.store.End(r.Context(), key, session.SignedOut); err != nil {
 			s.log.Error("session delete failed", zap.Error(err))
 			plain(w, http.StatusServiceUnavailable, "could not sign out; try again")
 			return
@@ -353,14 +401,7 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, _ httprout
 		writeJSON(w, map[string]string{"error": "unauthenticated", "login": o.Prefix + "login"})
 		return
 	}
-	groups := u.Groups
-	if groups == nil {
-		groups = []string{}
-	}
-	writeJSON(w, map[string]any{
-		"user": u.Name, "name": u.DisplayName, "email": u.Email, "groups": groups,
-		"expires": sess.Expires.UTC().Format(time.RFC3339), "remember": sess.Remember,
-	})
+	writeJSON(w, identityJSON(u, &sess))
 }
 
 func displayName(u *users.Entry) string {

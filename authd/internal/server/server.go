@@ -57,6 +57,11 @@ type SessionStore interface {
 	Get(ctx context.Context, k session.Key) (session.Session, bool, error)
 	Touch(ctx context.Context, k session.Key, t time.Time) error
 	Delete(ctx context.Context, k session.Key) error
+	// End deletes like Delete and remembers why the session ended; Ended
+	// returns that reason for the login page (session.NotEnded when the
+	// store does not know).
+	End(ctx context.Context, k session.Key, why session.Reason) error
+	Ended(ctx context.Context, k session.Key) (session.Reason, error)
 	Ping(ctx context.Context) error
 	Len() int
 }
@@ -220,6 +225,9 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	r.POST(p+"api/login", s.handleAPILogin)
+	r.POST(p+"api/logout", s.handleAPILogout)
+	r.GET(p+"api/me", s.handleAPIMe)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)

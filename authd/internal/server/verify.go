@@ -218,8 +218,16 @@ func (s *Server) lookupSession(o *settings, r *http.Request, now time.Time) (key
 	}
 	u, ok = db.Lookup(sess.User)
 	if !ok || u.Disabled || u.Fingerprint != sess.Fingerprint {
-		// The user's credentials changed since login: this session is over.
-		if err := s.store.Delete(r.Context(), key); err != nil {
+		// The user's credentials changed since login: this session is
+		// over, and the login page will say why.
+		why := session.PasswordChanged
+		switch {
+		case !ok:
+			why = session.Revoked
+		case u.Disabled:
+			why = session.Locked
+		}
+		if err := s.store.End(r.Context(), key, why); err != nil {
 			s.log.Warn("session delete failed", zap.Error(err))
 		}
 		return key, none, nil, false, false
