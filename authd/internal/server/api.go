@@ -12,6 +12,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -100,6 +101,7 @@ func (s *Server) handleAPILogin(w http.ResponseWriter, r *http.Request, _ httpro
 		return
 	}
 	res := s.checkLogin(r.Context(), o, req.Username, req.Password, ip)
+	s.auditFailure(r, res, "api")
 	switch res.verdict {
 	case loginThrottledIP:
 		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
@@ -142,6 +144,7 @@ func (s *Server) handleAPILogout(w http.ResponseWriter, r *http.Request, _ httpr
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
 			zap.String("client_ip", ip), zap.String("session", key.Short()), zap.String("source", "api"))
+		s.record(r.Context(), r, audit.Event{Event: "logout", Actor: sess.User, Source: "api"})
 	}
 	o.setCookie(w, o.CookieName, "", -1)
 	apiHeaders(w)

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
+
 	"encoding/json"
+	"github.com/authd/authd/authd/internal/audit"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -211,5 +214,32 @@ func TestAPILoginPadded(t *testing.T) {
 	h.apiDo("POST", "/authd/api/login", `{"username": "nobody", "password": "x"}`, nil)
 	if took := time.Since(start); took < floor {
 		t.Fatalf("unknown user answered in %v, want at least the floor %v", took, floor)
+	}
+}
+
+// TestAPIAudit: JSON logins and logouts are audit events like the form's,
+// marked with their source.
+func TestAPIAudit(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.apiDo("POST", "/authd/api/login", `{"username": "bob", "password": "nope"}`, nil)
+	w := h.apiDo("POST", "/authd/api/login", `{"username": "alice", "password": "`+testPassword+`"}`, nil)
+	h.apiDo("POST", "/authd/api/logout", "", map[string]string{"Cookie": sessionCookie(t, w)})
+	h.postLogin("bob", "nope", "/", "198.51.100.9", nil)
+	evs, err := h.srv.Audit().Recent(context.Background(), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Event+" "+e.Actor+e.Target+" "+e.Source+" "+e.IP)
+	}
+	want := []string{
+		"login_failed bob web 198.51.100.9",
+		"logout alice api 203.0.113.7",
+		"login_succeeded alice api 203.0.113.7",
+		"login_failed bob api 203.0.113.7",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit events:\n%s\nwant (newest first):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -116,6 +117,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		return
 	}
 	res := s.checkLogin(r.Context(), o, rawName, password, ip)
+	s.auditFailure(r, res, "web")
 	switch res.verdict {
 	case loginThrottledIP:
 		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
@@ -151,6 +153,9 @@ type loginResult struct {
 	verdict    loginVerdict
 	user       *users.Entry // for loginOK
 	retryAfter int          // seconds, for loginThrottledIP
+	// name is the attempted user name (canonical when valid, capped);
+	// reason is the failure's metric label ("bad_password", …).
+	name, reason string
 }
 
 // checkLogin is the credential check that the login form and the JSON
@@ -172,11 +177,11 @@ func (s *Server) checkLogin(ctx context.Context, o *settings, rawName, password,
 	if err != nil {
 		s.log.Error("throttle check failed", zap.Error(err))
 		s.loginOutcome("unavailable", logName, ip)
-		return loginResult{verdict: loginBusy}
+		return loginResult{verdict: loginBusy, name: logName, reason: "unavailable"}
 	}
 	if v.Wait > 0 && v.Scope == "ip" {
 		s.loginOutcome("throttled_ip", logName, ip)
-		return loginResult{verdict: loginThrottledIP, retryAfter: int(v.Wait/time.Second) + 1}
+		return loginResult{verdict: loginThrottledIP, retryAfter: int(v.Wait/time.Second) + 1, name: logName, reason: "throttled_ip"}
 	}
 	if len(password) > users.MaxPasswordBytes {
 		if v.Wait == 0 {
@@ -193,7 +198,7 @@ func (s *Server) checkLogin(ctx context.Context, o *settings, rawName, password,
 	if !o.gate.acquire(ctx) {
 		s.refund(ctx, name, ip) // no password was checked
 		s.loginOutcome("overloaded", logName, ip)
-		return loginResult{verdict: loginBusy}
+		return loginResult{verdict: loginBusy, name: logName, reason: "overloaded"}
 	}
 	start := time.Now()
 	db := s.users.DB()
@@ -235,7 +240,7 @@ func (s *Server) checkLogin(ctx context.Context, o *settings, rawName, password,
 	}
 	// Successes never counted against the IP; take back this one's count.
 	s.refund(ctx, name, ip)
-	return loginResult{verdict: loginOK, user: u}
+	return loginResult{verdict: loginOK, user: u, name: u.Name}
 }
 
 // completeLogin starts a session for u after checkLogin said yes, sets the
@@ -253,6 +258,7 @@ func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Reque
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", u.Name),
 		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()),
 		zap.String("source", source))
+	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: u.Name, Source: source})
 	maxAge := 0
 	if remember {
 		maxAge = int(o.RememberLifetime / time.Second)
@@ -262,16 +268,34 @@ func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Reque
 	return sess, nil
 }
 
+// auditFailure records a refused login in the audit log: failures and
+// throttling as the admin console lists them. Busy answers are not the
+// user's doing and stay in the metrics and the log only.
+func (s *Server) auditFailure(r *http.Request, res loginResult, source string) {
+	ev := "login_failed"
+	switch res.verdict {
+	case loginThrottledIP:
+		ev = "login_throttled"
+	case loginFailed:
+		if res.reason == "throttled_account" {
+			ev = "login_throttled"
+		}
+	default:
+		return
+	}
+	s.record(r.Context(), r, audit.Event{Event: ev, Target: res.name, Source: source, Detail: res.reason})
+}
+
 // fail ends a failed login check. A zero start answers at once; otherwise
 // it waits until the pace floor has passed since start, so every failure
 // that could have checked a password takes the same time.
 func (s *Server) fail(ctx context.Context, logName, ip, reason string, start time.Time) loginResult {
 	if !start.IsZero() && !s.pace.pad(ctx, start) {
 		s.loginOutcome("overloaded", logName, ip)
-		return loginResult{verdict: loginBusy}
+		return loginResult{verdict: loginBusy, name: logName, reason: "overloaded"}
 	}
 	s.loginOutcome(reason, logName, ip)
-	return loginResult{verdict: loginFailed}
+	return loginResult{verdict: loginFailed, name: logName, reason: reason}
 }
 
 // refund takes back a throttle reservation for an attempt that was not a
@@ -374,6 +398,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
 			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("session", key.Short()))
+		s.record(r.Context(), r, audit.Event{Event: "logout", Actor: sess.User})
 	}
 	o.setCookie(w, o.CookieName, "", -1)
 	s.redirect(w, o.Prefix+"login?signed_out=1")
