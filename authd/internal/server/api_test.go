@@ -2,14 +2,14 @@ package server
 
 import (
 	"context"
-
 	"encoding/json"
-	"github.com/authd/authd/authd/internal/audit"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authd/authd/authd/internal/audit"
 )
 
 // apiDo sends a JSON request as a same-origin script would, through nginx.
