@@ -44,6 +44,7 @@ type Config struct {
 	Timeouts Timeouts `toml:"timeouts"`
 	Log      Log      `toml:"log"`
 	Redis    Redis    `toml:"redis"`
+	Branding Branding `toml:"branding"`
 	// Networks name client address ranges that rules refer to.
 	Networks map[string]Network `toml:"networks"`
 	// Rules are matched in order; the first rule whose conditions all match decides.
@@ -127,6 +128,27 @@ type Timeouts struct {
 type Log struct {
 	// Level is "debug", "info", "warn" or "error".
 	Level string `toml:"level"`
+}
+
+// Branding is how authd's own pages look: product name, logo, accent
+// colour and footer links. The zero Branding is authd's plain look.
+type Branding struct {
+	// ProductName is shown above the login form and in page titles; "" shows none.
+	ProductName string `toml:"product_name"`
+	// LogoFile is a PNG, JPEG or SVG file (at most 256 KiB) shown above the
+	// login form; it is read when the config is loaded. "" shows no logo.
+	LogoFile string `toml:"logo_file"`
+	// AccentColor is "#rrggbb" for buttons, links and focus rings; "" keeps
+	// the built-in blue.
+	AccentColor string `toml:"accent_color"`
+	// FooterLinks are shown under the login form (imprint, privacy, help).
+	FooterLinks []Link `toml:"footer_links"`
+}
+
+// Link is a footer link: its text and an absolute http(s) URL or a local path.
+type Link struct {
+	Text string `toml:"text"`
+	URL  string `toml:"url"`
 }
 
 // Rule grants or refuses access to requests that match all of its conditions.

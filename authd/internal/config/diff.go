@@ -15,6 +15,7 @@ var liveKeys = []string{
 	"hash.memory_kib", "hash.time", "hash.threads", "hash.max_bcrypt_cost", "hash.max_concurrent", "hash.max_queue", "hash.queue_timeout",
 	"throttle.account_failures", "throttle.ip_failures", "throttle.base_delay", "throttle.max_delay", "throttle.window", "throttle.max_entries",
 	"log.level", "networks", "rules",
+	"branding.product_name", "branding.logo_file", "branding.accent_color", "branding.footer_links",
 }
 
 // Diff lists the keys whose values differ between old and new, split into

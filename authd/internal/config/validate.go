@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -100,6 +101,7 @@ func (c Config) Validate() error {
 	}
 	c.checkRules(&e)
 	c.checkStore(&e)
+	c.checkBranding(&e)
 	if len(e) == 0 {
 		return nil
 	}
@@ -453,4 +455,56 @@ func fmtDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// Branding limits: what fits the login card on a phone.
+const (
+	maxProductName = 64
+	maxFooterLinks = 8
+	maxLinkText    = 64
+)
+
+func (c Config) checkBranding(e *Errors) {
+	b := c.Branding
+	if n := utf8.RuneCountInString(b.ProductName); n > maxProductName || strings.ContainsFunc(b.ProductName, unicode.IsControl) {
+		e.add("branding.product_name", "must be at most %d characters without control characters (got %q)", maxProductName, b.ProductName)
+	}
+	if b.AccentColor != "" && !validColor(b.AccentColor) {
+		e.add("branding.accent_color", `must be a colour as "#rrggbb" (got %q)`, b.AccentColor)
+	}
+	if len(b.FooterLinks) > maxFooterLinks {
+		e.add("branding.footer_links", "must have at most %d links (got %d)", maxFooterLinks, len(b.FooterLinks))
+	}
+	for i, l := range b.FooterLinks {
+		key := index("branding.footer_links", i)
+		if n := utf8.RuneCountInString(l.Text); n == 0 || n > maxLinkText || strings.ContainsFunc(l.Text, unicode.IsControl) {
+			e.add(key+".text", "must be 1 to %d characters without control characters (got %q)", maxLinkText, l.Text)
+		}
+		if !validLinkURL(l.URL) {
+			e.add(key+".url", `must be an absolute http(s) URL or a local path starting with a single "/" (got %q)`, l.URL)
+		}
+	}
+}
+
+func validColor(s string) bool {
+	if len(s) != 7 || s[0] != '#' {
+		return false
+	}
+	for _, r := range s[1:] {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
+}
+
+func validLinkURL(s string) bool {
+	if s == "" || len(s) > 2048 || strings.ContainsFunc(s, unsafeInURL) {
+		return false
+	}
+	if strings.HasPrefix(s, "/") {
+		return !strings.HasPrefix(s, "//")
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil
 }

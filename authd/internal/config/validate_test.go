@@ -31,6 +31,30 @@ func TestValidateRejects(t *testing.T) {
 		want string // the one problem's key
 	}{
 		{"listen without port", func(c *Config) { c.Listen = "127.0.0.1" }, "listen"},
+		{"accent colour by name", func(c *Config) { c.Branding.AccentColor = "red" }, "branding.accent_color"},
+		{"accent colour short", func(c *Config) { c.Branding.AccentColor = "#abc" }, "branding.accent_color"},
+		{"accent colour not hex", func(c *Config) { c.Branding.AccentColor = "#12345g" }, "branding.accent_color"},
+		{"accent colour injection", func(c *Config) { c.Branding.AccentColor = "#000;}*{" }, "branding.accent_color"},
+		{"product name too long", func(c *Config) { c.Branding.ProductName = strings.Repeat("x", 65) }, "branding.product_name"},
+		{"product name control", func(c *Config) { c.Branding.ProductName = "a\nb" }, "branding.product_name"},
+		{"footer link javascript", func(c *Config) {
+			c.Branding.FooterLinks = []Link{{Text: "x", URL: "javascript:alert(1)"}}
+		}, "branding.footer_links[0].url"},
+		{"footer link protocol-relative", func(c *Config) {
+			c.Branding.FooterLinks = []Link{{Text: "x", URL: "//evil.example/"}}
+		}, "branding.footer_links[0].url"},
+		{"footer link userinfo", func(c *Config) {
+			c.Branding.FooterLinks = []Link{{Text: "x", URL: "https://a@evil.example/"}}
+		}, "branding.footer_links[0].url"},
+		{"footer link without text", func(c *Config) {
+			c.Branding.FooterLinks = []Link{{URL: "/help"}}
+		}, "branding.footer_links[0].text"},
+		{"too many footer links", func(c *Config) {
+			c.Branding.FooterLinks = make([]Link, 9)
+			for i := range c.Branding.FooterLinks {
+				c.Branding.FooterLinks[i] = Link{Text: "x", URL: "/x"}
+			}
+		}, "branding.footer_links"},
 		{"listen port zero", func(c *Config) { c.Listen = "127.0.0.1:0" }, "listen"},
 		{"listen port too big", func(c *Config) { c.Listen = "127.0.0.1:70000" }, "listen"},
 		{"listen named port", func(c *Config) { c.Listen = "127.0.0.1:http" }, "listen"},
@@ -167,6 +191,10 @@ func TestValidateAccepts(t *testing.T) {
 		set  func(*Config)
 	}{
 		{"unix socket", func(c *Config) { c.Listen = "unix:/run/authd/authd.sock" }},
+		{"branding", func(c *Config) {
+			c.Branding = Branding{ProductName: "Acme Analytics — Übersicht", AccentColor: "#0A7F3c", LogoFile: "/etc/authd/logo.svg",
+				FooterLinks: []Link{{Text: "Privacy", URL: "https://example.com/privacy"}, {Text: "Help", URL: "/help/"}}}
+		}},
 		{"ipv6 listen", func(c *Config) { c.Listen = "[::1]:9091" }},
 		{"all interfaces", func(c *Config) { c.Listen = ":9091" }},
 		{"plain http for development", func(c *Config) { c.PublicURL = "http://localhost:8080"; c.Cookie.Insecure = true }},
