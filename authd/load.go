@@ -21,6 +21,13 @@ func loadConfig(path string) (config.Config, error) {
 	if err == nil {
 		err = config.CheckFiles(cfg)
 	}
+	if err == nil && cfg.Branding.LogoFile != "" {
+		// The server reads the logo again when it starts or reloads; this
+		// is so check-config reports a bad one.
+		if _, _, lerr := server.ReadLogo(cfg.Branding.LogoFile); lerr != nil {
+			err = fmt.Errorf("%s has problems:\nbranding.logo_file: %w", path, lerr)
+		}
+	}
 	if err != nil {
 		var ce *config.Errors
 		if errors.As(err, &ce) {
@@ -94,8 +101,17 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		TouchInterval: cfg.Session.TouchInterval.Duration,
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
-		Secret: secret, Build: build,
+		Secret: secret, Build: build, Branding: branding(cfg),
 	}
+}
+
+func branding(cfg config.Config) server.Branding {
+	b := cfg.Branding
+	links := make([]server.Link, len(b.FooterLinks))
+	for i, l := range b.FooterLinks {
+		links[i] = server.Link{Text: l.Text, URL: l.URL}
+	}
+	return server.Branding{ProductName: b.ProductName, LogoFile: b.LogoFile, AccentColor: b.AccentColor, FooterLinks: links}
 }
 
 func hashParams(cfg config.Config) users.Params {

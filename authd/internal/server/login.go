@@ -66,22 +66,23 @@ func (s *Server) endReason(o *settings, w http.ResponseWriter, r *http.Request, 
 // ended longer ago than the store remembers, or in a way it did not record.
 const endedUnknown = session.Reason(255)
 
+// endedNotice is the translation key of the login page's notice for why.
 func endedNotice(why session.Reason) string {
 	switch why {
 	case session.NotEnded:
 		return ""
 	case session.SignedOut:
-		return "You have signed out."
+		return "login.notice.signed_out"
 	case session.Expired:
-		return "Your session expired. Please sign in again."
+		return "login.notice.expired"
 	case session.Revoked:
-		return "Your session was ended by an administrator. Please sign in again."
+		return "login.notice.revoked"
 	case session.PasswordChanged:
-		return "Your password was changed. Please sign in with the new password."
+		return "login.notice.password_changed"
 	case session.Locked:
-		return "Your account has been locked. Contact your administrator."
+		return "login.notice.locked"
 	}
-	return "Your session has ended. Please sign in again."
+	return "login.notice.ended"
 }
 
 // handleLogin checks credentials. Every failure looks the same from outside:
@@ -112,7 +113,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	view := loginView{RD: rd, Username: rawName, Remember: remember}
 	if !o.validCSRF(r, r.PostForm.Get("csrf")) {
 		s.loginOutcome("csrf", capped(rawName), ip)
-		view.Error = "Your sign-in form expired. Please try again."
+		view.Error = "login.error.expired"
 		o.renderLogin(w, r, http.StatusForbidden, view)
 		return
 	}
@@ -121,14 +122,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	switch res.verdict {
 	case loginThrottledIP:
 		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
-		view.Error = "Too many sign-in attempts from your network. Try again in " + strconv.Itoa(res.retryAfter) + " seconds."
+		view.Error, view.ErrorArg = "login.error.throttled", strconv.Itoa(res.retryAfter)
 		o.renderLogin(w, r, http.StatusTooManyRequests, view)
 		return
 	case loginBusy:
 		o.renderBusy(w, r, view)
 		return
 	case loginFailed:
-		view.Error = "Incorrect username or password."
+		view.Error = "login.error.invalid"
 		o.renderLogin(w, r, http.StatusUnauthorized, view)
 		return
 	}
@@ -314,7 +315,7 @@ func (s *Server) loginOutcome(reason, user, ip string) {
 
 func (o *settings) renderBusy(w http.ResponseWriter, r *http.Request, view loginView) {
 	w.Header().Set("Retry-After", "1")
-	view.Error = "Too many sign-ins right now. Please try again in a moment."
+	view.Error = "login.error.busy"
 	o.renderLogin(w, r, http.StatusServiceUnavailable, view)
 }
 
@@ -371,7 +372,7 @@ func (s *Server) handleLogoutForm(w http.ResponseWriter, r *http.Request, _ http
 		s.redirect(w, o.Prefix+"login")
 		return
 	}
-	o.renderLogout(w, logoutView{User: displayName(u), CSRF: o.token("logout", key[:])})
+	o.renderLogout(w, r, logoutView{User: displayName(u), CSRF: o.token("logout", key[:])})
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {

@@ -34,6 +34,8 @@ type page struct {
 	// Nav is extra links in the bar, after "Account".
 	Nav           []navLink
 	Error, Notice string
+	// Brand is the configured look (accent stylesheet, product name).
+	Brand *brand
 }
 
 type navLink struct{ Href, Text string }
@@ -51,7 +53,7 @@ func (s *Server) signedIn(o *settings, w http.ResponseWriter, r *http.Request) (
 
 // page returns the layout fields for p's page titled heading.
 func (o *settings) page(p *pageUser, heading string) page {
-	v := page{Title: o.pages.title, Prefix: o.Prefix, Heading: heading}
+	v := page{Title: o.pages.title, Prefix: o.Prefix, Heading: heading, Brand: o.pages.brand}
 	if p != nil {
 		v.L, v.User = p.L, p.User
 	}

@@ -25,19 +25,32 @@ type pages struct {
 	title, prefix string
 	csp           string
 	files         http.Handler
+	brand         *brand
+	// loginTitle is the configured login heading; "" shows the
+	// translated "Sign in".
+	loginTitle string
 }
 
 type loginView struct {
-	Title, Prefix, Action, CSRF string
-	RD, Username                string
-	Remember                    bool
-	Error, Notice               string
+	Title, Heading, Prefix, Action, CSRF string
+	RD, Username                         string
+	Remember                             bool
+	// Error and Notice are translation keys; ErrorArg fills Error's %s.
+	Error, ErrorArg, Notice string
+	L                       *lang
+	Brand                   *brand
 }
 
 type logoutView struct {
 	Title, Prefix, Action, CSRF string
 	User                        string
+	L                           *lang
+	Brand                       *brand
 }
+
+// defaultLoginTitle is login_title's default; it stands for the
+// translated heading.
+const defaultLoginTitle = "Sign in"
 
 func newPages(o Options, origins map[string]bool) (*pages, error) {
 	t, err := template.ParseFS(assets, "assets/*.html")
@@ -52,6 +65,17 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	if err != nil {
 		return nil, err
 	}
+	br, err := newBrand(o.Branding)
+	if err != nil {
+		return nil, err
+	}
+	title, loginTitle := o.LoginTitle, o.LoginTitle
+	if loginTitle == defaultLoginTitle {
+		loginTitle = ""
+	}
+	if br.Name != "" {
+		title = br.Name
+	}
 	// form-action must also allow where the login's redirect may go.
 	var fa []string
 	for o := range origins {
@@ -61,8 +85,8 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	csp := "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
 	return &pages{
 		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"), set: t, i18n: cat,
-		title: o.LoginTitle, prefix: o.Prefix, csp: csp,
-		files: http.FileServer(http.FS(static)),
+		title: title, loginTitle: loginTitle, prefix: o.Prefix, csp: csp,
+		files: http.FileServer(http.FS(static)), brand: br,
 	}, nil
 }
 
@@ -73,6 +97,9 @@ func (p *pages) static(strip string) httprouter.Handle {
 			plain(w, http.StatusNotFound, "not found")
 			return
 		}
+		if p.brand.serve(w, r, strings.TrimPrefix(ps.ByName("file"), "/")) {
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
@@ -80,7 +107,22 @@ func (p *pages) static(strip string) httprouter.Handle {
 }
 
 func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int, v loginView) {
-	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"login"
+	v.Prefix, v.Action, v.Brand = o.pages.prefix, o.pages.prefix+"login", o.pages.brand
+	v.L = o.lang(r)
+	v.Heading = o.pages.loginTitle
+	if v.Heading == "" {
+		v.Heading = v.L.T("login.heading")
+	}
+	v.Title = v.Heading
+	if v.Brand.Name != "" {
+		v.Title += " · " + v.Brand.Name
+	}
+	if v.ErrorArg != "" {
+		v.Error = v.L.T(v.Error, v.ErrorArg)
+	} else {
+		v.Error = v.L.T(v.Error)
+	}
+	v.Notice = v.L.T(v.Notice)
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
 	if len(v.Username) > 64 {
 		v.Username = v.Username[:64]
@@ -88,8 +130,9 @@ func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int,
 	o.pages.render(w, code, o.pages.login, v)
 }
 
-func (o *settings) renderLogout(w http.ResponseWriter, v logoutView) {
+func (o *settings) renderLogout(w http.ResponseWriter, r *http.Request, v logoutView) {
 	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"logout"
+	v.L, v.Brand = o.lang(r), o.pages.brand
 	o.pages.render(w, http.StatusOK, o.pages.logout, v)
 }
 

@@ -123,6 +123,9 @@ type Options struct {
 	MaxHashQueue     int // logins allowed to wait for a slot
 	HashQueueTimeout time.Duration
 
+	// Branding is the look of authd's own pages.
+	Branding Branding
+
 	// Build names the running binary in /metrics.
 	Build BuildInfo
 
