@@ -18,6 +18,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -88,7 +89,7 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 		if err != nil {
 			return err
 		}
-		if err := notifyUserChange(ctx, cfg, "", false); err != nil {
+		if err := notifyUserChange(ctx, cfg, "", session.NotEnded); err != nil {
 			fmt.Fprintf(stderr, "authd: warning: %v\n", err)
 		}
 		fmt.Fprintf(stdout, "%s %s revoked\n", kind, id)
@@ -103,7 +104,7 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	if err != nil {
 		return err
 	}
-	if err := notifyUserChange(ctx, cfg, "", false); err != nil {
+	if err := notifyUserChange(ctx, cfg, "", session.NotEnded); err != nil {
 		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
 	}
 	fmt.Fprintln(stdout, shown)

@@ -70,7 +70,7 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return printSessions(list, stdout)
 	}
-	n, err := revoke(ctx, cfg, *user, *all)
+	n, err := revoke(ctx, cfg, *user, *all, session.Revoked)
 	if err != nil {
 		return err
 	}
@@ -153,9 +153,9 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user 
 	if sub == "revoke" {
 		var n int
 		if all {
-			n, err = st.DeleteAll(ctx)
+			n, err = st.EndAll(ctx, session.Revoked)
 		} else {
-			n, err = st.DeleteUser(ctx, user)
+			n, err = st.EndUser(ctx, user, session.Revoked)
 		}
 		if err != nil {
 			return err
@@ -222,13 +222,14 @@ func adminCall(ctx context.Context, cfg config.Config, method, path string, out 
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func revoke(ctx context.Context, cfg config.Config, user string, all bool) (int, error) {
+func revoke(ctx context.Context, cfg config.Config, user string, all bool, why session.Reason) (int, error) {
 	q := url.Values{}
 	if all {
 		q.Set("all", "1")
 	} else {
 		q.Set("user", user)
 	}
+	q.Set("reason", why.String())
 	var res struct{ Revoked int }
 	err := adminCall(ctx, cfg, "POST", "/sessions/revoke?"+q.Encode(), &res)
 	if err == nil {
@@ -281,14 +282,15 @@ func listOffline(ctx context.Context, cfg config.Config, user string) ([]server.
 }
 
 // notifyUserChange makes a running authd reload users now and, when the
-// change ends sessions, deletes them; without a running authd the session
-// store is cleaned directly.
-func notifyUserChange(ctx context.Context, cfg config.Config, user string, revokeSessions bool) error {
+// change ends sessions (revokeSessions is not session.NotEnded), deletes
+// them, leaving that reason for the login page; without a running authd the
+// session store is cleaned directly.
+func notifyUserChange(ctx context.Context, cfg config.Config, user string, revokeSessions session.Reason) error {
 	err := adminCall(ctx, cfg, "POST", "/reload", nil)
 	if err != nil && !errors.Is(err, errNotRunning) {
 		return fmt.Errorf("running authd did not reload: %w", err)
 	}
-	if !revokeSessions || user == "" {
+	if revokeSessions == session.NotEnded || user == "" {
 		return nil
 	}
 	if errors.Is(err, errNotRunning) {
@@ -296,7 +298,7 @@ func notifyUserChange(ctx context.Context, cfg config.Config, user string, revok
 			return nil // never started: no sessions to end
 		}
 	}
-	if _, err := revoke(ctx, cfg, user, false); err != nil && !errors.Is(err, errUnknownUser) {
+	if _, err := revoke(ctx, cfg, user, false, revokeSessions); err != nil && !errors.Is(err, errUnknownUser) {
 		// A deleted user is unknown to the running authd by now; with no
 		// sessions left there is nothing to end.
 		return fmt.Errorf("revoke sessions of %s: %w", user, err)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -95,8 +96,7 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	// Make a running authd see the change now, and drop the sessions it ends.
-	revoke := sub == "passwd" || sub == "lock" || sub == "del"
-	if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
+	if err := notifyUserChange(ctx, cfg, name, endReason(sub)); err != nil {
 		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
 	}
 	printUserDone(stdout, sub, name)
@@ -219,7 +219,7 @@ func userImport(ctx context.Context, cfg config.Config, path string, stdout io.W
 	if err != nil {
 		return err
 	}
-	_ = notifyUserChange(ctx, cfg, "", false)
+	_ = notifyUserChange(ctx, cfg, "", session.NotEnded)
 	fmt.Fprintf(stdout, "imported %d users (bcrypt hashes are upgraded to argon2id at each user's next login)\n", len(imported))
 	return nil
 }
@@ -320,8 +320,8 @@ func redisUserEdit(ctx context.Context, cfg config.Config, sub, name, hash strin
 	if err != nil {
 		return err
 	}
-	if sub == "passwd" || sub == "lock" || sub == "del" {
-		if _, err := rs.sessions.DeleteUser(ctx, name); err != nil {
+	if why := endReason(sub); why != session.NotEnded {
+		if _, err := rs.sessions.EndUser(ctx, name, why); err != nil {
 			return fmt.Errorf("revoke sessions of %s: %w", name, err)
 		}
 	}
@@ -429,4 +429,18 @@ func copyUsers(ctx context.Context, cfg config.Config, from, to string, overwrit
 		return nil
 	}
 	return usagef("user import: -from file -to redis, or -from redis -to file (got -from %s -to %s)", from, to)
+}
+
+// endReason is why a user command ends the user's sessions, as the login
+// page will tell them; session.NotEnded for a command that keeps them.
+func endReason(sub string) session.Reason {
+	switch sub {
+	case "passwd":
+		return session.PasswordChanged
+	case "lock":
+		return session.Locked
+	case "del":
+		return session.Revoked
+	}
+	return session.NotEnded
 }

@@ -121,13 +121,20 @@ func (s *Admin) handleRevoke(w http.ResponseWriter, r *http.Request, _ httproute
 	if !ok {
 		return
 	}
+	// reason is what the login page tells the user: the CLI says
+	// password_changed or locked when that is why; anything else (or
+	// nothing) is an administrator's revocation.
+	why := session.ParseReason(q.Get("reason"))
+	if why == session.NotEnded {
+		why = session.Revoked
+	}
 	var n int
 	var err error
 	switch {
 	case q.Get("all") == "1":
-		n, err = s.sessions.EndAll(r.Context(), session.Revoked)
+		n, err = s.sessions.EndAll(r.Context(), why)
 	case user != "":
-		n, err = s.sessions.EndUser(r.Context(), user, session.Revoked)
+		n, err = s.sessions.EndUser(r.Context(), user, why)
 	default:
 		adminStatus(w, http.StatusBadRequest, "user or all required")
 		return

@@ -41,3 +41,29 @@ func TestAdminUserSpellings(t *testing.T) {
 		t.Errorf("a known user without sessions: got %d, want 200", code)
 	}
 }
+
+// TestAdminRevokeReason: the CLI's revocations leave the reason the login
+// page shows; an unknown or missing reason is an administrator's revocation.
+func TestAdminRevokeReason(t *testing.T) {
+	for _, tc := range []struct{ query, want string }{
+		{"", "ended by an administrator"},
+		{"&reason=password_changed", "Your password was changed"},
+		{"&reason=locked", "Your account has been locked"},
+		{"&reason=bogus", "ended by an administrator"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			cookie := h.login("alice")
+			admin := NewAdmin(h.store, h.users, nil, nil, h.clock.now).Handler()
+			w := httptest.NewRecorder()
+			admin.ServeHTTP(w, httptest.NewRequest("POST", "/sessions/revoke?user=alice"+tc.query, nil))
+			if w.Code != 200 {
+				t.Fatalf("revoke: got %d %s", w.Code, w.Body)
+			}
+			page := h.do(req{target: "/authd/login", headers: map[string]string{"Cookie": cookie}})
+			if !strings.Contains(page.Body.String(), tc.want) {
+				t.Fatalf("login page lacks %q:\n%s", tc.want, page.Body)
+			}
+		})
+	}
+}
