@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -118,5 +121,71 @@ func TestJSONEndpointsThroughNginx(t *testing.T) {
 	resp, m = s.apiPost(t, c, "/authd/api/login", `{"username": "grace", "password": "x"}`, "", nil)
 	if resp.StatusCode != 429 || m["error"] != "throttled" || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("throttled address: got %d %v Retry-After %q, want 429 throttled with Retry-After", resp.StatusCode, m, resp.Header.Get("Retry-After"))
+	}
+}
+
+// readmeBlock returns the first fenced block of lang after heading in README.md.
+func readmeBlock(t testing.TB, root, heading, lang string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	must(t, err)
+	s := string(b)
+	i := strings.Index(s, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("README.md has no %q", heading)
+	}
+	s = s[i:]
+	start := strings.Index(s, "\n```"+lang+"\n")
+	if start < 0 {
+		t.Fatalf("README.md %q has no ```%s block", heading, lang)
+	}
+	s = s[start+len("\n```"+lang+"\n"):]
+	end := strings.Index(s, "\n```\n")
+	if end < 0 {
+		t.Fatalf("README.md %q: unterminated ```%s block", heading, lang)
+	}
+	return s[:end+1]
+}
+
+// TestREADMEJSONExamples runs the README's curl and Python requests
+// examples for the JSON endpoints, as written, against nginx with the
+// shipped snippets (SITE pointing at the test site, its certificate
+// trusted through CURL_CA_BUNDLE and REQUESTS_CA_BUNDLE).
+func TestREADMEJSONExamples(t *testing.T) {
+	requireE2E(t)
+	s := newStack(t, "")
+	const heading = "## JSON endpoints: api/login, api/logout, api/me"
+	py := lookTool(t, "STREAMLIT_PYTHON", "/opt/streamlit/venv/bin/python", "python3")
+	lookTool(t, "CURL", "curl")
+	env := append(os.Environ(), "SITE="+s.origin(), "ADA_PASSWORD="+testPassword,
+		"CURL_CA_BUNDLE="+filepath.Join(s.dir, "tls", "cert.pem"), "REQUESTS_CA_BUNDLE="+filepath.Join(s.dir, "tls", "cert.pem"))
+
+	sh := readmeBlock(t, s.root, heading, "sh")
+	// The example sets SITE for the reader's site; the test's SITE wins.
+	sh = strings.Replace(sh, "SITE=https://app.example.com\n", "", 1)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", sh)
+	cmd.Dir, cmd.Env = t.TempDir(), env
+	out, err := cmd.CombinedOutput()
+	t.Logf("curl example printed:\n%s", out)
+	if err != nil {
+		t.Fatalf("curl example: %v", err)
+	}
+	for _, want := range []string{`"user":"ada"`, `"groups":["staff","analysts"]`, "<title>Streamlit</title>", `{"signed_out":true}`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("curl example output lacks %s", want)
+		}
+	}
+
+	cmd = exec.Command(py, "-c", readmeBlock(t, s.root, heading, "python"))
+	cmd.Env = env
+	out, err = cmd.CombinedOutput()
+	t.Logf("requests example printed:\n%s", out)
+	if err != nil {
+		t.Fatalf("requests example: %v", err)
+	}
+	for _, want := range []string{"signed in as ada until ", "['staff', 'analysts']", "\n200\n", "{'signed_out': True}"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("requests example output lacks %q", want)
+		}
 	}
 }
