@@ -198,6 +198,7 @@ func TestAbsoluteURLsFromPublicURLOnly(t *testing.T) {
 			{"/authd/login?rd=/app/x", []string{"Cookie: " + ada}},
 			{"/authd/logout", []string{"Cookie: " + ada}},
 			{"/authd/whoami", []string{"Cookie: " + ada}},
+			{"/authd/api/me", []string{"Cookie: " + ada}},
 			{"/authd/static/style.css", nil},
 			{"/authd/nope", nil},
 		} {
