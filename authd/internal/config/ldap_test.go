@@ -23,7 +23,9 @@ func TestLDAPValid(t *testing.T) {
 		set  func(*LDAP)
 	}{
 		{"ldaps", func(*LDAP) {}},
-		{"start_tls with a CA", func(l *LDAP) { l.URL, l.StartTLS, l.CAFile = "ldap://ldap.example.com:389", true, "/etc/authd/ldap-ca.pem" }},
+		{"start_tls with a CA", func(l *LDAP) {
+			l.URL, l.StartTLS, l.CAFile = "ldap://ldap.example.com:389", true, "/etc/authd/ldap-ca.pem"
+		}},
 		{"plain ldap on loopback", func(l *LDAP) { l.URL = "ldap://127.0.0.1:3389" }},
 		{"anonymous search", func(l *LDAP) { l.BindDN, l.BindPasswordEnv = "", "" }},
 		{"memberof without group_base", func(l *LDAP) { l.GroupSource, l.GroupBase = "memberof", "" }},
