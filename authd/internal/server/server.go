@@ -131,6 +131,10 @@ type Deps struct {
 	// Redis, when the stores use Redis, adds its pool statistics and failed
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
+	// Directory signs in names that have no local account (LDAP);
+	// DirectoryUsers records them in the users store. nil disables it.
+	Directory      Directory
+	DirectoryUsers UserUpdater
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -153,6 +157,10 @@ type Server struct {
 	// credentials or user could not be confirmed current.
 	storeErrors   errorLog
 	machineErrors errorLog
+	// dir and dirUsers are Deps.Directory and Deps.DirectoryUsers (external.go).
+	dir       Directory
+	dirUsers  UserUpdater
+	dirErrors errorLog
 }
 
 // New returns a Server. rules must not be nil.
@@ -171,6 +179,13 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
+	if d.Directory != nil {
+		if d.DirectoryUsers == nil {
+			return nil, errors.New("a directory needs a users store that can record its users")
+		}
+		s.dir, s.dirUsers = d.Directory, d.DirectoryUsers
+		s.dirErrors.msg = "directory unavailable"
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -265,13 +280,21 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 	// intact session, and failing readiness would take the instance out of
 	// service without bringing anything back. The warning stays until an
 	// operator moves the damaged copies out of the data directory.
+	msg := "ok"
 	if d := s.storeDamage(); len(d.Files) > 0 {
-		plain(w, http.StatusOK, fmt.Sprintf("ok\nwarning: session store recovered from damaged files "+
+		msg += fmt.Sprintf("\nwarning: session store recovered from damaged files "+
 			"(%d records lost, %d recovered); copies kept aside in the data directory: %s",
-			d.Records, d.Recovered, strings.Join(d.Files, " ")))
-		return
+			d.Records, d.Recovered, strings.Join(d.Files, " "))
 	}
-	plain(w, http.StatusOK, "ok")
+	// So does a directory that is down: local users and every session still
+	// work, and failing readiness would not bring the directory back.
+	if s.dir != nil {
+		if err := s.dir.Ping(ctx); err != nil {
+			s.dirErrors.log(s.log, time.Now(), err)
+			msg += "\nwarning: the LDAP directory cannot be reached; directory users cannot sign in"
+		}
+	}
+	plain(w, http.StatusOK, msg)
 }
 
 // storeDamage returns what the session store recovered from, if it can tell.
