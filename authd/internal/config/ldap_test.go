@@ -108,3 +108,20 @@ func TestLDAPBindPassword(t *testing.T) {
 		t.Error("unset env: got no error")
 	}
 }
+
+func TestLDAPQuietsUnknownGroupWarnings(t *testing.T) {
+	c := ldapConfig()
+	c.Rules = []Rule{{Path: "/analysts", Allow: "authenticated", Groups: []string{"analysts"}}, {Path: "/", Allow: "authenticated"}}
+	if w := Warnings(c, noAccounts{}); len(w) != 0 {
+		t.Errorf("with a directory: got %q, want no warning for a group only the directory may hold", w)
+	}
+	c.LDAP.URL = ""
+	if w := Warnings(c, noAccounts{}); len(w) != 1 {
+		t.Errorf("without a directory: got %q, want the warning for a group nobody holds", w)
+	}
+}
+
+type noAccounts struct{}
+
+func (noAccounts) HasUser(string) bool  { return false }
+func (noAccounts) HasGroup(string) bool { return false }
