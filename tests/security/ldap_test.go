@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +225,62 @@ func TestLDAPSAndMemberOf(t *testing.T) {
 				http.StatusServiceUnavailable, msgDirectoryDown)
 			expectApp(t, "local ada", bad.get(t, "/app/x", session(bad.login(t, "ada", adaPassword))), "ada")
 		})
+	}
+}
+
+// TestLDAPLoginTimingDoesNotRevealUsers: with a directory, a wrong password for a local user, a
+// wrong password for a directory user, a name that exists nowhere and an account locked in the
+// directory all answer after the same time, within TestLoginTimingDoesNotRevealUsers' tolerance.
+// A directory failure takes no hash (a bind on loopback is ~1 ms), so without the padding to the
+// floor it would answer some 40-100 ms sooner than a local one.
+func TestLDAPLoginTimingDoesNotRevealUsers(t *testing.T) {
+	d := requireSlapd(t)
+	d.lockInDirectory(t, "lena")
+	s := newStack(t, stackOptions{rules: ldapRules, logLevel: "info",
+		tables: "\n[throttle]\naccount_failures = 100000\nip_failures = 100000\n" + d.ldapConfig(d.url(), "")})
+	pre, csrf, _ := s.loginForm(t, "")
+	kinds := []struct{ name, user, pw string }{
+		{"local user, wrong password", "ada", "wrong password"},
+		{"directory user, wrong password", "dora", "wrong password"},
+		{"unknown everywhere", "", "wrong password"},
+		{"locked in the directory", "lena", lenaPassword},
+	}
+	const n = 25
+	times := make([][]time.Duration, len(kinds))
+	for i := -3; i < n; i++ {
+		for k, kind := range kinds {
+			user := kind.user
+			if user == "" {
+				user = fmt.Sprintf("nobody%d", i+10)
+			}
+			form := url.Values{"username": {user}, "password": {kind.pw}, "csrf": {csrf}}
+			start := time.Now()
+			r := s.do(t, req{method: "POST", target: "/authd/login", from: fmt.Sprintf("127.0.3.%d", k+1),
+				cookie: preName + "=" + pre, header: http.Header{"Origin": {s.origin()}}, form: form})
+			took := time.Since(start)
+			if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, msgIncorrect) {
+				t.Fatalf("%s: got %s, want 401 %q", kind.name, r, msgIncorrect)
+			}
+			if i >= 0 {
+				times[k] = append(times[k], took)
+			}
+		}
+	}
+	medians := make([]time.Duration, len(kinds))
+	for k := range kinds {
+		sort.Slice(times[k], func(i, j int) bool { return times[k][i] < times[k][j] })
+		medians[k] = times[k][n/2]
+	}
+	t.Logf("medians: %s %v, %s %v, %s %v, %s %v", kinds[0].name, medians[0], kinds[1].name, medians[1],
+		kinds[2].name, medians[2], kinds[3].name, medians[3])
+	for k := 1; k < len(kinds); k++ {
+		a, b := medians[0], medians[k]
+		slow, diff := max(a, b), a-b
+		if diff < 0 {
+			diff = -diff
+		}
+		if limit := slow*15/100 + 5*time.Millisecond; diff > limit {
+			t.Errorf("%s vs %s: medians %v and %v differ by %v, over the %v tolerance", kinds[0].name, kinds[k].name, a, b, diff, limit)
+		}
 	}
 }
