@@ -130,6 +130,9 @@ func TestLDAPSignIn(t *testing.T) {
 	if out := s.mustCLI(t, "", "user", "list"); !strings.Contains(out, "dora") {
 		t.Errorf("user list: got\n%s\nwant dora's record", out)
 	}
+	if out := s.mustCLI(t, "", "session", "list", "-user", "dora"); strings.Count(out, "dora") != 1 {
+		t.Errorf("session list -user dora: got\n%s\nwant her one session", out)
+	}
 
 	// Refusals: each looks like a wrong local password.
 	local := s.postLogin(t, "ada", "not ada's password", "", "")
@@ -215,14 +218,22 @@ func TestLDAPSAndMemberOf(t *testing.T) {
 	}
 	expectRefused(t, "max, wrong password over ldaps", s.postLogin(t, "max", "not it", "", ""), http.StatusUnauthorized, msgIncorrect)
 
-	for _, tc := range []struct{ name, tables string }{
-		{"ldaps, wrong CA", d.ldapConfig(d.tlsURL(), fmt.Sprintf("ca_file = %q\n", d.otherCA))},
-		{"start_tls, wrong CA", d.ldapConfig(d.url(), fmt.Sprintf("start_tls = true\nca_file = %q\n", d.otherCA))},
+	for _, tc := range []struct {
+		name, tables string
+		code         int
+		msg          string
+	}{
+		{"ldaps, wrong CA", d.ldapConfig(d.tlsURL(), fmt.Sprintf("ca_file = %q\n", d.otherCA)), http.StatusServiceUnavailable, msgDirectoryDown},
+		{"start_tls, wrong CA", d.ldapConfig(d.url(), fmt.Sprintf("start_tls = true\nca_file = %q\n", d.otherCA)), http.StatusServiceUnavailable, msgDirectoryDown},
+		// A filter that matches more than one entry signs nobody in.
+		{"ambiguous filter", d.ldapConfig(d.url(), `user_filter = "(|(uid={name})(uid=dora))"`), http.StatusUnauthorized, msgIncorrect},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := newStack(t, stackOptions{rules: ldapRules, logLevel: "info", tables: tc.tables})
-			expectRefused(t, "max via a directory with an untrusted certificate", bad.postLogin(t, "max", maxPassword, "", ""),
-				http.StatusServiceUnavailable, msgDirectoryDown)
+			expectRefused(t, "max via this directory", bad.postLogin(t, "max", maxPassword, "", ""), tc.code, tc.msg)
+			if log := bad.authdLog(t); tc.code == http.StatusServiceUnavailable && !strings.Contains(log, "certificate signed by unknown authority") {
+				t.Errorf("authd's log does not say why the directory was refused")
+			}
 			expectApp(t, "local ada", bad.get(t, "/app/x", session(bad.login(t, "ada", adaPassword))), "ada")
 		})
 	}

@@ -238,3 +238,22 @@ func sessionSet(w interface{ Result() *http.Response }) bool {
 	}
 	return false
 }
+
+func TestDirectoryFailuresAreThrottled(t *testing.T) {
+	h, d := newDirHarness(t)
+	for i := 0; i < 3; i++ {
+		h.postLogin("dora", "wrong password", "/", "203.0.113.7", nil)
+	}
+	d.mu.Lock()
+	asked := len(d.asked)
+	d.mu.Unlock()
+	w := h.postLogin("dora", dirPassword, "/", "203.0.113.7", nil)
+	if w.Code != http.StatusUnauthorized || sessionSet(w) {
+		t.Errorf("right password after 3 failures: got %d, want 401 (throttled) without a session", w.Code)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.asked) != asked {
+		t.Errorf("the directory was asked while the account was throttled")
+	}
+}
