@@ -151,7 +151,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	if m.dir != nil {
-		deps.Directory, deps.DirectoryUsers = m.dir, st.users
+		deps.Directory = m.dir
 	}
 	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), deps, rules)
 	if err != nil {

@@ -35,7 +35,6 @@ type sessionStore interface {
 // (server.UserStore), plus the reload and watch that serve drives.
 type userStore interface {
 	server.UserStore
-	server.UserUpdater
 	Reload() (changed bool, err error)
 	// ReloadWithin is Reload under new bounds for stored hashes; they stay
 	// the store's only if the users load under them.

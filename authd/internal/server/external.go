@@ -24,18 +24,7 @@ type Directory interface {
 	Ping(ctx context.Context) error
 }
 
-// UserUpdater writes one user record atomically (users.File and
-// users.Redis): a directory sign-in creates or refreshes its user's record,
-// so admins can lock it and rules see its groups.
-type UserUpdater interface {
-	Update(ctx context.Context, name string, fn func(u users.User, exists bool) (nu users.User, del bool, err error)) error
-}
-
-var (
-	_ Directory   = (*idp.LDAP)(nil)
-	_ UserUpdater = (*users.File)(nil)
-	_ UserUpdater = (*users.Redis)(nil)
-)
+var _ Directory = (*idp.LDAP)(nil)
 
 // sourceLDAP is the Source of users who sign in against the directory.
 const sourceLDAP = "ldap"
@@ -199,7 +188,7 @@ func (s *Server) recordDirectoryUser(ctx context.Context, id idp.Identity) (*use
 		}
 	}
 	var reason string
-	err = s.dirUsers.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
+	err = s.users.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
 		if !exists {
 			want.Generation = users.NewGeneration()
 			return want, false, nil

@@ -84,21 +84,12 @@ func newDirHarness(t *testing.T) (*harness, *fakeDirectory) {
 	}
 	thr := throttle.NewMemory(throttle.Config{AccountFailures: 3, IPFailures: 10, BaseDelay: time.Second, MaxDelay: time.Minute, Window: 15 * time.Minute, MaxEntries: 1000}, h.clock.now)
 	srv, err := New(testOptions(), Deps{Users: h.users, Sessions: h.store, Throttle: thr, Now: h.clock.now,
-		Directory: d, DirectoryUsers: h.users}, rs)
+		Directory: d}, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.srv, h.h = srv, srv.Handler()
 	return h, d
-}
-
-func TestDirectoryNeedsUserUpdater(t *testing.T) {
-	h := newHarness(t, nil, nil)
-	rs, _ := policy.New([]policy.Rule{{Path: "/"}}, nil)
-	_, err := New(testOptions(), Deps{Users: h.users, Sessions: h.store, Directory: &fakeDirectory{}}, rs)
-	if err == nil {
-		t.Fatal("a directory without DirectoryUsers: got no error")
-	}
 }
 
 func TestDirectorySignIn(t *testing.T) {

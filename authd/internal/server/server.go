@@ -27,6 +27,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
@@ -42,10 +43,15 @@ import (
 // through the version it reads with each session. It is part of the
 // interface, not an optional extra found by a type assertion, so a store
 // wrapped on its way in cannot silently skip the check.
+//
+// Update is the one way every change to a user is written — the CLI, the
+// admin console, the account pages, invites and external sign-ins — so each
+// change is validated alike and reaches every node through the store.
 type UserStore interface {
 	DB() *users.DB
 	SetHash(name, hash string) error
 	EnsureCurrent(ctx context.Context, name string) error
+	Update(ctx context.Context, name string, fn func(u users.User, exists bool) (nu users.User, del bool, err error)) error
 }
 
 // SessionStore is what the public listener needs from the session store:
@@ -131,10 +137,11 @@ type Deps struct {
 	// Redis, when the stores use Redis, adds its pool statistics and failed
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
-	// Directory signs in names that have no local account (LDAP);
-	// DirectoryUsers records them in the users store. nil disables it.
-	Directory      Directory
-	DirectoryUsers UserUpdater
+	// Audit keeps the audit events; nil keeps the latest ones in memory.
+	Audit audit.Log
+	// Directory signs in names that have no local account (LDAP; see
+	// external.go); nil turns it off.
+	Directory Directory
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -157,9 +164,9 @@ type Server struct {
 	// credentials or user could not be confirmed current.
 	storeErrors   errorLog
 	machineErrors errorLog
-	// dir and dirUsers are Deps.Directory and Deps.DirectoryUsers (external.go).
+	audit         audit.Log
+	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
 	dir       Directory
-	dirUsers  UserUpdater
 	dirErrors errorLog
 }
 
@@ -177,15 +184,14 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
+		audit: d.Audit,
+	}
+	if s.audit == nil {
+		s.audit = audit.NewMemory(1000)
 	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
-	if d.Directory != nil {
-		if d.DirectoryUsers == nil {
-			return nil, errors.New("a directory needs a users store that can record its users")
-		}
-		s.dir, s.dirUsers = d.Directory, d.DirectoryUsers
-		s.dirErrors.msg = "directory unavailable"
-	}
+	s.dir = d.Directory
+	s.dirErrors.msg = "directory unavailable"
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -113,20 +113,24 @@ func (f *File) SetHash(name, hash string) error {
 	return nil
 }
 
-// Update passes user name (exists false: no such user) to fn and writes what fn returns
-// through Edit, then reloads; del true deletes the user. fn's user must keep the name. It has
-// the signature of Redis.Update, so a directory sign-in records its user in either store.
-func (f *File) Update(ctx context.Context, name string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
+// Update passes user name (exists false: no such user) to fn and writes what
+// fn returns, under the file's edit lock, then reloads; del true deletes the
+// user. It is users.Redis.Update for the file, so the CLI, the admin console
+// and the account pages change users through one path. fn's user must be
+// valid and keep the name; on any error the file is left as it was.
+func (f *File) Update(_ context.Context, name string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
 	err := edit(f.Path(), *f.lim.Load(), func(us []User) ([]User, error) {
 		i := slices.IndexFunc(us, func(u User) bool { return u.Name == name })
 		var cur User
 		if i >= 0 {
 			cur = us[i]
+			cur.Groups = slices.Clone(cur.Groups)
 		}
 		nu, del, err := fn(cur, i >= 0)
-		switch {
-		case err != nil:
+		if err != nil {
 			return nil, err
+		}
+		switch {
 		case del && i >= 0:
 			return slices.Delete(us, i, i+1), nil
 		case del:
@@ -136,8 +140,9 @@ func (f *File) Update(ctx context.Context, name string, fn func(u User, exists b
 		case i >= 0:
 			us[i] = nu
 			return us, nil
+		default:
+			return append(us, nu), nil
 		}
-		return append(us, nu), nil
 	})
 	if err != nil {
 		return err

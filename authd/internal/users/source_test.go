@@ -37,7 +37,7 @@ func TestSourceAllowsEmptyHash(t *testing.T) {
 	}
 }
 
-func TestFileUpdate(t *testing.T) {
+func TestFileUpdateKeepsSource(t *testing.T) {
 	path := writeTestFile(t)
 	f, err := OpenFile(path, DefaultLimits())
 	if err != nil {
