@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/idp"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -95,7 +96,7 @@ func (s *Server) loginDirectory(o *settings, w http.ResponseWriter, r *http.Requ
 		return
 	}
 
-	u, reason, err := s.recordDirectoryUser(ctx, id)
+	u, reason, err := s.recordDirectoryUser(ctx, r, id)
 	if err != nil {
 		if reason == "unavailable" {
 			s.log.Error("directory user not recorded", zap.String("user", name), zap.Error(err))
@@ -123,6 +124,7 @@ func (s *Server) loginDirectory(o *settings, w http.ResponseWriter, r *http.Requ
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", u.Name),
 		zap.String("source", sourceLDAP), zap.Strings("groups", u.Groups),
 		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()))
+	s.record(ctx, r, audit.Event{Event: "login_succeeded", Actor: u.Name, Source: sourceLDAP, Detail: "session " + key.Short()})
 	maxAge := 0
 	if remember {
 		maxAge = int(o.RememberLifetime / time.Second)
@@ -159,7 +161,7 @@ func (s *Server) directoryOutcome(reason, user, ip string) {
 // Generation only when created, so a refresh ends no session) and returns
 // it. It refuses a name held by a local account or locked in authd; reason
 // is the log word for a refusal, "unavailable" when the store failed.
-func (s *Server) recordDirectoryUser(ctx context.Context, id idp.Identity) (*users.Entry, string, error) {
+func (s *Server) recordDirectoryUser(ctx context.Context, r *http.Request, id idp.Identity) (*users.Entry, string, error) {
 	name, err := users.Canonical(id.Name)
 	if err != nil {
 		return nil, "bad_directory_name", err
@@ -188,7 +190,9 @@ func (s *Server) recordDirectoryUser(ctx context.Context, id idp.Identity) (*use
 		}
 	}
 	var reason string
+	created := false
 	err = s.users.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
+		created = !exists
 		if !exists {
 			want.Generation = users.NewGeneration()
 			return want, false, nil
@@ -206,6 +210,12 @@ func (s *Server) recordDirectoryUser(ctx context.Context, id idp.Identity) (*use
 		}
 		return nil, reason, err
 	}
+	ev := audit.Event{Event: "user_updated", Target: name, Source: sourceLDAP,
+		Detail: "refreshed from the directory; groups: " + strings.Join(want.Groups, ",")}
+	if created {
+		ev.Event, ev.Detail = "user_created", "first sign-in from the directory; groups: "+strings.Join(want.Groups, ",")
+	}
+	s.record(ctx, r, ev)
 	e, ok := s.users.DB().Lookup(name)
 	if !ok {
 		return nil, "unavailable", errors.New("user missing after update")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/idp"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -124,6 +125,21 @@ func TestDirectorySignIn(t *testing.T) {
 	}
 	if v := h.verify("/other", c); v.Code != http.StatusOK {
 		t.Errorf("old session at /other: got %d, want 200", v.Code)
+	}
+	evs, err := h.srv.Audit().Recent(context.Background(), audit.Filter{User: "dora"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		if e.Source != "ldap" {
+			t.Errorf("audit event %+v: source %q, want ldap", e, e.Source)
+		}
+		got = append(got, e.Event)
+	}
+	// Newest first: the second sign-in changed the groups, the first created the record.
+	if want := []string{"login_succeeded", "user_updated", "login_succeeded", "user_created"}; !slices.Equal(got, want) {
+		t.Errorf("audit events: got %q, want %q", got, want)
 	}
 }
 
