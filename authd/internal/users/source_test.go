@@ -87,3 +87,24 @@ func TestFileUpdateKeepsSource(t *testing.T) {
 		t.Fatalf("got %d users, want the file's 2 untouched", f.DB().Len())
 	}
 }
+
+func TestRedisKeepsSource(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addRedisUser(t, a, User{Name: "dora", Source: "ldap", Groups: []string{"analysts"}, Generation: 9})
+	if err := a.Update(ctx, "eve", func(User, bool) (User, bool, error) { return User{Name: "eve", Generation: 1}, false, nil }); err == nil {
+		t.Fatal("a local user without hash: got no error")
+	}
+	b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, ok := b.DB().Lookup("dora")
+	if !ok || u.Source != "ldap" || u.Hash != "" || u.Generation != 9 {
+		t.Fatalf("dora read back: got %+v, %v; want source ldap, no hash, generation 9", u, ok)
+	}
+}
