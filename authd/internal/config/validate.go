@@ -102,6 +102,7 @@ func (c Config) Validate() error {
 	c.checkRules(&e)
 	c.checkStore(&e)
 	c.checkBranding(&e)
+	c.checkLDAP(&e)
 	if len(e) == 0 {
 		return nil
 	}

@@ -31,6 +31,7 @@ const (
 	apiThrottled    = "throttled"
 	apiUnavailable  = "unavailable"
 	apiUnauthorized = "unauthenticated"
+	apiNotAllowed   = "not_allowed"
 )
 
 type apiLoginRequest struct {
@@ -100,7 +101,7 @@ func (s *Server) handleAPILogin(w http.ResponseWriter, r *http.Request, _ httpro
 		apiError(w, http.StatusBadRequest, apiBadRequest, msg)
 		return
 	}
-	res := s.checkLogin(r.Context(), o, req.Username, req.Password, ip)
+	res := s.checkLogin(r.Context(), r, o, req.Username, req.Password, ip)
 	s.auditFailure(r, res, "api")
 	switch res.verdict {
 	case loginThrottledIP:
@@ -115,8 +116,15 @@ func (s *Server) handleAPILogin(w http.ResponseWriter, r *http.Request, _ httpro
 	case loginFailed:
 		apiError(w, http.StatusUnauthorized, apiInvalid, "incorrect username or password")
 		return
+	case loginDirectoryDown:
+		w.Header().Set("Retry-After", "10")
+		apiError(w, http.StatusServiceUnavailable, apiUnavailable, "the directory cannot be reached; try again later")
+		return
+	case loginNotAllowed:
+		apiError(w, http.StatusForbidden, apiNotAllowed, "this account may not sign in here")
+		return
 	}
-	sess, err := s.completeLogin(o, w, r, res.user, req.Remember, ip, "api")
+	sess, err := s.completeLogin(o, w, r, res, req.Remember, ip, "api")
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		apiError(w, http.StatusServiceUnavailable, apiUnavailable, "sign-in is busy; try again in a moment")

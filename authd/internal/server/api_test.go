@@ -243,3 +243,31 @@ func TestAPIAudit(t *testing.T) {
 		t.Fatalf("audit events:\n%s\nwant (newest first):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestAPILoginDirectoryUser: a directory (LDAP) user signs in through the
+// JSON endpoint by the same check as the form, with the directory's own
+// answers as JSON codes.
+func TestAPILoginDirectoryUser(t *testing.T) {
+	h, d := newDirHarness(t)
+	w := h.apiDo("POST", "/authd/api/login", `{"username": "dora", "password": "`+dirPassword+`"}`, nil)
+	if m := apiBody(t, w); w.Code != 200 || m["user"] != "dora" || m["email"] != "dora@example.com" {
+		t.Fatalf("directory user: got %d %v, want 200 dora", w.Code, m)
+	}
+	w = h.apiDo("POST", "/authd/api/login", `{"username": "olga", "password": "`+dirPassword+`"}`, nil)
+	if m := apiBody(t, w); w.Code != 403 || m["error"] != "not_allowed" {
+		t.Errorf("not allowed: got %d %v, want 403 not_allowed", w.Code, m)
+	}
+	w = h.apiDo("POST", "/authd/api/login", `{"username": "dora", "password": "nope"}`, nil)
+	if m := apiBody(t, w); w.Code != 401 || m["error"] != "invalid_credentials" {
+		t.Errorf("wrong password: got %d %v, want 401 invalid_credentials", w.Code, m)
+	}
+	d.setDown(true)
+	w = h.apiDo("POST", "/authd/api/login", `{"username": "dora", "password": "`+dirPassword+`"}`, nil)
+	if m := apiBody(t, w); w.Code != 503 || m["error"] != "unavailable" || w.Header().Get("Retry-After") == "" {
+		t.Errorf("directory down: got %d %v, want 503 unavailable with Retry-After", w.Code, m)
+	}
+	evs, _ := h.srv.Audit().Recent(context.Background(), audit.Filter{Event: "login_succeeded"})
+	if len(evs) != 1 || evs[0].Source != "ldap" || !strings.Contains(evs[0].Detail, "via api") {
+		t.Errorf("audit: got %+v, want one ldap login via api", evs)
+	}
+}

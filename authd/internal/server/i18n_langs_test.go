@@ -61,7 +61,7 @@ func TestGoKeysExist(t *testing.T) {
 			t.Errorf("reason %d: notice key %q not in en.toml", why, k)
 		}
 	}
-	for _, k := range []string{"login.error.expired", "login.error.throttled", "login.error.invalid", "login.error.busy"} {
+	for _, k := range []string{"login.error.expired", "login.error.throttled", "login.error.invalid", "login.error.busy", msgDirectoryDown, msgNotAllowed} {
 		if _, ok := c.langs["en"].msgs[k]; !ok {
 			t.Errorf("%q not in en.toml", k)
 		}

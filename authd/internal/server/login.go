@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -117,7 +118,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		o.renderLogin(w, r, http.StatusForbidden, view)
 		return
 	}
-	res := s.checkLogin(r.Context(), o, rawName, password, ip)
+	res := s.checkLogin(r.Context(), r, o, rawName, password, ip)
 	s.auditFailure(r, res, "web")
 	switch res.verdict {
 	case loginThrottledIP:
@@ -132,8 +133,17 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		view.Error = "login.error.invalid"
 		o.renderLogin(w, r, http.StatusUnauthorized, view)
 		return
+	case loginDirectoryDown:
+		w.Header().Set("Retry-After", "10")
+		view.Error = msgDirectoryDown
+		o.renderLogin(w, r, http.StatusServiceUnavailable, view)
+		return
+	case loginNotAllowed:
+		view.Error = msgNotAllowed
+		o.renderLogin(w, r, http.StatusForbidden, view)
+		return
 	}
-	if _, err := s.completeLogin(o, w, r, res.user, remember, ip, "web"); err != nil {
+	if _, err := s.completeLogin(o, w, r, res, remember, ip, "web"); err != nil {
 		o.renderBusy(w, r, view)
 		return
 	}
@@ -144,10 +154,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 type loginVerdict int
 
 const (
-	loginOK          loginVerdict = iota
-	loginFailed                   // wrong name or password, locked, or account throttled: all alike
-	loginThrottledIP              // too many attempts from the client's network; retryAfter says how long
-	loginBusy                     // hashing saturated or a store failed; try again in a moment
+	loginOK            loginVerdict = iota
+	loginFailed                     // wrong name or password, locked, or account throttled: all alike
+	loginThrottledIP                // too many attempts from the client's network; retryAfter says how long
+	loginBusy                       // hashing saturated or a store failed; try again in a moment
+	loginDirectoryDown              // the directory (LDAP) cannot be reached; nothing was checked
+	loginNotAllowed                 // right password, but the directory account may not sign in here
 )
 
 type loginResult struct {
@@ -157,6 +169,8 @@ type loginResult struct {
 	// name is the attempted user name (canonical when valid, capped);
 	// reason is the failure's metric label ("bad_password", …).
 	name, reason string
+	// source is "ldap" for a directory user, "" for a local one.
+	source string
 }
 
 // checkLogin is the credential check that the login form and the JSON
@@ -164,7 +178,7 @@ type loginResult struct {
 // failure floor, with their metrics and log lines. Every failure that could
 // tell whether the account exists (unknown user, wrong password, locked,
 // account throttled) is loginFailed, padded to the same time.
-func (s *Server) checkLogin(ctx context.Context, o *settings, rawName, password, ip string) loginResult {
+func (s *Server) checkLogin(ctx context.Context, r *http.Request, o *settings, rawName, password, ip string) loginResult {
 	name, nameErr := users.Canonical(rawName)
 	logName := name
 	if nameErr != nil {
@@ -196,6 +210,10 @@ func (s *Server) checkLogin(ctx context.Context, o *settings, rawName, password,
 		return s.fail(ctx, logName, ip, "throttled_account", time.Now())
 	}
 
+	if nameErr == nil && s.toDirectory(name) {
+		return s.checkDirectory(ctx, r, name, password, ip)
+	}
+
 	if !o.gate.acquire(ctx) {
 		s.refund(ctx, name, ip) // no password was checked
 		s.loginOutcome("overloaded", logName, ip)
@@ -207,6 +225,9 @@ func (s *Server) checkLogin(ctx context.Context, o *settings, rawName, password,
 	var u *users.Entry
 	if nameErr == nil {
 		u, _ = db.Lookup(name)
+	}
+	if u != nil && u.Source != "" {
+		u = nil // signs in with its provider, never with a local password
 	}
 	ok, upgrade := false, false
 	cost := users.Cost{Argon2id: dummyParams(o.HashParams)}
@@ -244,11 +265,17 @@ func (s *Server) checkLogin(ctx context.Context, o *settings, rawName, password,
 	return loginResult{verdict: loginOK, user: u, name: u.Name}
 }
 
-// completeLogin starts a session for u after checkLogin said yes, sets the
-// session cookie and logs the login; source says which door it came
-// through ("web" or "api"). On error it has logged and counted the
-// failure; the caller answers "unavailable".
-func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Request, u *users.Entry, remember bool, ip, source string) (session.Session, error) {
+// completeLogin starts a session for the user checkLogin admitted, sets
+// the session cookie and logs the login; door says which way it came in
+// ("web" or "api"). The audit source is the door, or "ldap" for a
+// directory user. On error it has logged and counted the failure; the
+// caller answers "unavailable".
+func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Request, res loginResult, remember bool, ip, door string) (session.Session, error) {
+	u := res.user
+	source, detail := door, ""
+	if res.source != "" {
+		source, detail = res.source, "via "+door
+	}
 	cookie, key, sess, err := s.startSession(o, r, u, remember, ip)
 	if err != nil {
 		s.log.Error("session create failed", zap.String("user", u.Name), zap.Error(err))
@@ -258,8 +285,9 @@ func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Reque
 	s.metrics.login("success")
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", u.Name),
 		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()),
-		zap.String("source", source))
-	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: u.Name, Source: source})
+		zap.String("source", source), zap.Strings("groups", u.Groups))
+	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: u.Name, Source: source,
+		Detail: strings.TrimSpace("session " + key.Short() + " " + detail)})
 	maxAge := 0
 	if remember {
 		maxAge = int(o.RememberLifetime / time.Second)
@@ -283,6 +311,9 @@ func (s *Server) auditFailure(r *http.Request, res loginResult, source string) {
 		}
 	default:
 		return
+	}
+	if res.source != "" {
+		source = res.source
 	}
 	s.record(r.Context(), r, audit.Event{Event: ev, Target: res.name, Source: source, Detail: res.reason})
 }
