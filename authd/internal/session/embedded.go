@@ -233,7 +233,7 @@ func (s *Embedded) EndUser(_ context.Context, user string, why Reason) (int, err
 			if r.user != h {
 				return false
 			}
-			if why != NotEnded {
+			if why != NotEnded && len(keys) < MaxTombstones {
 				keys = append(keys, r.key)
 			}
 			return true
@@ -268,10 +268,10 @@ func (s *Embedded) EndAll(_ context.Context, why Reason) (int, error) {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		n += sh.t.n
-		if why != NotEnded {
-			for j := range sh.t.n {
-				keys = append(keys, sh.t.rec(j).key)
-			}
+		// Only as many as can be remembered: a store of millions
+		// must not copy every key.
+		for j := 0; why != NotEnded && j < sh.t.n && len(keys) < MaxTombstones; j++ {
+			keys = append(keys, sh.t.rec(j).key)
 		}
 		sh.t.reset()
 		sh.mu.Unlock()
@@ -373,7 +373,9 @@ func (s *Embedded) sweep(now time.Time) int {
 			if r.valid(tn) {
 				return false
 			}
-			keys = append(keys, r.key)
+			if len(keys) < MaxTombstones {
+				keys = append(keys, r.key)
+			}
 			return true
 		})
 		sh.mu.Unlock()
