@@ -122,6 +122,20 @@ func TestJSONEndpointsThroughNginx(t *testing.T) {
 	if resp.StatusCode != 429 || m["error"] != "throttled" || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("throttled address: got %d %v Retry-After %q, want 429 throttled with Retry-After", resp.StatusCode, m, resp.Header.Get("Retry-After"))
 	}
+
+	// authd down: nginx answers for it, 503 with a line of text (as the README says), not JSON.
+	s.procs["authd"].stop()
+	req, err := http.NewRequest("POST", s.origin()+"/authd/api/login", strings.NewReader(login))
+	must(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	down, err := c.Do(req)
+	must(t, err)
+	body, _ := io.ReadAll(down.Body)
+	down.Body.Close()
+	if down.StatusCode != 503 || down.Header.Get("Retry-After") != "10" || !strings.HasPrefix(down.Header.Get("Content-Type"), "text/plain") ||
+		string(body) != "sign-in service unavailable, try again shortly\n" {
+		t.Errorf("api/login with authd down: got %d %q Retry-After %q: %q", down.StatusCode, down.Header.Get("Content-Type"), down.Header.Get("Retry-After"), body)
+	}
 }
 
 // readmeBlock returns the first fenced block of lang after heading in README.md.
