@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"time"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
@@ -37,6 +38,9 @@ type User struct {
 	// change made by the CLI (add, passwd, lock, unlock, del and re-add), so sessions bound
 	// to the old value end. It is at most math.MaxInt64, the largest TOML integer.
 	Generation uint64 `toml:"generation"`
+	// Created is when the user was added (CLI, admin console, invite); zero
+	// for users added before authd recorded it.
+	Created time.Time `toml:"created,omitempty"`
 }
 
 // Entry is a loaded user with values precomputed at load time for the hot path.
