@@ -13,8 +13,8 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"unicode"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
