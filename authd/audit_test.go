@@ -64,6 +64,9 @@ func TestCLIAuditAndLastAdmin(t *testing.T) {
 			s.mustCLI("", "user", "unlock", "bob")
 			s.mustCLI("", "user", "lock", "root-admin") // bob is an admin now
 			s.mustCLI("", "user", "del", "-force", "bob")
+			s.mustCLI("", "token", "create", "-user", "root-admin", "-name", "ci")
+			s.mustCLI("", "session", "revoke", "-user", "root-admin")
+			s.mustCLI("", "session", "revoke", "-all")
 
 			got, err := log.Recent(context.Background(), audit.Filter{})
 			if err != nil {
@@ -76,12 +79,12 @@ func TestCLIAuditAndLastAdmin(t *testing.T) {
 					t.Errorf("event %+v: want actor unix:%s, source cli, a current time", e, me.Username)
 				}
 			}
-			want := "user_deleted bob,user_locked root-admin,user_unlocked bob,user_updated bob,user_locked bob,user_added bob,user_added root-admin"
+			want := "all_sessions_revoked ,sessions_revoked root-admin,token_created root-admin,user_deleted bob,user_locked root-admin,user_unlocked bob,user_updated bob,user_locked bob,user_added bob,user_added root-admin"
 			if strings.Join(names, ",") != want {
 				t.Errorf("audit events:\n got %s\nwant %s", strings.Join(names, ","), want)
 			}
-			if len(got) > 3 && !strings.Contains(got[3].Detail, `groups "staff" -> "staff,admin"`) {
-				t.Errorf("user set detail: got %q", got[3].Detail)
+			if len(got) > 6 && !strings.Contains(got[6].Detail, `groups "staff" -> "staff,admin"`) {
+				t.Errorf("user set detail: got %q", got[6].Detail)
 			}
 
 			out := s.mustCLI("", "user", "list")
