@@ -1,6 +1,6 @@
-// Package audit records who did what to whom, from where: admin changes, CLI
-// edits, logins and revocations. A Log keeps the recent events queryable for
-// the admin console; Memory, File (the embedded store) and Redis implement it.
+// Package audit records who did what to whom, from where: logins, failures,
+// throttles, admin and CLI changes, revocations. A Log keeps the recent
+// events queryable for the admin console; the zap log keeps them all.
 package audit
 
 import (
@@ -12,45 +12,37 @@ import (
 // Event is one audited action.
 type Event struct {
 	Time time.Time `json:"time"`
-	// Event is a stable snake_case name such as "user_locked".
+	// Event is a stable snake_case name: "login_succeeded", "user_locked", …
 	Event string `json:"event"`
-	// Actor is the acting user, or "unix:<name>" for the CLI.
+	// Actor is the acting user; "unix:<name>" for the CLI; "" when nobody
+	// is signed in (a failed login).
 	Actor string `json:"actor,omitempty"`
-	// Target is the user (or token, session …) acted on.
+	// Target is the user or object acted on; "" when it is the actor.
 	Target string `json:"target,omitempty"`
-	// IP is the client address of a web or API action; empty for the CLI.
-	IP string `json:"ip,omitempty"`
-	// Source is "web", "cli", "api", "oidc:…" or "ldap".
+	IP     string `json:"client_ip,omitempty"`
+	// Source is where the action came from: "web", "cli", "api", "oidc:<id>", "ldap".
 	Source string `json:"source,omitempty"`
-	// Detail is free text: what changed, never a secret.
 	Detail string `json:"detail,omitempty"`
 }
 
-// Filter selects events for Recent. Empty fields match everything; User
-// matches the actor or the target; Limit <= 0 means DefaultLimit.
+// Filter selects events for Recent. Zero fields match everything; Limit 0
+// means DefaultLimit.
 type Filter struct {
-	User, Event string
-	Limit       int
+	// User matches an event whose Actor or Target is this user.
+	User  string
+	Event string
+	Limit int
 }
 
-// DefaultLimit is how many events Recent returns when the filter says nothing.
+// DefaultLimit is how many events Recent returns when Filter.Limit is 0.
 const DefaultLimit = 100
 
-// Log records events and returns the recent ones, newest first.
-type Log interface {
-	Record(ctx context.Context, e Event) error
-	Recent(ctx context.Context, f Filter) ([]Event, error)
-}
-
-// Match reports whether e passes f.
+// Match reports whether e passes f (Limit aside).
 func (f Filter) Match(e Event) bool {
-	if f.Event != "" && e.Event != f.Event {
-		return false
-	}
 	if f.User != "" && e.Actor != f.User && e.Target != f.User {
 		return false
 	}
-	return true
+	return f.Event == "" || e.Event == f.Event
 }
 
 func (f Filter) limit() int {
@@ -60,31 +52,37 @@ func (f Filter) limit() int {
 	return f.Limit
 }
 
-// Memory is a bounded in-memory Log: the newest n events.
+// Log stores events and returns the most recent ones, newest first.
+type Log interface {
+	Record(ctx context.Context, e Event) error
+	Recent(ctx context.Context, f Filter) ([]Event, error)
+}
+
+// Memory is a Log that keeps the last n events in memory.
 type Memory struct {
 	mu   sync.Mutex
-	ring []Event
+	buf  []Event
 	next int
 	full bool
 }
 
-// NewMemory returns a Memory keeping the last n events (n <= 0: 1000).
+// NewMemory returns a Memory holding at most n events (n < 1 means 1).
 func NewMemory(n int) *Memory {
-	if n <= 0 {
-		n = 1000
+	if n < 1 {
+		n = 1
 	}
-	return &Memory{ring: make([]Event, n)}
+	return &Memory{buf: make([]Event, n)}
 }
 
 // Record keeps e, dropping the oldest event when full.
 func (m *Memory) Record(_ context.Context, e Event) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.ring[m.next] = e
-	m.next++
-	if m.next == len(m.ring) {
-		m.next, m.full = 0, true
+	m.buf[m.next] = e
+	m.next = (m.next + 1) % len(m.buf)
+	if m.next == 0 {
+		m.full = true
 	}
+	m.mu.Unlock()
 	return nil
 }
 
@@ -94,11 +92,11 @@ func (m *Memory) Recent(_ context.Context, f Filter) ([]Event, error) {
 	defer m.mu.Unlock()
 	n := m.next
 	if m.full {
-		n = len(m.ring)
+		n = len(m.buf)
 	}
 	var out []Event
-	for i := 0; i < n && len(out) < f.limit(); i++ {
-		e := m.ring[(m.next-1-i+len(m.ring))%len(m.ring)]
+	for i := 1; i <= n && len(out) < f.limit(); i++ {
+		e := m.buf[(m.next-i+len(m.buf))%len(m.buf)]
 		if f.Match(e) {
 			out = append(out, e)
 		}
