@@ -123,6 +123,12 @@ type Options struct {
 
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
+
+	// AdminGroups are the groups whose enabled members may use the admin
+	// console; none leaves it to nobody. Reauth is how long a re-entered
+	// password admits the console's sensitive actions.
+	AdminGroups []string
+	Reauth      time.Duration
 }
 
 // Deps are the server's collaborators.
@@ -139,6 +145,13 @@ type Deps struct {
 	Redis RedisClient
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// The admin console's stores: sessions to list and revoke (nil: the
+	// console shows none), API tokens and signing keys (nil: none), reset
+	// links (nil: not offered), last logins (nil: not shown).
+	AdminSessions AdminSessions
+	Credentials   ConsoleCredentials
+	ResetLinks    ResetLinks
+	LastLogins    LastLogins
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -162,6 +175,12 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	audit         audit.Log
+	// The admin console's (see console.go).
+	console       consoleCache
+	adminSessions AdminSessions
+	credentials   ConsoleCredentials
+	resetLinks    ResetLinks
+	lastLogins    LastLogins
 }
 
 // New returns a Server. rules must not be nil.
@@ -178,7 +197,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		audit: d.Audit,
+		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, resetLinks: d.ResetLinks, lastLogins: d.LastLogins,
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -233,6 +252,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
