@@ -112,6 +112,9 @@ func TestAdminConsole(t *testing.T) {
 				t.Errorf("audit page lacks %q:\n%s", want, text)
 			}
 		}
+		if !strings.Contains(text, "Sign out") {
+			t.Error("audit page lacks the navigation bar")
+		}
 		b.screenshot("admin-audit")
 	})
 	if dst := os.Getenv("AUTHD_SCREENSHOTS"); dst != "" {

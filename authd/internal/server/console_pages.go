@@ -124,9 +124,9 @@ func (s *Server) handleConsoleNew(o *settings, w http.ResponseWriter, r *http.Re
 
 type auditView struct {
 	page
-	User, Event string
-	Events      []audit.Event
-	Error       string
+	// FilterUser and FilterEvent are the filter's (page.User is the admin).
+	FilterUser, FilterEvent string
+	Events                  []audit.Event
 }
 
 func (s *Server) handleConsoleAudit(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
@@ -135,7 +135,7 @@ func (s *Server) handleConsoleAudit(o *settings, w http.ResponseWriter, r *http.
 	if len(f.User) > 128 || len(f.Event) > 64 {
 		f.User, f.Event = "", ""
 	}
-	v := auditView{page: o.consolePage(p, "Audit log"), User: f.User, Event: f.Event}
+	v := auditView{page: o.consolePage(p, "Audit log"), FilterUser: f.User, FilterEvent: f.Event}
 	ev, err := s.audit.Recent(r.Context(), f)
 	if err != nil {
 		v.page.Error = "The audit log could not be read."

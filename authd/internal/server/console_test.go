@@ -122,6 +122,16 @@ func TestConsoleNonAdminGets403Everywhere(t *testing.T) {
 	c := newConsole(t)
 	bob := c.login("bob")
 	aliceTok := c.csrf(c.login("alice"))
+	alice := c.login("alice")
+	for _, target := range consoleGets[1:] {
+		w := c.get(alice, target)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `href="/authd/admin/audit"`) || !strings.Contains(w.Body.String(), `href="/authd/logout"`) {
+			t.Errorf("GET %s as alice: got %d, want 200 with the console's navigation", target, w.Code)
+		}
+		if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Server-Timing") == "" {
+			t.Errorf("GET %s: Cache-Control %q, Server-Timing %q", target, w.Header().Get("Cache-Control"), w.Header().Get("Server-Timing"))
+		}
+	}
 	for _, target := range consoleGets {
 		if w := c.get(bob, target); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "admin groups") {
 			t.Errorf("GET %s as bob: got %d, want 403 page", target, w.Code)
@@ -193,7 +203,9 @@ func TestConsoleFormsRefuseCSRFAndOrigin(t *testing.T) {
 			}
 		}
 	}
-	if after := c.users.DB().Users(); !slices.EqualFunc(before, after, func(a, b users.User) bool { return a.Name == b.Name && a.Generation == b.Generation && slices.Equal(a.Groups, b.Groups) }) {
+	if after := c.users.DB().Users(); !slices.EqualFunc(before, after, func(a, b users.User) bool {
+		return a.Name == b.Name && a.Generation == b.Generation && slices.Equal(a.Groups, b.Groups)
+	}) {
 		t.Errorf("users changed by refused forms:\n%v\n%v", before, after)
 	}
 	if n := c.store.Len(); n != 2 {
