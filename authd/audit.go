@@ -12,6 +12,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/config"
+	"github.com/authd/authd/authd/internal/server"
 )
 
 // auditLog is an audit.Log that may hold a file to close.
@@ -37,6 +38,25 @@ func openAudit(cfg config.Config, rc redis.UniversalClient) (auditLog, error) {
 	}
 	return l, nil
 }
+
+// lastLogins is where the console's "last login" comes from.
+type lastLogins interface {
+	server.LastLogins
+	Close() error
+}
+
+// openLastLogins opens the last-login record of the store kind: a hash in
+// Redis, or a file in data_dir (openAudit made the directory).
+func openLastLogins(cfg config.Config, rc redis.UniversalClient) lastLogins {
+	if rc != nil {
+		return redisLastLogins{audit.NewRedisLastLogins(rc, cfg.Redis.KeyPrefix, time.Now)}
+	}
+	return audit.OpenLastLogins(filepath.Join(cfg.DataDir, audit.LastLoginFile), time.Now)
+}
+
+type redisLastLogins struct{ *audit.RedisLastLogins }
+
+func (redisLastLogins) Close() error { return nil }
 
 // redisAudit is the Redis log, whose client its opener closes.
 type redisAudit struct{ *audit.Redis }

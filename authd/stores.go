@@ -76,6 +76,8 @@ type stores struct {
 	secret      []byte
 	// audit is data_dir's audit file, or the stream in Redis.
 	audit auditLog
+	// lastLogins is data_dir's last-login record, or a hash in Redis.
+	lastLogins lastLogins
 }
 
 // openStores opens the configured stores but for the embedded session
@@ -121,6 +123,7 @@ func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string) e
 	if st.audit, err = openAudit(cfg, st.redis); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
+	st.lastLogins = openLastLogins(cfg, st.redis)
 	return nil
 }
 
@@ -150,6 +153,9 @@ func (st *stores) Close() error {
 	}
 	if st.audit != nil {
 		errs = append(errs, st.audit.Close())
+	}
+	if st.lastLogins != nil {
+		errs = append(errs, st.lastLogins.Close())
 	}
 	if st.redis != nil {
 		errs = append(errs, st.redis.Close())

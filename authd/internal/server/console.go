@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"go.uber.org/zap"
 
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
@@ -41,8 +42,21 @@ type ResetLinks interface {
 }
 
 // LastLogins says when each user last signed in; nil shows no last login.
+// Login calls Seen; it is kept apart from the users (no write per login to
+// the users file or record).
 type LastLogins interface {
+	Seen(ctx context.Context, user string, t time.Time) error
 	LastLogin(ctx context.Context) (map[string]time.Time, error)
+}
+
+// noteLogin records a successful sign-in for the console's "last login".
+func (s *Server) noteLogin(ctx context.Context, user string) {
+	if s.lastLogins == nil {
+		return
+	}
+	if err := s.lastLogins.Seen(ctx, user, s.now()); err != nil {
+		s.log.Warn("last login not recorded", zap.Error(err))
+	}
 }
 
 // consolePageSize is how many users a page of the list shows.

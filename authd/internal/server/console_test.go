@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -479,5 +480,22 @@ func BenchmarkConsoleUsers(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestConsoleLastLogin(t *testing.T) {
+	c := newConsole(t)
+	c.srv.lastLogins = audit.OpenLastLogins(filepath.Join(t.TempDir(), audit.LastLoginFile), c.clock.now)
+	alice := c.login("alice")
+	if body := c.get(alice, "/authd/admin/user?u=bob").Body.String(); !strings.Contains(body, "not recorded") {
+		t.Errorf("bob before signing in: want no last login")
+	}
+	c.clock.add(time.Hour)
+	c.login("bob")
+	if body := c.get(alice, "/authd/admin/user?u=bob").Body.String(); !strings.Contains(body, "2026-01-02 04:04 UTC") {
+		t.Errorf("bob's page lacks his last login at 04:04:\n%s", body)
+	}
+	if body := c.get(alice, "/authd/admin/").Body.String(); !strings.Contains(body, "<th scope=\"col\">Last login</th>") || !strings.Contains(body, "2026-01-02 04:04") || !strings.Contains(body, "never") {
+		t.Errorf("user list lacks last logins:\n%s", body)
 	}
 }
