@@ -492,6 +492,7 @@ func TestConsoleLastLogin(t *testing.T) {
 	}
 	c.clock.add(time.Hour)
 	c.login("bob")
+	alice = c.login("alice") // the first session idled out
 	if body := c.get(alice, "/authd/admin/user?u=bob").Body.String(); !strings.Contains(body, "2026-01-02 04:04 UTC") {
 		t.Errorf("bob's page lacks his last login at 04:04:\n%s", body)
 	}
