@@ -163,6 +163,6 @@ func (s *Server) handleConsoleTokens(o *settings, w http.ResponseWriter, r *http
 // handleConsoleRegistrations is the hook for the registration approval
 // queue, which the account pages own.
 func (s *Server) handleConsoleRegistrations(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
-	v := messageView{page: o.consolePage(p, "Registrations"), Text: "No registrations are waiting for approval.", Back: o.Prefix + "admin/"}
+	v := messageView{page: o.consolePage(p, "Registrations"), Text: "Registration with admin approval is not available in this build; the account pages add the queue here.", Back: o.Prefix + "admin/"}
 	o.renderPage(w, http.StatusOK, "message", v)
 }
