@@ -1,9 +1,13 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConsoleRedisTwoNodes: two authd processes share one Redis. A change
@@ -58,6 +62,57 @@ func TestConsoleRedisTwoNodes(t *testing.T) {
 	do(url.Values{"op": {"revoke_all"}, "user": {"bob"}})
 	if r := b.verify(bob); r.StatusCode != 401 {
 		t.Errorf("bob on b after his sessions were signed out on a: got %d, want 401", r.StatusCode)
+	}
+
+	// A token made in the console on a (re-authenticating in the same
+	// form) works on b, and stops working there once revoked on a.
+	form := url.Values{"op": {"token_create"}, "user": {"bob"}, "kind": {"token"}, "label": {"ci"}, "days": {"7"},
+		"csrf": {tok}, "reauth_password": {"root password 1234"}}
+	req, _ := http.NewRequest("POST", "http://"+a.addr+"/authd/admin/do", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Cookie", root)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sm := regexp.MustCompile(`id="secret" type="text" readonly value="([^"]+)"`).FindSubmatch(page)
+	if resp.StatusCode != 200 || sm == nil {
+		t.Fatalf("token create on a: got %d\n%s", resp.StatusCode, page)
+	}
+	bearer := func() int {
+		req, _ := http.NewRequest("GET", "http://"+b.addr+"/verify", nil)
+		req.Header.Set("X-Original-URI", "/app/")
+		req.Header.Set("X-Original-Method", "GET")
+		req.Header.Set("Authorization", "Bearer "+string(sm[1]))
+		r, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	// Other nodes poll the credentials every second (machine.RedisRecords).
+	deadline := time.Now().Add(3 * time.Second)
+	for bearer() != 200 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := bearer(); code != 200 {
+		t.Errorf("console token on b: got %d, want 200", code)
+	}
+	id := regexp.MustCompile(`name="id" value="([0-9a-f]+)"`).FindStringSubmatch(func() string { p, _ := a.page("/authd/admin/tokens", root); return p }())
+	if id == nil {
+		t.Fatal("tokens page on a lists no token")
+	}
+	do(url.Values{"op": {"token_revoke"}, "kind": {"token"}, "id": {id[1]}})
+	deadline = time.Now().Add(3 * time.Second)
+	for bearer() == 200 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := bearer(); code != 401 {
+		t.Errorf("revoked console token on b: got %d, want 401", code)
 	}
 
 	rootB, _ := b.login("root", "root password 1234", "/")
