@@ -14,11 +14,11 @@ import (
 	"github.com/authd/authd/authd/internal/users"
 )
 
-// TestCLIAuditAndLastAdmin runs the user subcommands on both stores: each
+// TestCLIAuditAndLastAdminFileAndRedis runs the user subcommands on both stores: each
 // change is an audit event naming the unix user, "add" records when the user
 // was created, and the last enabled admin cannot be locked, deleted or
 // demoted without -force.
-func TestCLIAuditAndLastAdmin(t *testing.T) {
+func TestCLIAuditAndLastAdminFileAndRedis(t *testing.T) {
 	me, err := user.Current()
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func TestLastLogins(t *testing.T) {
+func TestLastLoginsFileRedis(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	clock := func() time.Time { return now }

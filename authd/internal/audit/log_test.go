@@ -33,7 +33,7 @@ func logs(t *testing.T) map[string]Log {
 	return m
 }
 
-func TestLog(t *testing.T) {
+func TestLogMemoryFileRedis(t *testing.T) {
 	ctx := context.Background()
 	for name, l := range logs(t) {
 		t.Run(name, func(t *testing.T) {

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// TestCreatedRoundTrip: the creation time survives the users file and Redis,
+// TestCreatedRoundTripFileRedis: the creation time survives the users file and Redis,
 // and a user without one stays without one (no "created" line written).
-func TestCreatedRoundTrip(t *testing.T) {
+func TestCreatedRoundTripFileRedis(t *testing.T) {
 	hash := testHash(t)
 	when := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	path := filepath.Join(t.TempDir(), "users.toml")
