@@ -146,6 +146,7 @@ func (m *Main) open(ctx context.Context) error {
 	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
 	deps := server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
+		Audit: st.audit, AdminSessions: st.sessions, Credentials: consoleCredentials{st.credentials}, LastLogins: st.lastLogins,
 	}
 	if m.dir, err = openDirectory(cfg.LDAP); err != nil {
 		return err

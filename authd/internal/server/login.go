@@ -288,6 +288,7 @@ func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Reque
 		zap.String("source", source), zap.Strings("groups", u.Groups))
 	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: u.Name, Source: source,
 		Detail: strings.TrimSpace("session " + key.Short() + " " + detail)})
+	s.noteLogin(r.Context(), u.Name)
 	maxAge := 0
 	if remember {
 		maxAge = int(o.RememberLifetime / time.Second)

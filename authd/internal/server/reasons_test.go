@@ -110,3 +110,28 @@ func TestLogoutLeavesSignedOut(t *testing.T) {
 		t.Fatalf("tombstone: got %v, want %v", why, session.SignedOut)
 	}
 }
+
+// TestConsoleEndsSessionsWithReasons: what an administrator does in the
+// console reaches the user's login page as the reason.
+func TestConsoleEndsSessionsWithReasons(t *testing.T) {
+	c := newConsole(t)
+	alice := c.login("alice")
+	tok := c.csrf(alice)
+	loginPage := func(cookie string) string {
+		return c.do(req{target: "/authd/login", headers: map[string]string{"Cookie": cookie}}).Body.String()
+	}
+	bob := c.login("bob")
+	if w := c.post(alice, form("op", "revoke_all", "user", "bob", "csrf", tok)); w.Code != http.StatusSeeOther {
+		t.Fatalf("revoke all: got %d", w.Code)
+	}
+	if !strings.Contains(loginPage(bob), "ended by an administrator") {
+		t.Error("revoke_all: login page does not say an administrator ended the session")
+	}
+	bob = c.login("bob")
+	if w := c.post(alice, form("op", "lock", "user", "bob", "csrf", tok)); w.Code != http.StatusSeeOther {
+		t.Fatalf("lock: got %d", w.Code)
+	}
+	if !strings.Contains(loginPage(bob), "Your account has been locked") {
+		t.Error("lock: login page does not say the account is locked")
+	}
+}

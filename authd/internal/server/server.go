@@ -131,6 +131,12 @@ type Options struct {
 
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
+
+	// AdminGroups are the groups whose enabled members may use the admin
+	// console; none leaves it to nobody. Reauth is how long a re-entered
+	// password admits the console's sensitive actions.
+	AdminGroups []string
+	Reauth      time.Duration
 }
 
 // Deps are the server's collaborators.
@@ -147,6 +153,13 @@ type Deps struct {
 	Redis RedisClient
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// The admin console's stores: sessions to list and revoke (nil: the
+	// console shows none), API tokens and signing keys (nil: none), reset
+	// links (nil: not offered), last logins (nil: not shown).
+	AdminSessions AdminSessions
+	Credentials   ConsoleCredentials
+	ResetLinks    ResetLinks
+	LastLogins    LastLogins
 	// Directory signs in names that have no local account (LDAP; see
 	// external.go); nil turns it off.
 	Directory Directory
@@ -173,6 +186,12 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	audit         audit.Log
+	// The admin console's (see console.go).
+	console       consoleCache
+	adminSessions AdminSessions
+	credentials   ConsoleCredentials
+	resetLinks    ResetLinks
+	lastLogins    LastLogins
 	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
 	dir       Directory
 	dirErrors errorLog
@@ -192,7 +211,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		audit: d.Audit,
+		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, resetLinks: d.ResetLinks, lastLogins: d.LastLogins,
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -252,6 +271,7 @@ func (s *Server) Handler() http.Handler {
 	r.POST(p+"api/login", s.handleAPILogin)
 	r.POST(p+"api/logout", s.handleAPILogout)
 	r.GET(p+"api/me", s.handleAPIMe)
+	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
