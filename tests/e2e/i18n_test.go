@@ -116,4 +116,12 @@ footer_links = [{ text = "Datenschutz / Privacy", url = "https://example.com/pri
 		b.waitPath("/", 15*time.Second)
 		b.waitText(greeting, 30*time.Second)
 	})
+	// AUTHD_SCREENSHOTS=tests/e2e/screenshots refreshes the README's copies.
+	if dst := os.Getenv("AUTHD_SCREENSHOTS"); dst != "" {
+		for _, n := range []string{"login-de-revoked-375", "login-ja-password-changed-375"} {
+			if data, err := os.ReadFile(filepath.Join(b.out, n+".png")); err == nil {
+				_ = os.WriteFile(filepath.Join(dst, n+".png"), data, 0o644)
+			}
+		}
+	}
 }
