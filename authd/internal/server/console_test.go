@@ -380,7 +380,7 @@ func TestConsoleChanges(t *testing.T) {
 	ev, _ := c.srv.audit.Recent(context.Background(), audit.Filter{})
 	var got []string
 	for _, e := range ev {
-		if e.Actor == "alice" {
+		if e.Actor == "alice" && e.Event != "login_succeeded" {
 			got = append(got, e.Event+" "+e.Target)
 			if e.IP != "198.51.100.9" || e.Source != "web" {
 				t.Errorf("event %+v: want client IP 198.51.100.9, source web", e)
@@ -483,6 +483,23 @@ func BenchmarkConsoleUsers(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestConsoleLoginEvents: sign-ins and checked failures are audit events.
+func TestConsoleLoginEvents(t *testing.T) {
+	c := newConsole(t)
+	c.login("bob")
+	c.postLogin("bob", "wrong password", "/", "203.0.113.8", nil)
+	c.postLogin("nobody", "wrong password", "/", "203.0.113.8", nil)
+	ev, _ := c.srv.audit.Recent(context.Background(), audit.Filter{})
+	var got []string
+	for _, e := range ev {
+		got = append(got, e.Event+" "+e.Actor+" "+e.Target+" "+e.Detail+" "+e.IP)
+	}
+	want := []string{"login_failed  nobody unknown_user 203.0.113.8", "login_failed  bob bad_password 203.0.113.8", "login_succeeded bob   203.0.113.7"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
 
