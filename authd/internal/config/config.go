@@ -44,6 +44,10 @@ type Config struct {
 	Timeouts Timeouts `toml:"timeouts"`
 	Log      Log      `toml:"log"`
 	Redis    Redis    `toml:"redis"`
+	// SMTP, Registration and Account configure mail, self-registration and the account page.
+	SMTP         SMTP         `toml:"smtp"`
+	Registration Registration `toml:"registration"`
+	Account      Account      `toml:"account"`
 	// Networks name client address ranges that rules refer to.
 	Networks map[string]Network `toml:"networks"`
 	// Rules are matched in order; the first rule whose conditions all match decides.

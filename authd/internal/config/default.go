@@ -47,9 +47,11 @@ func Default() Config {
 			Idle:       Duration{120 * time.Second},
 			Shutdown:   Duration{10 * time.Second},
 		},
-		Log:      Log{Level: "info"},
-		Redis:    DefaultRedis(),
-		Networks: map[string]Network{},
-		Rules:    []Rule{{Path: "/", Allow: "authenticated"}},
+		Log:          Log{Level: "info"},
+		Redis:        DefaultRedis(),
+		SMTP:         defaultSMTP(),
+		Registration: defaultRegistration(),
+		Networks:     map[string]Network{},
+		Rules:        []Rule{{Path: "/", Allow: "authenticated"}},
 	}
 }
