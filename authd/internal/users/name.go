@@ -69,3 +69,6 @@ func checkGroup(g string) error {
 	}
 	return nil
 }
+
+// CheckGroup validates one group name as the users file and Redis accept it.
+func CheckGroup(g string) error { return checkGroup(g) }
