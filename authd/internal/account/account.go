@@ -35,6 +35,7 @@ const (
 	kindInvite  = "invites"
 	kindReset   = "resets"
 	kindRequest = "requests"
+	kindLimit   = "limits"
 )
 
 // Backend stores records of one kind under keys, each with an expiry.
@@ -355,4 +356,18 @@ func list[T any](ctx context.Context, s *Store, kind string, created func(T) tim
 	}
 	slices.SortFunc(out, func(a, b T) int { return created(a).Compare(created(b)) })
 	return out, nil
+}
+
+// Allow reports whether the action named by what (a hashed address, say)
+// may happen now, and if so blocks it for interval: a limit on mails per
+// address that every node sharing the store observes. Two racing calls may
+// both be allowed; it bounds a flood, it is not a lock.
+func (s *Store) Allow(ctx context.Context, what string, interval time.Duration) (bool, error) {
+	key := Key(what)
+	if _, err := s.b.Get(ctx, kindLimit, key); err == nil {
+		return false, nil
+	} else if !errors.Is(err, errMissing) {
+		return false, err
+	}
+	return true, s.b.Put(ctx, kindLimit, key, []byte("{}"), s.now().Add(interval))
 }

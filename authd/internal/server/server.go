@@ -123,6 +123,10 @@ type Options struct {
 
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
+
+	// ForgotLink and RegisterLink put "Forgot password?" (with SMTP set) and
+	// "Create an account" (registration open or by approval) on the login page.
+	ForgotLink, RegisterLink bool
 }
 
 // Deps are the server's collaborators.
@@ -139,6 +143,9 @@ type Deps struct {
 	Redis RedisClient
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// Account wires the account page, invites, registration and password
+	// reset (account.go, links.go); nil leaves them out.
+	Account *AccountDeps
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -162,6 +169,7 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	audit         audit.Log
+	acct          *AccountDeps
 }
 
 // New returns a Server. rules must not be nil.
@@ -178,7 +186,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		audit: d.Audit,
+		audit: d.Audit, acct: d.Account,
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -234,6 +242,7 @@ func (s *Server) Handler() http.Handler {
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
+	s.routeAccount(r, p)
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
