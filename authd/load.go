@@ -95,6 +95,8 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
 		Secret: secret, Build: build,
+		ForgotLink:   cfg.SMTP.Enabled(),
+		RegisterLink: cfg.Registration.Mode == "open" || cfg.Registration.Mode == "approval",
 	}
 }
 

@@ -479,3 +479,100 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, _ httpro
 	pg := o.anonPage(r, func(l *lang) string { return l.T("register.title") })
 	o.renderPage(w, http.StatusOK, "message", messageView{page: pg, Text: pg.L.T("register.queued"), Back: o.Prefix + "login"})
 }
+
+// Registration requests for the admin console: RegistrationRequests lists
+// the queue, approveRequest makes the user (with the password they chose
+// and the default groups) and rejectRequest drops the request. Both take
+// the request atomically, so two admins acting at once change it once;
+// both are audit events naming the admin.
+
+// registrationRequests lists the waiting requests, oldest first.
+func (s *Server) registrationRequests(ctx context.Context) ([]account.Request, error) {
+	if s.acct == nil {
+		return nil, nil
+	}
+	return s.acct.Store.Requests(ctx)
+}
+
+// approveRequest makes the account asked for by request id. A username
+// taken meanwhile leaves the request in the queue and returns users.ErrExists.
+func (s *Server) approveRequest(ctx context.Context, r *http.Request, id, admin string) (account.Request, error) {
+	if s.acct == nil {
+		return account.Request{}, account.ErrNotFound
+	}
+	req, err := s.acct.Store.Approve(ctx, id, func(q account.Request) error {
+		return s.users.Update(ctx, q.User, func(u users.User, exists bool) (users.User, bool, error) {
+			if exists {
+				return u, false, users.ErrExists
+			}
+			return users.User{Name: q.User, Hash: q.Hash, Email: q.Email, DisplayName: q.DisplayName,
+				Groups: s.acct.Registration.DefaultGroups, Generation: users.NewGeneration()}, false, nil
+		})
+	})
+	if err != nil {
+		return req, err
+	}
+	s.record(ctx, r, audit.Event{Event: "registration_approved", Actor: admin, Target: req.User, Detail: "request " + req.ID})
+	return req, nil
+}
+
+// rejectRequest drops request id.
+func (s *Server) rejectRequest(ctx context.Context, r *http.Request, id, admin string) (account.Request, error) {
+	if s.acct == nil {
+		return account.Request{}, account.ErrNotFound
+	}
+	req, err := s.acct.Store.Reject(ctx, id)
+	if err != nil {
+		return req, err
+	}
+	s.record(ctx, r, audit.Event{Event: "registration_rejected", Actor: admin, Target: req.User, Detail: "request " + req.ID})
+	return req, nil
+}
+
+// issueReset makes a reset link for user on behalf of admin and returns
+// it; with a mailer and an email address on the user it is mailed too
+// (mailed reports whether a mail was handed to the mail server).
+func (s *Server) issueReset(ctx context.Context, r *http.Request, user, admin string, ttl time.Duration) (link string, mailed bool, err error) {
+	if s.acct == nil {
+		return "", false, errors.New("account links are not wired")
+	}
+	o := s.cur.Load()
+	token, rs, err := s.acct.Store.CreateReset(ctx, user, admin, ttl)
+	if err != nil {
+		return "", false, err
+	}
+	link = o.PublicURL + o.Prefix + "reset/" + token
+	s.record(ctx, r, audit.Event{Event: "reset_issued", Actor: admin, Target: user, Detail: "reset " + rs.ID})
+	if u, ok := s.users.DB().Lookup(user); ok && u.Email != "" && s.acct.Mailer != nil {
+		if err := s.acct.Mailer.Send(ctx, account.ResetMessage(u.Email, s.acct.Site, user, link, rs.Expires)); err != nil {
+			s.log.Error("mail failed", zap.String("event", "mail_failed"), zap.String("mail", "reset"), zap.String("user", user), zap.Error(err))
+			return link, false, nil
+		}
+		return link, true, nil
+	}
+	return link, false, nil
+}
+
+// createInvite makes an invite on behalf of admin and returns its link;
+// with a mailer and inv.Email it is mailed too.
+func (s *Server) createInvite(ctx context.Context, r *http.Request, inv account.Invite, admin string, ttl time.Duration) (link string, mailed bool, err error) {
+	if s.acct == nil {
+		return "", false, errors.New("account links are not wired")
+	}
+	o := s.cur.Load()
+	inv.By = admin
+	token, inv, err := s.acct.Store.CreateInvite(ctx, inv, ttl)
+	if err != nil {
+		return "", false, err
+	}
+	link = o.PublicURL + o.Prefix + "invite/" + token
+	s.record(ctx, r, audit.Event{Event: "invite_created", Actor: admin, Target: inv.User, Detail: "invite " + inv.ID + "; groups " + strings.Join(inv.Groups, ",")})
+	if inv.Email != "" && s.acct.Mailer != nil {
+		if err := s.acct.Mailer.Send(ctx, account.InviteMessage(inv.Email, s.acct.Site, link, inv.Expires)); err != nil {
+			s.log.Error("mail failed", zap.String("event", "mail_failed"), zap.String("mail", "invite"), zap.Error(err))
+			return link, false, nil
+		}
+		return link, true, nil
+	}
+	return link, false, nil
+}
