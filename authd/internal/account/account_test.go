@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -347,7 +348,7 @@ func TestEmailAllowed(t *testing.T) {
 
 func TestFormatMessage(t *testing.T) {
 	m := InviteMessage("bob@example.com", "Example\r\nBcc: evil@example.net", "https://app.example.com/authd/invite/TOKEN", time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC))
-	out := string(format("authd@example.com", "bob@example.com", m, time.Unix(0, 0)))
+	out := string(format("Example <authd@example.com>", "bob@example.com", m, time.Unix(0, 0)))
 	head, body, ok := strings.Cut(out, "\r\n\r\n")
 	if !ok {
 		t.Fatalf("no header/body split: %q", out)
@@ -355,7 +356,10 @@ func TestFormatMessage(t *testing.T) {
 	if strings.Contains(head, "\r\nBcc:") {
 		t.Fatalf("a subject added a header: %q", head)
 	}
-	for _, want := range []string{"From: authd@example.com\r\n", "To: bob@example.com\r\n", "Content-Type: text/plain; charset=utf-8\r\n"} {
+	if !regexp.MustCompile(`\r\nMessage-ID: <[0-9a-f]{24}@example\.com>\r\n`).MatchString(head) {
+		t.Errorf("bad Message-ID: %q", head)
+	}
+	for _, want := range []string{"From: Example <authd@example.com>\r\n", "To: bob@example.com\r\n", "Content-Type: text/plain; charset=utf-8\r\n"} {
 		if !strings.Contains(head, want) {
 			t.Errorf("header lacks %q: %q", want, head)
 		}

@@ -144,7 +144,11 @@ func format(from, to string, m Message, now time.Time) []byte {
 	h("To", to)
 	h("Subject", mime.QEncoding.Encode("utf-8", oneLine(m.Subject)))
 	h("Date", now.Format(time.RFC1123Z))
-	h("Message-ID", "<"+hex.EncodeToString(id[:])+"@"+helloName(from)+">")
+	domain := "localhost"
+	if a, err := mail.ParseAddress(from); err == nil {
+		domain = helloName(a.Address)
+	}
+	h("Message-ID", "<"+hex.EncodeToString(id[:])+"@"+domain+">")
 	h("MIME-Version", "1.0")
 	h("Content-Type", "text/plain; charset=utf-8")
 	h("Content-Transfer-Encoding", "8bit")
