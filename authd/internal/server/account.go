@@ -78,6 +78,9 @@ const (
 	openInviteTTL  = 24 * time.Hour
 	requestTTL     = 30 * 24 * time.Hour
 	forgotInterval = 15 * time.Minute
+	// ipInterval spaces the mails (forgot) and registrations one client
+	// address may cause.
+	ipInterval = time.Minute
 	// anonymousFloor is the least time the forgot and register answers
 	// take, so an answer's timing says nothing about the account.
 	anonymousFloor = 400 * time.Millisecond

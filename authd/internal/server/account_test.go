@@ -463,6 +463,26 @@ func TestForgotNeverTells(t *testing.T) {
 	h.postAnon("/authd/forgot", url.Values{"address": {"alice"}})
 	h.box.wait(t, 2)
 
+	// One client address makes at most one mail a minute, whoever it names.
+	h.editUsers(func(l []users.User) []users.User {
+		for i := range l {
+			if l[i].Name == "bob" {
+				l[i].Email = "bob@example.com"
+			}
+		}
+		return l
+	})
+	h.postAnon("/authd/forgot", url.Values{"address": {"bob"}})
+	time.Sleep(200 * time.Millisecond)
+	if n := len(h.box.messages()); n != 2 {
+		t.Fatalf("a second address from one client within a minute: got %d mails, want 2", n)
+	}
+	h.clock.add(ipInterval)
+	h.postAnon("/authd/forgot", url.Values{"address": {"bob"}})
+	if m := h.box.wait(t, 3); m.To != "bob@example.com" {
+		t.Fatalf("mail after a minute: %+v", m)
+	}
+
 	h.srv.acct.Mailer = nil
 	h.h = h.srv.Handler()
 	if w := h.do(req{target: "/authd/forgot"}); w.Code != http.StatusNotFound {
@@ -508,6 +528,10 @@ func TestRegistrationModes(t *testing.T) {
 	if _, ok := h.user("hank"); ok {
 		t.Fatal("approval: the user exists before approval")
 	}
+	if w := h.postAnon("/authd/register", url.Values{"username": {"ivan"}, "password": {"a long passphrase"}, "password2": {"a long passphrase"}}); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("approval: a second request from one address within a minute: got %d, want 429", w.Code)
+	}
+	h.clock.add(ipInterval)
 	if w := h.postAnon("/authd/register", url.Values{"username": {"hank"}, "password": {"a long passphrase"}, "password2": {"a long passphrase"}}); w.Code != http.StatusConflict {
 		t.Fatalf("approval: a second request for hank: got %d, want 409", w.Code)
 	}

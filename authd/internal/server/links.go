@@ -308,6 +308,13 @@ func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	user, email := s.findAccount(addr)
 	ip := addrField(o.clientIP(r))
+	// One client address may make authd send at most one mail per
+	// ipInterval, to any account: a script cannot mail every user at once.
+	// The answer is the same either way.
+	if user != "" && !s.allow(r.Context(), "forgot-ip:"+ip, ipInterval) {
+		s.log.Info("reset mail throttled", zap.String("event", "reset_throttled"), zap.String("client_ip", ip))
+		user = ""
+	}
 	if user != "" {
 		if allowed, err := s.acct.Store.Allow(r.Context(), "forgot:"+strings.ToLower(email), forgotInterval); err != nil {
 			s.log.Error("forgot throttle failed", zap.Error(err))
@@ -322,6 +329,16 @@ func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request, _ httprout
 	pad(r.Context(), start, anonymousFloor)
 	pg := o.anonPage(r, func(l *lang) string { return l.T("forgot.title") })
 	o.renderPage(w, http.StatusOK, "message", messageView{page: pg, Text: pg.L.T("forgot.sent"), Back: o.Prefix + "login"})
+}
+
+// allow is Store.Allow failing closed: a store error allows nothing.
+func (s *Server) allow(ctx context.Context, what string, interval time.Duration) bool {
+	ok, err := s.acct.Store.Allow(ctx, what, interval)
+	if err != nil {
+		s.log.Error("account limit check failed", zap.Error(err))
+		return false
+	}
+	return ok
 }
 
 // findAccount returns the user addr names (a username or an email address)
@@ -416,9 +433,20 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, _ httpro
 		v.Error = o.lang(r).T(key)
 		s.renderAddress(o, w, r, code, "register", v)
 	}
+	throttled := func() bool {
+		if s.allow(r.Context(), "register-ip:"+ip, ipInterval) {
+			return false
+		}
+		w.Header().Set("Retry-After", "60")
+		bad(http.StatusTooManyRequests, "register.throttled")
+		return true
+	}
 	if mode == "open" {
 		if !account.EmailAllowed(v.Address, s.acct.Registration.AllowedDomains) {
 			bad(http.StatusBadRequest, "register.domain")
+			return
+		}
+		if throttled() {
 			return
 		}
 		if allowed, err := s.acct.Store.Allow(r.Context(), "register:"+strings.ToLower(v.Address), forgotInterval); err != nil {
@@ -459,6 +487,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, _ httpro
 	}
 	if key := checkNewPasswords(r.PostForm.Get("password"), r.PostForm.Get("password2")); key != "" {
 		bad(http.StatusBadRequest, key)
+		return
+	}
+	if throttled() {
 		return
 	}
 	_, hash, err := s.checkAndHash(o, r.Context(), "", "", r.PostForm.Get("password"))
