@@ -618,3 +618,19 @@ func TestAccountFormsRefuseCrossSite(t *testing.T) {
 }
 
 func auditFilter(user, event string) audit.Filter { return audit.Filter{User: user, Event: event} }
+
+func TestLoginLinksOnlyWhenOn(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	body := h.do(req{target: "/authd/login"}).Body.String()
+	if strings.Contains(body, "/authd/forgot") || strings.Contains(body, "/authd/register") {
+		t.Fatalf("login page links forgot or register with both off: %s", body)
+	}
+	if w := h.do(req{target: "/authd/account"}); w.Code != http.StatusNotFound {
+		t.Fatalf("account page without Deps.Account: got %d, want 404", w.Code)
+	}
+	a := newAcctHarness(t, "approval", nil)
+	body = a.do(req{target: "/authd/login"}).Body.String()
+	if !strings.Contains(body, `href="/authd/forgot"`) || !strings.Contains(body, `href="/authd/register"`) {
+		t.Fatalf("login page lacks the forgot or register link: %s", body)
+	}
+}
