@@ -55,8 +55,8 @@ func linkURL(cfg config.Config, path string) string {
 	return strings.TrimSuffix(cfg.PublicURL, "/") + cfg.Prefix + path
 }
 
-// unixActor names the person running the CLI, for audit events.
-func unixActor() string {
+// cliActor names the person running the CLI, for audit events.
+func cliActor() string {
 	if u, err := user.Current(); err == nil {
 		return "unix:" + u.Username
 	}
@@ -146,7 +146,7 @@ func cmdInvite(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	inv.By = unixActor()
+	inv.By = cliActor()
 	token, inv, err := st.CreateInvite(ctx, inv, ttl)
 	if err != nil {
 		return err
@@ -268,7 +268,7 @@ func cmdResetLink(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 	}
-	token, r, err := openAccounts(cfg, rc).CreateReset(ctx, name, unixActor(), ttl)
+	token, r, err := openAccounts(cfg, rc).CreateReset(ctx, name, cliActor(), ttl)
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func linkIn(t testing.TB, s *stack, body, kind string) string {
 }
 
 // fill types into the inputs named by CSS selectors.
-func (b *browser) fill(pairs ...string) {
+func (b *browser) fillFields(pairs ...string) {
 	b.t.Helper()
 	for i := 0; i < len(pairs); i += 2 {
 		b.do(chromedp.Clear(chromedp.CSS(pairs[i])), chromedp.SendKeys(chromedp.CSS(pairs[i]), pairs[i+1]))
@@ -183,7 +183,7 @@ tokens = true
 
 	b.navigate(s.origin() + invite)
 	b.waitText("Create your account", 15*time.Second)
-	b.fill(`#username`, "bea", `#password`, "first long passphrase", `#password2`, "first long passphrase")
+	b.fillFields(`#username`, "bea", `#password`, "first long passphrase", `#password2`, "first long passphrase")
 	b.submitAndWait(`form button[type="submit"]`)
 	b.waitPath("/", 15*time.Second)
 	b.waitText("Hello, bea!", 30*time.Second)
@@ -193,10 +193,10 @@ tokens = true
 
 	b.navigate(s.origin() + "/authd/account")
 	b.waitText("Change password", 15*time.Second)
-	b.fill(`#current`, "first long passphrase", `#password`, "second long passphrase", `#password2`, "second long passphrase")
+	b.fillFields(`#current`, "first long passphrase", `#password`, "second long passphrase", `#password2`, "second long passphrase")
 	b.submitAndWait(`form[action="/authd/account/password"] button[type="submit"]`)
 	b.waitText("Your password was changed", 15*time.Second)
-	b.fill(`#label`, "nightly export")
+	b.fillFields(`#label`, "nightly export")
 	b.submitAndWait(`form[action="/authd/account/tokens"]:not(.inline) button[type="submit"]`)
 	b.waitText("Copy it now", 15*time.Second)
 	// The screenshot is committed: it shows no usable token.
@@ -217,12 +217,12 @@ tokens = true
 	b.waitPath("/authd/login", 15*time.Second)
 	b.do(chromedp.Click(chromedp.Search(`//a[normalize-space(.)="Forgot password?"]`)))
 	b.waitPath("/authd/forgot", 15*time.Second)
-	b.fill(`#address`, "nobody@example.com")
+	b.fillFields(`#address`, "nobody@example.com")
 	b.submitAndWait(`form button[type="submit"]`)
 	unknown := b.text()
 	b.navigate(s.origin() + "/authd/forgot")
 	b.waitText("Forgot your password?", 15*time.Second)
-	b.fill(`#address`, "BEA@example.com")
+	b.fillFields(`#address`, "BEA@example.com")
 	b.submitAndWait(`form button[type="submit"]`)
 	if known := b.text(); known != unknown || !strings.Contains(known, "If an account matches") {
 		t.Fatalf("the answers differ for a known and an unknown address:\n%s\n---\n%s", known, unknown)
@@ -238,7 +238,7 @@ tokens = true
 	reset := linkIn(t, s, body, "reset")
 	b.navigate(s.origin() + reset)
 	b.waitText("Choose a new password for the account bea", 15*time.Second)
-	b.fill(`#password`, "third long passphrase", `#password2`, "third long passphrase")
+	b.fillFields(`#password`, "third long passphrase", `#password2`, "third long passphrase")
 	b.submitAndWait(`form button[type="submit"]`)
 	b.waitText("Your password was changed", 15*time.Second)
 	b.navigate(s.origin() + reset)

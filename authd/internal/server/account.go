@@ -105,15 +105,15 @@ func (s *Server) routeAccount(r *httprouter.Router, p string) {
 	r.POST(p+"register", s.handleRegister)
 }
 
-// sessionRow is one of the user's sessions as the account page shows it.
-type sessionRow struct {
+// ownSessionRow is one of the user's sessions as the account page shows it.
+type ownSessionRow struct {
 	ID                string
 	Created, LastSeen string
 	IP, UserAgent     string
 	Current, Remember bool
 }
 
-type tokenRow struct {
+type ownTokenRow struct {
 	ID, Label, Created, Expires string
 	Expired                     bool
 }
@@ -121,9 +121,9 @@ type tokenRow struct {
 type accountView struct {
 	page
 	PasswordCSRF, SessionsCSRF, TokensCSRF string
-	Sessions                               []sessionRow
+	Sessions                               []ownSessionRow
 	TokensOn                               bool
-	Tokens                                 []tokenRow
+	Tokens                                 []ownTokenRow
 	// NewToken is a token just made, shown this once.
 	NewToken string
 }
@@ -158,7 +158,7 @@ func (s *Server) accountView(o *settings, ctx context.Context, p *pageUser) acco
 	} else {
 		slices.SortFunc(list, func(a, b session.Entry) int { return b.Session.LastSeen.Compare(a.Session.LastSeen) })
 		for _, e := range list {
-			v.Sessions = append(v.Sessions, sessionRow{
+			v.Sessions = append(v.Sessions, ownSessionRow{
 				ID: e.Key.Short(), Created: stamp(e.Session.Created), LastSeen: stamp(e.Session.LastSeen),
 				IP: e.Session.IP, UserAgent: e.Session.UserAgent, Current: e.Key == p.Key, Remember: e.Session.Remember,
 			})
@@ -167,7 +167,7 @@ func (s *Server) accountView(o *settings, ctx context.Context, p *pageUser) acco
 	if s.acct.Tokens != nil {
 		now := s.now()
 		for _, t := range s.acct.Tokens.Tokens(p.User.Name) {
-			v.Tokens = append(v.Tokens, tokenRow{ID: t.ID, Label: t.Label, Created: stamp(t.Created), Expires: stamp(t.Expires), Expired: !now.Before(t.Expires)})
+			v.Tokens = append(v.Tokens, ownTokenRow{ID: t.ID, Label: t.Label, Created: stamp(t.Created), Expires: stamp(t.Expires), Expired: !now.Before(t.Expires)})
 		}
 	}
 	return v

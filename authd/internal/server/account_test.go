@@ -136,7 +136,7 @@ func newAcctHarness(t *testing.T, mode string, mod func(*AccountDeps)) *acctHarn
 	return ah
 }
 
-var sameSite = map[string]string{"Origin": "https://app.example.com", "Sec-Fetch-Site": "same-origin"}
+var acctSameSite = map[string]string{"Origin": "https://app.example.com", "Sec-Fetch-Site": "same-origin"}
 
 // anonForm fetches an anonymous page and returns its pre-session cookie,
 // CSRF token and body.
@@ -171,7 +171,7 @@ func (h *acctHarness) postAnon(path string, form url.Values) *httptest.ResponseR
 	pre, tok, _ := h.anonForm(path)
 	form.Set("csrf", tok)
 	hd := map[string]string{"Cookie": pre}
-	for k, v := range sameSite {
+	for k, v := range acctSameSite {
 		hd[k] = v
 	}
 	return h.do(req{method: "POST", target: path, form: form, headers: hd})
@@ -196,7 +196,7 @@ func (h *acctHarness) postSigned(cookie, action string, form url.Values) *httpte
 	h.t.Helper()
 	form.Set("csrf", h.signedForm(cookie, action))
 	hd := map[string]string{"Cookie": cookie}
-	for k, v := range sameSite {
+	for k, v := range acctSameSite {
 		hd[k] = v
 	}
 	return h.do(req{method: "POST", target: action, form: form, headers: hd})
@@ -496,7 +496,7 @@ func TestRegistrationModes(t *testing.T) {
 		if w := h.do(req{target: "/authd/register"}); w.Code != http.StatusNotFound {
 			t.Errorf("%s: GET register: got %d, want 404", mode, w.Code)
 		}
-		if w := h.do(req{method: "POST", target: "/authd/register", form: url.Values{"address": {"a@example.com"}}, headers: sameSite}); w.Code != http.StatusNotFound {
+		if w := h.do(req{method: "POST", target: "/authd/register", form: url.Values{"address": {"a@example.com"}}, headers: acctSameSite}); w.Code != http.StatusNotFound {
 			t.Errorf("%s: POST register: got %d, want 404", mode, w.Code)
 		}
 	}
