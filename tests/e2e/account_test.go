@@ -183,6 +183,7 @@ tokens = true
 
 	b.navigate(s.origin() + invite)
 	b.waitText("Create your account", 15*time.Second)
+	b.screenshot("invite")
 	b.fillFields(`#username`, "bea", `#password`, "first long passphrase", `#password2`, "first long passphrase")
 	b.submitAndWait(`form button[type="submit"]`)
 	b.waitPath("/", 15*time.Second)
@@ -215,6 +216,7 @@ tokens = true
 	b.navigate(s.origin() + "/authd/logout")
 	b.submitAndWait(`form button[type="submit"]`)
 	b.waitPath("/authd/login", 15*time.Second)
+	b.screenshot("login-forgot")
 	b.do(chromedp.Click(chromedp.Search(`//a[normalize-space(.)="Forgot password?"]`)))
 	b.waitPath("/authd/forgot", 15*time.Second)
 	b.fillFields(`#address`, "nobody@example.com")
@@ -238,6 +240,7 @@ tokens = true
 	reset := linkIn(t, s, body, "reset")
 	b.navigate(s.origin() + reset)
 	b.waitText("Choose a new password for the account bea", 15*time.Second)
+	b.screenshot("reset")
 	b.fillFields(`#password`, "third long passphrase", `#password2`, "third long passphrase")
 	b.submitAndWait(`form button[type="submit"]`)
 	b.waitText("Your password was changed", 15*time.Second)
