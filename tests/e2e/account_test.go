@@ -20,9 +20,8 @@ import (
 	"github.com/authd/authd/tests/internal/authdtest"
 )
 
-// smtpServer is a real SMTP server (aiosmtpd from PyPI) that requires
-// STARTTLS with a certificate for localhost and stores each mail it
-// receives in a Maildir.
+// smtpServer is a real SMTP server (aiosmtpd from PyPI) with a
+// certificate for localhost that stores each mail it receives in a Maildir.
 type smtpServer struct {
 	port    int
 	maildir string
@@ -32,7 +31,9 @@ type smtpServer struct {
 // startSMTP starts aiosmtpd, its files and log in dir, with the Python
 // that has it: $AIOSMTPD_PYTHON, else the Streamlit venv's, where
 // tests/run.sh installs it. It stops when the test ends.
-func startSMTP(t *testing.T, dir string) *smtpServer {
+// tls is "starttls" (STARTTLS offered and required), "implicit" (TLS from
+// the first byte) or "none".
+func startSMTP(t *testing.T, dir, tls string) *smtpServer {
 	t.Helper()
 	s := &stack{dir: dir, procs: map[string]*proc{}}
 	must(t, os.MkdirAll(filepath.Join(dir, "logs"), 0o755))
@@ -45,9 +46,14 @@ func startSMTP(t *testing.T, dir string) *smtpServer {
 	}
 	must(t, authdtest.WriteCert(dir))
 	m := &smtpServer{port: freePort(t), maildir: filepath.Join(dir, "maildir"), cert: filepath.Join(dir, "cert.pem")}
-	cmd := exec.Command(py, "-m", "aiosmtpd", "-n", "-l", fmt.Sprintf("127.0.0.1:%d", m.port),
-		"--tlscert", m.cert, "--tlskey", filepath.Join(dir, "key.pem"),
-		"-c", "aiosmtpd.handlers.Mailbox", m.maildir)
+	args := []string{"-m", "aiosmtpd", "-n", "-l", fmt.Sprintf("127.0.0.1:%d", m.port)}
+	switch tls {
+	case "starttls":
+		args = append(args, "--tlscert", m.cert, "--tlskey", filepath.Join(dir, "key.pem"))
+	case "implicit":
+		args = append(args, "--smtpscert", m.cert, "--smtpskey", filepath.Join(dir, "key.pem"))
+	}
+	cmd := exec.Command(py, append(args, "-c", "aiosmtpd.handlers.Mailbox", m.maildir)...)
 	p := s.start(t, "smtp", cmd)
 	t.Cleanup(func() {
 		p.stop()
@@ -153,7 +159,7 @@ func (b *browser) fillFields(pairs ...string) {
 // gets the same answer and no mail.
 func TestAccountByMail(t *testing.T) {
 	requireE2E(t)
-	smtp := startSMTP(t, t.TempDir())
+	smtp := startSMTP(t, t.TempDir(), "starttls")
 	// authd (serve and the CLI) trusts the SMTP server's certificate as a system root.
 	t.Setenv("SSL_CERT_FILE", smtp.cert)
 	s := newStackOpts(t, "", stackOpts{authdTOML: fmt.Sprintf(`
@@ -254,4 +260,73 @@ tokens = true
 	b.login("bea", "third long passphrase")
 	b.waitPath("/", 15*time.Second)
 	b.waitText("Hello, bea!", 30*time.Second)
+}
+
+// TestMailTLSModes sends invite mails with the CLI through real SMTP
+// servers in each [smtp] starttls mode, and checks that authd refuses to
+// send where the mode's protection is missing: starttls = true against a
+// server without STARTTLS, and a certificate authd does not trust.
+func TestMailTLSModes(t *testing.T) {
+	requireE2E(t)
+	bin := os.Getenv("AUTHD_BIN")
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "authd")
+		must(t, authdtest.Build(bin))
+	}
+	for _, tc := range []struct {
+		name, server, setting string
+		trust, delivered      bool
+		refusal               string
+	}{
+		{"starttls", "starttls", "true", true, true, ""},
+		{"implicit", "implicit", `"implicit"`, true, true, ""},
+		{"plain relay", "none", "false", false, true, ""},
+		{"starttls required but not offered", "none", "true", true, false, "does not offer STARTTLS"},
+		{"untrusted certificate", "starttls", "true", false, false, "certificate"},
+		{"implicit, untrusted certificate", "implicit", `"implicit"`, false, false, "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			smtp := startSMTP(t, filepath.Join(dir, "smtp"), tc.server)
+			conf := filepath.Join(dir, "authd.toml")
+			must(t, os.WriteFile(filepath.Join(dir, "users.toml"), nil, 0o600))
+			must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`public_url = "https://app.example.com"
+data_dir = %q
+users_file = %q
+[smtp]
+host = "localhost"
+port = %d
+from = "signin@example.com"
+starttls = %s
+timeout = "5s"
+`, filepath.Join(dir, "data"), filepath.Join(dir, "users.toml"), smtp.port, tc.setting)), 0o600))
+			cmd := exec.Command(bin, "invite", "create", "-config", conf, "-email", "dan@example.com")
+			cmd.Env = os.Environ()
+			if tc.trust {
+				cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+smtp.cert)
+			} else {
+				cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+filepath.Join(dir, "none.pem"))
+			}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if tc.delivered {
+				if err != nil {
+					t.Fatalf("invite create: %v\n%s", err, stderr.String())
+				}
+				to, _, body := smtp.waitMail(t, 1)
+				if to != "dan@example.com" || !strings.Contains(body, strings.TrimSpace(stdout.String())) {
+					t.Fatalf("mail to %q lacks the printed link %q:\n%s", to, stdout.String(), body)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(stderr.String(), "mailing it failed") || !strings.Contains(stderr.String(), tc.refusal) {
+				t.Fatalf("invite create: got %v, stderr %q; want a refusal naming %q", err, stderr.String(), tc.refusal)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if n := len(smtp.mails(t)); n != 0 {
+				t.Fatalf("got %d mails, want none", n)
+			}
+		})
+	}
 }
