@@ -183,8 +183,8 @@ func inviteFromFlags(name, groups, email string) (account.Invite, error) {
 		if g = strings.TrimSpace(g); g == "" {
 			continue
 		}
-		if err := users.CheckGroup(g); err != nil {
-			return inv, fmt.Errorf("-groups: %v", err)
+		if !users.ValidGroup(g) {
+			return inv, fmt.Errorf("-groups: %q is not a group name: use 1-64 characters of a-z, 0-9, '.', '_' and '-'", g)
 		}
 		inv.Groups = append(inv.Groups, g)
 	}

@@ -48,6 +48,8 @@ type Config struct {
 	SMTP         SMTP         `toml:"smtp"`
 	Registration Registration `toml:"registration"`
 	Account      Account      `toml:"account"`
+	// LDAP is sign-in against an LDAP directory, beside the local users.
+	LDAP LDAP `toml:"ldap"`
 	// Networks name client address ranges that rules refer to.
 	Networks map[string]Network `toml:"networks"`
 	// Rules are matched in order; the first rule whose conditions all match decides.

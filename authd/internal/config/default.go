@@ -49,6 +49,7 @@ func Default() Config {
 		},
 		Log:          Log{Level: "info"},
 		Redis:        DefaultRedis(),
+		LDAP:         DefaultLDAP(),
 		SMTP:         defaultSMTP(),
 		Registration: defaultRegistration(),
 		Networks:     map[string]Network{},

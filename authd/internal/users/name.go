@@ -70,5 +70,6 @@ func checkGroup(g string) error {
 	return nil
 }
 
-// CheckGroup validates one group name as the users file and Redis accept it.
-func CheckGroup(g string) error { return checkGroup(g) }
+// ValidGroup reports whether g is a group name a user record may hold: 1 to MaxNameBytes
+// bytes of a-z, 0-9, '.', '_' and '-'. Groups from a directory are checked with it.
+func ValidGroup(g string) bool { return checkGroup(g) == nil }
