@@ -105,6 +105,8 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
 		Secret: secret, Build: build,
 		AdminGroups: cfg.Admin.Groups, Reauth: cfg.Admin.Reauth.Duration,
+		ForgotLink:   cfg.SMTP.Enabled(),
+		RegisterLink: cfg.Registration.Mode == "open" || cfg.Registration.Mode == "approval",
 	}
 }
 

@@ -45,6 +45,10 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	Redis    Redis    `toml:"redis"`
 	Admin    Admin    `toml:"admin"`
+	// SMTP, Registration and Account configure mail, self-registration and the account page.
+	SMTP         SMTP         `toml:"smtp"`
+	Registration Registration `toml:"registration"`
+	Account      Account      `toml:"account"`
 	// LDAP is sign-in against an LDAP directory, beside the local users.
 	LDAP LDAP `toml:"ldap"`
 	// Networks name client address ranges that rules refer to.

@@ -129,6 +129,9 @@ type Options struct {
 	// password admits the console's sensitive actions.
 	AdminGroups []string
 	Reauth      time.Duration
+	// ForgotLink and RegisterLink put "Forgot password?" (with SMTP set) and
+	// "Create an account" (registration open or by approval) on the login page.
+	ForgotLink, RegisterLink bool
 }
 
 // Deps are the server's collaborators.
@@ -152,6 +155,9 @@ type Deps struct {
 	Credentials   ConsoleCredentials
 	ResetLinks    ResetLinks
 	LastLogins    LastLogins
+	// Account wires the account page, invites, registration and password
+	// reset (account.go, links.go); nil leaves them out.
+	Account *AccountDeps
 	// Directory signs in names that have no local account (LDAP; see
 	// external.go); nil turns it off.
 	Directory Directory
@@ -184,6 +190,7 @@ type Server struct {
 	credentials   ConsoleCredentials
 	resetLinks    ResetLinks
 	lastLogins    LastLogins
+	acct          *AccountDeps
 	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
 	dir       Directory
 	dirErrors errorLog
@@ -204,6 +211,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, resetLinks: d.ResetLinks, lastLogins: d.LastLogins,
+		acct: d.Account,
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -262,6 +270,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"whoami", s.handleWhoami)
 	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
+	s.routeAccount(r, p)
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
