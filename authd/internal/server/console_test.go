@@ -520,3 +520,23 @@ func TestConsoleLastLogin(t *testing.T) {
 		t.Errorf("user list lacks last logins:\n%s", body)
 	}
 }
+
+// TestConsoleDirectoryUser: a user who signs in through LDAP has no
+// password here to set.
+func TestConsoleDirectoryUser(t *testing.T) {
+	c := newConsole(t)
+	c.editUsers(func(l []users.User) []users.User {
+		return append(l, users.User{Name: "dir", Source: "ldap", Groups: []string{"staff"}, Generation: 9})
+	})
+	alice := c.login("alice")
+	if body := c.get(alice, "/authd/admin/user?u=dir").Body.String(); strings.Contains(body, `value="password"`) || !strings.Contains(body, "signs in through ldap") {
+		t.Errorf("directory user's page offers a password:\n%s", body)
+	}
+	w := c.post(alice, form("op", "password", "user", "dir", "password", "a brand new password 1", "csrf", c.csrf(alice), "reauth_password", testPassword))
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "signs in through ldap") {
+		t.Errorf("set a directory user's password: got %d; %s", w.Code, w.Body)
+	}
+	if e, _ := c.users.DB().Lookup("dir"); e.Hash != "" {
+		t.Error("directory user got a local hash")
+	}
+}
