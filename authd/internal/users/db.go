@@ -37,6 +37,10 @@ type User struct {
 	// change made by the CLI (add, passwd, lock, unlock, del and re-add), so sessions bound
 	// to the old value end. It is at most math.MaxInt64, the largest TOML integer.
 	Generation uint64 `toml:"generation"`
+	// Source is where the account comes from: "" for a local account, or the
+	// external provider that created it ("oidc:<id>", "ldap"). An external
+	// account may have no hash and never signs in with a local password.
+	Source string `toml:"source,omitempty"`
 }
 
 // Entry is a loaded user with values precomputed at load time for the hot path.
@@ -208,7 +212,7 @@ func unknownKeys(data []byte, name string, und []toml.Key) problems {
 		Users []map[string]any `toml:"users"`
 	}
 	_, rawErr := toml.Decode(string(data), &raw)
-	known := map[string]bool{"name": true, "hash": true, "groups": true, "email": true, "display_name": true, "disabled": true, "generation": true}
+	known := map[string]bool{"name": true, "hash": true, "groups": true, "email": true, "display_name": true, "disabled": true, "generation": true, "source": true}
 	if rawErr == nil {
 		lines := tableLines(data, len(raw.Users))
 		for i, u := range raw.Users {
@@ -284,7 +288,9 @@ func checkUser(u User, lim Limits) []string {
 		msgs = append(msgs, fmt.Sprintf("name is not in canonical form (write %q)", c))
 	}
 	if u.Hash == "" {
-		msgs = append(msgs, "hash is missing")
+		if u.Source == "" {
+			msgs = append(msgs, "hash is missing")
+		}
 	} else if _, err := parseHash(u.Hash, lim); err != nil {
 		msgs = append(msgs, err.Error())
 	}
@@ -302,6 +308,9 @@ func checkUser(u User, lim Limits) []string {
 	}
 	if err := checkText(u.DisplayName); err != nil {
 		msgs = append(msgs, "display_name: "+err.Error())
+	}
+	if err := checkText(u.Source); err != nil || strings.ContainsAny(u.Source, " ,") {
+		msgs = append(msgs, "source: must be a short name such as \"oidc:google\" or \"ldap\"")
 	}
 	if u.Generation > math.MaxInt64 {
 		msgs = append(msgs, "generation must be between 0 and 9223372036854775807")
