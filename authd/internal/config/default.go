@@ -51,5 +51,6 @@ func Default() Config {
 		Redis:    DefaultRedis(),
 		Networks: map[string]Network{},
 		Rules:    []Rule{{Path: "/", Allow: "authenticated"}},
+		OIDC:     []OIDC{},
 	}
 }
