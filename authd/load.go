@@ -94,7 +94,7 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		TouchInterval: cfg.Session.TouchInterval.Duration,
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
-		Secret: secret, Build: build,
+		Secret: secret, Build: build, FormOrigins: oidcOrigins(cfg),
 	}
 }
 

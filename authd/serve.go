@@ -142,8 +142,13 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	// One verifier per process: its nonce cache and start time must outlive reloads.
 	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
+	providers, err := openOIDC(ctx, cfg, m.log)
+	if err != nil {
+		return err
+	}
 	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
+		OIDC: providers,
 	}, rules)
 	if err != nil {
 		return err

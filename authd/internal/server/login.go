@@ -120,6 +120,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	}
 	ok, upgrade := false, false
 	cost := users.Cost{Argon2id: dummyParams(o.HashParams)}
+	if u != nil && u.Source != "" {
+		// An external account has no local password: it looks, and takes
+		// as long, as a user who does not exist.
+		u = nil
+	}
 	if u == nil {
 		niced(func() { users.Dummy(password, o.HashParams) })
 	} else {
@@ -273,7 +278,8 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		plain(w, http.StatusRequestEntityTooLarge, "logout form too large")
 		return
 	}
-	key, sess, _, ok := s.authenticate(o, r, s.now())
+	key, sess, u, ok := s.authenticate(o, r, s.now())
+	after := o.Prefix + "login?signed_out=1"
 	if ok {
 		if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(o.token("logout", key[:]))) {
 			plain(w, http.StatusForbidden, "logout form expired; go back and try again")
@@ -286,9 +292,12 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
 			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("session", key.Short()))
+		if to := s.providerLogout(o, u); to != "" {
+			after = to
+		}
 	}
 	o.setCookie(w, o.CookieName, "", -1)
-	s.redirect(w, o.Prefix+"login?signed_out=1")
+	s.redirect(w, after)
 }
 
 // handleWhoami describes the current session as JSON. A plain poll does not

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -28,6 +29,12 @@ type loginView struct {
 	RD, Username                string
 	Remember                    bool
 	Error, Notice               string
+	Providers                   []providerButton
+}
+
+// providerButton is a "Sign in with …" link on the login page.
+type providerButton struct {
+	ID, Label string
 }
 
 type logoutView struct {
@@ -48,6 +55,11 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	var fa []string
 	for o := range origins {
 		fa = append(fa, o)
+	}
+	for _, f := range o.FormOrigins {
+		if u, err := url.Parse(f); err == nil && u.Host != "" && !origins[originOf(u)] {
+			fa = append(fa, originOf(u))
+		}
 	}
 	sort.Strings(fa)
 	csp := "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
@@ -74,6 +86,7 @@ func (p *pages) static(strip string) httprouter.Handle {
 func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int, v loginView) {
 	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"login"
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
+	v.Providers = o.providers
 	if len(v.Username) > 64 {
 		v.Username = v.Username[:64]
 	}

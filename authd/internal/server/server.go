@@ -117,6 +117,10 @@ type Options struct {
 
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
+
+	// FormOrigins are extra origins the login and logout pages' forms may
+	// end up at (the OIDC providers' sign-out pages), for the CSP.
+	FormOrigins []string
 }
 
 // Deps are the server's collaborators.
@@ -131,6 +135,9 @@ type Deps struct {
 	// Redis, when the stores use Redis, adds its pool statistics and failed
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
+	// OIDC are the OpenID Connect providers offered on the login page, in
+	// button order; Users must then be able to create users (Update).
+	OIDC []OIDCProvider
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -153,6 +160,8 @@ type Server struct {
 	// credentials or user could not be confirmed current.
 	storeErrors   errorLog
 	machineErrors errorLog
+	// oidc are the OIDC providers by id; fixed for the server's life.
+	oidc map[string]OIDCProvider
 }
 
 // New returns a Server. rules must not be nil.
@@ -169,6 +178,17 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
+		oidc: map[string]OIDCProvider{},
+	}
+	for _, p := range d.OIDC {
+		if _, ok := d.Users.(userUpdater); !ok {
+			return nil, errors.New("oidc sign-in needs a user store that can create users")
+		}
+		if s.oidc[p.ID()] != nil {
+			return nil, fmt.Errorf("oidc provider %q listed twice", p.ID())
+		}
+		s.oidc[p.ID()] = p
+		st.providers = append(st.providers, providerButton{ID: p.ID(), Label: "Sign in with " + p.DisplayName()})
 	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	if s.now == nil {
@@ -220,6 +240,8 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	r.GET(p+"oidc/:id/start", s.handleOIDCStart)
+	r.GET(p+"oidc/:id/callback", s.handleOIDCCallback)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)

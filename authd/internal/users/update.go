@@ -42,3 +42,11 @@ func (f *File) Update(_ context.Context, name string, fn func(u User, exists boo
 	}
 	return nil
 }
+
+// CheckGroup reports what is wrong with a group name, as the users file's
+// validation sees it, or nil.
+func CheckGroup(g string) error { return checkGroup(g) }
+
+// CheckText reports what is wrong with an email or display name, as the
+// users file's validation sees it, or nil.
+func CheckText(s string) error { return checkText(s) }
