@@ -55,7 +55,11 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		}
 		req.User, req.Groups = u.Name, u.Groups
-		who = fmt.Sprintf("as %s (groups: %s)", u.Name, orNone(u.Groups))
+		src := "local account"
+		if u.Source != "" {
+			src = u.Source
+		}
+		who = fmt.Sprintf("as %s (groups: %s; source: %s)", u.Name, orNone(u.Groups), src)
 	}
 	var ok bool
 	if req.Path, ok = policy.Canonical(*path); !ok {
