@@ -10,7 +10,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -18,10 +21,13 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -41,7 +47,8 @@ type ClientConfig struct {
 	Secret         string   `json:"secret"`
 	RedirectURIs   []string `json:"redirect_uris"`
 	PostLogoutURIs []string `json:"post_logout_uris"`
-	// Audience, when set, replaces the client id as the ID token's aud.
+	// Audience, when set, replaces the ID token's aud and azp: a token
+	// for another application.
 	Audience []string `json:"audience"`
 	// IDTokenLifetime, when set, replaces one hour (negative: born expired).
 	IDTokenLifetime string `json:"id_token_lifetime"`
@@ -64,12 +71,98 @@ func (u users) GetUserByUsername(n string) *storage.User     { return u.byName[n
 func (u users) ExampleClientID() string                      { return "service" }
 func (u users) add(id string, c UserConfig, s *storage.User) { u.byID[id], u.byName[c.Username] = s, s }
 
-// store is the example storage with groups, per-client audiences and ID
-// token lifetimes.
+// store is the example storage with groups, per-client ID token
+// lifetimes, and a signing key of its own that this program can also use
+// (see rewriteAudience).
 type store struct {
 	*storage.Storage
 	clients map[string]ClientConfig
 	groups  map[string][]string // by user id
+	key     *rsa.PrivateKey
+}
+
+const keyID = "test-key-1"
+
+type signingKey struct{ key *rsa.PrivateKey }
+
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (k signingKey) Key() any                                    { return k.key }
+func (k signingKey) ID() string                                  { return keyID }
+
+type publicKey struct{ key *rsa.PrivateKey }
+
+func (k publicKey) ID() string                         { return keyID }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (k publicKey) Use() string                        { return "sig" }
+func (k publicKey) Key() any                           { return &k.key.PublicKey }
+
+func (s *store) SigningKey(context.Context) (op.SigningKey, error) { return signingKey{s.key}, nil }
+func (s *store) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{jose.RS256}, nil
+}
+func (s *store) KeySet(context.Context) ([]op.Key, error) { return []op.Key{publicKey{s.key}}, nil }
+
+// rewriteAudience makes the token endpoint answer a client that has an
+// Audience configured with an ID token for that audience instead: the
+// provider's own token, its aud and azp replaced and signed again with the
+// provider's key, as if the provider had issued it to another application.
+func (s *store) rewriteAudience(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _, ok := r.BasicAuth()
+		if !ok {
+			_ = r.ParseForm()
+			id = r.PostForm.Get("client_id")
+		}
+		aud := s.clients[id].Audience
+		if len(aud) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		var body map[string]any
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+			copyResponse(w, rec)
+			return
+		}
+		raw, _ := body["id_token"].(string)
+		parts := strings.Split(raw, ".")
+		var claims map[string]any
+		if len(parts) != 3 {
+			copyResponse(w, rec)
+			return
+		}
+		p, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil || json.Unmarshal(p, &claims) != nil {
+			copyResponse(w, rec)
+			return
+		}
+		claims["aud"], claims["azp"], claims["client_id"] = aud, aud[0], aud[0]
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: s.key, KeyID: keyID}},
+			(&jose.SignerOptions{}).WithType("JWT"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		payload, _ := json.Marshal(claims)
+		jws, err := signer.Sign(payload)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if body["id_token"], err = jws.CompactSerialize(); err != nil {
+			log.Fatal(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(body)
+	})
+}
+
+func copyResponse(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
 }
 
 func (s *store) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
@@ -78,17 +171,6 @@ func (s *store) GetClientByClientID(ctx context.Context, id string) (op.Client, 
 		return nil, err
 	}
 	return &client{Client: c, cfg: s.clients[id]}, nil
-}
-
-func (s *store) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	a, err := s.Storage.AuthRequestByCode(ctx, code)
-	if err != nil {
-		return nil, err
-	}
-	if aud := s.clients[a.GetClientID()].Audience; len(aud) > 0 {
-		return &authRequest{AuthRequest: a, aud: aud}, nil
-	}
-	return a, nil
 }
 
 func (s *store) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, t op.IDTokenRequest, scopes []string) error {
@@ -100,13 +182,6 @@ func (s *store) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, t
 	}
 	return nil
 }
-
-type authRequest struct {
-	op.AuthRequest
-	aud []string
-}
-
-func (a *authRequest) GetAudience() []string { return a.aud }
 
 type client struct {
 	op.Client
@@ -161,6 +236,9 @@ func main() {
 		st.clients[c.ID] = c
 	}
 	st.Storage = storage.NewStorage(us)
+	if st.key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		log.Fatal(err)
+	}
 
 	provider, err := op.NewProvider(&op.Config{
 		CryptoKey:                sha256.Sum256([]byte("authd test provider")),
@@ -190,6 +268,7 @@ func main() {
 		}
 		http.Redirect(w, r, callback(r.Context(), id), http.StatusFound)
 	}))
+	mux.Handle("POST /oauth/token", st.rewriteAudience(provider))
 	mux.Handle("/", provider)
 
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -149,7 +149,9 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 		s.log.Info("login failed", fields...)
 		o.renderLogin(w, r, code, loginView{Error: msg})
 	}
-	throttleKey := p.Source()
+	// Failed callbacks count against the client address only: the account
+	// key is this request's own, so it never builds up a wait of its own.
+	throttleKey := p.Source() + ":" + randomToken()[:16]
 	v, err := s.thr.Reserve(r.Context(), throttleKey, ip)
 	if err != nil {
 		s.log.Error("throttle check failed", zap.Error(err))
