@@ -58,7 +58,8 @@ type ClientConfig struct {
 type UserConfig struct {
 	Username      string   `json:"username"`
 	Password      string   `json:"password"`
-	First, Last   string   `json:"first"`
+	First         string   `json:"first"`
+	Last          string   `json:"last"`
 	Email         string   `json:"email"`
 	EmailVerified bool     `json:"email_verified"`
 	Groups        []string `json:"groups"`
