@@ -119,6 +119,12 @@ func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	// A client secret serve could not read stops it at start: say so now.
+	for _, p := range cfg.OIDC {
+		if _, err := p.ClientSecret(); err != nil {
+			return err
+		}
+	}
 	// Warnings go to stderr and leave the exit code 0: the config works.
 	for _, w := range config.Warnings(cfg, db) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
