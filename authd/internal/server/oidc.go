@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/idp"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -147,6 +148,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 			fields = append(fields, zap.String("error", capped(err.Error())))
 		}
 		s.log.Info("login failed", fields...)
+		s.record(r.Context(), r, audit.Event{Event: "login_failed", Target: user, Source: p.Source(), Detail: reason})
 		o.renderLogin(w, r, code, loginView{Error: msg})
 	}
 	// Failed callbacks count against the client address only: the account
@@ -229,6 +231,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 	s.metrics.login("success")
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", user),
 		zap.String("source", p.Source()), zap.String("client_ip", ip), zap.String("session", key.Short()))
+	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: user, Source: p.Source()})
 	o.setCookie(w, o.CookieName, cookie, 0)
 	s.redirect(w, o.safeRedirect(f.RD, o.DefaultRedirect))
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/idp"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -126,6 +127,9 @@ func TestOIDCSignInCreatesAndUpdatesUser(t *testing.T) {
 	if !ok {
 		t.Fatal("no user grace after the sign-in")
 	}
+	if evs, _ := h.srv.Audit().Recent(context.Background(), audit.Filter{User: "grace"}); len(evs) != 1 || evs[0].Event != "login_succeeded" || evs[0].Source != "oidc:corp" {
+		t.Errorf("audit: got %+v, want one login_succeeded for grace from oidc:corp", evs)
+	}
 	if u.Source != "oidc:corp" || u.Hash != "" || u.Email != "grace@example.com" || u.DisplayName != "Grace Hopper" || !slices.Equal(u.Groups, []string{"navy"}) || u.Generation == 0 {
 		t.Errorf("user %+v: want source oidc:corp, no hash, the provider's email, name and valid groups, a generation", u.User)
 	}
@@ -214,6 +218,13 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 				t.Errorf("got %d (session %v), want %d with %q and no session; page:\n%s", resp.StatusCode, hasSession(resp), tc.status, tc.text, body)
 			}
 		})
+	}
+	evs, err := h.srv.Audit().Recent(context.Background(), audit.Filter{Event: "login_failed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != len(cases) || evs[1].Target != "alice" || evs[1].Source != "oidc:corp" || evs[1].Detail != "account_taken" {
+		t.Errorf("audit: got %d login_failed events (newest %+v), want %d, the second newest account_taken for alice from oidc:corp", len(evs), evs[0], len(cases))
 	}
 	if u, _ := h.users.DB().Lookup("alice"); u.Source != "" || u.Hash == "" {
 		t.Errorf("alice after a provider claimed her name: %+v, want the local account unchanged", u.User)

@@ -3,74 +3,67 @@ package users
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
-func TestExternalUserNeedsNoHash(t *testing.T) {
-	cases := []struct {
-		name, doc, want string
-	}{
-		{"external without hash", "[[users]]\nname = \"grace\"\nsource = \"oidc:corp\"\ngeneration = 1\n", ""},
-		{"local without hash", "[[users]]\nname = \"grace\"\ngeneration = 1\n", "hash is missing"},
-		{"bad source", "[[users]]\nname = \"grace\"\nsource = \"oidc corp\"\ngeneration = 1\n", "source:"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			db, err := Parse(strings.NewReader(tc.doc), DefaultLimits())
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("got %v, want no error", err)
-				}
-				if u, _ := db.Lookup("grace"); u.Source != "oidc:corp" {
-					t.Errorf("got source %q, want oidc:corp", u.Source)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v, want an error with %q", err, tc.want)
-			}
-		})
-	}
-}
-
 func TestFileUpdate(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "users.toml")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
+	h, err := Hash("correct horse battery", DefaultParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Edit(path, Limits{}, func([]User) ([]User, error) {
+		return []User{{Name: "alice", Hash: h, Generation: 1}}, nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := OpenFile(path, DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	create := func(u User, exists bool) (User, bool, error) {
+	// Add, change, refuse, delete: each visible in the snapshot at once.
+	if err := f.Update(ctx, "bob", func(u User, exists bool) (User, bool, error) {
 		if exists {
-			return u, false, errors.New("exists")
+			t.Fatal("bob exists before he was added")
 		}
-		return User{Name: "grace", Source: "oidc:corp", Groups: []string{"navy"}, Generation: 7}, false, nil
-	}
-	if err := f.Update(ctx, "grace", create); err != nil {
+		return User{Name: "bob", Hash: h, Groups: []string{"ops"}, Generation: 2}, false, nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if u, ok := f.DB().Lookup("grace"); !ok || u.Source != "oidc:corp" || u.Generation != 7 {
-		t.Fatalf("after create: got %+v, want grace from oidc:corp", u)
+	if u, ok := f.DB().Lookup("bob"); !ok || u.GroupsHeader != "ops" {
+		t.Fatalf("bob after add: %+v %v", u, ok)
 	}
-	if err := f.Update(ctx, "grace", create); err == nil || err.Error() != "exists" {
-		t.Errorf("fn's error: got %v, want it returned", err)
-	}
-	if err := f.Update(ctx, "grace", func(u User, _ bool) (User, bool, error) { u.Name = "other"; return u, false, nil }); err == nil {
-		t.Errorf("renaming through Update: got no error")
-	}
-	if err := f.Update(ctx, "grace", func(u User, _ bool) (User, bool, error) { u.Source = ""; return u, false, nil }); err == nil {
-		t.Errorf("a local user without a hash: got no error")
-	}
-	if err := f.Update(ctx, "grace", func(u User, _ bool) (User, bool, error) { return u, true, nil }); err != nil {
+	if err := f.Update(ctx, "alice", func(u User, exists bool) (User, bool, error) {
+		u.Disabled = true
+		return u, false, nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if f.DB().HasUser("grace") {
-		t.Errorf("grace still there after delete")
+	if u, _ := f.DB().Lookup("alice"); !u.Disabled {
+		t.Fatal("alice not disabled after update")
+	}
+	refuse := errors.New("no")
+	if err := f.Update(ctx, "alice", func(u User, _ bool) (User, bool, error) { return u, false, refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("got %v, want fn's error", err)
+	}
+	if err := f.Update(ctx, "alice", func(u User, _ bool) (User, bool, error) {
+		u.Name = "mallory"
+		return u, false, nil
+	}); err == nil {
+		t.Fatal("renaming through Update was accepted")
+	}
+	if err := f.Update(ctx, "alice", func(u User, _ bool) (User, bool, error) {
+		u.Hash = "not a hash"
+		return u, false, nil
+	}); err == nil {
+		t.Fatal("an invalid user was written")
+	}
+	if err := f.Update(ctx, "bob", func(u User, _ bool) (User, bool, error) { return u, true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if f.DB().HasUser("bob") {
+		t.Fatal("bob still there after delete")
 	}
 }
