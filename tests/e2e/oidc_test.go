@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -343,4 +344,49 @@ func setQuery(u *url.URL, k, v string) {
 	q := u.Query()
 	q.Set(k, v)
 	u.RawQuery = q.Encode()
+}
+
+// TestOIDCProviderDown: a provider that cannot be reached when authd starts
+// leaves authd serving, local accounts signing in, and its button answering
+// with a page that says it is unavailable (no session, no redirect to it).
+func TestOIDCProviderDown(t *testing.T) {
+	requireE2E(t)
+	dead := freePort(t) // nothing listens here
+	s := newStackOpts(t, "", stackOpts{authdTOML: fmt.Sprintf(`
+[[oidc]]
+id = "down"
+issuer = "http://127.0.0.1:%d"
+client_id = "authd"
+display_name = "Down IdP"
+`, dead)})
+	if !strings.Contains(readFile(t, filepath.Join(s.dir, "logs", "authd.log")), "oidc provider unavailable") {
+		t.Errorf("authd did not log the unreachable provider at start")
+	}
+	o := newOIDCClient(t, s)
+	resp := o.get(o.site + "/authd/oidc/down/start?rd=/")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "Sign-in with Down IdP is unavailable right now") {
+		t.Errorf("start with the provider down: got %d, want 503 with the unavailable message\n%s", resp.StatusCode, body)
+	}
+
+	// The local account still signs in.
+	resp = o.get(o.site + "/authd/login")
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("login form without csrf token:\n%s", body)
+	}
+	req, err := http.NewRequest("POST", o.site+"/authd/login", strings.NewReader(url.Values{
+		"username": {"ada"}, "password": {testPassword}, "csrf": {string(m[1])}, "rd": {"/"}}.Encode()))
+	must(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", o.site)
+	resp, err = o.c.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !o.signedIn() {
+		t.Errorf("local login with the provider down: got %d (signed in %v), want 303 and a session", resp.StatusCode, o.signedIn())
+	}
 }
