@@ -74,3 +74,24 @@ func TestFileUpdateExternalUser(t *testing.T) {
 		t.Errorf("grace still there after delete")
 	}
 }
+
+func TestRedisExternalUser(t *testing.T) {
+	c, prefix := openRedis(t)
+	ctx := context.Background()
+	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addRedisUser(t, a, User{Name: "grace", Source: "oidc:corp", Groups: []string{"navy"}, Generation: 3})
+	err = a.Update(ctx, "ada", func(User, bool) (User, bool, error) { return User{Name: "ada", Generation: 1}, false, nil })
+	if err == nil || !strings.Contains(err.Error(), "hash is missing") {
+		t.Errorf("local user without hash: got %v, want hash is missing", err)
+	}
+	b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := b.DB().Lookup("grace"); !ok || u.Source != "oidc:corp" || u.Hash != "" || u.GroupsHeader != "navy" {
+		t.Errorf("grace read back from redis: got %+v, %v; want source oidc:corp, no hash, group navy", u, ok)
+	}
+}
