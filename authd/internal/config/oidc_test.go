@@ -127,3 +127,28 @@ func TestOIDCClientSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeOIDCExample keeps the README's "Sign in with OIDC" example a
+// config authd accepts.
+func TestReadmeOIDCExample(t *testing.T) {
+	b, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n## Sign in with OIDC\n")
+	if !ok {
+		t.Fatal("README has no \"Sign in with OIDC\" section")
+	}
+	_, block, ok := strings.Cut(sec, "```toml\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("the section has no toml example")
+	}
+	c, err := Parse(strings.NewReader(oidcBase + block))
+	if err != nil {
+		t.Fatalf("README example: %v\n%s", err, block)
+	}
+	if len(c.OIDC) != 1 || c.OIDC[0].ID != "corp" || c.OIDC[0].DisplayName != "Corp SSO" {
+		t.Errorf("README example parsed to %+v", c.OIDC)
+	}
+}
