@@ -111,6 +111,13 @@ func TestOIDCSignInThroughNginx(t *testing.T) {
 		b.waitPath("/authd/login", 15*time.Second)
 		b.waitText("Sign in with Test IdP test", 5*time.Second)
 		b.screenshot("oidc-login-page")
+		// On a 375px phone the buttons fit without sideways scrolling.
+		b.do(chromedp.EmulateViewport(375, 812))
+		if w, err := eval[int](b, `document.documentElement.scrollWidth`); err != nil || w > 375 {
+			t.Errorf("login page with provider buttons at 375px: %dpx wide (%v), want at most 375", w, err)
+		}
+		b.screenshot("oidc-login-page-375")
+		b.do(chromedp.EmulateViewport(1280, 1100))
 	})
 
 	step(t, b, "the button leads to the provider's login page", func(t *testing.T) {
