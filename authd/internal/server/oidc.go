@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -112,7 +113,7 @@ func (s *Server) handleOIDCStart(w http.ResponseWriter, r *http.Request, ps http
 	}
 	to, err := p.AuthURL(r.Context(), f.State, f.Nonce, f.Verifier)
 	if err != nil {
-		s.log.Warn("oidc provider unavailable", zap.String("provider", p.ID()), zap.Error(err))
+		s.oidcErrors.log(s.log, s.now(), fmt.Errorf("provider %s: %w", p.ID(), err))
 		o.renderLogin(w, r, http.StatusServiceUnavailable, loginView{RD: rd,
 			Error: "Sign-in with " + p.DisplayName() + " is unavailable right now. Please try again in a moment."})
 		return

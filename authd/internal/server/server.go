@@ -169,8 +169,10 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	// oidc are the OIDC providers by id; fixed for the server's life.
-	oidc  map[string]OIDCProvider
-	audit audit.Log
+	// oidcErrors keeps a provider outage to one log line a second.
+	oidc       map[string]OIDCProvider
+	oidcErrors errorLog
+	audit      audit.Log
 }
 
 // New returns a Server. rules must not be nil.
@@ -204,6 +206,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 		st.providers = append(st.providers, providerButton{ID: p.ID(), Label: "Sign in with " + p.DisplayName()})
 	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
+	s.oidcErrors.msg = "oidc provider unavailable"
 	if s.now == nil {
 		s.now = time.Now
 	}
