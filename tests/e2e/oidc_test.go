@@ -152,8 +152,8 @@ func TestOIDCSignInThroughNginx(t *testing.T) {
 
 	step(t, b, "authd created the user with its source", func(t *testing.T) {
 		out := s.authd(t, "", []string{"explain"}, "-user", "grace", "-path", "/")
-		if !strings.Contains(out, "source: oidc:test") || !strings.Contains(out, "analysts") {
-			t.Errorf("authd explain -user grace:\n%s\nwant the source oidc:test and the groups", out)
+		if !strings.Contains(out, "from oidc:test") || !strings.Contains(out, "analysts") {
+			t.Errorf("authd explain -user grace:\n%s\nwant \"from oidc:test\" and the groups", out)
 		}
 		b, err := os.ReadFile(filepath.Join(s.dir, "users.toml"))
 		must(t, err)

@@ -44,6 +44,8 @@ type Config struct {
 	Timeouts Timeouts `toml:"timeouts"`
 	Log      Log      `toml:"log"`
 	Redis    Redis    `toml:"redis"`
+	// LDAP is sign-in against an LDAP directory, beside the local users.
+	LDAP LDAP `toml:"ldap"`
 	// Networks name client address ranges that rules refer to.
 	Networks map[string]Network `toml:"networks"`
 	// Rules are matched in order; the first rule whose conditions all match decides.

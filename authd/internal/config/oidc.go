@@ -169,8 +169,4 @@ func validProviderID(s string) bool {
 	})
 }
 
-func loopbackHost(h string) bool {
-	return h == "localhost" || h == "127.0.0.1" || h == "::1"
-}
-
 func unsafeText(r rune) bool { return r < ' ' || r == 0x7f }

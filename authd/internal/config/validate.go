@@ -101,6 +101,7 @@ func (c Config) Validate() error {
 	c.checkRules(&e)
 	c.checkStore(&e)
 	c.checkOIDC(&e)
+	c.checkLDAP(&e)
 	if len(e) == 0 {
 		return nil
 	}

@@ -55,8 +55,8 @@ var (
 	ErrNonce = errors.New("id token nonce does not match")
 	// ErrClaims: the token lacks a usable user name.
 	ErrClaims = errors.New("id token claims unusable")
-	// ErrNotAllowed: the account's email domain or groups are not admitted.
-	ErrNotAllowed = errors.New("account not allowed")
+	// ErrDenied: the account's email domain or groups are not admitted.
+	ErrDenied = errors.New("account not allowed")
 )
 
 // OIDC is a relying party for one provider. Create it with NewOIDC; it is
@@ -224,19 +224,19 @@ func (o *OIDC) identity(claims map[string]any) (Identity, error) {
 	if len(o.cfg.AllowedEmailDomains) > 0 {
 		// An unverified address proves nothing about its domain.
 		if v, ok := claims["email_verified"]; ok && v != true && v != "true" {
-			return Identity{}, fmt.Errorf("%w: email address not verified", ErrNotAllowed)
+			return Identity{}, fmt.Errorf("%w: email address not verified", ErrDenied)
 		}
 		at := strings.LastIndexByte(id.Email, '@')
 		if at < 0 || !slices.ContainsFunc(o.cfg.AllowedEmailDomains, func(d string) bool {
 			return strings.EqualFold(d, id.Email[at+1:])
 		}) {
-			return Identity{}, fmt.Errorf("%w: email domain not allowed", ErrNotAllowed)
+			return Identity{}, fmt.Errorf("%w: email domain not allowed", ErrDenied)
 		}
 	}
 	if len(o.cfg.AllowedGroups) > 0 && !slices.ContainsFunc(id.Groups, func(g string) bool {
 		return slices.Contains(o.cfg.AllowedGroups, g)
 	}) {
-		return Identity{}, fmt.Errorf("%w: not in an allowed group", ErrNotAllowed)
+		return Identity{}, fmt.Errorf("%w: not in an allowed group", ErrDenied)
 	}
 	return id, nil
 }

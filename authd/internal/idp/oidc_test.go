@@ -30,18 +30,18 @@ func TestIdentityFromClaims(t *testing.T) {
 			map[string]any{"preferred_username": "grace", "email": "grace@example.COM", "email_verified": true},
 			Identity{Name: "grace", Email: "grace@example.COM", Source: "oidc:corp"}, nil},
 		{"other domain", func(c *OIDCConfig) { c.AllowedEmailDomains = []string{"example.com"} },
-			map[string]any{"preferred_username": "m", "email": "m@evil.test", "email_verified": true}, Identity{}, ErrNotAllowed},
+			map[string]any{"preferred_username": "m", "email": "m@evil.test", "email_verified": true}, Identity{}, ErrDenied},
 		{"subdomain is another domain", func(c *OIDCConfig) { c.AllowedEmailDomains = []string{"example.com"} },
-			map[string]any{"preferred_username": "m", "email": "m@evil.example.com"}, Identity{}, ErrNotAllowed},
+			map[string]any{"preferred_username": "m", "email": "m@evil.example.com"}, Identity{}, ErrDenied},
 		{"unverified address", func(c *OIDCConfig) { c.AllowedEmailDomains = []string{"example.com"} },
-			map[string]any{"preferred_username": "m", "email": "m@example.com", "email_verified": false}, Identity{}, ErrNotAllowed},
+			map[string]any{"preferred_username": "m", "email": "m@example.com", "email_verified": false}, Identity{}, ErrDenied},
 		{"no address", func(c *OIDCConfig) { c.AllowedEmailDomains = []string{"example.com"} },
-			map[string]any{"preferred_username": "m"}, Identity{}, ErrNotAllowed},
+			map[string]any{"preferred_username": "m"}, Identity{}, ErrDenied},
 		{"allowed group", func(c *OIDCConfig) { c.AllowedGroups = []string{"staff"} },
 			map[string]any{"preferred_username": "g", "groups": []any{"navy", "staff"}},
 			Identity{Name: "g", Groups: []string{"navy", "staff"}, Source: "oidc:corp"}, nil},
 		{"no allowed group", func(c *OIDCConfig) { c.AllowedGroups = []string{"staff"} },
-			map[string]any{"preferred_username": "g", "groups": []any{"navy"}}, Identity{}, ErrNotAllowed},
+			map[string]any{"preferred_username": "g", "groups": []any{"navy"}}, Identity{}, ErrDenied},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -105,6 +105,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		return
 	}
 
+	if nameErr == nil && s.toDirectory(name) {
+		s.loginDirectory(o, w, r, view, name, password, ip, remember, rd)
+		return
+	}
+
 	if !o.gate.acquire(r.Context()) {
 		s.refund(r.Context(), name, ip) // no password was checked
 		s.loginOutcome("overloaded", logName, ip)
@@ -118,13 +123,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	if nameErr == nil {
 		u, _ = db.Lookup(name)
 	}
+	if u != nil && u.Source != "" {
+		u = nil // signs in with its provider, never with a local password
+	}
 	ok, upgrade := false, false
 	cost := users.Cost{Argon2id: dummyParams(o.HashParams)}
-	if u != nil && u.Source != "" {
-		// An external account has no local password: it looks, and takes
-		// as long, as a user who does not exist.
-		u = nil
-	}
 	if u == nil {
 		niced(func() { users.Dummy(password, o.HashParams) })
 	} else {

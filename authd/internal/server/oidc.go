@@ -35,17 +35,6 @@ type OIDCProvider interface {
 
 var _ OIDCProvider = (*idp.OIDC)(nil)
 
-// userUpdater is a user store that external sign-ins can create and update
-// users in (users.File, users.Redis).
-type userUpdater interface {
-	Update(ctx context.Context, name string, fn func(u users.User, exists bool) (users.User, bool, error)) error
-}
-
-var (
-	_ userUpdater = (*users.File)(nil)
-	_ userUpdater = (*users.Redis)(nil)
-)
-
 // oidcFlowTTL bounds how long a sign-in at the provider may take.
 const oidcFlowTTL = 10 * time.Minute
 
@@ -190,7 +179,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 		s.refund(r.Context(), throttleKey, ip)
 		refuse(http.StatusServiceUnavailable, "provider_down", "", "Sign-in with "+name+" is unavailable right now. Please try again in a moment.", err)
 		return
-	case errors.Is(err, idp.ErrNotAllowed):
+	case errors.Is(err, idp.ErrDenied):
 		refuse(http.StatusForbidden, "not_allowed", id.Name, "Your "+name+" account is not allowed to sign in here.", err)
 		return
 	case errors.Is(err, idp.ErrNonce):
@@ -242,10 +231,6 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 // loaded entry. A local account or another provider's user of the same
 // name is never taken over.
 func (s *Server) upsertExternal(ctx context.Context, name string, id idp.Identity) (*users.Entry, error) {
-	up, ok := s.users.(userUpdater)
-	if !ok {
-		return nil, errors.New("user store cannot create users")
-	}
 	var groups []string
 	for _, g := range id.Groups {
 		if users.CheckGroup(g) == nil {
@@ -258,7 +243,7 @@ func (s *Server) upsertExternal(ctx context.Context, name string, id idp.Identit
 		}
 		return v
 	}
-	err := up.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
+	err := s.users.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
 		if exists && u.Source != id.Source {
 			return u, false, errTakeover
 		}

@@ -194,7 +194,7 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 		{"code refused", func(c, s string) (string, string, string) { return c, s, "other-code" }, nil, 401, "Sign-in with Corp SSO failed"},
 		{"nonce changed", func(c, s string) (string, string, string) { f.nonce = "other"; return c, s, "good-code" }, nil, 401, "does not belong to this sign-in"},
 		{"not allowed", func(c, s string) (string, string, string) { return c, s, "good-code" },
-			func() { f.err = idp.ErrNotAllowed }, 403, "Corp SSO account is not allowed"},
+			func() { f.err = idp.ErrDenied }, 403, "Corp SSO account is not allowed"},
 		{"provider down", func(c, s string) (string, string, string) { return c, s, "good-code" },
 			func() { f.err = idp.ErrProviderDown }, 503, "unavailable right now"},
 		{"local account of the same name", func(c, s string) (string, string, string) { return c, s, "good-code" },

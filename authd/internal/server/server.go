@@ -142,10 +142,13 @@ type Deps struct {
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
 	// OIDC are the OpenID Connect providers offered on the login page, in
-	// button order; Users must then be able to create users (Update).
+	// button order.
 	OIDC []OIDCProvider
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// Directory signs in names that have no local account (LDAP; see
+	// external.go); nil turns it off.
+	Directory Directory
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -168,11 +171,14 @@ type Server struct {
 	// credentials or user could not be confirmed current.
 	storeErrors   errorLog
 	machineErrors errorLog
+	audit         audit.Log
+	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
+	dir       Directory
+	dirErrors errorLog
 	// oidc are the OIDC providers by id; fixed for the server's life.
 	// oidcErrors keeps a provider outage to one log line a second.
 	oidc       map[string]OIDCProvider
 	oidcErrors errorLog
-	audit      audit.Log
 }
 
 // New returns a Server. rules must not be nil.
@@ -196,9 +202,6 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 		s.audit = audit.NewMemory(1000)
 	}
 	for _, p := range d.OIDC {
-		if _, ok := d.Users.(userUpdater); !ok {
-			return nil, errors.New("oidc sign-in needs a user store that can create users")
-		}
 		if s.oidc[p.ID()] != nil {
 			return nil, fmt.Errorf("oidc provider %q listed twice", p.ID())
 		}
@@ -206,6 +209,8 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 		st.providers = append(st.providers, providerButton{ID: p.ID(), Label: "Sign in with " + p.DisplayName()})
 	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
+	s.dir = d.Directory
+	s.dirErrors.msg = "directory unavailable"
 	s.oidcErrors.msg = "oidc provider unavailable"
 	if s.now == nil {
 		s.now = time.Now
@@ -303,13 +308,21 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 	// intact session, and failing readiness would take the instance out of
 	// service without bringing anything back. The warning stays until an
 	// operator moves the damaged copies out of the data directory.
+	msg := "ok"
 	if d := s.storeDamage(); len(d.Files) > 0 {
-		plain(w, http.StatusOK, fmt.Sprintf("ok\nwarning: session store recovered from damaged files "+
+		msg += fmt.Sprintf("\nwarning: session store recovered from damaged files "+
 			"(%d records lost, %d recovered); copies kept aside in the data directory: %s",
-			d.Records, d.Recovered, strings.Join(d.Files, " ")))
-		return
+			d.Records, d.Recovered, strings.Join(d.Files, " "))
 	}
-	plain(w, http.StatusOK, "ok")
+	// So does a directory that is down: local users and every session still
+	// work, and failing readiness would not bring the directory back.
+	if s.dir != nil {
+		if err := s.dir.Ping(ctx); err != nil {
+			s.dirErrors.log(s.log, time.Now(), err)
+			msg += "\nwarning: the LDAP directory cannot be reached; directory users cannot sign in"
+		}
+	}
+	plain(w, http.StatusOK, msg)
 }
 
 // storeDamage returns what the session store recovered from, if it can tell.

@@ -37,9 +37,9 @@ type User struct {
 	// change made by the CLI (add, passwd, lock, unlock, del and re-add), so sessions bound
 	// to the old value end. It is at most math.MaxInt64, the largest TOML integer.
 	Generation uint64 `toml:"generation"`
-	// Source is where the account comes from: "" for a local account, or the
-	// external provider that created it ("oidc:<id>", "ldap"). An external
-	// account may have no hash and never signs in with a local password.
+	// Source names the external identity provider the user signs in with ("ldap", "oidc");
+	// "" is a local account. A user with a Source may have no hash and never signs in with a
+	// local password; authd refreshes the record from the provider at each sign-in.
 	Source string `toml:"source,omitempty"`
 }
 
@@ -287,6 +287,9 @@ func checkUser(u User, lim Limits) []string {
 	} else if c != u.Name {
 		msgs = append(msgs, fmt.Sprintf("name is not in canonical form (write %q)", c))
 	}
+	if err := checkSource(u.Source); err != nil {
+		msgs = append(msgs, err.Error())
+	}
 	if u.Hash == "" {
 		if u.Source == "" {
 			msgs = append(msgs, "hash is missing")
@@ -309,13 +312,20 @@ func checkUser(u User, lim Limits) []string {
 	if err := checkText(u.DisplayName); err != nil {
 		msgs = append(msgs, "display_name: "+err.Error())
 	}
-	if err := checkText(u.Source); err != nil || strings.ContainsAny(u.Source, " ,") {
-		msgs = append(msgs, "source: must be a short name such as \"oidc:google\" or \"ldap\"")
-	}
 	if u.Generation > math.MaxInt64 {
 		msgs = append(msgs, "generation must be between 0 and 9223372036854775807")
 	}
 	return msgs
+}
+
+// checkSource validates a Source: empty, or a short lowercase provider name.
+func checkSource(s string) error {
+	if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == ':' || r == '.')
+	}) {
+		return errors.New("source must be empty (a local account) or a provider name such as \"ldap\" or \"oidc\"")
+	}
+	return nil
 }
 
 // checkText validates a free-text field that ends up in response headers.
