@@ -104,6 +104,7 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
 		Secret: secret, Build: build, FormOrigins: oidcOrigins(cfg),
+		AdminGroups: cfg.Admin.Groups, Reauth: cfg.Admin.Reauth.Duration,
 	}
 }
 

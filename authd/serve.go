@@ -150,6 +150,7 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	deps := server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
+		Audit: st.audit, AdminSessions: st.sessions, Credentials: consoleCredentials{st.credentials}, LastLogins: st.lastLogins,
 		OIDC: providers,
 	}
 	if m.dir, err = openDirectory(cfg.LDAP); err != nil {

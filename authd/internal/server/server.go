@@ -127,6 +127,11 @@ type Options struct {
 	// FormOrigins are extra origins the login and logout pages' forms may
 	// end up at (the OIDC providers' sign-out pages), for the CSP.
 	FormOrigins []string
+	// AdminGroups are the groups whose enabled members may use the admin
+	// console; none leaves it to nobody. Reauth is how long a re-entered
+	// password admits the console's sensitive actions.
+	AdminGroups []string
+	Reauth      time.Duration
 }
 
 // Deps are the server's collaborators.
@@ -146,6 +151,13 @@ type Deps struct {
 	OIDC []OIDCProvider
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// The admin console's stores: sessions to list and revoke (nil: the
+	// console shows none), API tokens and signing keys (nil: none), reset
+	// links (nil: not offered), last logins (nil: not shown).
+	AdminSessions AdminSessions
+	Credentials   ConsoleCredentials
+	ResetLinks    ResetLinks
+	LastLogins    LastLogins
 	// Directory signs in names that have no local account (LDAP; see
 	// external.go); nil turns it off.
 	Directory Directory
@@ -172,6 +184,12 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	audit         audit.Log
+	// The admin console's (see console.go).
+	console       consoleCache
+	adminSessions AdminSessions
+	credentials   ConsoleCredentials
+	resetLinks    ResetLinks
+	lastLogins    LastLogins
 	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
 	dir       Directory
 	dirErrors errorLog
@@ -196,7 +214,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 		oidc:  map[string]OIDCProvider{},
-		audit: d.Audit,
+		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, resetLinks: d.ResetLinks, lastLogins: d.LastLogins,
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -263,6 +281,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"whoami", s.handleWhoami)
 	r.GET(p+"oidc/:id/start", s.handleOIDCStart)
 	r.GET(p+"oidc/:id/callback", s.handleOIDCCallback)
+	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
