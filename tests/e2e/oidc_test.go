@@ -141,7 +141,8 @@ func TestOIDCSignInThroughNginx(t *testing.T) {
 		b.waitText("Hello, Grace Hopper!", 30*time.Second)
 		b.waitText("Signed in as grace (grace@example.com)", 10*time.Second)
 		b.waitText("navy", 5*time.Second)
-		b.waitText("Remote-Groups", 10*time.Second)
+		// The headers table loads last (a lazily loaded component): slow on a busy machine.
+		b.waitText("Remote-Groups", 30*time.Second)
 		// The headers table: nginx passed authd's Remote-Groups to the app.
 		b.waitJS("Remote-Groups row", 10*time.Second, `[...document.querySelectorAll("tr")].some(r => r.innerText.includes("Remote-Groups") && r.innerText.includes("analysts,navy"))`)
 		b.screenshot("oidc-app-after-login")
