@@ -155,11 +155,11 @@ type Deps struct {
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
 	// The admin console's stores: sessions to list and revoke (nil: the
-	// console shows none), API tokens and signing keys (nil: none), reset
-	// links (nil: not offered), last logins (nil: not shown).
+	// console shows none), API tokens and signing keys (nil: none), last
+	// logins (nil: not shown). Reset links, invites and the registration
+	// queue come from Account.
 	AdminSessions AdminSessions
 	Credentials   ConsoleCredentials
-	ResetLinks    ResetLinks
 	LastLogins    LastLogins
 	// Account wires the account page, invites, registration and password
 	// reset (account.go, links.go); nil leaves them out.
@@ -194,7 +194,6 @@ type Server struct {
 	console       consoleCache
 	adminSessions AdminSessions
 	credentials   ConsoleCredentials
-	resetLinks    ResetLinks
 	lastLogins    LastLogins
 	acct          *AccountDeps
 	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
@@ -221,7 +220,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 		oidc:  map[string]OIDCProvider{},
-		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, resetLinks: d.ResetLinks, lastLogins: d.LastLogins,
+		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, lastLogins: d.LastLogins,
 		acct: d.Account,
 	}
 	if s.audit == nil {
