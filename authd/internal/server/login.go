@@ -289,7 +289,8 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		plain(w, http.StatusRequestEntityTooLarge, "logout form too large")
 		return
 	}
-	key, sess, _, ok := s.authenticate(o, r, s.now())
+	key, sess, u, ok := s.authenticate(o, r, s.now())
+	after := o.Prefix + "login?signed_out=1"
 	if ok {
 		if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(o.token("logout", key[:]))) {
 			plain(w, http.StatusForbidden, "logout form expired; go back and try again")
@@ -302,9 +303,12 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
 			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("session", key.Short()))
+		if to := s.providerLogout(o, u); to != "" {
+			after = to
+		}
 	}
 	o.setCookie(w, o.CookieName, "", -1)
-	s.redirect(w, o.Prefix+"login?signed_out=1")
+	s.redirect(w, after)
 }
 
 // handleWhoami describes the current session as JSON. A plain poll does not

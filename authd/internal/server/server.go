@@ -124,6 +124,9 @@ type Options struct {
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
 
+	// FormOrigins are extra origins the login and logout pages' forms may
+	// end up at (the OIDC providers' sign-out pages), for the CSP.
+	FormOrigins []string
 	// AdminGroups are the groups whose enabled members may use the admin
 	// console; none leaves it to nobody. Reauth is how long a re-entered
 	// password admits the console's sensitive actions.
@@ -146,6 +149,9 @@ type Deps struct {
 	// Redis, when the stores use Redis, adds its pool statistics and failed
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
+	// OIDC are the OpenID Connect providers offered on the login page, in
+	// button order.
+	OIDC []OIDCProvider
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
 	// The admin console's stores: sessions to list and revoke (nil: the
@@ -193,6 +199,10 @@ type Server struct {
 	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
 	dir       Directory
 	dirErrors errorLog
+	// oidc are the OIDC providers by id; fixed for the server's life.
+	// oidcErrors keeps a provider outage to one log line a second.
+	oidc       map[string]OIDCProvider
+	oidcErrors errorLog
 }
 
 // New returns a Server. rules must not be nil.
@@ -209,15 +219,24 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
+		oidc:  map[string]OIDCProvider{},
 		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, lastLogins: d.LastLogins,
 		acct: d.Account,
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
 	}
+	for _, p := range d.OIDC {
+		if s.oidc[p.ID()] != nil {
+			return nil, fmt.Errorf("oidc provider %q listed twice", p.ID())
+		}
+		s.oidc[p.ID()] = p
+		st.providers = append(st.providers, providerButton{ID: p.ID(), Label: "Sign in with " + p.DisplayName()})
+	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	s.dir = d.Directory
 	s.dirErrors.msg = "directory unavailable"
+	s.oidcErrors.msg = "oidc provider unavailable"
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -267,6 +286,8 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	r.GET(p+"oidc/:id/start", s.handleOIDCStart)
+	r.GET(p+"oidc/:id/callback", s.handleOIDCCallback)
 	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	s.routeAccount(r, p)
