@@ -46,12 +46,18 @@ type Config struct {
 	Redis    Redis    `toml:"redis"`
 	Branding Branding `toml:"branding"`
 	Admin    Admin    `toml:"admin"`
+	// SMTP, Registration and Account configure mail, self-registration and the account page.
+	SMTP         SMTP         `toml:"smtp"`
+	Registration Registration `toml:"registration"`
+	Account      Account      `toml:"account"`
 	// LDAP is sign-in against an LDAP directory, beside the local users.
 	LDAP LDAP `toml:"ldap"`
 	// Networks name client address ranges that rules refer to.
 	Networks map[string]Network `toml:"networks"`
 	// Rules are matched in order; the first rule whose conditions all match decides.
 	Rules []Rule `toml:"rules"`
+	// OIDC are the OpenID Connect providers offered on the login page.
+	OIDC []OIDC `toml:"oidc"`
 }
 
 // Network is a named set of client addresses.

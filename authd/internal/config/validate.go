@@ -102,7 +102,9 @@ func (c Config) Validate() error {
 	c.checkRules(&e)
 	c.checkStore(&e)
 	c.checkBranding(&e)
+	c.checkOIDC(&e)
 	c.checkAdmin(&e)
+	c.checkAccount(&e)
 	c.checkLDAP(&e)
 	if len(e) == 0 {
 		return nil

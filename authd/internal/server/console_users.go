@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
@@ -68,6 +70,9 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 		case "unlock":
 			u.Disabled, u.Generation = false, users.NewGeneration()
 		case "password":
+			if u.Source != "" {
+				return u, false, shown("%s signs in through %s; their password is not kept here.", name, u.Source)
+			}
 			u.Hash, u.Generation = hash, users.NewGeneration()
 		case "delete":
 			del = true
@@ -96,7 +101,7 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 	why := map[string]session.Reason{"lock": session.Locked, "delete": session.Revoked, "password": session.PasswordChanged}[op]
 	if why != session.NotEnded && s.adminSessions != nil {
 		if _, err := s.adminSessions.EndUser(ctx, name, why); err != nil {
-			s.log.Warn("revoke sessions after admin change failed")
+			s.log.Warn("revoke sessions after admin change failed", zap.String("user", name), zap.Error(err))
 		}
 	}
 	switch op {

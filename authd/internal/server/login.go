@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -276,7 +275,7 @@ func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Reque
 	if res.source != "" {
 		source, detail = res.source, "via "+door
 	}
-	cookie, key, sess, err := s.startSession(o, r, u, remember, ip)
+	cookie, key, sess, err := s.createSession(o, r, u, remember, ip)
 	if err != nil {
 		s.log.Error("session create failed", zap.String("user", u.Name), zap.Error(err))
 		s.loginOutcome("unavailable", u.Name, ip)
@@ -286,8 +285,7 @@ func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Reque
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", u.Name),
 		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()),
 		zap.String("source", source), zap.Strings("groups", u.Groups))
-	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: u.Name, Source: source,
-		Detail: strings.TrimSpace("session " + key.Short() + " " + detail)})
+	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: u.Name, Source: source, Detail: detail})
 	s.noteLogin(r.Context(), u.Name)
 	maxAge := 0
 	if remember {
@@ -298,25 +296,21 @@ func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Reque
 	return sess, nil
 }
 
-// auditFailure records a refused login in the audit log: failures and
-// throttling as the admin console lists them. Busy answers are not the
-// user's doing and stay in the metrics and the log only.
+// auditFailure records a failed login in the audit log, as the admin
+// console lists them. Busy answers are not the user's doing and stay in the
+// metrics and the log only.
 func (s *Server) auditFailure(r *http.Request, res loginResult, source string) {
-	ev := "login_failed"
-	switch res.verdict {
-	case loginThrottledIP:
-		ev = "login_throttled"
-	case loginFailed:
-		if res.reason == "throttled_account" {
-			ev = "login_throttled"
-		}
-	default:
+	if res.verdict != loginFailed {
 		return
 	}
 	if res.source != "" {
 		source = res.source
+	} else if res.reason != "bad_password" && res.reason != "unknown_user" && res.reason != "disabled" {
+		// Checked passwords only (each paid a hash): a flood of throttled
+		// attempts writes no audit event each; the log line has them.
+		return
 	}
-	s.record(r.Context(), r, audit.Event{Event: ev, Target: res.name, Source: source, Detail: res.reason})
+	s.record(r.Context(), r, audit.Event{Event: "login_failed", Target: res.name, Source: source, Detail: res.reason})
 }
 
 // fail ends a failed login check. A zero start answers at once; otherwise
@@ -374,7 +368,14 @@ func (s *Server) upgradeHash(ctx context.Context, o *settings, u *users.Entry, p
 	return u
 }
 
-func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, session.Session, error) {
+// startSession creates a session for u and returns its cookie value and key.
+func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, error) {
+	cookie, key, _, err := s.createSession(o, r, u, remember, ip)
+	return cookie, key, err
+}
+
+// createSession is startSession that also returns the session stored.
+func (s *Server) createSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, session.Session, error) {
 	cookie, key, err := session.New()
 	if err != nil {
 		return "", key, session.Session{}, err
@@ -418,7 +419,8 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		plain(w, http.StatusRequestEntityTooLarge, "logout form too large")
 		return
 	}
-	key, sess, _, ok := s.authenticate(o, r, s.now())
+	key, sess, u, ok := s.authenticate(o, r, s.now())
+	after := o.Prefix + "login?signed_out=1"
 	if ok {
 		if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(o.token("logout", key[:]))) {
 			plain(w, http.StatusForbidden, "logout form expired; go back and try again")
@@ -432,9 +434,12 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
 			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("session", key.Short()))
 		s.record(r.Context(), r, audit.Event{Event: "logout", Actor: sess.User})
+		if to := s.providerLogout(o, u); to != "" {
+			after = to
+		}
 	}
 	o.setCookie(w, o.CookieName, "", -1)
-	s.redirect(w, o.Prefix+"login?signed_out=1")
+	s.redirect(w, after)
 }
 
 // handleWhoami describes the current session as JSON. A plain poll does not

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -24,8 +25,10 @@ type pages struct {
 	i18n          *catalog
 	title, prefix string
 	csp           string
-	files         http.Handler
-	brand         *brand
+	// forgot and register are the login page's links to those pages, or "".
+	forgot, register string
+	files            http.Handler
+	brand            *brand
 	// loginTitle is the configured login heading; "" shows the
 	// translated "Sign in".
 	loginTitle string
@@ -39,6 +42,14 @@ type loginView struct {
 	Error, ErrorArg, Notice string
 	L                       *lang
 	Brand                   *brand
+	// Forgot and Register link the account pages when they are on.
+	Forgot, Register string
+	Providers        []providerButton
+}
+
+// providerButton is a "Sign in with …" link on the login page.
+type providerButton struct {
+	ID, Label string
 }
 
 type logoutView struct {
@@ -81,13 +92,25 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	for o := range origins {
 		fa = append(fa, o)
 	}
+	for _, f := range o.FormOrigins {
+		if u, err := url.Parse(f); err == nil && u.Host != "" && !origins[originOf(u)] {
+			fa = append(fa, originOf(u))
+		}
+	}
 	sort.Strings(fa)
 	csp := "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
-	return &pages{
+	p := &pages{
 		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"), set: t, i18n: cat,
 		title: title, loginTitle: loginTitle, prefix: o.Prefix, csp: csp,
 		files: http.FileServer(http.FS(static)), brand: br,
-	}, nil
+	}
+	if o.ForgotLink {
+		p.forgot = o.Prefix + "forgot"
+	}
+	if o.RegisterLink {
+		p.register = o.Prefix + "register"
+	}
+	return p, nil
 }
 
 func (p *pages) static(strip string) httprouter.Handle {
@@ -123,7 +146,9 @@ func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int,
 		v.Error = v.L.T(v.Error)
 	}
 	v.Notice = v.L.T(v.Notice)
+	v.Forgot, v.Register = o.pages.forgot, o.pages.register
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
+	v.Providers = o.providers
 	if len(v.Username) > 64 {
 		v.Username = v.Username[:64]
 	}
