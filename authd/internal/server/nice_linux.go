@@ -12,8 +12,10 @@ import (
 // threads (and nginx's, on the same machine) the CPU first, so such a hash
 // stretches verify's tail latency less. Go's scheduler cannot do this: it
 // does not know nginx. The price is slower logins while the CPU is
-// saturated. argon2id's extra lanes (p > 1) run on other threads, which is
-// one reason stored hashes may not use more threads than [hash] threads.
+// saturated. This only holds because the hash stays on the thread: authd's
+// argon2 (internal/argon2) runs every lane on the calling goroutine, where
+// upstream's starts goroutines that run on ordinary threads, at full
+// priority (in the flood benchmark, nearly all of the hashing did).
 const hashNice = 19
 
 // niced runs fn on an OS thread of its own at hashNice and waits for it.

@@ -3,8 +3,11 @@ package server
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/authd/authd/authd/internal/users"
 )
 
 // TestNicedRunsAtLowPriority: the hash runs on a thread at hashNice, and the caller's thread keeps
@@ -28,5 +31,29 @@ func TestNicedRunsAtLowPriority(t *testing.T) {
 	}
 	if got := nice(); got != before {
 		t.Errorf("caller's niceness after niced: got %d, want %d", got, before)
+	}
+}
+
+// TestNicedHashStaysOnItsThread: the CPU a password hash burns is burnt on the lowered thread, not
+// on other threads at full priority (upstream argon2 runs its lanes on goroutines of their own).
+// p=4 would spread over four goroutines upstream.
+func TestNicedHashStaysOnItsThread(t *testing.T) {
+	cpu := func(clock int32) time.Duration {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(clock, &ts); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ts.Nano())
+	}
+	var thread, process time.Duration
+	niced(func() {
+		t0, p0 := cpu(unix.CLOCK_THREAD_CPUTIME_ID), cpu(unix.CLOCK_PROCESS_CPUTIME_ID)
+		if _, err := users.Hash("correct horse", users.Params{MemoryKiB: 32 * 1024, Time: 2, Threads: 4}); err != nil {
+			t.Error(err)
+		}
+		thread, process = cpu(unix.CLOCK_THREAD_CPUTIME_ID)-t0, cpu(unix.CLOCK_PROCESS_CPUTIME_ID)-p0
+	})
+	if process <= 0 || float64(thread) < 0.8*float64(process) {
+		t.Errorf("CPU of the hash on the niced thread: got %v of the process's %v, want at least 80%%", thread, process)
 	}
 }
