@@ -21,6 +21,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/fsutil"
+	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/server"
 )
@@ -88,7 +89,11 @@ type Main struct {
 	handover     *handover      // the socket a SIGUSR2 passes on
 	exe          string         // the binary a handover execs; set once Run accepted one
 	hup, usr2    chan os.Signal // caught before Open by serve (see catchSignals)
+	hasher       *hasher.Proc   // the child that runs password hashes
 }
+
+// hasherCommand is the hidden subcommand serve runs as its hashing child.
+const hasherCommand = "hash-worker"
 
 // catchSignals starts catching SIGHUP and SIGUSR2. One that arrives before
 // Run waits in its channel and is acted on once authd is ready.
@@ -142,8 +147,19 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	// One verifier per process: its nonce cache and start time must outlive reloads.
 	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
+	// Password hashes run in a child at the lowest CPU priority, so a login
+	// flood takes only the CPU verify leaves (see package hasher).
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("hashing process: %w", err)
+	}
+	m.hasher = hasher.New(exe, hasherCommand)
+	if err := m.hasher.Start(); err != nil {
+		return fmt.Errorf("hashing process: %w", err)
+	}
 	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
+		Hasher: m.hasher,
 	}, rules)
 	if err != nil {
 		return err
@@ -282,6 +298,9 @@ func (m *Main) Close() error {
 	// set exe): otherwise the address must be free when Close returns.
 	if m.handover != nil && m.exe == "" {
 		m.handover.close()
+	}
+	if m.hasher != nil {
+		_ = m.hasher.Close()
 	}
 	if m.stores != nil {
 		if cerr := m.stores.Close(); cerr != nil {

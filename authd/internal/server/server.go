@@ -131,6 +131,35 @@ type Deps struct {
 	// Redis, when the stores use Redis, adds its pool statistics and failed
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
+	// Hasher runs the password hashes of logins (main passes a
+	// hasher.Proc: a child process at the lowest CPU priority); nil runs
+	// them in this process.
+	Hasher Hasher
+}
+
+// Hasher runs password hashes. An error wrapping hasher.ErrUnavailable
+// means the hash did not run (the login is answered "busy"); any other error
+// from Verify is the stored hash's.
+type Hasher interface {
+	Verify(ctx context.Context, encoded, password string, p users.Params, l users.Limits) (ok, upgrade bool, err error)
+	Dummy(ctx context.Context, password string, p users.Params) error
+	Hash(ctx context.Context, password string, p users.Params) (string, error)
+}
+
+// inProcess is the Hasher for a nil Deps.Hasher.
+type inProcess struct{}
+
+func (inProcess) Verify(_ context.Context, encoded, password string, p users.Params, l users.Limits) (bool, bool, error) {
+	return users.Verify(encoded, password, p, l)
+}
+
+func (inProcess) Dummy(_ context.Context, password string, p users.Params) error {
+	users.Dummy(password, p)
+	return nil
+}
+
+func (inProcess) Hash(_ context.Context, password string, p users.Params) (string, error) {
+	return users.Hash(password, p)
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -145,6 +174,7 @@ type Server struct {
 	rules   atomic.Pointer[policy.Rules]
 	ids     atomic.Pointer[identities]
 	metrics *metrics
+	hash    Hasher
 	// pace pads failed logins to the slowest hash in use. It outlives a
 	// settings swap: its estimates are of the stored hashes, not the options.
 	pace *pacer
@@ -169,6 +199,10 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
+		hash: d.Hasher,
+	}
+	if s.hash == nil {
+		s.hash = inProcess{}
 	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	if s.now == nil {

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/authd/authd/authd/internal/argon2"
+	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -82,11 +82,9 @@ const limitFactor = 4
 // most maxBcryptCost (0 means DefaultLimits'). A hash within them costs one login at most about 16
 // times a new hash's work (memory times passes), or 2^(maxBcryptCost-10) bcrypt-10 checks.
 //
-// Threads are not multiplied: a p=4 hash does the work of four lanes. authd's argon2 (package
-// internal/argon2) runs them one after another on the calling thread, so such a hash takes one core
-// for four times as long; with upstream's parallel lanes, in one run of tests/bench -modes heavy on a
-// 2-core machine, one such hash at the 4x bound pushed verify p99 to 4.6 times its value alone where
-// the same hash at p=1 gave 1.4.
+// Threads are not multiplied: argon2id runs its lanes in parallel, so one p=4 hash occupies four
+// cores. On a 2-core machine, in one run of tests/bench -modes heavy, one such hash at the 4x bound
+// pushed verify p99 to 4.6 times its value alone where the same hash at p=1 gave 1.4.
 func LimitsFor(p Params, maxBcryptCost int) Limits {
 	d := DefaultLimits()
 	l := Limits{
