@@ -54,6 +54,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		plain(w, http.StatusForbidden, "cross-site login refused")
 		return
 	}
+	// Beyond the hashing queue a login would be refused at the gate anyway:
+	// refuse it before reading the form, so a flood costs no parsing, CSRF
+	// check or throttle bookkeeping (nothing was checked, nothing counted).
+	if o.gate.saturated() {
+		s.loginOutcome("overloaded", "", ip)
+		o.renderBusy(w, r, loginView{})
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
 		s.loginOutcome("bad_request", "", ip)
