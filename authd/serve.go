@@ -131,7 +131,7 @@ func (m *Main) open(ctx context.Context) error {
 	if m.log, m.level, err = newLogger(cfg.Log.Level, m.stdout); err != nil {
 		return err
 	}
-	if m.stores, err = openStores(ctx, cfg, m.cfgPath); err != nil {
+	if m.stores, err = openStores(ctx, cfg, m.cfgPath, m.log); err != nil {
 		return err
 	}
 	st := m.stores

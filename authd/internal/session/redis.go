@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,9 +16,11 @@ import (
 )
 
 // Redis is a session store shared by several authd instances through Redis
-// (standalone, Sentinel or Cluster, through go-redis's UniversalClient). It
-// caches nothing: every Get is one round trip, so a logout or revocation on
-// one instance is seen by every other at its next request.
+// (standalone, Sentinel or Cluster, through go-redis's UniversalClient).
+// Without WithTracking it caches nothing: every Get is one round trip, so a
+// logout or revocation on one instance is seen by every other at its next
+// request. WithTracking keeps that guarantee with local copies that Redis
+// invalidates (see tracker).
 //
 // Keys, under the prefix P:
 //
@@ -58,6 +61,10 @@ type Redis struct {
 	// waitN replicas must acknowledge each write within waitFor (WithWait).
 	waitN   int
 	waitFor time.Duration
+	// track, if set, keeps local copies valid until Redis invalidates them
+	// (WithTracking).
+	track    *tracker
+	trackOpt func(prefix string) *tracker
 }
 
 // RedisOption configures NewRedis.
@@ -80,6 +87,20 @@ func WithBatching(workers, max int) RedisOption {
 		if workers > 0 && max > 0 {
 			r.batchN = [2]int{workers, max}
 		}
+	}
+}
+
+// WithTracking makes Get keep a local copy of each session it read and use
+// it until Redis reports that the session's key changed (RESP3 client-side
+// caching in broadcast mode, on a connection of its own that dial opens to
+// the same Redis as the client, authenticated as username/password when a
+// password is set). A logout, revocation or user change on any instance is
+// then still refused at the next request everywhere; see tracker. Only for
+// a standalone Redis reachable without TLS; onErr hears why tracking is off
+// (then Get reads Redis every time). Call Close to stop it.
+func WithTracking(dial func(ctx context.Context) (net.Conn, error), username, password string, onErr func(error)) RedisOption {
+	return func(r *Redis) {
+		r.trackOpt = func(prefix string) *tracker { return newTracker(dial, username, password, prefix, onErr) }
 	}
 }
 
@@ -151,6 +172,9 @@ func NewRedis(c redis.UniversalClient, prefix string, now func() time.Time, opts
 	for _, o := range opts {
 		o(r)
 	}
+	if r.trackOpt != nil {
+		r.track = r.trackOpt(prefix)
+	}
 	if r.batchN[0] > 0 {
 		// A batch gets less time than a single call: lookups queued behind a
 		// stalled batch wait for it, and verify must still deny within a second.
@@ -163,6 +187,9 @@ func NewRedis(c redis.UniversalClient, prefix string, now func() time.Time, opts
 func (r *Redis) Close() error {
 	if r.batch != nil {
 		r.batch.close()
+	}
+	if r.track != nil {
+		r.track.close()
 	}
 	return nil
 }
@@ -343,6 +370,21 @@ return {n, redis.call('ZCARD', KEYS[1])}
 // Get returns the session under k, or false. With WithUserCheck, the
 // session's user is checked against the user's version first.
 func (r *Redis) Get(ctx context.Context, k Key) (Session, bool, error) {
+	var seq uint64
+	tracking := false
+	if r.track != nil {
+		if c, ok := r.track.get(&k); ok {
+			if r.check != nil {
+				cctx, cancel := r.ctx(ctx)
+				defer cancel()
+				if err := r.check(cctx, c.sess.User, c.ver); err != nil {
+					return Session{}, false, fmt.Errorf("get session: check user: %w", err)
+				}
+			}
+			return c.sess, true, nil
+		}
+		seq, tracking = r.track.begin()
+	}
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	var res []any
@@ -371,6 +413,9 @@ func (r *Redis) Get(ctx context.Context, k Key) (Session, bool, error) {
 		if err := r.check(ctx, user, ver); err != nil {
 			return Session{}, false, fmt.Errorf("get session: check user: %w", err)
 		}
+	}
+	if tracking {
+		r.track.put(&k, seq, tracked{sess: sess, ver: ver})
 	}
 	return sess, true, nil
 }
