@@ -131,7 +131,33 @@ var errNotReplicated = errors.New("not acknowledged by enough replicas in time")
 // connection: WAIT covers only writes made by the connection that asks, so
 // both go in one pipeline to the primary that serves keys[0] (with a
 // Cluster, the primary of the slot every key shares).
+//
+// After the script, run makes one more round trip (barrier) before it
+// returns, so the write's invalidations have reached the instances that
+// keep local copies (WithTracking) before this one can tell anyone the
+// write is done.
 func (r *Redis) run(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	cmd := r.runScript(ctx, s, keys, args...)
+	if cmd.Err() == nil {
+		r.barrier(ctx)
+	}
+	return cmd
+}
+
+// barrier waits for one more round trip to Redis. Redis sends the
+// invalidations a script caused only after the script, possibly after its
+// reply to the writer; every reply and invalidation of one pass of its event
+// loop is written before it reads the next command, so once a later command
+// is answered, they have all been handed to the network. Its error is
+// ignored: the write itself succeeded.
+func (r *Redis) barrier(ctx context.Context) {
+	if _, ok := r.c.(*redis.ClusterClient); ok {
+		return // no tracking with a Cluster
+	}
+	_ = r.c.Ping(ctx).Err()
+}
+
+func (r *Redis) runScript(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
 	if r.waitN == 0 {
 		return s.Run(ctx, r.c, keys, args...)
 	}

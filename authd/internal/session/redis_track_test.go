@@ -141,3 +141,32 @@ func TestRedisTrackingChangesElsewhere(t *testing.T) {
 	mustGet(b, k, false, "get on B after its tracking connection was killed and A logged out")
 	waitTracking(t, b)
 }
+
+// BenchmarkRedisGetTracked is a Get answered from the local copy: what a verify costs the Redis
+// store while nothing changes.
+func BenchmarkRedisGetTracked(b *testing.B) {
+	c, prefix := testRedis.Open(b)
+	s := NewRedis(c, prefix, time.Now, WithTracking(dialTestRedis, "", "", nil))
+	defer s.Close()
+	for deadline := time.Now().Add(5 * time.Second); !s.track.live.Load() || !s.track.fresh(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("tracking connection never came up")
+		}
+	}
+	ctx := context.Background()
+	now := time.Now()
+	_, k, _ := New()
+	if err := s.Create(ctx, k, Session{User: "ada", Created: now, LastSeen: now, Expires: now.Add(time.Hour), Idle: time.Hour}); err != nil {
+		b.Fatal(err)
+	}
+	if _, ok, err := s.Get(ctx, k); !ok || err != nil {
+		b.Fatal(ok, err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, ok, err := s.Get(ctx, k); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
