@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 )
 
 // runRedisMode measures verify with the embedded store (authd) and with the
@@ -57,5 +59,20 @@ func (b *bench) runRedisMode(ctx context.Context, v *verifySetup) error {
 		q, verdict(q), c, verdict(c))
 	b.reportf("")
 	b.logf("redis: authd-redis ÷ authd = %.3f in req/s, %.3f by CPU per request", q, c)
+	if resp, err := v.redis.health.Get(v.redis.baseURL + "/metrics"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var lines []string
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "authd_session_copy_") || strings.HasPrefix(l, "authd_session_tracking_up") {
+				lines = append(lines, "`"+l+"`")
+			}
+		}
+		if len(lines) > 0 {
+			b.reportf("authd-redis's local session copies over the whole run (its /metrics): %s.", strings.Join(lines, ", "))
+			b.reportf("")
+			b.logf("authd-redis copies: %s", strings.Join(lines, ", "))
+		}
+	}
 	return nil
 }

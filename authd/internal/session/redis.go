@@ -209,6 +209,15 @@ func NewRedis(c redis.UniversalClient, prefix string, now func() time.Time, opts
 	return r
 }
 
+// Copies reports how many Gets the local copies answered and how many read
+// Redis, and whether tracking is up; ok is false without WithTracking.
+func (r *Redis) Copies() (hits, misses uint64, live, ok bool) {
+	if r.track == nil {
+		return 0, 0, false, false
+	}
+	return r.track.hits.Load(), r.track.misses.Load(), r.track.live.Load(), true
+}
+
 // Close stops the batching goroutines, if any; the client stays open.
 func (r *Redis) Close() error {
 	if r.batch != nil {

@@ -60,6 +60,8 @@ type tracker struct {
 	busy   atomic.Int32
 	pongAt atomic.Int64 // when the PING last answered was sent (since base)
 	fd     atomic.Int64 // the connection's descriptor while live, else -1
+	hits   atomic.Uint64
+	misses atomic.Uint64
 
 	base time.Time // pongAt counts from here, on the monotonic clock
 	stop chan struct{}
@@ -98,11 +100,17 @@ func (t *tracker) get(k *Key) (tracked, bool) {
 	// other way round, a copy looked up just before the reader applied an
 	// invalidation could pass a check made just after.)
 	if !t.live.Load() || !t.fresh() {
+		t.misses.Add(1)
 		return tracked{}, false
 	}
 	t.mu.RLock()
 	c, ok := t.m[*k]
 	t.mu.RUnlock()
+	if ok {
+		t.hits.Add(1)
+	} else {
+		t.misses.Add(1)
+	}
 	return c, ok
 }
 
