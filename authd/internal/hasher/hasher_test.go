@@ -63,7 +63,7 @@ func TestVerifyHashDummy(t *testing.T) {
 	}
 }
 
-// TestChildRunsAtLowestPriority: the child and every thread it started run at Nice.
+// TestChildRunsAtLowestPriority: the child and every thread it started run at Nice, under SCHED_IDLE.
 func TestChildRunsAtLowestPriority(t *testing.T) {
 	if Nice == 0 {
 		t.Skip("no priority on this OS")
@@ -85,6 +85,10 @@ func TestChildRunsAtLowestPriority(t *testing.T) {
 		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
 		if f[16] != fmt.Sprint(Nice) {
 			t.Errorf("thread %s of the child: nice %s, want %d", task.Name(), f[16], Nice)
+		}
+		// Field 41 is the scheduling policy; 5 is SCHED_IDLE.
+		if f[38] != "5" {
+			t.Errorf("thread %s of the child: scheduling policy %s, want 5 (SCHED_IDLE)", task.Name(), f[38])
 		}
 	}
 	// The parent's own priority is untouched.
