@@ -54,6 +54,15 @@ func loadAll(ctx context.Context, path string) (config.Config, *users.DB, *polic
 	if err != nil {
 		return cfg, nil, nil, err
 	}
+	// The CA file and the bind password are read as serve reads them; the
+	// directory itself is not asked (it may be down: that is not a config error).
+	dir, err := openDirectory(cfg.LDAP)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	if dir != nil {
+		_ = dir.Close()
+	}
 	return cfg, u.DB(), rules, nil
 }
 
@@ -95,6 +104,9 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
 		Secret: secret, Build: build,
+		AdminGroups: cfg.Admin.Groups, Reauth: cfg.Admin.Reauth.Duration,
+		ForgotLink:   cfg.SMTP.Enabled(),
+		RegisterLink: cfg.Registration.Mode == "open" || cfg.Registration.Mode == "approval",
 	}
 }
 

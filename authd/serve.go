@@ -22,6 +22,7 @@ import (
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/fsutil"
 	"github.com/authd/authd/authd/internal/hasher"
+	"github.com/authd/authd/authd/internal/idp"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/server"
 )
@@ -80,6 +81,7 @@ type Main struct {
 	level        zap.AtomicLevel // log.level, which a reload may change
 	build        server.BuildInfo
 	stores       *stores
+	dir          *idp.LDAP // [ldap]; nil when off
 	srv          *server.Server
 	http         *http.Server // the public listener (behind nginx)
 	admin        *http.Server // the admin socket in data_dir, for the CLI
@@ -157,10 +159,22 @@ func (m *Main) open(ctx context.Context) error {
 	if err := m.hasher.Start(); err != nil {
 		return fmt.Errorf("hashing process: %w", err)
 	}
-	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), server.Deps{
+	acct, err := accountDeps(cfg, st)
+	if err != nil {
+		return err
+	}
+	deps := server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
-		Hasher: m.hasher,
-	}, rules)
+		Audit: st.audit, AdminSessions: st.sessions, Credentials: consoleCredentials{st.credentials}, LastLogins: st.lastLogins,
+		Account: acct, Hasher: m.hasher,
+	}
+	if m.dir, err = openDirectory(cfg.LDAP); err != nil {
+		return err
+	}
+	if m.dir != nil {
+		deps.Directory = m.dir
+	}
+	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), deps, rules)
 	if err != nil {
 		return err
 	}
@@ -301,6 +315,9 @@ func (m *Main) Close() error {
 	}
 	if m.hasher != nil {
 		_ = m.hasher.Close()
+	}
+	if m.dir != nil {
+		_ = m.dir.Close()
 	}
 	if m.stores != nil {
 		if cerr := m.stores.Close(); cerr != nil {

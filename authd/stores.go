@@ -75,6 +75,10 @@ type stores struct {
 	nonces      machine.NonceCache
 	credentials *credentials
 	secret      []byte
+	// audit is data_dir's audit file, or the stream in Redis.
+	audit auditLog
+	// lastLogins is data_dir's last-login record, or a hash in Redis.
+	lastLogins lastLogins
 }
 
 // openStores opens the configured stores but for the embedded session
@@ -117,6 +121,10 @@ func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string, l
 	if st.credentials, err = openCredentials(ctx, cfg, st.redis); err != nil {
 		return err
 	}
+	if st.audit, err = openAudit(cfg, st.redis); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	st.lastLogins = openLastLogins(cfg, st.redis)
 	return nil
 }
 
@@ -143,6 +151,12 @@ func (st *stores) Close() error {
 	var errs []error
 	if st.sessions != nil {
 		errs = append(errs, st.sessions.Close())
+	}
+	if st.audit != nil {
+		errs = append(errs, st.audit.Close())
+	}
+	if st.lastLogins != nil {
+		errs = append(errs, st.lastLogins.Close())
 	}
 	if st.redis != nil {
 		errs = append(errs, st.redis.Close())

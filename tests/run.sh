@@ -19,6 +19,8 @@ streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
 venv_py="$(dirname "$STREAMLIT")/python"
 echo "==> streamlit_authd package tests"
 "$venv_py" -m pip install -q pytest
+# aiosmtpd: the real SMTP server (STARTTLS required) the account e2e test delivers mail to.
+"$venv_py" -m pip install -q aiosmtpd
 "$venv_py" -m pip install -q --force-reinstall --no-deps ./conf/clients/streamlit_authd
 (cd conf/clients/streamlit_authd && "$venv_py" -m pytest -q -p no:cacheprovider)
 echo "==> end-to-end tests (screenshots in tests/out/)"
@@ -37,6 +39,11 @@ AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
 # activation, the units, supervisorctl signal USR2 (no systemd runs as PID 1 here; nothing starts
 # Debian's own supervisord: the test runs its own).
 apt_ensure systemd supervisor
+
+# OpenLDAP for the LDAP sign-in tests (tests/security/ldap_test.go): each test configures its own
+# slapd in a temporary directory on loopback ports and kills it at the end; Debian's own instance
+# is neither configured nor used.
+apt_ensure slapd ldap-utils
 
 # The adversarial suite: every SECURITY.md line through real nginx with the shipped snippets
 # (corpora in tests/security/testdata), then a short bounded pass of every fuzz target; a crasher

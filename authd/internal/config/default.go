@@ -47,9 +47,13 @@ func Default() Config {
 			Idle:       Duration{120 * time.Second},
 			Shutdown:   Duration{10 * time.Second},
 		},
-		Log:      Log{Level: "info"},
-		Redis:    DefaultRedis(),
-		Networks: map[string]Network{},
-		Rules:    []Rule{{Path: "/", Allow: "authenticated"}},
+		Log:          Log{Level: "info"},
+		Redis:        DefaultRedis(),
+		Admin:        Admin{Groups: []string{"admin"}, Reauth: Duration{5 * time.Minute}},
+		LDAP:         DefaultLDAP(),
+		Networks:     map[string]Network{},
+		Rules:        []Rule{{Path: "/", Allow: "authenticated"}},
+		SMTP:         defaultSMTP(),
+		Registration: defaultRegistration(),
 	}
 }

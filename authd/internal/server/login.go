@@ -115,6 +115,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		return
 	}
 
+	if nameErr == nil && s.toDirectory(name) {
+		s.loginDirectory(o, w, r, view, name, password, ip, remember, rd)
+		return
+	}
+
 	if !o.gate.acquire(r.Context()) {
 		s.refund(r.Context(), name, ip) // no password was checked
 		s.loginOutcome("overloaded", logName, ip)
@@ -127,6 +132,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	var u *users.Entry
 	if nameErr == nil {
 		u, _ = db.Lookup(name)
+	}
+	if u != nil && u.Source != "" {
+		u = nil // signs in with its provider, never with a local password
 	}
 	ok, upgrade := false, false
 	cost := users.Cost{Argon2id: dummyParams(o.HashParams)}
@@ -182,6 +190,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	s.metrics.login("success")
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", name),
 		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()))
+	s.noteLogin(r.Context(), name)
 	maxAge := 0
 	if remember {
 		maxAge = int(o.RememberLifetime / time.Second)

@@ -18,9 +18,15 @@ var assets embed.FS
 
 type pages struct {
 	login, logout *template.Template
+	// set holds every page template (renderPage looks them up by name);
+	// i18n every language's texts.
+	set           *template.Template
+	i18n          *catalog
 	title, prefix string
 	csp           string
-	files         http.Handler
+	// forgot and register are the login page's links to those pages, or "".
+	forgot, register string
+	files            http.Handler
 }
 
 type loginView struct {
@@ -28,6 +34,8 @@ type loginView struct {
 	RD, Username                string
 	Remember                    bool
 	Error, Notice               string
+	// Forgot and Register link the account pages when they are on.
+	Forgot, Register string
 }
 
 type logoutView struct {
@@ -44,6 +52,10 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	if err != nil {
 		return nil, err
 	}
+	cat, err := loadCatalog(assets, "assets/i18n")
+	if err != nil {
+		return nil, err
+	}
 	// form-action must also allow where the login's redirect may go.
 	var fa []string
 	for o := range origins {
@@ -51,11 +63,18 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	}
 	sort.Strings(fa)
 	csp := "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
-	return &pages{
-		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"),
+	p := &pages{
+		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"), set: t, i18n: cat,
 		title: o.LoginTitle, prefix: o.Prefix, csp: csp,
 		files: http.FileServer(http.FS(static)),
-	}, nil
+	}
+	if o.ForgotLink {
+		p.forgot = o.Prefix + "forgot"
+	}
+	if o.RegisterLink {
+		p.register = o.Prefix + "register"
+	}
+	return p, nil
 }
 
 func (p *pages) static(strip string) httprouter.Handle {
@@ -73,6 +92,7 @@ func (p *pages) static(strip string) httprouter.Handle {
 
 func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int, v loginView) {
 	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"login"
+	v.Forgot, v.Register = o.pages.forgot, o.pages.register
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
 	if len(v.Username) > 64 {
 		v.Username = v.Username[:64]

@@ -27,6 +27,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
@@ -42,10 +43,15 @@ import (
 // through the version it reads with each session. It is part of the
 // interface, not an optional extra found by a type assertion, so a store
 // wrapped on its way in cannot silently skip the check.
+//
+// Update is the one way every change to a user is written — the CLI, the
+// admin console, the account pages, invites and external sign-ins — so each
+// change is validated alike and reaches every node through the store.
 type UserStore interface {
 	DB() *users.DB
 	SetHash(name, hash string) error
 	EnsureCurrent(ctx context.Context, name string) error
+	Update(ctx context.Context, name string, fn func(u users.User, exists bool) (nu users.User, del bool, err error)) error
 }
 
 // SessionStore is what the public listener needs from the session store:
@@ -117,6 +123,15 @@ type Options struct {
 
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
+
+	// AdminGroups are the groups whose enabled members may use the admin
+	// console; none leaves it to nobody. Reauth is how long a re-entered
+	// password admits the console's sensitive actions.
+	AdminGroups []string
+	Reauth      time.Duration
+	// ForgotLink and RegisterLink put "Forgot password?" (with SMTP set) and
+	// "Create an account" (registration open or by approval) on the login page.
+	ForgotLink, RegisterLink bool
 }
 
 // Deps are the server's collaborators.
@@ -131,6 +146,21 @@ type Deps struct {
 	// Redis, when the stores use Redis, adds its pool statistics and failed
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
+	// Audit keeps the audit events; nil keeps the latest ones in memory.
+	Audit audit.Log
+	// The admin console's stores: sessions to list and revoke (nil: the
+	// console shows none), API tokens and signing keys (nil: none), reset
+	// links (nil: not offered), last logins (nil: not shown).
+	AdminSessions AdminSessions
+	Credentials   ConsoleCredentials
+	ResetLinks    ResetLinks
+	LastLogins    LastLogins
+	// Account wires the account page, invites, registration and password
+	// reset (account.go, links.go); nil leaves them out.
+	Account *AccountDeps
+	// Directory signs in names that have no local account (LDAP; see
+	// external.go); nil turns it off.
+	Directory Directory
 	// Hasher runs the password hashes of logins (main passes a
 	// hasher.Proc: a child process at the lowest CPU priority); nil runs
 	// them in this process.
@@ -183,6 +213,17 @@ type Server struct {
 	// credentials or user could not be confirmed current.
 	storeErrors   errorLog
 	machineErrors errorLog
+	audit         audit.Log
+	// The admin console's (see console.go).
+	console       consoleCache
+	adminSessions AdminSessions
+	credentials   ConsoleCredentials
+	resetLinks    ResetLinks
+	lastLogins    LastLogins
+	acct          *AccountDeps
+	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
+	dir       Directory
+	dirErrors errorLog
 }
 
 // New returns a Server. rules must not be nil.
@@ -199,12 +240,18 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		hash: d.Hasher,
+		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, resetLinks: d.ResetLinks, lastLogins: d.LastLogins,
+		acct: d.Account, hash: d.Hasher,
 	}
 	if s.hash == nil {
 		s.hash = inProcess{}
 	}
+	if s.audit == nil {
+		s.audit = audit.NewMemory(1000)
+	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
+	s.dir = d.Directory
+	s.dirErrors.msg = "directory unavailable"
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -254,7 +301,9 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
+	s.routeAccount(r, p)
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
@@ -299,13 +348,21 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 	// intact session, and failing readiness would take the instance out of
 	// service without bringing anything back. The warning stays until an
 	// operator moves the damaged copies out of the data directory.
+	msg := "ok"
 	if d := s.storeDamage(); len(d.Files) > 0 {
-		plain(w, http.StatusOK, fmt.Sprintf("ok\nwarning: session store recovered from damaged files "+
+		msg += fmt.Sprintf("\nwarning: session store recovered from damaged files "+
 			"(%d records lost, %d recovered); copies kept aside in the data directory: %s",
-			d.Records, d.Recovered, strings.Join(d.Files, " ")))
-		return
+			d.Records, d.Recovered, strings.Join(d.Files, " "))
 	}
-	plain(w, http.StatusOK, "ok")
+	// So does a directory that is down: local users and every session still
+	// work, and failing readiness would not bring the directory back.
+	if s.dir != nil {
+		if err := s.dir.Ping(ctx); err != nil {
+			s.dirErrors.log(s.log, time.Now(), err)
+			msg += "\nwarning: the LDAP directory cannot be reached; directory users cannot sign in"
+		}
+	}
+	plain(w, http.StatusOK, msg)
 }
 
 // storeDamage returns what the session store recovered from, if it can tell.
