@@ -55,7 +55,9 @@ func redisTracking(cfg config.Config, log *zap.Logger) session.RedisOption {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	return session.WithTracking(dial, r.Username, pw, func(err error) {
+	// Named like the client's pooled connections (redisOptions), so CLIENT
+	// LIST shows it as authd's.
+	return session.WithTracking(dial, r.Username, pw, "authd", func(err error) {
 		log.Warn("redis session tracking off: every verify reads redis until it is back", zap.Error(err))
 	})
 }

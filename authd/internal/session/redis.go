@@ -94,13 +94,13 @@ func WithBatching(workers, max int) RedisOption {
 // it until Redis reports that the session's key changed (RESP3 client-side
 // caching in broadcast mode, on a connection of its own that dial opens to
 // the same Redis as the client, authenticated as username/password when a
-// password is set). A logout, revocation or user change on any instance is
+// password is set, and named name in CLIENT LIST when it is not ""). A logout, revocation or user change on any instance is
 // then still refused at the next request everywhere; see tracker. Only for
 // a standalone Redis reachable without TLS; onErr hears why tracking is off
 // (then Get reads Redis every time). Call Close to stop it.
-func WithTracking(dial func(ctx context.Context) (net.Conn, error), username, password string, onErr func(error)) RedisOption {
+func WithTracking(dial func(ctx context.Context) (net.Conn, error), username, password, name string, onErr func(error)) RedisOption {
 	return func(r *Redis) {
-		r.trackOpt = func(prefix string) *tracker { return newTracker(dial, username, password, prefix, onErr) }
+		r.trackOpt = func(prefix string) *tracker { return newTracker(dial, username, password, name, prefix, onErr) }
 	}
 }
 

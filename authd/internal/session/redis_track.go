@@ -73,7 +73,7 @@ type tracked struct {
 	ver  int64
 }
 
-func newTracker(dial func(context.Context) (net.Conn, error), username, password, keyPrefix string, onErr func(error)) *tracker {
+func newTracker(dial func(context.Context) (net.Conn, error), username, password, name, keyPrefix string, onErr func(error)) *tracker {
 	t := &tracker{dial: dial, prefix: keyPrefix + "s:", onErr: onErr, m: map[Key]tracked{},
 		base: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	t.hello = []string{"HELLO", "3"}
@@ -82,6 +82,9 @@ func newTracker(dial func(context.Context) (net.Conn, error), username, password
 			username = "default"
 		}
 		t.hello = append(t.hello, "AUTH", username, password)
+	}
+	if name != "" {
+		t.hello = append(t.hello, "SETNAME", name)
 	}
 	t.fd.Store(-1)
 	go t.run()

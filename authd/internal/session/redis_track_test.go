@@ -19,7 +19,7 @@ func dialTestRedis(ctx context.Context) (net.Conn, error) {
 // openTracked returns a store with WithTracking whose tracking connection is up.
 func openTracked(t *testing.T, c redis.UniversalClient, prefix string, opts ...RedisOption) *Redis {
 	t.Helper()
-	s := NewRedis(c, prefix, time.Now, append(opts, WithTracking(dialTestRedis, "", "", func(err error) { t.Log(err) }))...)
+	s := NewRedis(c, prefix, time.Now, append(opts, WithTracking(dialTestRedis, "", "", "authd", func(err error) { t.Log(err) }))...)
 	t.Cleanup(func() { s.Close() })
 	waitTracking(t, s)
 	return s
@@ -146,7 +146,7 @@ func TestRedisTrackingChangesElsewhere(t *testing.T) {
 // store while nothing changes.
 func BenchmarkRedisGetTracked(b *testing.B) {
 	c, prefix := testRedis.Open(b)
-	s := NewRedis(c, prefix, time.Now, WithTracking(dialTestRedis, "", "", nil))
+	s := NewRedis(c, prefix, time.Now, WithTracking(dialTestRedis, "", "", "", nil))
 	defer s.Close()
 	for deadline := time.Now().Add(5 * time.Second); !s.track.live.Load() || !s.track.fresh(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
