@@ -38,6 +38,7 @@ type record struct {
 	expires  int64
 	idle     int64
 	fp       uint64
+	factor   int64 // second factor time, Unix nanoseconds; 0 = none
 }
 
 // makeMeta packs the remember flag and the IP into one string.
@@ -85,6 +86,13 @@ func toRecord(k Key, sess *Session) (record, error) {
 		}
 		times[i] = t.UnixNano()
 	}
+	var factor int64
+	if t := sess.SecondFactor; !t.IsZero() {
+		if t.Unix() < 0 || t.Unix() > maxUnixNano/1e9 {
+			return record{}, fmt.Errorf("%w: second factor time out of range (got %v)", ErrInvalid, t)
+		}
+		factor = t.UnixNano()
+	}
 	return record{
 		key:      k,
 		user:     unique.Make(sess.User),
@@ -95,22 +103,32 @@ func toRecord(k Key, sess *Session) (record, error) {
 		expires:  times[2],
 		idle:     int64(sess.Idle),
 		fp:       sess.Fingerprint,
+		factor:   factor,
 	}, nil
 }
 
 // session converts a record back, with times in UTC. It does not allocate.
 func (r *record) session() Session {
 	return Session{
-		User:        r.user.Value(),
-		Created:     time.Unix(0, r.created).UTC(),
-		LastSeen:    time.Unix(0, r.lastSeen).UTC(),
-		Expires:     time.Unix(0, r.expires).UTC(),
-		Idle:        time.Duration(r.idle),
-		Remember:    r.remember(),
-		IP:          r.ip(),
-		UserAgent:   r.userAgent(),
-		Fingerprint: r.fp,
+		User:         r.user.Value(),
+		Created:      time.Unix(0, r.created).UTC(),
+		LastSeen:     time.Unix(0, r.lastSeen).UTC(),
+		Expires:      time.Unix(0, r.expires).UTC(),
+		Idle:         time.Duration(r.idle),
+		Remember:     r.remember(),
+		IP:           r.ip(),
+		UserAgent:    r.userAgent(),
+		Fingerprint:  r.fp,
+		SecondFactor: factorTime(r.factor),
 	}
+}
+
+// factorTime converts a stored second factor time; 0 is the zero Time.
+func factorTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
 }
 
 // valid is Session.Valid on a record.
