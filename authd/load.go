@@ -61,7 +61,8 @@ func policyRules(cfg config.Config) (*policy.Rules, error) {
 	rs := make([]policy.Rule, 0, len(cfg.Rules))
 	for i, r := range cfg.Rules {
 		pr := policy.Rule{Host: r.Host, Path: r.Path, Methods: r.Methods, Networks: cfg.NetworkPrefixes(r.Networks),
-			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i)}
+			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i),
+			Factor: policy.Factor{Two: r.Factor == "two", MaxAge: r.FactorMaxAge.Duration}}
 		switch r.Allow {
 		case "public":
 			pr.Access = policy.Public

@@ -49,6 +49,7 @@ func Default() Config {
 		},
 		Log:      Log{Level: "info"},
 		Redis:    DefaultRedis(),
+		MFA:      MFA{RequiredGroups: []string{}},
 		Networks: map[string]Network{},
 		Rules:    []Rule{{Path: "/", Allow: "authenticated"}},
 	}
