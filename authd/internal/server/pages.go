@@ -18,6 +18,10 @@ var assets embed.FS
 
 type pages struct {
 	login, logout *template.Template
+	// set holds every page template (renderPage looks them up by name);
+	// i18n every language's texts.
+	set           *template.Template
+	i18n          *catalog
 	title, prefix string
 	csp           string
 	files         http.Handler
@@ -44,6 +48,10 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	if err != nil {
 		return nil, err
 	}
+	cat, err := loadCatalog(assets, "assets/i18n")
+	if err != nil {
+		return nil, err
+	}
 	// form-action must also allow where the login's redirect may go.
 	var fa []string
 	for o := range origins {
@@ -52,7 +60,7 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	sort.Strings(fa)
 	csp := "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
 	return &pages{
-		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"),
+		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"), set: t, i18n: cat,
 		title: o.LoginTitle, prefix: o.Prefix, csp: csp,
 		files: http.FileServer(http.FS(static)),
 	}, nil

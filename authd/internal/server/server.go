@@ -27,6 +27,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
@@ -42,10 +43,15 @@ import (
 // through the version it reads with each session. It is part of the
 // interface, not an optional extra found by a type assertion, so a store
 // wrapped on its way in cannot silently skip the check.
+//
+// Update is the one way every change to a user is written — the CLI, the
+// admin console, the account pages, invites and external sign-ins — so each
+// change is validated alike and reaches every node through the store.
 type UserStore interface {
 	DB() *users.DB
 	SetHash(name, hash string) error
 	EnsureCurrent(ctx context.Context, name string) error
+	Update(ctx context.Context, name string, fn func(u users.User, exists bool) (nu users.User, del bool, err error)) error
 }
 
 // SessionStore is what the public listener needs from the session store:
@@ -131,6 +137,8 @@ type Deps struct {
 	// Redis, when the stores use Redis, adds its pool statistics and failed
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
+	// Audit keeps the audit events; nil keeps the latest ones in memory.
+	Audit audit.Log
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -153,6 +161,7 @@ type Server struct {
 	// credentials or user could not be confirmed current.
 	storeErrors   errorLog
 	machineErrors errorLog
+	audit         audit.Log
 }
 
 // New returns a Server. rules must not be nil.
@@ -169,6 +178,10 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
+		audit: d.Audit,
+	}
+	if s.audit == nil {
+		s.audit = audit.NewMemory(1000)
 	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	if s.now == nil {

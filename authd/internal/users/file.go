@@ -112,3 +112,43 @@ func (f *File) SetHash(name, hash string) error {
 	}
 	return nil
 }
+
+// Update passes user name (exists false: no such user) to fn and writes what
+// fn returns, under the file's edit lock, then reloads; del true deletes the
+// user. It is users.Redis.Update for the file, so the CLI, the admin console
+// and the account pages change users through one path. fn's user must be
+// valid and keep the name; on any error the file is left as it was.
+func (f *File) Update(_ context.Context, name string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
+	err := edit(f.Path(), *f.lim.Load(), func(us []User) ([]User, error) {
+		i := slices.IndexFunc(us, func(u User) bool { return u.Name == name })
+		var cur User
+		if i >= 0 {
+			cur = us[i]
+			cur.Groups = slices.Clone(cur.Groups)
+		}
+		nu, del, err := fn(cur, i >= 0)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case del && i >= 0:
+			return slices.Delete(us, i, i+1), nil
+		case del:
+			return us, nil
+		case nu.Name != name:
+			return nil, fmt.Errorf("user %s: name cannot change", printableName(name))
+		case i >= 0:
+			us[i] = nu
+			return us, nil
+		default:
+			return append(us, nu), nil
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := f.Reload(); err != nil {
+		return fmt.Errorf("reload after update: %w", err)
+	}
+	return nil
+}
