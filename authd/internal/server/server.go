@@ -29,6 +29,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/mfa"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -123,6 +124,9 @@ type Options struct {
 
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
+
+	// MFA configures second factors.
+	MFA MFAOptions
 }
 
 // Deps are the server's collaborators.
@@ -139,6 +143,11 @@ type Deps struct {
 	Redis RedisClient
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// MFA keeps users' second factors and Replay the codes already used;
+	// nil MFA disables second factors: a path that demands one cannot be
+	// reached.
+	MFA    mfa.Store
+	Replay mfa.Replay
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -162,6 +171,8 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	audit         audit.Log
+	mfa           mfa.Store
+	replay        mfa.Replay
 }
 
 // New returns a Server. rules must not be nil.
@@ -178,7 +189,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		audit: d.Audit,
+		audit: d.Audit, mfa: d.MFA, replay: d.Replay,
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -233,6 +244,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	s.mfaRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)

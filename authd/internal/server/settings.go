@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 )
 
 // settings are the options one request reads. SetOptions swaps them whole,
@@ -16,6 +18,8 @@ type settings struct {
 	preName string          // pre-session (CSRF) cookie name
 	pages   *pages
 	gate    *gate
+	// webauthn is the passkey relying party; nil when public_url cannot be one.
+	webauthn *webauthn.WebAuthn
 }
 
 // newSettings derives what requests need from o. prev, when not nil, is the
@@ -46,6 +50,7 @@ func newSettings(o Options, prev *settings) (*settings, error) {
 		// old and new gates together may admit more than either limit.
 		st.gate = newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout)
 	}
+	st.webauthn = newWebAuthn(o)
 	if st.pages, err = newPages(o, st.origins); err != nil {
 		return nil, err
 	}
