@@ -96,6 +96,7 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
 		Secret: secret, Build: build,
+		MFA: server.MFAOptions{Issuer: cfg.MFA.Issuer, RequiredGroups: cfg.MFA.RequiredGroups, Passwordless: cfg.MFA.Passwordless},
 	}
 }
 

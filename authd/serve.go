@@ -144,6 +144,7 @@ func (m *Main) open(ctx context.Context) error {
 	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
 	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
+		MFA: st.mfa, Replay: st.replay,
 	}, rules)
 	if err != nil {
 		return err

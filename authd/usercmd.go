@@ -19,9 +19,12 @@ import (
 
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, import-htpasswd, import)")
+		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, import-htpasswd, import, mfa)")
 	}
 	sub, args := args[0], args[1:]
+	if sub == "mfa" {
+		return cmdUserMFA(ctx, args, stdout, stderr)
+	}
 	fs, cfgPath := newFlags("user "+sub, stderr)
 	var groups, email, display, from, to *string
 	var overwrite *bool

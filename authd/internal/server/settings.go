@@ -66,6 +66,7 @@ func (s *Server) SetOptions(o Options) error {
 	cur := s.cur.Load()
 	o.PublicURL, o.Prefix, o.CookieName, o.InsecureCookies = cur.PublicURL, cur.Prefix, cur.CookieName, cur.InsecureCookies
 	o.Secret, o.Build = cur.Secret, cur.Build
+	o.MFA = cur.MFA // [mfa] applies at restart
 	st, err := newSettings(o, cur)
 	if err != nil {
 		return err
