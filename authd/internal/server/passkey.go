@@ -49,7 +49,10 @@ func (s *Server) passkeyRoutes(r *httprouter.Router, p string) {
 func (o *settings) ceremonyCookie() string { return o.CookieName + "_wa" }
 
 // saveCeremony puts sd in the ceremony cookie, signed for purpose and binding.
-func (o *settings) saveCeremony(w http.ResponseWriter, purpose string, binding []byte, sd *webauthn.SessionData) error {
+func (o *settings) saveCeremony(w http.ResponseWriter, purpose string, binding []byte, sd *webauthn.SessionData, now time.Time) error {
+	if sd.Expires.IsZero() || sd.Expires.After(now.Add(ceremonyMaxAge)) {
+		sd.Expires = now.Add(ceremonyMaxAge)
+	}
 	b, err := json.Marshal(sd)
 	if err != nil {
 		return err
@@ -175,7 +178,7 @@ func (s *Server) handlePasskeyRegisterBegin(w http.ResponseWriter, r *http.Reque
 	creation, sd, err := o.webauthn.BeginRegistration(wu, webauthn.WithExclusions(exclude), webauthn.WithResidentKeyRequirement(rk),
 		webauthn.WithConveyancePreference(protocol.PreferNoAttestation))
 	if err == nil {
-		err = o.saveCeremony(w, "register", p.Key[:], sd)
+		err = o.saveCeremony(w, "register", p.Key[:], sd, s.now())
 	}
 	if err != nil {
 		s.log.Error("passkey registration begin failed", zap.Error(err))
@@ -315,7 +318,7 @@ func (s *Server) handlePasskeyStepUpBegin(w http.ResponseWriter, r *http.Request
 	}
 	assertion, sd, err := o.webauthn.BeginLogin(s.webUser(p, &f))
 	if err == nil {
-		err = o.saveCeremony(w, "stepup", p.Key[:], sd)
+		err = o.saveCeremony(w, "stepup", p.Key[:], sd, s.now())
 	}
 	if err != nil {
 		s.log.Error("passkey step-up begin failed", zap.Error(err))
@@ -412,7 +415,7 @@ func (s *Server) handlePasskeyLoginBegin(w http.ResponseWriter, r *http.Request,
 	pre, _ := cookieValue(r.Header, o.preName)
 	assertion, sd, err := o.webauthn.BeginDiscoverableLogin()
 	if err == nil {
-		err = o.saveCeremony(w, "login", []byte(pre), sd)
+		err = o.saveCeremony(w, "login", []byte(pre), sd, s.now())
 	}
 	if err != nil {
 		s.log.Error("passkey login begin failed", zap.Error(err))
