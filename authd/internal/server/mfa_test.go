@@ -1,0 +1,182 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authd/authd/authd/internal/mfa"
+	"github.com/authd/authd/authd/internal/policy"
+)
+
+const testSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+// withMFA gives h a factor store and replay record in a temp dir, with
+// alice enrolled (testSecret).
+func withMFA(t *testing.T, h *harness) *mfa.File {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := mfa.OpenFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := mfa.OpenReplayFile(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.mfa, h.srv.replay = st, rp
+	if err := st.Update(context.Background(), "alice", func(f *mfa.Factors) error {
+		f.TOTP = &mfa.TOTP{Secret: testSecret}
+		_, f.Recovery, _ = mfa.NewRecoveryCodes()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (h *harness) code(t testing.TB, at time.Time) string {
+	t.Helper()
+	c, err := mfa.Code(testSecret, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// stepUp posts code on the step-up page with cookie.
+func (h *harness) stepUp(cookie, code, rd string) *http.Response {
+	h.t.Helper()
+	page := h.do(req{target: "/authd/mfa/step-up?rd=" + url.QueryEscape(rd), headers: map[string]string{"Cookie": cookie}})
+	m := csrfRE.FindStringSubmatch(page.Body.String())
+	if page.Code != 200 || m == nil {
+		h.t.Fatalf("step-up page: got %d without a form: %s", page.Code, page.Body)
+	}
+	w := h.do(req{method: "POST", target: "/authd/mfa/step-up", headers: map[string]string{"Cookie": cookie, "Origin": "https://app.example.com", "X-Forwarded-For": "203.0.113.7"},
+		form: url.Values{"csrf": {m[1]}, "rd": {rd}, "code": {code}}})
+	return w.Result()
+}
+
+func TestVerifySecondFactor(t *testing.T) {
+	h := newHarness(t, []policy.Rule{
+		{Path: "/fin", Factor: policy.Factor{Two: true, MaxAge: 15 * time.Minute}},
+		{Path: "/"},
+	}, func(o *Options) { o.MFA.RequiredGroups = []string{"ops"} })
+	withMFA(t, h)
+
+	// A password login of an enrolled user goes on to the step-up page.
+	w := h.postLogin("alice", testPassword, "/fin/x", "203.0.113.7", nil)
+	if loc := w.Header().Get("Location"); w.Code != http.StatusSeeOther || loc != "/authd/mfa/step-up?rd=%2Ffin%2Fx" {
+		t.Fatalf("login of an enrolled user: got %d %q, want 303 to the step-up page", w.Code, loc)
+	}
+	one := sessionCookie(t, w)
+
+	v := h.verify("/fin/x?a=1", one)
+	if v.Code != 401 || v.Header().Get("X-Authd-Login") != "/authd/mfa/step-up?rd=%2Ffin%2Fx%3Fa%3D1" {
+		t.Fatalf("one factor on a two-factor path: got %d %q, want 401 with the step-up URL", v.Code, v.Header().Get("X-Authd-Login"))
+	}
+	if v.Header().Get("Remote-User") != "" {
+		t.Fatal("identity headers on a refused request")
+	}
+	v = h.verify("/app", one)
+	if v.Code != 200 || v.Header().Get("Remote-Auth-Level") != "1" {
+		t.Fatalf("one factor on a one-factor path: got %d level %q, want 200 level 1", v.Code, v.Header().Get("Remote-Auth-Level"))
+	}
+
+	wrong := "000000"
+	if wrong == h.code(t, h.clock.now()) {
+		wrong = "111111"
+	}
+	if r := h.stepUp(one, wrong, "/fin/x"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong code: got %d, want 401", r.StatusCode)
+	}
+	code := h.code(t, h.clock.now())
+	r := h.stepUp(one, code, "/fin/x")
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/fin/x" {
+		t.Fatalf("right code: got %d %q, want 303 to /fin/x", r.StatusCode, r.Header.Get("Location"))
+	}
+	var two string
+	for _, c := range r.Cookies() {
+		if c.Name == "__Host-authd_session" {
+			two = c.Name + "=" + c.Value
+		}
+	}
+	if two == "" || two == one {
+		t.Fatal("step-up did not issue a new session cookie")
+	}
+	if v := h.verify("/fin/x", two); v.Code != 200 || v.Header().Get("Remote-Auth-Level") != "2" {
+		t.Fatalf("after step-up: got %d level %q, want 200 level 2", v.Code, v.Header().Get("Remote-Auth-Level"))
+	}
+	if v := h.verify("/app", one); v.Code != 401 {
+		t.Fatalf("the pre-step-up cookie: got %d, want 401 (session replaced)", v.Code)
+	}
+
+	// The same code again (another session) is refused.
+	other := sessionCookie(t, h.postLogin("alice", testPassword, "/", "203.0.113.7", nil))
+	if r := h.stepUp(other, code, "/"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("reused code: got %d, want 401", r.StatusCode)
+	}
+
+	// factor_max_age: 16 minutes on, /fin asks again; / still carries level 2.
+	h.clock.add(16 * time.Minute)
+	if v := h.verify("/fin/x", two); v.Code != 401 || !strings.Contains(v.Header().Get("X-Authd-Login"), "mfa/step-up") {
+		t.Fatalf("stale second factor: got %d %q, want 401 to step up", v.Code, v.Header().Get("X-Authd-Login"))
+	}
+	if v := h.verify("/app", two); v.Code != 200 || v.Header().Get("Remote-Auth-Level") != "2" {
+		t.Fatalf("stale factor on a one-factor path: got %d level %q", v.Code, v.Header().Get("Remote-Auth-Level"))
+	}
+}
+
+func TestStepUpThrottle(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	withMFA(t, h)
+	one := sessionCookie(t, h.postLogin("alice", testPassword, "/", "203.0.113.7", nil))
+	right := h.code(t, h.clock.now())
+	wrong := "000000"
+	if wrong == right {
+		wrong = "111111"
+	}
+	for i := range 3 { // AccountFailures: 3 in the harness
+		if r := h.stepUp(one, wrong, "/"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong code %d: got %d, want 401", i+1, r.StatusCode)
+		}
+	}
+	if r := h.stepUp(one, right, "/"); r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("right code after 3 wrong ones: got %d, want 429", r.StatusCode)
+	}
+	// The password login of the same account and address is held back too.
+	if w := h.postLogin("alice", testPassword, "/", "203.0.113.7", nil); w.Code == http.StatusSeeOther {
+		t.Fatal("password login right after 3 wrong codes: got through, want throttled")
+	}
+	h.clock.add(2 * time.Second)
+	if r := h.stepUp(one, right, "/"); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("right code after the delay: got %d, want 303", r.StatusCode)
+	}
+}
+
+func TestRequiredGroupAndMachines(t *testing.T) {
+	h := newHarness(t, nil, func(o *Options) { o.MFA.RequiredGroups = []string{"staff"} })
+	withMFA(t, h)
+	// bob (staff, no factor): every path sends him to step up, which sends him to enrol.
+	bob := sessionCookie(t, h.postLogin("bob", testPassword, "/app", "203.0.113.7", nil))
+	if v := h.verify("/app", bob); v.Code != 401 || !strings.Contains(v.Header().Get("X-Authd-Login"), "mfa/step-up") {
+		t.Fatalf("required group, no factor: got %d %q, want 401 to step up", v.Code, v.Header().Get("X-Authd-Login"))
+	}
+	w := h.do(req{target: "/authd/mfa/step-up?rd=%2Fapp", headers: map[string]string{"Cookie": bob}})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/authd/account/mfa?rd=%2Fapp" {
+		t.Fatalf("step-up without a factor: got %d %q, want 303 to enrolment", w.Code, w.Header().Get("Location"))
+	}
+	page := h.do(req{target: "/authd/account/mfa?rd=%2Fapp", headers: map[string]string{"Cookie": bob}})
+	if page.Code != 200 || !strings.Contains(page.Body.String(), "must use a second factor") {
+		t.Fatalf("enrolment page: got %d", page.Code)
+	}
+	// A user with a factor cannot change factors with a password-only session.
+	alice := sessionCookie(t, h.postLogin("alice", testPassword, "/", "203.0.113.7", nil))
+	w = h.do(req{target: "/authd/account/mfa", headers: map[string]string{"Cookie": alice}})
+	if w.Code != http.StatusSeeOther || !strings.HasPrefix(w.Header().Get("Location"), "/authd/mfa/step-up") {
+		t.Fatalf("factor management with one factor: got %d %q, want 303 to step up", w.Code, w.Header().Get("Location"))
+	}
+}
