@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/mfa"
 	"github.com/authd/authd/authd/internal/policy"
 )
@@ -178,5 +179,30 @@ func TestRequiredGroupAndMachines(t *testing.T) {
 	w = h.do(req{target: "/authd/account/mfa", headers: map[string]string{"Cookie": alice}})
 	if w.Code != http.StatusSeeOther || !strings.HasPrefix(w.Header().Get("Location"), "/authd/mfa/step-up") {
 		t.Fatalf("factor management with one factor: got %d %q, want 303 to step up", w.Code, w.Header().Get("Location"))
+	}
+}
+
+func TestAdminFactorHooks(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	withMFA(t, h)
+	ctx := context.Background()
+	sum, err := h.srv.FactorSummaries(ctx)
+	if err != nil || !sum["alice"].TOTP || sum["alice"].Recovery != 10 || sum["bob"].Enrolled() {
+		t.Fatalf("summaries: %v, %v", sum, err)
+	}
+	had, err := h.srv.ResetFactors(ctx, nil, "admin", "alice")
+	if err != nil || !had {
+		t.Fatalf("reset: %v, %v", had, err)
+	}
+	if sum, _ := h.srv.FactorSummaries(ctx); len(sum) != 0 {
+		t.Fatalf("after reset: %v", sum)
+	}
+	evs, _ := h.srv.Audit().Recent(ctx, audit.Filter{Event: "mfa_reset"})
+	if len(evs) != 1 || evs[0].Actor != "admin" || evs[0].Target != "alice" {
+		t.Fatalf("audit: %+v", evs)
+	}
+	// Alice's next login no longer asks for a second factor.
+	if w := h.postLogin("alice", testPassword, "/app", "203.0.113.7", nil); w.Header().Get("Location") != "/app" {
+		t.Fatalf("login after reset: Location %q, want /app", w.Header().Get("Location"))
 	}
 }
