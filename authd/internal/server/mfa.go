@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -225,10 +224,9 @@ func (s *Server) checkCode(ctx context.Context, o *settings, r *http.Request, p 
 		return "", "mfa.error.busy", http.StatusServiceUnavailable
 	}
 	if v.Wait > 0 {
-		w := strconv.Itoa(int(v.Wait/time.Second) + 1)
+		s.metrics.login("mfa_throttled")
 		s.log.Info("second factor failed", zap.String("event", "mfa_failed"), zap.String("reason", "throttled"),
-			zap.String("user", name), zap.String("client_ip", ip))
-		_ = w
+			zap.String("user", name), zap.String("client_ip", ip), zap.Duration("wait", v.Wait))
 		return "", "mfa.error.throttled", http.StatusTooManyRequests
 	}
 	var ok bool

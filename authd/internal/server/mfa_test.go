@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,48 @@ func TestAdminFactorHooks(t *testing.T) {
 	// Alice's next login no longer asks for a second factor.
 	if w := h.postLogin("alice", testPassword, "/app", "203.0.113.7", nil); w.Header().Get("Location") != "/app" {
 		t.Fatalf("login after reset: Location %q, want /app", w.Header().Get("Location"))
+	}
+}
+
+// TestTOTPEnrolSecretIsSigned: the secret shown at enrolment comes back in
+// the form signed for this session; another secret (an attacker's, whose
+// codes they know) is refused, and so is the signed form in another session.
+func TestTOTPEnrolSecretIsSigned(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	withMFA(t, h)
+	bob := sessionCookie(t, h.postLogin("bob", testPassword, "/", "203.0.113.7", nil))
+	page := h.do(req{target: "/authd/account/mfa/totp", headers: map[string]string{"Cookie": bob}})
+	body := page.Body.String()
+	field := func(name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]+)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no %s field in the enrolment page (%d)", name, page.Code)
+		}
+		return m[1]
+	}
+	csrf, secret, sig := field("csrf"), field("secret"), field("sig")
+	if !strings.Contains(body, "<svg") {
+		t.Fatal("no QR code on the enrolment page")
+	}
+	post := func(cookie, csrf, secret, sig string) int {
+		code, _ := mfa.Code(secret, h.clock.now())
+		return h.do(req{method: "POST", target: "/authd/account/mfa/totp", headers: map[string]string{"Cookie": cookie, "Origin": "https://app.example.com"},
+			form: url.Values{"csrf": {csrf}, "secret": {secret}, "sig": {sig}, "code": {code}}}).Code
+	}
+	if got := post(bob, csrf, testSecret, sig); got != http.StatusForbidden {
+		t.Fatalf("another secret with the page's signature: got %d, want 403", got)
+	}
+	other := sessionCookie(t, h.postLogin("bob", testPassword, "/", "203.0.113.7", nil))
+	otherPage := h.do(req{target: "/authd/account/mfa/totp", headers: map[string]string{"Cookie": other}})
+	otherCSRF := csrfRE.FindStringSubmatch(otherPage.Body.String())[1]
+	if got := post(other, otherCSRF, secret, sig); got != http.StatusForbidden {
+		t.Fatalf("the signed secret in another session: got %d, want 403", got)
+	}
+	if got := post(bob, csrf, secret, sig); got != http.StatusOK {
+		t.Fatalf("the page's own secret: got %d, want 200", got)
+	}
+	f, _ := h.srv.mfa.Get(context.Background(), "bob")
+	if f.TOTP == nil || f.TOTP.Secret != secret || len(f.Recovery) != 10 {
+		t.Fatalf("stored: %+v", f)
 	}
 }
