@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,8 +140,21 @@ func TestMFATOTP(t *testing.T) {
 		secret, err := eval[string](b, `document.getElementById("totp-secret").innerText`)
 		must(t, err)
 		gen = codes{secret: strings.ReplaceAll(secret, " ", ""), used: map[int64]bool{}}
-		if svg, _ := eval[bool](b, `!!document.querySelector("figure.qr svg path")`); !svg {
-			t.Error("no QR code on the enrolment page")
+		// A real QR reader (zbarimg) scans the code authd drew: it must carry the same key.
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("figure.qr svg")))
+		cancel()
+		must(t, err)
+		qr := filepath.Join(s.dir, "qr.png")
+		must(t, os.WriteFile(qr, png, 0o644))
+		out, err := exec.Command(lookTool(t, "ZBARIMG", "zbarimg", "/usr/bin/zbarimg"), "--raw", "-q", qr).Output()
+		if err != nil {
+			t.Fatalf("zbarimg could not read the QR code: %v", err)
+		}
+		u, err := url.Parse(strings.TrimSpace(string(out)))
+		if err != nil || u.Scheme != "otpauth" || u.Host != "totp" || u.Query().Get("secret") != gen.secret ||
+			!strings.Contains(u.Path, "ada") || u.Query().Get("digits") != "6" || u.Query().Get("period") != "30" {
+			t.Fatalf("QR code reads %q; want an otpauth://totp URI for ada with the key shown (%s)", out, gen.secret)
 		}
 		b.fill("#code", gen.fresh(t))
 		b.submitAndWait(`form[action$="account/mfa/totp"] button[type="submit"]`)
