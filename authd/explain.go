@@ -56,7 +56,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		}
 		req.User, req.Groups = u.Name, u.Groups
-		who = fmt.Sprintf("as %s (groups: %s)", u.Name, orNone(u.Groups))
+		who = fmt.Sprintf("as %s (groups: %s; %s)", u.Name, orNone(u.Groups), sourceOf(u.Source))
 	}
 	var ok bool
 	if req.Path, ok = policy.Canonical(*path); !ok {
@@ -126,4 +126,15 @@ func orNone(gs []string) string {
 		return "none"
 	}
 	return strings.Join(gs, ",")
+}
+
+// sourceOf says where a user's record comes from, for explain.
+func sourceOf(source string) string {
+	switch source {
+	case "":
+		return "local account"
+	case "ldap":
+		return "from the LDAP directory, groups as of their last sign-in"
+	}
+	return "from " + source + ", groups as of their last sign-in"
 }

@@ -54,6 +54,15 @@ func loadAll(ctx context.Context, path string) (config.Config, *users.DB, *polic
 	if err != nil {
 		return cfg, nil, nil, err
 	}
+	// The CA file and the bind password are read as serve reads them; the
+	// directory itself is not asked (it may be down: that is not a config error).
+	dir, err := openDirectory(cfg.LDAP)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	if dir != nil {
+		_ = dir.Close()
+	}
 	return cfg, u.DB(), rules, nil
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/fsutil"
+	"github.com/authd/authd/authd/internal/idp"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/server"
 )
@@ -79,6 +80,7 @@ type Main struct {
 	level        zap.AtomicLevel // log.level, which a reload may change
 	build        server.BuildInfo
 	stores       *stores
+	dir          *idp.LDAP // [ldap]; nil when off
 	srv          *server.Server
 	http         *http.Server // the public listener (behind nginx)
 	admin        *http.Server // the admin socket in data_dir, for the CLI
@@ -142,10 +144,17 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	// One verifier per process: its nonce cache and start time must outlive reloads.
 	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
-	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), server.Deps{
+	deps := server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
 		MFA: st.mfa, Replay: st.replay,
-	}, rules)
+	}
+	if m.dir, err = openDirectory(cfg.LDAP); err != nil {
+		return err
+	}
+	if m.dir != nil {
+		deps.Directory = m.dir
+	}
+	m.srv, err = server.New(serverOptions(cfg, st.secret, m.build), deps, rules)
 	if err != nil {
 		return err
 	}
@@ -283,6 +292,9 @@ func (m *Main) Close() error {
 	// set exe): otherwise the address must be free when Close returns.
 	if m.handover != nil && m.exe == "" {
 		m.handover.close()
+	}
+	if m.dir != nil {
+		_ = m.dir.Close()
 	}
 	if m.stores != nil {
 		if cerr := m.stores.Close(); cerr != nil {

@@ -38,6 +38,11 @@ AUTHD_E2E=1 go test -count=1 -timeout 10m -v ./tests/cluster
 # Debian's own supervisord: the test runs its own).
 apt_ensure systemd supervisor
 
+# OpenLDAP for the LDAP sign-in tests (tests/security/ldap_test.go): each test configures its own
+# slapd in a temporary directory on loopback ports and kills it at the end; Debian's own instance
+# is neither configured nor used.
+apt_ensure slapd ldap-utils
+
 # The adversarial suite: every SECURITY.md line through real nginx with the shipped snippets
 # (corpora in tests/security/testdata), then a short bounded pass of every fuzz target; a crasher
 # is written to the package's testdata/fuzz and fails the run. AUTHD_FUZZTIME=0 skips fuzzing.

@@ -45,6 +45,8 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	Redis    Redis    `toml:"redis"`
 	MFA      MFA      `toml:"mfa"`
+	// LDAP is sign-in against an LDAP directory, beside the local users.
+	LDAP LDAP `toml:"ldap"`
 	// Networks name client address ranges that rules refer to.
 	Networks map[string]Network `toml:"networks"`
 	// Rules are matched in order; the first rule whose conditions all match decides.

@@ -50,6 +50,7 @@ func Default() Config {
 		Log:      Log{Level: "info"},
 		Redis:    DefaultRedis(),
 		MFA:      MFA{RequiredGroups: []string{}},
+		LDAP:     DefaultLDAP(),
 		Networks: map[string]Network{},
 		Rules:    []Rule{{Path: "/", Allow: "authenticated"}},
 	}

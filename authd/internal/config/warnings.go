@@ -25,7 +25,9 @@ func Warnings(c Config, a Accounts) []string {
 	}
 	for i, r := range c.Rules {
 		k := index("rules", i)
-		if a != nil {
+		// With a directory, users and groups appear when directory users
+		// first sign in: a name no record holds yet is not a mistake.
+		if a != nil && !c.LDAP.Enabled() {
 			for j, g := range r.Groups {
 				if !a.HasGroup(g) {
 					w = append(w, fmt.Sprintf("%s: no user is in group %q, so this rule admits nobody through it", index(k+".groups", j), g))

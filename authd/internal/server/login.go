@@ -105,6 +105,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		return
 	}
 
+	if nameErr == nil && s.toDirectory(name) {
+		s.loginDirectory(o, w, r, view, name, password, ip, remember, rd)
+		return
+	}
+
 	if !o.gate.acquire(r.Context()) {
 		s.refund(r.Context(), name, ip) // no password was checked
 		s.loginOutcome("overloaded", logName, ip)
@@ -117,6 +122,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	var u *users.Entry
 	if nameErr == nil {
 		u, _ = db.Lookup(name)
+	}
+	if u != nil && u.Source != "" {
+		u = nil // signs in with its provider, never with a local password
 	}
 	ok, upgrade := false, false
 	cost := users.Cost{Argon2id: dummyParams(o.HashParams)}

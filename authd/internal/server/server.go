@@ -148,6 +148,9 @@ type Deps struct {
 	// reached.
 	MFA    mfa.Store
 	Replay mfa.Replay
+	// Directory signs in names that have no local account (LDAP; see
+	// external.go); nil turns it off.
+	Directory Directory
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -173,6 +176,9 @@ type Server struct {
 	audit         audit.Log
 	mfa           mfa.Store
 	replay        mfa.Replay
+	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
+	dir       Directory
+	dirErrors errorLog
 }
 
 // New returns a Server. rules must not be nil.
@@ -195,6 +201,8 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 		s.audit = audit.NewMemory(1000)
 	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
+	s.dir = d.Directory
+	s.dirErrors.msg = "directory unavailable"
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -290,13 +298,21 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 	// intact session, and failing readiness would take the instance out of
 	// service without bringing anything back. The warning stays until an
 	// operator moves the damaged copies out of the data directory.
+	msg := "ok"
 	if d := s.storeDamage(); len(d.Files) > 0 {
-		plain(w, http.StatusOK, fmt.Sprintf("ok\nwarning: session store recovered from damaged files "+
+		msg += fmt.Sprintf("\nwarning: session store recovered from damaged files "+
 			"(%d records lost, %d recovered); copies kept aside in the data directory: %s",
-			d.Records, d.Recovered, strings.Join(d.Files, " ")))
-		return
+			d.Records, d.Recovered, strings.Join(d.Files, " "))
 	}
-	plain(w, http.StatusOK, "ok")
+	// So does a directory that is down: local users and every session still
+	// work, and failing readiness would not bring the directory back.
+	if s.dir != nil {
+		if err := s.dir.Ping(ctx); err != nil {
+			s.dirErrors.log(s.log, time.Now(), err)
+			msg += "\nwarning: the LDAP directory cannot be reached; directory users cannot sign in"
+		}
+	}
+	plain(w, http.StatusOK, msg)
 }
 
 // storeDamage returns what the session store recovered from, if it can tell.

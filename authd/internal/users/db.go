@@ -37,6 +37,10 @@ type User struct {
 	// change made by the CLI (add, passwd, lock, unlock, del and re-add), so sessions bound
 	// to the old value end. It is at most math.MaxInt64, the largest TOML integer.
 	Generation uint64 `toml:"generation"`
+	// Source names the external identity provider the user signs in with ("ldap", "oidc");
+	// "" is a local account. A user with a Source may have no hash and never signs in with a
+	// local password; authd refreshes the record from the provider at each sign-in.
+	Source string `toml:"source,omitempty"`
 }
 
 // Entry is a loaded user with values precomputed at load time for the hot path.
@@ -208,7 +212,7 @@ func unknownKeys(data []byte, name string, und []toml.Key) problems {
 		Users []map[string]any `toml:"users"`
 	}
 	_, rawErr := toml.Decode(string(data), &raw)
-	known := map[string]bool{"name": true, "hash": true, "groups": true, "email": true, "display_name": true, "disabled": true, "generation": true}
+	known := map[string]bool{"name": true, "hash": true, "groups": true, "email": true, "display_name": true, "disabled": true, "generation": true, "source": true}
 	if rawErr == nil {
 		lines := tableLines(data, len(raw.Users))
 		for i, u := range raw.Users {
@@ -283,8 +287,13 @@ func checkUser(u User, lim Limits) []string {
 	} else if c != u.Name {
 		msgs = append(msgs, fmt.Sprintf("name is not in canonical form (write %q)", c))
 	}
+	if err := checkSource(u.Source); err != nil {
+		msgs = append(msgs, err.Error())
+	}
 	if u.Hash == "" {
-		msgs = append(msgs, "hash is missing")
+		if u.Source == "" {
+			msgs = append(msgs, "hash is missing")
+		}
 	} else if _, err := parseHash(u.Hash, lim); err != nil {
 		msgs = append(msgs, err.Error())
 	}
@@ -307,6 +316,16 @@ func checkUser(u User, lim Limits) []string {
 		msgs = append(msgs, "generation must be between 0 and 9223372036854775807")
 	}
 	return msgs
+}
+
+// checkSource validates a Source: empty, or a short lowercase provider name.
+func checkSource(s string) error {
+	if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == ':' || r == '.')
+	}) {
+		return errors.New("source must be empty (a local account) or a provider name such as \"ldap\" or \"oidc\"")
+	}
+	return nil
 }
 
 // checkText validates a free-text field that ends up in response headers.

@@ -69,3 +69,7 @@ func checkGroup(g string) error {
 	}
 	return nil
 }
+
+// ValidGroup reports whether g is a group name a user record may hold: 1 to MaxNameBytes
+// bytes of a-z, 0-9, '.', '_' and '-'. Groups from a directory are checked with it.
+func ValidGroup(g string) bool { return checkGroup(g) == nil }

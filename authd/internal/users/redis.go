@@ -32,7 +32,7 @@ func NewDB(list []User, lim Limits) (*DB, error) {
 // Keys, under the prefix P:
 //
 //	P u:<name>    hash: name, hash, groups (comma-separated), email,
-//	              display_name, disabled ("1" or "0"), generation, ver
+//	              display_name, disabled ("1" or "0"), generation, source, ver
 //	P users       set of user names
 //	P users:ver   counter that versions come from
 //
@@ -228,7 +228,7 @@ func fromHash(h map[string]string) (User, int64, bool) {
 	gen, _ := strconv.ParseUint(h["generation"], 10, 64)
 	ver, _ := strconv.ParseInt(h["ver"], 10, 64)
 	u := User{Name: h["name"], Hash: h["hash"], Email: h["email"], DisplayName: h["display_name"],
-		Disabled: h["disabled"] == "1", Generation: gen}
+		Disabled: h["disabled"] == "1", Generation: gen, Source: h["source"]}
 	if g := h["groups"]; g != "" {
 		u.Groups = strings.Split(g, ",")
 	}
@@ -241,7 +241,7 @@ func toHash(u User) []any {
 		disabled = "1"
 	}
 	return []any{"name", u.Name, "hash", u.Hash, "groups", strings.Join(u.Groups, ","), "email", u.Email,
-		"display_name", u.DisplayName, "disabled", disabled, "generation", strconv.FormatUint(u.Generation, 10)}
+		"display_name", u.DisplayName, "disabled", disabled, "generation", strconv.FormatUint(u.Generation, 10), "source", u.Source}
 }
 
 // Ensure makes the snapshot's copy of name at least as new as version
