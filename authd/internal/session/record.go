@@ -24,7 +24,8 @@ const maxUnixNano = int64(1) << 62
 // ErrInvalid is returned by Create for a session a store cannot keep.
 var ErrInvalid = errors.New("invalid session")
 
-// record is a session as kept in memory: 104 bytes plus a 16-byte string.
+// record is a session as kept in memory: 112 bytes (8 of them the second
+// factor time) plus a 16-byte string.
 // Times are Unix nanoseconds. User names and user agents are interned: a
 // deployment has few users and few distinct browsers, and up to millions of
 // sessions; unique drops an interned value once no session holds it.
