@@ -69,7 +69,21 @@ func (s *File) lock() (func(), error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("lock %s: %w", s.path, err)
 	}
+	// root running the CLI must not leave a lock file (or, in Update, a
+	// factor file) the service user cannot open: both take the data
+	// directory's owner. A refused chown (not root) changes nothing.
+	if o := s.dirOwner(); o != nil {
+		_ = l.Chown(o.UID, o.GID)
+	}
 	return func() { l.Close(); s.mu.Unlock() }, nil
+}
+
+func (s *File) dirOwner() *fsutil.Owner {
+	fi, err := os.Stat(filepath.Dir(s.path))
+	if err != nil {
+		return nil
+	}
+	return fsutil.OwnerOf(fi)
 }
 
 // Get implements Store.
@@ -108,8 +122,12 @@ func (s *File) Update(_ context.Context, user string, fn func(f *Factors) error)
 		return err
 	}
 	f := m[user]
+	before, _ := json.Marshal(f)
 	if err := fn(&f); err != nil {
 		return err
+	}
+	if after, _ := json.Marshal(f); string(after) == string(before) {
+		return nil // nothing changed: no write (and no file created)
 	}
 	if f.empty() {
 		delete(m, user)
@@ -120,7 +138,7 @@ func (s *File) Update(_ context.Context, user string, fn func(f *Factors) error)
 	if err != nil {
 		return err
 	}
-	var owner *fsutil.Owner
+	owner := s.dirOwner()
 	if fi, err := os.Stat(s.path); err == nil {
 		owner = fsutil.OwnerOf(fi)
 	}

@@ -267,3 +267,14 @@ func TestQR(t *testing.T) {
 		t.Fatalf("QRSVG: %v, %.200s", err, svg)
 	}
 }
+
+func TestFileStoreWritesOnlyChanges(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := OpenFile(dir)
+	if had, err := Reset(context.Background(), st, "nobody"); err != nil || had {
+		t.Fatalf("reset of a user without factors: %v, %v", had, err)
+	}
+	if _, err := os.Stat(st.Path()); !os.IsNotExist(err) {
+		t.Fatalf("a no-op reset created %s (err %v)", st.Path(), err)
+	}
+}
