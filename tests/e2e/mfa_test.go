@@ -312,6 +312,15 @@ func TestMFAPasskey(t *testing.T) {
 		b.waitPath("/authd/account/mfa", 15*time.Second)
 		b.waitText("Test key", 5*time.Second)
 		b.screenshot("mfa-passkey-registered")
+		// The page fits a 375-pixel phone: nothing scrolls sideways.
+		b.do(chromedp.EmulateViewport(375, 800))
+		wide, err := eval[bool](b, `document.documentElement.scrollWidth > 375`)
+		must(t, err)
+		b.screenshot("mfa-account-phone")
+		b.do(chromedp.EmulateReset())
+		if wide {
+			t.Error("the second factor page scrolls sideways at 375 pixels")
+		}
 	})
 
 	step(t, b, "use it as the second factor", func(t *testing.T) {
