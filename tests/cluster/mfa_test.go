@@ -74,16 +74,25 @@ func TestMFAReplayAcrossNodes(t *testing.T) {
 		return m[1]
 	}
 	used := map[int64]bool{}
+	// fresh returns a code of a time step not used before: authd accepts
+	// one step either side of now, so three are at hand before waiting.
 	fresh := func(secret string) string {
 		for {
 			now := time.Now()
-			if s := now.Unix() / 30; !used[s] {
-				used[s] = true
-				code, err := totp.GenerateCode(secret, now)
-				must(t, err)
-				return code
+			step := now.Unix() / 30
+			cands := []int64{step, step + 1}
+			if time.Until(time.Unix((step+1)*30, 0)) > 5*time.Second {
+				cands = append(cands, step-1)
 			}
-			time.Sleep(time.Until(time.Unix((now.Unix()/30+1)*30, 0)) + 50*time.Millisecond)
+			for _, s := range cands {
+				if !used[s] {
+					used[s] = true
+					code, err := totp.GenerateCode(secret, time.Unix(s*30, 0))
+					must(t, err)
+					return code
+				}
+			}
+			time.Sleep(time.Until(time.Unix((step+1)*30, 0)) + 50*time.Millisecond)
 		}
 	}
 	stepUp := func(i int, cookie, code string) int {

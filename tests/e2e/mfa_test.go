@@ -42,7 +42,8 @@ func newMFAStack(t *testing.T) *stack {
 }
 
 // codes hands out TOTP codes from one secret, each from a time step not
-// used before, waiting for the next step when needed (a code works once).
+// used before (a code works once), waiting for a new step only when the
+// three steps authd accepts are used up.
 type codes struct {
 	secret string
 	used   map[int64]bool
@@ -53,11 +54,19 @@ func (c *codes) fresh(t testing.TB) string {
 	for {
 		now := time.Now()
 		step := now.Unix() / 30
-		if !c.used[step] {
-			c.used[step] = true
-			code, err := totp.GenerateCode(c.secret, now)
-			must(t, err)
-			return code
+		// authd accepts one step either side of now: this step, the next, and
+		// the previous one while enough of this step is left for the request.
+		cands := []int64{step, step + 1}
+		if time.Until(time.Unix((step+1)*30, 0)) > 5*time.Second {
+			cands = append(cands, step-1)
+		}
+		for _, st := range cands {
+			if !c.used[st] {
+				c.used[st] = true
+				code, err := totp.GenerateCode(c.secret, time.Unix(st*30, 0))
+				must(t, err)
+				return code
+			}
 		}
 		time.Sleep(time.Until(time.Unix((step+1)*30, 0)) + 50*time.Millisecond)
 	}
