@@ -105,7 +105,10 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
 		Secret: secret, Build: build,
-		MFA: server.MFAOptions{Issuer: cfg.MFA.Issuer, RequiredGroups: cfg.MFA.RequiredGroups, Passwordless: cfg.MFA.Passwordless},
+		MFA:         server.MFAOptions{Issuer: cfg.MFA.Issuer, RequiredGroups: cfg.MFA.RequiredGroups, Passwordless: cfg.MFA.Passwordless},
+		AdminGroups: cfg.Admin.Groups, Reauth: cfg.Admin.Reauth.Duration,
+		ForgotLink:   cfg.SMTP.Enabled(),
+		RegisterLink: cfg.Registration.Mode == "open" || cfg.Registration.Mode == "approval",
 	}
 }
 

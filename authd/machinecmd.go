@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/users"
@@ -80,6 +81,13 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	if err != nil {
 		return err
 	}
+	var au *cliAudit
+	if sub != "list" {
+		if au, err = openCLIAudit(ctx, cfg); err != nil {
+			return err
+		}
+		defer au.Close()
+	}
 	switch sub {
 	case "list":
 		return listCredentials(kind, creds, *user, time.Now(), stdout)
@@ -87,6 +95,9 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 		id, err := revokeCredential(ctx, kind, creds, pos[0])
 		if err != nil {
 			return err
+		}
+		if err := au.record(ctx, audit.Event{Event: kind + "_revoked", Target: id}); err != nil {
+			fmt.Fprintf(stderr, "authd: warning: %v\n", err)
 		}
 		if err := notifyUserChange(ctx, cfg, "", false); err != nil {
 			fmt.Fprintf(stderr, "authd: warning: %v\n", err)
@@ -102,6 +113,9 @@ func credentialCmd(ctx context.Context, kind string, args []string, stdout, stde
 	shown, id, exp, err := createCredential(ctx, kind, creds, name, gen, *label, time.Now(), lifetime)
 	if err != nil {
 		return err
+	}
+	if err := au.record(ctx, audit.Event{Event: kind + "_created", Target: name, Detail: id + " " + strconv.Quote(*label)}); err != nil {
+		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
 	}
 	if err := notifyUserChange(ctx, cfg, "", false); err != nil {
 		fmt.Fprintf(stderr, "authd: warning: %v\n", err)

@@ -77,8 +77,12 @@ commands:
   user passwd|del|lock|unlock NAME
   user set [-groups a,b] [-email E] [-name N] NAME
   user list
+  user reset-link [-expires 1h] [-no-mail] NAME   print a single-use password-reset link (mailed too with [smtp])
   user import-htpasswd FILE
   user import -from file|redis -to redis|file [-overwrite]   copy users between stores, hashes untouched
+  invite create [-user NAME] [-groups a,b] [-email E] [-expires 72h] [-no-mail]
+                                     print a single-use invite link (mailed to -email with [smtp])
+  invite list | invite revoke ID
   session list [-user NAME]
   session revoke -user NAME | -all
   token create -user NAME -name LABEL [-expires 90d]   print a new API token (shown once)
@@ -111,6 +115,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return cmdCheckConfig(ctx, rest, stdout, stderr)
 	case "user":
 		return cmdUser(ctx, rest, stdin, stdout, stderr)
+	case "invite":
+		return cmdInvite(ctx, rest, stdout, stderr)
 	case "session":
 		return cmdSession(ctx, rest, stdout, stderr)
 	case "token":

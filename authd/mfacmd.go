@@ -2,17 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"os/user"
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -77,6 +73,12 @@ func cmdUserMFA(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("user name %q: %w", pos[0], err)
 		}
+		// The audit log opens first: a reset it cannot record is not made.
+		a, err := openCLIAudit(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
 		had, err := mfa.Reset(ctx, st, name)
 		if err != nil {
 			return fmt.Errorf("reset second factors of %s: %w", name, err)
@@ -90,7 +92,9 @@ func cmdUserMFA(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		} else if _, err := revoke(ctx, cfg, name, false); err != nil && !errors.Is(err, errUnknownUser) {
 			fmt.Fprintf(stderr, "authd: warning: revoke sessions of %s: %v\n", name, err)
 		}
-		cliAudit(stderr, audit.Event{Event: "mfa_reset", Target: name, Detail: fmt.Sprintf("had factors: %v", had)})
+		if err := a.record(ctx, audit.Event{Event: "mfa_reset", Target: name, Detail: fmt.Sprintf("had factors: %v", had)}); err != nil {
+			return err
+		}
 		if had {
 			fmt.Fprintf(stdout, "second factors of %s removed; their sessions ended. They sign in with their password and enrol again.\n", name)
 		} else {
@@ -99,23 +103,4 @@ func cmdUserMFA(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	return usagef("user mfa: unknown subcommand %q", sub)
-}
-
-// cliAudit writes an audit event of a CLI command as one JSON line on
-// stderr, the acting Unix user as Actor ("unix:<name>").
-func cliAudit(w io.Writer, e audit.Event) {
-	if e.Time.IsZero() {
-		e.Time = time.Now().UTC()
-	}
-	e.Source = "cli"
-	if e.Actor == "" {
-		name := fmt.Sprint(os.Getuid())
-		if u, err := user.Current(); err == nil {
-			name = u.Username
-		}
-		e.Actor = "unix:" + name
-	}
-	b, _ := json.Marshal(map[string]any{"audit": e.Event, "time": e.Time.Format(time.RFC3339), "actor": e.Actor,
-		"target": e.Target, "source": e.Source, "detail": e.Detail})
-	fmt.Fprintf(w, "%s\n", b)
 }

@@ -144,9 +144,15 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	// One verifier per process: its nonce cache and start time must outlive reloads.
 	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
+	acct, err := accountDeps(cfg, st)
+	if err != nil {
+		return err
+	}
 	deps := server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
 		MFA: st.mfa, Replay: st.replay,
+		Audit: st.audit, AdminSessions: st.sessions, Credentials: consoleCredentials{st.credentials}, LastLogins: st.lastLogins,
+		Account: acct,
 	}
 	if m.dir, err = openDirectory(cfg.LDAP); err != nil {
 		return err

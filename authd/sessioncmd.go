@@ -18,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/session"
@@ -49,8 +50,15 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	var au *cliAudit
+	if sub == "revoke" {
+		if au, err = openCLIAudit(ctx, cfg); err != nil {
+			return err
+		}
+		defer au.Close()
+	}
 	if cfg.Store == "redis" {
-		return redisSessionCmd(ctx, cfg, *cfgPath, sub, *user, *all, stdout)
+		return redisSessionCmd(ctx, cfg, *cfgPath, sub, *user, *all, au, stdout, stderr)
 	}
 	if *user != "" {
 		if *user, err = knownUser(ctx, cfg, nil, *cfgPath, *user); err != nil {
@@ -74,6 +82,7 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	recordRevoke(ctx, au, stderr, *user, n)
 	printRevoked(stdout, n, *user)
 	return nil
 }
@@ -102,6 +111,18 @@ func knownUser(ctx context.Context, cfg config.Config, rs *redisState, cfgPath, 
 		return "", fmt.Errorf("-user: no user %q in %s", name, usersSource(cfg))
 	}
 	return name, nil
+}
+
+// recordRevoke records a "session revoke" in the audit log; the revocation
+// has happened, so a failure to record it is a warning.
+func recordRevoke(ctx context.Context, au *cliAudit, stderr io.Writer, user string, n int) {
+	e := audit.Event{Event: "sessions_revoked", Target: user, Detail: fmt.Sprintf("%d sessions", n)}
+	if user == "" {
+		e.Event = "all_sessions_revoked"
+	}
+	if err := au.record(ctx, e); err != nil {
+		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
+	}
 }
 
 func printRevoked(w io.Writer, n int, user string) {
@@ -137,7 +158,7 @@ func printable(s string) string {
 // redisSessionCmd lists or revokes sessions in Redis directly: every
 // instance reads sessions from Redis on each request, so no running authd
 // needs telling.
-func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user string, all bool, stdout io.Writer) error {
+func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user string, all bool, au *cliAudit, stdout, stderr io.Writer) error {
 	rs, err := openRedisState(ctx, cfg)
 	if err != nil {
 		return err
@@ -160,6 +181,7 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user 
 		if err != nil {
 			return err
 		}
+		recordRevoke(ctx, au, stderr, user, n)
 		printRevoked(stdout, n, user)
 		return nil
 	}

@@ -79,6 +79,10 @@ type stores struct {
 	// data directory, or in Redis with store = "redis".
 	mfa    mfa.Store
 	replay mfa.Replay
+	// audit is data_dir's audit file, or the stream in Redis.
+	audit auditLog
+	// lastLogins is data_dir's last-login record, or a hash in Redis.
+	lastLogins lastLogins
 }
 
 // openStores opens the configured stores but for the embedded session
@@ -129,6 +133,10 @@ func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string) e
 	} else if st.replay, err = mfa.OpenReplayFile(cfg.DataDir, nil); err != nil {
 		return fmt.Errorf("mfa: %w", err)
 	}
+	if st.audit, err = openAudit(cfg, st.redis); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	st.lastLogins = openLastLogins(cfg, st.redis)
 	return nil
 }
 
@@ -167,6 +175,12 @@ func (st *stores) Close() error {
 	var errs []error
 	if st.sessions != nil {
 		errs = append(errs, st.sessions.Close())
+	}
+	if st.audit != nil {
+		errs = append(errs, st.audit.Close())
+	}
+	if st.lastLogins != nil {
+		errs = append(errs, st.lastLogins.Close())
 	}
 	if st.redis != nil {
 		errs = append(errs, st.redis.Close())

@@ -10,24 +10,33 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/users"
 )
 
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, import-htpasswd, import, mfa)")
+		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, reset-link, mfa, import-htpasswd, import)")
 	}
 	sub, args := args[0], args[1:]
 	if sub == "mfa" {
 		return cmdUserMFA(ctx, args, stdout, stderr)
 	}
+	if sub == "reset-link" {
+		return cmdResetLink(ctx, args, stdout, stderr)
+	}
 	fs, cfgPath := newFlags("user "+sub, stderr)
 	var groups, email, display, from, to *string
 	var overwrite *bool
+	force := new(bool)
+	if sub == "del" || sub == "lock" || sub == "set" {
+		force = fs.Bool("force", false, "allow removing the last enabled member of the admin groups")
+	}
 	if sub == "import" {
 		from = fs.String("from", "file", "store to copy users from: file or redis")
 		to = fs.String("to", "redis", "store to copy users to: redis or file")
@@ -87,41 +96,66 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return fmt.Errorf("hash password: %w", err)
 		}
 	}
-	if cfg.Store == "redis" {
-		if err := redisUserEdit(ctx, cfg, sub, name, hash, groups, email, display); err != nil {
-			return err
-		}
-		printUserDone(stdout, sub, name)
-		return nil
-	}
-	if err := fileUserEdit(cfg, sub, name, hash, groups, email, display); err != nil {
+	au, err := openCLIAudit(ctx, cfg)
+	if err != nil {
 		return err
 	}
-	// Make a running authd see the change now, and drop the sessions it ends.
-	revoke := sub == "passwd" || sub == "lock" || sub == "del"
-	if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
+	defer au.Close()
+	change := userChange(cfg, sub, name, hash, groups, email, display, *force)
+	var detail string
+	apply := func(u users.User, exists bool, all []users.User) (users.User, bool, error) {
+		nu, del, err := change(u, exists, all)
+		if err == nil && sub == "set" {
+			detail = describeChange(u, nu)
+		}
+		return nu, del, err
+	}
+	if cfg.Store == "redis" {
+		err = redisUserEdit(ctx, cfg, sub, name, apply)
+	} else {
+		err = fileUserEdit(cfg, name, apply)
+	}
+	if err != nil {
+		return err
+	}
+	if err := au.record(ctx, audit.Event{Event: userEvents[sub], Target: name, Detail: detail}); err != nil {
 		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
+	}
+	if cfg.Store != "redis" {
+		// Make a running authd see the change now, and drop the sessions it ends.
+		revoke := sub == "passwd" || sub == "lock" || sub == "del"
+		if err := notifyUserChange(ctx, cfg, name, revoke); err != nil {
+			fmt.Fprintf(stderr, "authd: warning: %v\n", err)
+		}
 	}
 	printUserDone(stdout, sub, name)
 	return nil
 }
 
-// fileUserEdit applies a user subcommand to the users file, atomically.
-func fileUserEdit(cfg config.Config, sub, name, hash string, groups, email, display *string) error {
-	return users.Edit(cfg.UsersFile, userLimits(cfg), func(list []users.User) ([]users.User, error) {
-		i := slices.IndexFunc(list, func(u users.User) bool { return u.Name == name })
+// userEvents are the audit events of the user subcommands.
+var userEvents = map[string]string{"add": "user_added", "passwd": "password_changed", "del": "user_deleted",
+	"lock": "user_locked", "unlock": "user_unlocked", "set": "user_updated"}
+
+// userEdit is one change to one user, as users.Redis.Update takes it, with
+// every user as they were before (for the last-admin check).
+type userEdit func(u users.User, exists bool, all []users.User) (nu users.User, del bool, err error)
+
+// userChange returns the change a user subcommand makes. Unless force, it
+// refuses to lock, delete or demote the last enabled admin.
+func userChange(cfg config.Config, sub, name, hash string, groups, email, display *string, force bool) userEdit {
+	return func(u users.User, exists bool, all []users.User) (users.User, bool, error) {
 		if sub == "add" {
-			if i >= 0 {
-				return nil, fmt.Errorf("user %s exists; use 'authd user passwd %s' to change the password", name, name)
+			if exists {
+				return u, false, fmt.Errorf("user %s exists; use 'authd user passwd %s' to change the password", name, name)
 			}
-			u := users.User{Name: name, Hash: hash, Generation: users.NewGeneration()}
+			u = users.User{Name: name, Hash: hash, Generation: users.NewGeneration(), Created: time.Now().UTC().Truncate(time.Second)}
 			setFields(&u, groups, email, display)
-			return append(list, u), nil
+			return u, false, nil
 		}
-		if i < 0 {
-			return nil, fmt.Errorf("no user %s in %s", name, cfg.UsersFile)
+		if !exists {
+			return u, false, fmt.Errorf("no user %s in %s", name, usersSource(cfg))
 		}
-		u := &list[i]
+		del := false
 		switch sub {
 		case "passwd":
 			u.Hash, u.Generation = hash, users.NewGeneration()
@@ -130,11 +164,57 @@ func fileUserEdit(cfg config.Config, sub, name, hash string, groups, email, disp
 		case "unlock":
 			u.Disabled, u.Generation = false, users.NewGeneration()
 		case "set":
-			setFields(u, groups, email, display)
+			u.Groups = slices.Clone(u.Groups)
+			setFields(&u, groups, email, display)
 		case "del":
-			return slices.Delete(list, i, i+1), nil
+			del = true
 		}
-		return list, nil
+		if !force {
+			if err := users.CheckAdminsLeft(all, cfg.Admin.Groups, name, u, del); err != nil {
+				return u, false, fmt.Errorf("%w; add or unlock another admin first, or pass -force", err)
+			}
+		}
+		return u, del, nil
+	}
+}
+
+// describeChange says what "user set" changed, for the audit log.
+func describeChange(old, nu users.User) string {
+	var parts []string
+	if !slices.Equal(old.Groups, nu.Groups) {
+		parts = append(parts, fmt.Sprintf("groups %q -> %q", strings.Join(old.Groups, ","), strings.Join(nu.Groups, ",")))
+	}
+	if old.Email != nu.Email {
+		parts = append(parts, fmt.Sprintf("email %q -> %q", old.Email, nu.Email))
+	}
+	if old.DisplayName != nu.DisplayName {
+		parts = append(parts, fmt.Sprintf("display name %q -> %q", old.DisplayName, nu.DisplayName))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// fileUserEdit applies fn to user name in the users file, atomically, as
+// users.Redis.Update does in Redis.
+func fileUserEdit(cfg config.Config, name string, fn userEdit) error {
+	return users.Edit(cfg.UsersFile, userLimits(cfg), func(list []users.User) ([]users.User, error) {
+		i := slices.IndexFunc(list, func(u users.User) bool { return u.Name == name })
+		var u users.User
+		if i >= 0 {
+			u = list[i]
+		}
+		nu, del, err := fn(u, i >= 0, list)
+		switch {
+		case err != nil:
+			return nil, err
+		case del && i >= 0:
+			return slices.Delete(list, i, i+1), nil
+		case del:
+			return list, nil
+		case i >= 0:
+			list[i] = nu
+			return list, nil
+		}
+		return append(list, nu), nil
 	})
 }
 
@@ -285,40 +365,22 @@ func readNewPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	return pw, nil
 }
 
-// redisUserEdit applies a user subcommand to the Redis user store. Every
+// redisUserEdit applies fn to user name in the Redis user store. Every
 // instance sees it at its next request: the user's version changes with
 // the record, in one step. Sessions a change ends are deleted as well.
-func redisUserEdit(ctx context.Context, cfg config.Config, sub, name, hash string, groups, email, display *string) error {
+func redisUserEdit(ctx context.Context, cfg config.Config, sub, name string, fn userEdit) error {
 	rs, err := openRedisState(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer rs.Close()
 	err = rs.users.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
-		if sub == "add" {
-			if exists {
-				return u, false, fmt.Errorf("user %s exists; use 'authd user passwd %s' to change the password", name, name)
-			}
-			u = users.User{Name: name, Hash: hash, Generation: users.NewGeneration()}
-			setFields(&u, groups, email, display)
-			return u, false, nil
+		// The others as the snapshot has them; this one as just read.
+		all := slices.DeleteFunc(rs.users.DB().Users(), func(x users.User) bool { return x.Name == name })
+		if exists {
+			all = append(all, u)
 		}
-		if !exists {
-			return u, false, fmt.Errorf("no user %s in redis", name)
-		}
-		switch sub {
-		case "passwd":
-			u.Hash, u.Generation = hash, users.NewGeneration()
-		case "lock":
-			u.Disabled, u.Generation = true, users.NewGeneration()
-		case "unlock":
-			u.Disabled, u.Generation = false, users.NewGeneration()
-		case "set":
-			setFields(&u, groups, email, display)
-		case "del":
-			return u, true, nil
-		}
-		return u, false, nil
+		return fn(u, exists, all)
 	})
 	if err != nil {
 		return err

@@ -19,6 +19,8 @@ streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
 venv_py="$(dirname "$STREAMLIT")/python"
 echo "==> streamlit_authd package tests"
 "$venv_py" -m pip install -q pytest
+# aiosmtpd: the real SMTP server (STARTTLS required) the account e2e test delivers mail to.
+"$venv_py" -m pip install -q aiosmtpd
 "$venv_py" -m pip install -q --force-reinstall --no-deps ./conf/clients/streamlit_authd
 (cd conf/clients/streamlit_authd && "$venv_py" -m pytest -q -p no:cacheprovider)
 echo "==> end-to-end tests (screenshots in tests/out/)"

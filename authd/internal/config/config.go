@@ -45,6 +45,11 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	Redis    Redis    `toml:"redis"`
 	MFA      MFA      `toml:"mfa"`
+	Admin    Admin    `toml:"admin"`
+	// SMTP, Registration and Account configure mail, self-registration and the account page.
+	SMTP         SMTP         `toml:"smtp"`
+	Registration Registration `toml:"registration"`
+	Account      Account      `toml:"account"`
 	// LDAP is sign-in against an LDAP directory, beside the local users.
 	LDAP LDAP `toml:"ldap"`
 	// Networks name client address ranges that rules refer to.
@@ -130,6 +135,17 @@ type Timeouts struct {
 type Log struct {
 	// Level is "debug", "info", "warn" or "error".
 	Level string `toml:"level"`
+}
+
+// Admin configures the admin console.
+type Admin struct {
+	// Groups are the groups whose enabled members may use the admin console;
+	// the last enabled member of them cannot be locked, deleted or demoted.
+	Groups []string `toml:"groups"`
+	// Reauth is how long after entering their password an admin may take
+	// sensitive actions (delete, reset, token creation, granting an admin
+	// group) without entering it again.
+	Reauth Duration `toml:"reauth"`
 }
 
 // Rule grants or refuses access to requests that match all of its conditions.

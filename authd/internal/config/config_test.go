@@ -283,3 +283,42 @@ func writeFile(tb testing.TB, path, content string, mode os.FileMode) {
 		tb.Fatal(err)
 	}
 }
+
+func TestAccountSections(t *testing.T) {
+	base := "public_url = \"https://app.example.com\"\n"
+	tests := []struct {
+		name, toml string
+		problems   []string
+	}{
+		{"defaults", "", nil},
+		{"smtp", "[smtp]\nhost = \"mail.example.com\"\nfrom = \"Example <authd@example.com>\"\nstarttls = \"implicit\"\nport = 465\n", nil},
+		{"smtp plain", "[smtp]\nhost = \"127.0.0.1\"\nfrom = \"authd@example.com\"\nstarttls = false\n", nil},
+		{"smtp bad", "[smtp]\nhost = \"mail:25\"\nport = 0\ntimeout = \"0s\"\nusername = \"u\"\n", []string{"smtp.port", "smtp.timeout", "smtp.host", "smtp.from", "smtp.password_file"}},
+		{"starttls word", "[smtp]\nstarttls = \"yes\"\n", []string{"smtp.starttls"}},
+		{"open", "[smtp]\nhost = \"127.0.0.1\"\nfrom = \"a@example.com\"\n[registration]\nmode = \"open\"\nallowed_email_domains = [\"example.com\"]\ndefault_groups = [\"staff\"]\n", nil},
+		{"open without smtp or domains", "[registration]\nmode = \"open\"\n", []string{"registration.allowed_email_domains", "registration.mode"}},
+		{"bad registration", "[registration]\nmode = \"yes\"\nallowed_email_domains = [\"*.example.com\", \"Example.com\", \"localhost\"]\ndefault_groups = [\"\"]\n", []string{
+			"registration.mode", "registration.allowed_email_domains[0]", "registration.allowed_email_domains[1]",
+			"registration.allowed_email_domains[2]", "registration.default_groups[0]"}},
+		{"unknown", "[account]\ntokens = true\nother = 1\n", []string{"account.other"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(base + tt.toml))
+			var keys []string
+			if e, ok := err.(*Errors); ok {
+				for _, p := range *e {
+					keys = append(keys, p.Key)
+				}
+			} else if err != nil {
+				keys = append(keys, err.Error())
+			}
+			slices.Sort(keys)
+			want := slices.Clone(tt.problems)
+			slices.Sort(want)
+			if !slices.Equal(keys, want) {
+				t.Errorf("got problems %q (%v), want %q", keys, err, want)
+			}
+		})
+	}
+}

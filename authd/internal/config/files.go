@@ -8,8 +8,9 @@ import (
 
 // CheckFiles checks at start what Validate cannot see on disk, returning
 // *Errors or nil: the users file, which holds password hashes, must not be
-// open to other users, and data_dir must be a directory not writable by
-// others. Paths that do not exist yet are not an error here.
+// open to other users, nor may smtp.password_file (which must exist), and
+// data_dir must be a directory not writable by others. Other paths that do
+// not exist yet are not an error here.
 func CheckFiles(c Config) error {
 	var e Errors
 	if fi, err := os.Stat(c.UsersFile); err == nil {
@@ -22,6 +23,13 @@ func CheckFiles(c Config) error {
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		e.add("users_file", "cannot check %s: %v", c.UsersFile, err)
+	}
+	if p := c.SMTP.PasswordFile; p != "" {
+		if fi, err := os.Stat(p); err != nil {
+			e.add("smtp.password_file", "cannot read %s: %v", p, err)
+		} else if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+			e.add("smtp.password_file", "%s is %s by others (mode %04o); run chmod 600 %s", p, access(perm), perm, p)
+		}
 	}
 	if fi, err := os.Stat(c.DataDir); err == nil {
 		perm := fi.Mode().Perm()

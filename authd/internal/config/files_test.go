@@ -30,6 +30,17 @@ func TestCheckFiles(t *testing.T) {
 		{"data_dir private", func(tb testing.TB, c *Config) { mkdir(tb, c.DataDir, 0o700) }, "", ""},
 		{"data_dir world-writable", func(tb testing.TB, c *Config) { mkdir(tb, c.DataDir, 0o777) },
 			"data_dir", "is writable by others (mode 0777)"},
+		{"private smtp password", func(tb testing.TB, c *Config) {
+			c.SMTP.PasswordFile = filepath.Join(filepath.Dir(c.UsersFile), "smtp")
+			writeFile(tb, c.SMTP.PasswordFile, "pw\n", 0o600)
+		}, "", ""},
+		{"readable smtp password", func(tb testing.TB, c *Config) {
+			c.SMTP.PasswordFile = filepath.Join(filepath.Dir(c.UsersFile), "smtp")
+			writeFile(tb, c.SMTP.PasswordFile, "pw\n", 0o644)
+		}, "smtp.password_file", "is readable by others (mode 0644)"},
+		{"missing smtp password", func(tb testing.TB, c *Config) {
+			c.SMTP.PasswordFile = filepath.Join(filepath.Dir(c.UsersFile), "none")
+		}, "smtp.password_file", "cannot read"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -100,6 +100,8 @@ func (c Config) Validate() error {
 	}
 	c.checkRules(&e)
 	c.checkStore(&e)
+	c.checkAdmin(&e)
+	c.checkAccount(&e)
 	c.checkLDAP(&e)
 	if len(e) == 0 {
 		return nil
@@ -477,4 +479,22 @@ func fmtDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// maxReauth bounds admin.reauth: a password prompt an hour old no longer
+// says the admin is at the keyboard.
+const maxReauth = time.Hour
+
+func (c Config) checkAdmin(e *Errors) {
+	if len(c.Admin.Groups) == 0 {
+		e.add("admin.groups", "must name at least one group (got [])")
+	}
+	for i, g := range c.Admin.Groups {
+		if g == "" || strings.ContainsAny(g, ", ") || strings.ContainsFunc(g, unicode.IsControl) || len(g) > 64 {
+			e.add(index("admin.groups", i), "must be a group name without commas, spaces or control characters (got %q)", g)
+		}
+	}
+	if d := c.Admin.Reauth.Duration; d <= 0 || d > maxReauth {
+		e.add("admin.reauth", "must be positive and at most %s (got %s)", fmtDuration(maxReauth), fmtDuration(d))
+	}
 }

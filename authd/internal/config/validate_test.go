@@ -31,6 +31,10 @@ func TestValidateRejects(t *testing.T) {
 		want string // the one problem's key
 	}{
 		{"listen without port", func(c *Config) { c.Listen = "127.0.0.1" }, "listen"},
+		{"admin groups empty", func(c *Config) { c.Admin.Groups = nil }, "admin.groups"},
+		{"admin group with comma", func(c *Config) { c.Admin.Groups = []string{"admin", "a,b"} }, "admin.groups[1]"},
+		{"admin reauth zero", func(c *Config) { c.Admin.Reauth = dur("0s") }, "admin.reauth"},
+		{"admin reauth above an hour", func(c *Config) { c.Admin.Reauth = dur("2h") }, "admin.reauth"},
 		{"listen port zero", func(c *Config) { c.Listen = "127.0.0.1:0" }, "listen"},
 		{"listen port too big", func(c *Config) { c.Listen = "127.0.0.1:70000" }, "listen"},
 		{"listen named port", func(c *Config) { c.Listen = "127.0.0.1:http" }, "listen"},

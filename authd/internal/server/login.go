@@ -172,6 +172,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	s.metrics.login("success")
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", name),
 		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()))
+	s.noteLogin(r.Context(), name)
 	maxAge := 0
 	if remember {
 		maxAge = int(o.RememberLifetime / time.Second)

@@ -24,7 +24,9 @@ type pages struct {
 	i18n          *catalog
 	title, prefix string
 	csp           string
-	files         http.Handler
+	// forgot and register are the login page's links to those pages, or "".
+	forgot, register string
+	files            http.Handler
 }
 
 type loginView struct {
@@ -34,6 +36,8 @@ type loginView struct {
 	Error, Notice               string
 	// Passkey offers "sign in with a passkey" ([mfa] passwordless).
 	Passkey bool
+	// Forgot and Register link the account pages when they are on.
+	Forgot, Register string
 }
 
 type logoutView struct {
@@ -63,11 +67,18 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	// script-src 'self' is for the one static script (passkey.js, WebAuthn
 	// needs it); no inline script runs.
 	csp := "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
-	return &pages{
+	p := &pages{
 		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"), set: t, i18n: cat,
 		title: o.LoginTitle, prefix: o.Prefix, csp: csp,
 		files: http.FileServer(http.FS(static)),
-	}, nil
+	}
+	if o.ForgotLink {
+		p.forgot = o.Prefix + "forgot"
+	}
+	if o.RegisterLink {
+		p.register = o.Prefix + "register"
+	}
+	return p, nil
 }
 
 func (p *pages) static(strip string) httprouter.Handle {
@@ -85,6 +96,7 @@ func (p *pages) static(strip string) httprouter.Handle {
 
 func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int, v loginView) {
 	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"login"
+	v.Forgot, v.Register = o.pages.forgot, o.pages.register
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
 	v.Passkey = o.MFA.Passwordless && o.webauthn != nil
 	if len(v.Username) > 64 {

@@ -127,6 +127,14 @@ type Options struct {
 
 	// MFA configures second factors.
 	MFA MFAOptions
+	// AdminGroups are the groups whose enabled members may use the admin
+	// console; none leaves it to nobody. Reauth is how long a re-entered
+	// password admits the console's sensitive actions.
+	AdminGroups []string
+	Reauth      time.Duration
+	// ForgotLink and RegisterLink put "Forgot password?" (with SMTP set) and
+	// "Create an account" (registration open or by approval) on the login page.
+	ForgotLink, RegisterLink bool
 }
 
 // Deps are the server's collaborators.
@@ -148,6 +156,16 @@ type Deps struct {
 	// reached.
 	MFA    mfa.Store
 	Replay mfa.Replay
+	// The admin console's stores: sessions to list and revoke (nil: the
+	// console shows none), API tokens and signing keys (nil: none), reset
+	// links (nil: not offered), last logins (nil: not shown).
+	AdminSessions AdminSessions
+	Credentials   ConsoleCredentials
+	ResetLinks    ResetLinks
+	LastLogins    LastLogins
+	// Account wires the account page, invites, registration and password
+	// reset (account.go, links.go); nil leaves them out.
+	Account *AccountDeps
 	// Directory signs in names that have no local account (LDAP; see
 	// external.go); nil turns it off.
 	Directory Directory
@@ -176,6 +194,13 @@ type Server struct {
 	audit         audit.Log
 	mfa           mfa.Store
 	replay        mfa.Replay
+	// The admin console's (see console.go).
+	console       consoleCache
+	adminSessions AdminSessions
+	credentials   ConsoleCredentials
+	resetLinks    ResetLinks
+	lastLogins    LastLogins
+	acct          *AccountDeps
 	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
 	dir       Directory
 	dirErrors errorLog
@@ -195,7 +220,8 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		audit: d.Audit, mfa: d.MFA, replay: d.Replay,
+		audit: d.Audit, mfa: d.MFA, replay: d.Replay, adminSessions: d.AdminSessions, credentials: d.Credentials, resetLinks: d.ResetLinks, lastLogins: d.LastLogins,
+		acct: d.Account,
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -253,7 +279,9 @@ func (s *Server) Handler() http.Handler {
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
 	s.mfaRoutes(r, p)
+	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
+	s.routeAccount(r, p)
 	r.GET(livePath, s.handleLive)
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)

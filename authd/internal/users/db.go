@@ -13,6 +13,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -37,6 +38,9 @@ type User struct {
 	// change made by the CLI (add, passwd, lock, unlock, del and re-add), so sessions bound
 	// to the old value end. It is at most math.MaxInt64, the largest TOML integer.
 	Generation uint64 `toml:"generation"`
+	// Created is when the user was added (CLI, admin console, invite); zero
+	// for users added before authd recorded it.
+	Created time.Time `toml:"created,omitempty"`
 	// Source names the external identity provider the user signs in with ("ldap", "oidc");
 	// "" is a local account. A user with a Source may have no hash and never signs in with a
 	// local password; authd refreshes the record from the provider at each sign-in.

@@ -232,6 +232,9 @@ func fromHash(h map[string]string) (User, int64, bool) {
 	if g := h["groups"]; g != "" {
 		u.Groups = strings.Split(g, ",")
 	}
+	if c, err := strconv.ParseInt(h["created"], 10, 64); err == nil && c > 0 {
+		u.Created = time.Unix(c, 0).UTC()
+	}
 	return u, ver, true
 }
 
@@ -240,8 +243,13 @@ func toHash(u User) []any {
 	if u.Disabled {
 		disabled = "1"
 	}
+	created := ""
+	if !u.Created.IsZero() {
+		created = strconv.FormatInt(u.Created.Unix(), 10)
+	}
 	return []any{"name", u.Name, "hash", u.Hash, "groups", strings.Join(u.Groups, ","), "email", u.Email,
-		"display_name", u.DisplayName, "disabled", disabled, "generation", strconv.FormatUint(u.Generation, 10), "source", u.Source}
+		"display_name", u.DisplayName, "disabled", disabled, "generation", strconv.FormatUint(u.Generation, 10), "source", u.Source,
+		"created", created}
 }
 
 // Ensure makes the snapshot's copy of name at least as new as version
