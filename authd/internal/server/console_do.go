@@ -49,12 +49,12 @@ func (s *Server) handleConsoleDo(o *settings, w http.ResponseWriter, r *http.Req
 }
 
 var consoleOps = []string{"add", "set", "lock", "unlock", "delete", "password", "reset",
-	"revoke_session", "revoke_all", "signout_everyone", "token_create", "token_revoke"}
+	"revoke_session", "revoke_all", "signout_everyone", "token_create", "token_revoke", "mfa_reset"}
 
 // sensitive reports whether op with form f needs a recent password.
 func (s *Server) sensitive(o *settings, op string, f url.Values) bool {
 	switch op {
-	case "delete", "password", "reset", "token_create":
+	case "delete", "password", "reset", "token_create", "mfa_reset":
 		return true
 	case "add":
 		return grantsAdmin(o, nil, splitGroups(f.Get("groups")))
@@ -200,6 +200,7 @@ func (s *Server) checkOwnPassword(o *settings, r *http.Request, p *pageUser, pw 
 var opTitles = map[string]string{
 	"add": "Add a user", "set": "Change a user", "delete": "Delete a user", "password": "Set a password",
 	"reset": "Issue a password-reset link", "token_create": "Create an API token or signing key",
+	"mfa_reset": "Reset a user's second factors",
 }
 
 // consoleError shows err (its text when it is errShown, else a generic one).
@@ -276,6 +277,22 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 		s.redirect(w, admin+"user?u="+url.QueryEscape(name)+"&done="+notice)
 	}
 	switch op {
+	case "mfa_reset":
+		// Their factors go, and so do their sessions: a reset usually means
+		// a lost or stolen device. ResetFactors records mfa_reset.
+		if _, err := s.ResetFactors(ctx, r, p.User.Name, name); err != nil {
+			s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
+			return
+		}
+		n := 0
+		if s.adminSessions != nil {
+			if n, err = s.adminSessions.DeleteUser(ctx, name); err != nil {
+				s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
+				return
+			}
+		}
+		done("sessions_revoked", fmt.Sprintf("%d sessions, after a second factor reset", n), "mfa_reset")
+		return
 	case "revoke_session", "revoke_all":
 		if s.adminSessions == nil {
 			s.consoleError(o, w, p, http.StatusNotImplemented, shown("This store cannot list sessions."), userPage)

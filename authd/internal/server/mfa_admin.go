@@ -59,3 +59,19 @@ func (s *Server) ResetFactors(ctx context.Context, r *http.Request, actor, user 
 	s.record(ctx, r, audit.Event{Event: "mfa_reset", Actor: actor, Target: user})
 	return had, nil
 }
+
+// needsStepUp reports whether p's session must prove a second factor
+// before the admin console: an admin who has one (or must have one) cannot
+// use the console with a password alone, or the factor would protect the
+// apps but not the console that manages them. An unreadable factor store
+// counts as "has one".
+func (s *Server) needsStepUp(o *settings, r *http.Request, p *pageUser) bool {
+	if !p.Session.SecondFactor.IsZero() || s.mfa == nil {
+		return false
+	}
+	if o.inRequiredGroup(p.User) {
+		return true
+	}
+	f, err := s.mfa.Get(r.Context(), p.User.Name)
+	return err != nil || f.Enrolled()
+}

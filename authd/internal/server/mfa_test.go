@@ -12,6 +12,7 @@ import (
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/mfa"
 	"github.com/authd/authd/authd/internal/policy"
+	"github.com/authd/authd/authd/internal/session"
 )
 
 const testSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -249,4 +250,70 @@ func TestTOTPEnrolSecretIsSigned(t *testing.T) {
 	if f.TOTP == nil || f.TOTP.Secret != secret || len(f.Recovery) != 10 {
 		t.Fatalf("stored: %+v", f)
 	}
+}
+
+// TestConsoleFactors: the admin console shows who has which factor and
+// resets a user's factors after re-authentication, ending their sessions.
+func TestConsoleFactors(t *testing.T) {
+	c := newConsole(t)
+	st := withMFA(t, c.harness)
+	ctx := context.Background()
+	if err := st.Update(ctx, "bob", func(f *mfa.Factors) error { f.TOTP = &mfa.TOTP{Secret: testSecret}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	bob := c.login("bob")
+	alice := c.login("alice")
+	// alice has a second factor: her password-only session is sent to prove it first.
+	if w := c.get(alice, "/authd/admin/user?u=bob"); w.Code != http.StatusSeeOther || !strings.HasPrefix(w.Header().Get("Location"), "/authd/mfa/step-up") {
+		t.Fatalf("console with one factor: got %d %q, want 303 to step up", w.Code, w.Header().Get("Location"))
+	}
+	if w := c.post(alice, form("op", "mfa_reset", "user", "bob", "csrf", c.harness.srv.cur.Load().formToken(&pageUser{Key: keyOf(t, alice)}, "admin"), "reauth_password", testPassword)); w.Code != http.StatusSeeOther || !strings.Contains(w.Header().Get("Location"), "step-up") {
+		t.Fatalf("console post with one factor: got %d %q, want 303 to step up", w.Code, w.Header().Get("Location"))
+	}
+	r := c.stepUp(alice, c.code(t, c.clock.now()), "/authd/admin/")
+	alice = ""
+	for _, ck := range r.Cookies() {
+		if ck.Name == "__Host-authd_session" {
+			alice = ck.Name + "=" + ck.Value
+		}
+	}
+	if w := c.get(alice, "/authd/admin/"); !strings.Contains(w.Body.String(), "Second factor") || !strings.Contains(w.Body.String(), "<td>app</td>") {
+		t.Fatalf("user list without the second factor column: %d", w.Code)
+	}
+	if w := c.get(alice, "/authd/admin/user?u=bob"); !strings.Contains(w.Body.String(), "Authenticator app.") || !strings.Contains(w.Body.String(), `value="mfa_reset"`) {
+		t.Fatalf("user page without bob's factor and the reset: %d", w.Code)
+	}
+	tok := c.csrf(alice)
+	w := c.post(alice, form("op", "mfa_reset", "user", "bob", "csrf", tok))
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `name="reauth_password"`) {
+		t.Fatalf("reset without re-authentication: got %d, want the password prompt", w.Code)
+	}
+	if f, _ := st.Get(ctx, "bob"); f.TOTP == nil {
+		t.Fatal("bob's factor reset without re-authentication")
+	}
+	w = c.post(alice, form("op", "mfa_reset", "user", "bob", "csrf", tok, "reauth_password", testPassword))
+	if w.Code != http.StatusSeeOther || !strings.HasSuffix(w.Header().Get("Location"), "done=mfa_reset") {
+		t.Fatalf("reset: got %d %q", w.Code, w.Header().Get("Location"))
+	}
+	if f, _ := st.Get(ctx, "bob"); f.Enrolled() || len(f.Recovery) > 0 {
+		t.Fatalf("bob's factors after reset: %+v", f)
+	}
+	if v := c.verify("/app", bob); v.Code != 401 {
+		t.Fatalf("bob's session after the reset: got %d, want 401", v.Code)
+	}
+	evs, _ := c.srv.Audit().Recent(ctx, audit.Filter{Event: "mfa_reset"})
+	if len(evs) != 1 || evs[0].Actor != "alice" || evs[0].Target != "bob" {
+		t.Fatalf("audit: %+v", evs)
+	}
+}
+
+// keyOf is the session key behind a "name=value" session cookie.
+func keyOf(t testing.TB, cookie string) session.Key {
+	t.Helper()
+	_, v, _ := strings.Cut(cookie, "=")
+	k, ok := session.Parse(v)
+	if !ok {
+		t.Fatalf("not a session cookie: %q", cookie)
+	}
+	return k
 }
