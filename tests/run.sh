@@ -24,6 +24,7 @@ echo "==> streamlit_authd package tests"
 "$venv_py" -m pip install -q --force-reinstall --no-deps ./conf/clients/streamlit_authd
 (cd conf/clients/streamlit_authd && "$venv_py" -m pytest -q -p no:cacheprovider)
 echo "==> end-to-end tests (screenshots in tests/out/)"
+# oidc_test.go in it builds and runs tests/oidcprovider (a real OIDC provider: zitadel/oidc's op).
 AUTHD_E2E=1 go test -count=1 -timeout 15m -v ./tests/e2e
 
 # Several servers: the Redis stores' tests (skipped above when redis-server was missing), the

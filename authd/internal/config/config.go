@@ -56,6 +56,8 @@ type Config struct {
 	Networks map[string]Network `toml:"networks"`
 	// Rules are matched in order; the first rule whose conditions all match decides.
 	Rules []Rule `toml:"rules"`
+	// OIDC are the OpenID Connect providers offered on the login page.
+	OIDC []OIDC `toml:"oidc"`
 }
 
 // Network is a named set of client addresses.

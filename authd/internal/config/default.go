@@ -56,5 +56,6 @@ func Default() Config {
 		Rules:        []Rule{{Path: "/", Allow: "authenticated"}},
 		SMTP:         defaultSMTP(),
 		Registration: defaultRegistration(),
+		OIDC:         []OIDC{},
 	}
 }

@@ -100,6 +100,7 @@ func (c Config) Validate() error {
 	}
 	c.checkRules(&e)
 	c.checkStore(&e)
+	c.checkOIDC(&e)
 	c.checkAdmin(&e)
 	c.checkAccount(&e)
 	c.checkLDAP(&e)

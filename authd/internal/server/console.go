@@ -35,12 +35,6 @@ type ConsoleCredentials interface {
 	Revoke(ctx context.Context, kind, id string) error
 }
 
-// ResetLinks issues password-reset links; the account package provides it.
-// Nil leaves "Issue a reset link" out of the console.
-type ResetLinks interface {
-	IssueReset(ctx context.Context, user string) (link string, err error)
-}
-
 // LastLogins says when each user last signed in; nil shows no last login.
 // Login calls Seen; it is kept apart from the users (no write per login to
 // the users file or record).

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -93,7 +95,7 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 	// them now as well, as the CLI does.
 	if (op == "lock" || op == "delete" || op == "password") && s.adminSessions != nil {
 		if _, err := s.adminSessions.DeleteUser(ctx, name); err != nil {
-			s.log.Warn("revoke sessions after admin change failed")
+			s.log.Warn("revoke sessions after admin change failed", zap.String("user", name), zap.Error(err))
 		}
 	}
 	switch op {

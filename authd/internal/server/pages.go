@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -38,6 +39,12 @@ type loginView struct {
 	Passkey bool
 	// Forgot and Register link the account pages when they are on.
 	Forgot, Register string
+	Providers        []providerButton
+}
+
+// providerButton is a "Sign in with …" link on the login page.
+type providerButton struct {
+	ID, Label string
 }
 
 type logoutView struct {
@@ -62,6 +69,11 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 	var fa []string
 	for o := range origins {
 		fa = append(fa, o)
+	}
+	for _, f := range o.FormOrigins {
+		if u, err := url.Parse(f); err == nil && u.Host != "" && !origins[originOf(u)] {
+			fa = append(fa, originOf(u))
+		}
 	}
 	sort.Strings(fa)
 	// script-src 'self' is for the one static script (passkey.js, WebAuthn
@@ -99,6 +111,7 @@ func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int,
 	v.Forgot, v.Register = o.pages.forgot, o.pages.register
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
 	v.Passkey = o.MFA.Passwordless && o.webauthn != nil
+	v.Providers = o.providers
 	if len(v.Username) > 64 {
 		v.Username = v.Username[:64]
 	}

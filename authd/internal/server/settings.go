@@ -13,11 +13,13 @@ import (
 // reload races it, and verify pays one atomic load for them.
 type settings struct {
 	Options
-	origin  string          // PublicURL's origin
-	origins map[string]bool // allowed absolute redirect origins
-	preName string          // pre-session (CSRF) cookie name
-	pages   *pages
-	gate    *gate
+	origin    string           // PublicURL's origin
+	origins   map[string]bool  // allowed absolute redirect origins
+	preName   string           // pre-session (CSRF) cookie name
+	oidcName  string           // OIDC flow cookie name
+	providers []providerButton // the login page's "Sign in with …" buttons
+	pages     *pages
+	gate      *gate
 	// webauthn is the passkey relying party; nil when public_url cannot be one.
 	webauthn *webauthn.WebAuthn
 }
@@ -41,6 +43,10 @@ func newSettings(o Options, prev *settings) (*settings, error) {
 	st.preName = strings.Replace(o.CookieName, "session", "pre", 1)
 	if st.preName == o.CookieName {
 		st.preName = o.CookieName + "_pre"
+	}
+	st.oidcName = flowName(o.CookieName)
+	if prev != nil {
+		st.providers = prev.providers
 	}
 	if prev != nil && prev.MaxHashing == o.MaxHashing && prev.MaxHashQueue == o.MaxHashQueue && prev.HashQueueTimeout == o.HashQueueTimeout {
 		st.gate = prev.gate
