@@ -13,7 +13,7 @@ go test -race -count=1 ./...
 # 10,000 users renders in under 50 ms at the server.
 go test -count=1 -run 'TestConsoleTenThousandUsers' ./authd/internal/server
 
-apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl strace
+apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl strace zbar-tools
 export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
 streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
 # The Streamlit package (conf/clients/streamlit_authd): installed into the Streamlit venv the way an
