@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/users"
@@ -86,6 +88,17 @@ func TestCLIAuditAndLastAdminFileAndRedis(t *testing.T) {
 			if len(got) > 6 && !strings.Contains(got[6].Detail, `groups "staff" -> "staff,admin"`) {
 				t.Errorf("user set detail: got %q", got[6].Detail)
 			}
+
+			ht := filepath.Join(s.dir, "htpasswd")
+			bh, _ := bcrypt.GenerateFromPassword([]byte("imported pass 1"), 10)
+			if err := os.WriteFile(ht, []byte("carol:"+string(bh)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s.mustCLI("", "user", "import-htpasswd", ht)
+			if ev, _ := log.Recent(context.Background(), audit.Filter{Event: "users_imported"}); len(ev) != 1 || ev[0].Detail != "import-htpasswd "+ht {
+				t.Errorf("import event: got %+v", ev)
+			}
+			s.mustCLI("", "user", "del", "carol")
 
 			out := s.mustCLI("", "user", "list")
 			if !strings.Contains(out, "root-admin") || strings.Contains(out, "bob") {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authd/authd/authd/internal/account"
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -55,20 +55,11 @@ func linkURL(cfg config.Config, path string) string {
 	return strings.TrimSuffix(cfg.PublicURL, "/") + cfg.Prefix + path
 }
 
-// cliActor names the person running the CLI, for audit events.
-func cliActor() string {
-	if u, err := user.Current(); err == nil {
-		return "unix:" + u.Username
-	}
-	return "unix:?"
-}
-
-// recordCLI is where CLI changes become audit events naming the unix user.
-// AUDIT HOOK: the audit package (admin helper) is not on this branch yet;
-// when it is, write account events there. Until then they go to stderr's
-// caller only through the command's own output.
-func recordCLI(_ context.Context, _ config.Config, event, target, detail string) {
-	_, _, _ = event, target, detail
+// recordCLI writes a CLI change to the audit log, naming the unix user.
+// The link a change made is printed only after its event is recorded, so
+// a change the log did not take is one nobody can use.
+func recordCLI(ctx context.Context, au *cliAudit, event, target, detail string) error {
+	return au.record(ctx, audit.Event{Event: event, Target: target, Detail: detail})
 }
 
 // cmdInvite runs "authd invite create|list|revoke".
@@ -120,6 +111,11 @@ func cmdInvite(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer closeRedis(rc)
+	au, err := openCLIAudit(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer au.Close()
 	st := openAccounts(cfg, rc)
 	switch sub {
 	case "list":
@@ -130,7 +126,9 @@ func cmdInvite(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else if err != nil {
 			return err
 		}
-		recordCLI(ctx, cfg, "invite_revoked", "", "")
+		if err := recordCLI(ctx, au, "invite_revoked", "", "invite "+strings.ToLower(pos[0])); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "invite %s revoked\n", strings.ToLower(pos[0]))
 		return nil
 	}
@@ -146,13 +144,15 @@ func cmdInvite(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	inv.By = cliActor()
+	inv.By = au.actor
 	token, inv, err := st.CreateInvite(ctx, inv, ttl)
 	if err != nil {
 		return err
 	}
 	link := linkURL(cfg, "invite/"+token)
-	recordCLI(ctx, cfg, "invite_created", inv.User, "invite "+inv.ID)
+	if err := recordCLI(ctx, au, "invite_created", inv.User, "invite "+inv.ID); err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout, link)
 	fmt.Fprintf(stderr, "invite %s expires %s; the link works once and is shown only this once\n", inv.ID, inv.Expires.Format(time.RFC3339))
 	if mailer != nil {
@@ -268,12 +268,19 @@ func cmdResetLink(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 	}
-	token, r, err := openAccounts(cfg, rc).CreateReset(ctx, name, cliActor(), ttl)
+	au, err := openCLIAudit(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer au.Close()
+	token, r, err := openAccounts(cfg, rc).CreateReset(ctx, name, au.actor, ttl)
 	if err != nil {
 		return err
 	}
 	link := linkURL(cfg, "reset/"+token)
-	recordCLI(ctx, cfg, "reset_issued", name, "reset "+r.ID)
+	if err := recordCLI(ctx, au, "reset_issued", name, "reset "+r.ID); err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout, link)
 	fmt.Fprintf(stderr, "reset link for %s expires %s; it works once, ends the user's sessions, and is shown only this once\n", name, r.Expires.Format(time.RFC3339))
 	if e.Disabled {

@@ -70,7 +70,8 @@ func policyRules(cfg config.Config) (*policy.Rules, error) {
 	rs := make([]policy.Rule, 0, len(cfg.Rules))
 	for i, r := range cfg.Rules {
 		pr := policy.Rule{Host: r.Host, Path: r.Path, Methods: r.Methods, Networks: cfg.NetworkPrefixes(r.Networks),
-			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i)}
+			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i),
+			Factor: policy.Factor{Two: r.Factor == "two", MaxAge: r.FactorMaxAge.Duration}}
 		switch r.Allow {
 		case "public":
 			pr.Access = policy.Public
@@ -103,7 +104,8 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		TouchInterval: cfg.Session.TouchInterval.Duration,
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
-		Secret: secret, Build: build,
+		Secret: secret, Build: build, FormOrigins: oidcOrigins(cfg),
+		MFA:         server.MFAOptions{Issuer: cfg.MFA.Issuer, RequiredGroups: cfg.MFA.RequiredGroups, Passwordless: cfg.MFA.Passwordless},
 		AdminGroups: cfg.Admin.Groups, Reauth: cfg.Admin.Reauth.Duration,
 		ForgotLink:   cfg.SMTP.Enabled(),
 		RegisterLink: cfg.Registration.Mode == "open" || cfg.Registration.Mode == "approval",
@@ -130,6 +132,12 @@ func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	cfg, db, _, err := loadAll(ctx, *cfgPath)
 	if err != nil {
 		return err
+	}
+	// A client secret serve could not read stops it at start: say so now.
+	for _, p := range cfg.OIDC {
+		if _, err := p.ClientSecret(); err != nil {
+			return err
+		}
 	}
 	// Warnings go to stderr and leave the exit code 0: the config works.
 	for _, w := range config.Warnings(cfg, db) {

@@ -163,10 +163,17 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	providers, err := openOIDC(ctx, cfg, m.log)
+	if err != nil {
+		return err
+	}
 	deps := server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
+		MFA: st.mfa, Replay: st.replay,
 		Audit: st.audit, AdminSessions: st.sessions, Credentials: consoleCredentials{st.credentials}, LastLogins: st.lastLogins,
-		Account: acct, Hasher: m.hasher,
+		Account: acct,
+		OIDC:    providers,
+		Hasher:  m.hasher,
 	}
 	if m.dir, err = openDirectory(cfg.LDAP); err != nil {
 		return err

@@ -21,9 +21,12 @@ import (
 
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, reset-link, import-htpasswd, import)")
+		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, reset-link, mfa, import-htpasswd, import)")
 	}
 	sub, args := args[0], args[1:]
+	if sub == "mfa" {
+		return cmdUserMFA(ctx, args, stdout, stderr)
+	}
 	if sub == "reset-link" {
 		return cmdResetLink(ctx, args, stdout, stderr)
 	}
@@ -62,15 +65,19 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if len(pos) != 1 {
 			return usagef("user import-htpasswd FILE")
 		}
-		if cfg.Store == "redis" {
-			return redisImportHTPasswd(ctx, cfg, pos[0], stdout)
-		}
-		return userImport(ctx, cfg, pos[0], stdout)
+		return auditedImport(ctx, cfg, stderr, "import-htpasswd "+pos[0], func() error {
+			if cfg.Store == "redis" {
+				return redisImportHTPasswd(ctx, cfg, pos[0], stdout)
+			}
+			return userImport(ctx, cfg, pos[0], stdout)
+		})
 	case "import":
 		if len(pos) != 0 {
 			return usagef("user import -from file|redis -to redis|file [-overwrite]")
 		}
-		return copyUsers(ctx, cfg, *from, *to, *overwrite, stdout)
+		return auditedImport(ctx, cfg, stderr, "import -from "+*from+" -to "+*to, func() error {
+			return copyUsers(ctx, cfg, *from, *to, *overwrite, stdout)
+		})
 	case "add", "passwd", "del", "lock", "unlock", "set":
 	default:
 		return usagef("user: unknown subcommand %q", sub)
@@ -126,6 +133,22 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	printUserDone(stdout, sub, name)
+	return nil
+}
+
+// auditedImport runs an import and records it as one users_imported event.
+func auditedImport(ctx context.Context, cfg config.Config, stderr io.Writer, what string, run func() error) error {
+	au, err := openCLIAudit(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer au.Close()
+	if err := run(); err != nil {
+		return err
+	}
+	if err := au.record(ctx, audit.Event{Event: "users_imported", Detail: what}); err != nil {
+		fmt.Fprintf(stderr, "authd: warning: %v\n", err)
+	}
 	return nil
 }
 

@@ -63,6 +63,9 @@ func TestAdminConsole(t *testing.T) {
 		b.do(chromedp.Click(chromedp.CSS(`a[href*="admin/user?u=ada"]`)))
 		b.waitPath("/authd/admin/user", 10*time.Second)
 		b.waitText("Sessions", 5*time.Second)
+		if strings.Contains(b.text(), "not recorded") {
+			t.Error("ada's page shows no last login, but she signed in")
+		}
 		b.screenshot("admin-user")
 		b.submitAndWait(`form input[value=lock] ~ button`)
 		b.waitText("User locked", 5*time.Second)

@@ -136,6 +136,10 @@ type stackOpts struct {
 	apps []string
 	// noRoot skips the demo app at /.
 	noRoot bool
+	// beforeAuthd, when set, runs once the ports are chosen and before authd
+	// starts; it may add to authdTOML (an identity provider that must know
+	// the site's address, for one).
+	beforeAuthd func(s *stack)
 }
 
 // newStack builds authd and starts authd, Streamlit (the demo app, under /<prefix>/ when prefix
@@ -180,6 +184,9 @@ func newStackOpts(t *testing.T, prefix string, opts stackOpts) *stack {
 	must(t, os.MkdirAll(filepath.Join(s.dir, "logs"), 0o755))
 
 	s.buildAuthd(t)
+	if opts.beforeAuthd != nil {
+		opts.beforeAuthd(s)
+	}
 	s.startAuthd(t)
 	s.startStreamlit(t)
 	s.startNginx(t)

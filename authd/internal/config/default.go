@@ -49,11 +49,13 @@ func Default() Config {
 		},
 		Log:          Log{Level: "info"},
 		Redis:        DefaultRedis(),
+		MFA:          MFA{RequiredGroups: []string{}},
 		Admin:        Admin{Groups: []string{"admin"}, Reauth: Duration{5 * time.Minute}},
 		LDAP:         DefaultLDAP(),
 		Networks:     map[string]Network{},
 		Rules:        []Rule{{Path: "/", Allow: "authenticated"}},
 		SMTP:         defaultSMTP(),
 		Registration: defaultRegistration(),
+		OIDC:         []OIDC{},
 	}
 }

@@ -24,6 +24,7 @@ func FuzzParse(f *testing.F) {
 		base + "bogus = 1\n[bogus]\nx = 1\n",
 		base + "[networks.office]\ncidrs = [\"10.0.0.0/8\"]\nrole = \"office\"\n[[rules]]\npath = \"/o\"\nroles = [\"office\"]\n",
 		base + "[redis]\naddrs = [\"127.0.0.1:6379\"]\npassword_env = \"X\"\n",
+		base + "[[oidc]]\nid = \"corp\"\nissuer = \"https://sso.example.com\"\nclient_id = \"authd\"\ncreate_users = true\nallowed_groups = [\"a\"]\n",
 		"", "[[rules]", "public_url = 1",
 	} {
 		f.Add(s)

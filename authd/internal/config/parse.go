@@ -61,6 +61,9 @@ func Parse(r io.Reader) (Config, error) {
 	if !md.IsDefined("rules") {
 		c.Rules = Default().Rules
 	}
+	for i := range c.OIDC {
+		oidcDefaults(&c.OIDC[i])
+	}
 	var errs Errors
 	var unknown []toml.Key
 	for _, k := range md.Undecoded() {

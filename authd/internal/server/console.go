@@ -35,12 +35,6 @@ type ConsoleCredentials interface {
 	Revoke(ctx context.Context, kind, id string) error
 }
 
-// ResetLinks issues password-reset links; the account package provides it.
-// Nil leaves "Issue a reset link" out of the console.
-type ResetLinks interface {
-	IssueReset(ctx context.Context, user string) (link string, err error)
-}
-
 // LastLogins says when each user last signed in; nil shows no last login.
 // Login calls Seen; it is kept apart from the users (no write per login to
 // the users file or record).
@@ -94,6 +88,10 @@ func (s *Server) admin(h consoleHandler) httprouter.Handle {
 			s.record(r.Context(), r, audit.Event{Event: "admin_denied", Actor: p.User.Name, Detail: r.Method + " " + capped(r.URL.Path)})
 			v := messageView{page: o.page(p, "Forbidden"), Text: "The admin console is for members of the admin groups."}
 			o.renderPage(w, http.StatusForbidden, "message", v)
+			return
+		}
+		if s.needsStepUp(o, r, p) {
+			s.redirect(w, o.stepUpURL(o.Prefix+"admin/"))
 			return
 		}
 		h(o, w, r, p)
@@ -178,6 +176,10 @@ type usersView struct {
 	CSRF         string
 	LastLogin    map[string]time.Time
 	HasLastLogin bool
+	// Factors are second factors by user; HasFactors is false when they
+	// are not configured.
+	Factors    map[string]FactorSummary
+	HasFactors bool
 }
 
 func (s *Server) handleConsoleUsers(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
@@ -219,6 +221,9 @@ func (s *Server) handleConsoleUsers(o *settings, w http.ResponseWriter, r *http.
 		if m, err := s.lastLogins.LastLogin(r.Context()); err == nil {
 			v.LastLogin, v.HasLastLogin = m, true
 		}
+	}
+	if sums, err := s.FactorSummaries(r.Context()); err == nil {
+		v.Factors, v.HasFactors = sums, true
 	}
 	v.Notice = doneNotice(r)
 	o.renderPage(w, http.StatusOK, "admin_users", v)

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/account"
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/users"
@@ -50,15 +51,18 @@ func (s *Server) handleConsoleDo(o *settings, w http.ResponseWriter, r *http.Req
 }
 
 var consoleOps = []string{"add", "set", "lock", "unlock", "delete", "password", "reset",
-	"revoke_session", "revoke_all", "signout_everyone", "token_create", "token_revoke"}
+	"revoke_session", "revoke_all", "signout_everyone", "token_create", "token_revoke",
+	"invite", "approve", "reject", "mfa_reset"}
 
 // sensitive reports whether op with form f needs a recent password.
 func (s *Server) sensitive(o *settings, op string, f url.Values) bool {
 	switch op {
-	case "delete", "password", "reset", "token_create":
+	case "delete", "password", "reset", "token_create", "mfa_reset":
 		return true
-	case "add":
+	case "add", "invite":
 		return grantsAdmin(o, nil, splitGroups(f.Get("groups")))
+	case "approve":
+		return s.acct != nil && grantsAdmin(o, nil, s.acct.Registration.DefaultGroups)
 	case "set":
 		var old []string
 		if name, err := users.Canonical(f.Get("user")); err == nil {
@@ -205,6 +209,8 @@ func (s *Server) checkOwnPassword(o *settings, r *http.Request, p *pageUser, pw 
 var opTitles = map[string]string{
 	"add": "Add a user", "set": "Change a user", "delete": "Delete a user", "password": "Set a password",
 	"reset": "Issue a password-reset link", "token_create": "Create an API token or signing key",
+	"mfa_reset": "Reset a user's second factors",
+	"invite":    "Invite a user", "approve": "Approve a registration",
 }
 
 // consoleError shows err (its text when it is errShown, else a generic one).
@@ -263,6 +269,12 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 		}
 		s.redirect(w, back)
 		return
+	case "invite":
+		s.consoleInvite(o, w, r, p)
+		return
+	case "approve", "reject":
+		s.consoleRegistration(o, w, r, p, op)
+		return
 	}
 
 	name, err := users.Canonical(f.Get("user"))
@@ -281,6 +293,22 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 		s.redirect(w, admin+"user?u="+url.QueryEscape(name)+"&done="+notice)
 	}
 	switch op {
+	case "mfa_reset":
+		// Their factors go, and so do their sessions: a reset usually means
+		// a lost or stolen device. ResetFactors records mfa_reset.
+		if _, err := s.ResetFactors(ctx, r, p.User.Name, name); err != nil {
+			s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
+			return
+		}
+		n := 0
+		if s.adminSessions != nil {
+			if n, err = s.adminSessions.DeleteUser(ctx, name); err != nil {
+				s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
+				return
+			}
+		}
+		done("sessions_revoked", fmt.Sprintf("%d sessions, after a second factor reset", n), "mfa_reset")
+		return
 	case "revoke_session", "revoke_all":
 		if s.adminSessions == nil {
 			s.consoleError(o, w, p, http.StatusNotImplemented, shown("This store cannot list sessions."), userPage)
@@ -314,7 +342,7 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 		s.consoleError(o, w, p, http.StatusNotFound, shown("That session has already ended."), userPage)
 		return
 	case "reset":
-		if s.resetLinks == nil {
+		if s.acct == nil {
 			s.consoleError(o, w, p, http.StatusNotImplemented, shown("Password-reset links are not available here."), userPage)
 			return
 		}
@@ -322,15 +350,23 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 			s.consoleError(o, w, p, http.StatusNotFound, shown("There is no user %s.", name), admin)
 			return
 		}
-		link, err := s.resetLinks.IssueReset(ctx, name)
+		ttl, err := linkTTL(f.Get("hours"), time.Hour)
+		if err != nil {
+			s.consoleError(o, w, p, http.StatusBadRequest, err, userPage)
+			return
+		}
+		// issueReset (links.go) records reset_issued naming the admin.
+		link, mailed, err := s.issueReset(ctx, r, name, p.User.Name, ttl)
 		if err != nil {
 			s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
 			return
 		}
-		ev.Event = "reset_link_issued"
-		s.record(ctx, r, ev)
+		text := "Give this link to " + name + " by a channel you trust."
+		if mailed {
+			text = "The link was mailed to " + name + "'s address."
+		}
 		v := shownOnceView{page: o.consolePage(p, "Password-reset link for "+name), Secret: link, Back: userPage,
-			Text: "Give this link to " + name + " by a channel you trust. It is shown only this once, works once, and expires."}
+			Text: text + " It is shown only this once, works once, expires in " + ttl.String() + ", and ends " + name + "'s sessions when used."}
 		o.renderPage(w, http.StatusOK, "admin_shown", v)
 		return
 	case "token_create":
@@ -388,3 +424,89 @@ func (s *Server) createCredential(o *settings, w http.ResponseWriter, r *http.Re
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// linkTTL reads a link lifetime in hours (empty: def), 1h to 30 days.
+func linkTTL(hours string, def time.Duration) (time.Duration, error) {
+	if hours == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(hours)
+	if err != nil || n < 1 || n > 720 {
+		return 0, shown("A link works for 1 to 720 hours.")
+	}
+	return time.Duration(n) * time.Hour, nil
+}
+
+// consoleInvite makes an invite link (user name optional: the invitee picks
+// one) and shows it once; createInvite (links.go) records invite_created.
+func (s *Server) consoleInvite(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
+	f := r.PostForm
+	back := o.Prefix + "admin/new"
+	if s.acct == nil {
+		s.consoleError(o, w, p, http.StatusNotImplemented, shown("Invites are not available here."), back)
+		return
+	}
+	inv := account.Invite{Groups: splitGroups(f.Get("groups")), Email: strings.TrimSpace(f.Get("email"))}
+	if raw := strings.TrimSpace(f.Get("user")); raw != "" {
+		name, err := users.Canonical(raw)
+		if err != nil {
+			s.consoleError(o, w, p, http.StatusBadRequest, shown("That is not a valid user name: %v.", err), back)
+			return
+		}
+		if _, ok := s.users.DB().Lookup(name); ok {
+			s.consoleError(o, w, p, http.StatusBadRequest, shown("A user %s exists already.", name), back)
+			return
+		}
+		inv.User = name
+	}
+	for _, g := range inv.Groups {
+		if !users.ValidGroup(g) {
+			s.consoleError(o, w, p, http.StatusBadRequest, shown("%q is not a valid group name.", g), back)
+			return
+		}
+	}
+	ttl, err := linkTTL(f.Get("hours"), 72*time.Hour)
+	if err != nil {
+		s.consoleError(o, w, p, http.StatusBadRequest, err, back)
+		return
+	}
+	link, mailed, err := s.createInvite(r.Context(), r, inv, p.User.Name, ttl)
+	if err != nil {
+		s.consoleError(o, w, p, http.StatusServiceUnavailable, err, back)
+		return
+	}
+	text := "Give this invite link to the new user by a channel you trust."
+	if mailed {
+		text = "The invite was mailed to " + inv.Email + "."
+	}
+	v := shownOnceView{page: o.consolePage(p, "Invite link"), Secret: link, Back: back,
+		Text: text + " It is shown only this once, works once and expires in " + ttl.String() + "."}
+	o.renderPage(w, http.StatusOK, "admin_shown", v)
+}
+
+// consoleRegistration approves or rejects a registration request;
+// approveRequest/rejectRequest (links.go) take it atomically and record it.
+func (s *Server) consoleRegistration(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser, op string) {
+	back := o.Prefix + "admin/registrations"
+	id := r.PostForm.Get("id")
+	if s.acct == nil || id == "" || len(id) > 64 {
+		s.consoleError(o, w, p, http.StatusBadRequest, shown("No such registration request."), back)
+		return
+	}
+	var err error
+	if op == "approve" {
+		_, err = s.approveRequest(r.Context(), r, id, p.User.Name)
+	} else {
+		_, err = s.rejectRequest(r.Context(), r, id, p.User.Name)
+	}
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		s.consoleError(o, w, p, http.StatusNotFound, shown("That request was already handled or has expired."), back)
+	case errors.Is(err, users.ErrExists):
+		s.consoleError(o, w, p, http.StatusConflict, shown("That user name was taken meanwhile; the request stays in the queue."), back)
+	case err != nil:
+		s.consoleError(o, w, p, http.StatusServiceUnavailable, err, back)
+	default:
+		s.redirect(w, back+"?done="+op+"d")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authd/authd/authd/internal/account"
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/users"
@@ -19,7 +20,9 @@ var doneNotices = map[string]string{
 	"added": "User added.", "updated": "User updated.", "locked": "User locked; their sessions ended.",
 	"unlocked": "User unlocked.", "deleted": "User deleted; their sessions ended.",
 	"revoked": "Session signed out.", "revoked_all": "Every session of the user signed out.",
-	"everyone": "Everyone was signed out.", "token_revoked": "Revoked.", "password": "Password set; their sessions ended.",
+	"everyone": "Everyone was signed out.", "approved": "Registration approved; the user can sign in.",
+	"rejected": "Registration rejected.", "token_revoked": "Revoked.", "password": "Password set; their sessions ended.",
+	"mfa_reset": "Second factors removed; their sessions ended.",
 }
 
 func doneNotice(r *http.Request) string { return doneNotices[r.URL.Query().Get("done")] }
@@ -48,6 +51,10 @@ type userView struct {
 	HasResetLinks  bool
 	HasCredentials bool
 	LastLogin      time.Time
+	// Factors are the user's second factors; HasFactors is false when
+	// second factors are not configured.
+	Factors    FactorSummary
+	HasFactors bool
 }
 
 // consoleUser returns the user named by the query's u, or answers 404.
@@ -70,7 +77,7 @@ func (s *Server) handleConsoleUser(o *settings, w http.ResponseWriter, r *http.R
 	}
 	v := userView{page: o.consolePage(p, "User "+e.Name), U: e.User, Admin: users.IsAdmin(e.User, o.AdminGroups),
 		Groups: strings.Join(e.Groups, ", "), CSRF: o.formToken(p, "admin"),
-		HasResetLinks: s.resetLinks != nil, HasCredentials: s.credentials != nil}
+		HasResetLinks: s.acct != nil, HasCredentials: s.credentials != nil}
 	v.Notice = doneNotice(r)
 	if s.adminSessions == nil {
 		v.SessionsError = "This store cannot list sessions."
@@ -94,6 +101,9 @@ func (s *Server) handleConsoleUser(o *settings, w http.ResponseWriter, r *http.R
 			v.LastLogin = m[e.Name]
 		}
 	}
+	if sums, err := s.FactorSummaries(r.Context()); err == nil {
+		v.Factors, v.HasFactors = sums[e.Name], true
+	}
 	o.renderPage(w, http.StatusOK, "admin_user", v)
 }
 
@@ -114,12 +124,14 @@ func credentialRows(rec machine.Records, user string, now time.Time) []credentia
 
 type newUserView struct {
 	page
-	CSRF                       string
-	Name, Email, Display, Grps string
+	CSRF    string
+	Invites bool
 }
 
 func (s *Server) handleConsoleNew(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
-	o.renderPage(w, http.StatusOK, "admin_new", newUserView{page: o.consolePage(p, "Add user"), CSRF: o.formToken(p, "admin")})
+	v := newUserView{page: o.consolePage(p, "Add user"), CSRF: o.formToken(p, "admin"), Invites: s.acct != nil}
+	v.Notice = doneNotice(r)
+	o.renderPage(w, http.StatusOK, "admin_new", v)
 }
 
 type auditView struct {
@@ -160,9 +172,24 @@ func (s *Server) handleConsoleTokens(o *settings, w http.ResponseWriter, r *http
 	o.renderPage(w, http.StatusOK, "admin_tokens", v)
 }
 
-// handleConsoleRegistrations is the hook for the registration approval
-// queue, which the account pages own.
+type registrationsView struct {
+	page
+	CSRF      string
+	Requests  []account.Request
+	Available bool
+}
+
+// handleConsoleRegistrations is the approval queue of registration mode
+// "approval" (the account pages fill it).
 func (s *Server) handleConsoleRegistrations(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
-	v := messageView{page: o.consolePage(p, "Registrations"), Text: "Registration with admin approval is not available in this build; the account pages add the queue here.", Back: o.Prefix + "admin/"}
-	o.renderPage(w, http.StatusOK, "message", v)
+	v := registrationsView{page: o.consolePage(p, "Registrations"), CSRF: o.formToken(p, "admin"), Available: s.acct != nil}
+	if s.acct != nil {
+		reqs, err := s.registrationRequests(r.Context())
+		if err != nil {
+			v.page.Error = "The registration queue could not be read."
+		}
+		v.Requests = reqs
+	}
+	v.Notice = doneNotice(r)
+	o.renderPage(w, http.StatusOK, "admin_registrations", v)
 }

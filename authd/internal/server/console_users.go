@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -67,6 +69,9 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 		case "unlock":
 			u.Disabled, u.Generation = false, users.NewGeneration()
 		case "password":
+			if u.Source != "" {
+				return u, false, shown("%s signs in through %s; their password is not kept here.", name, u.Source)
+			}
 			u.Hash, u.Generation = hash, users.NewGeneration()
 		case "delete":
 			del = true
@@ -93,7 +98,7 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 	// them now as well, as the CLI does.
 	if (op == "lock" || op == "delete" || op == "password") && s.adminSessions != nil {
 		if _, err := s.adminSessions.DeleteUser(ctx, name); err != nil {
-			s.log.Warn("revoke sessions after admin change failed")
+			s.log.Warn("revoke sessions after admin change failed", zap.String("user", name), zap.Error(err))
 		}
 	}
 	switch op {

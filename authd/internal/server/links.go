@@ -156,7 +156,8 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, ps httprou
 		if exists {
 			return u, false, users.ErrExists
 		}
-		return users.User{Name: name, Hash: hash, Groups: inv.Groups, Email: inv.Email, Generation: users.NewGeneration()}, false, nil
+		return users.User{Name: name, Hash: hash, Groups: inv.Groups, Email: inv.Email, Generation: users.NewGeneration(),
+			Created: s.now().UTC().Truncate(time.Second)}, false, nil
 	})
 	if err != nil {
 		if perr := s.acct.Store.PutBackInvite(r.Context(), token, inv); perr != nil {
@@ -533,7 +534,7 @@ func (s *Server) approveRequest(ctx context.Context, r *http.Request, id, admin 
 				return u, false, users.ErrExists
 			}
 			return users.User{Name: q.User, Hash: q.Hash, Email: q.Email, DisplayName: q.DisplayName,
-				Groups: s.acct.Registration.DefaultGroups, Generation: users.NewGeneration()}, false, nil
+				Groups: s.acct.Registration.DefaultGroups, Generation: users.NewGeneration(), Created: s.now().UTC().Truncate(time.Second)}, false, nil
 		})
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
@@ -191,13 +192,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", name),
 		zap.String("client_ip", ip), zap.Bool("remember", remember), zap.String("session", key.Short()))
 	s.noteLogin(r.Context(), name)
+	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: name})
 	maxAge := 0
 	if remember {
 		maxAge = int(o.RememberLifetime / time.Second)
 	}
 	o.setCookie(w, o.CookieName, cookie, maxAge)
 	o.setCookie(w, o.preName, "", -1)
-	s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
+	s.redirect(w, s.afterLogin(r.Context(), o, u, rd))
 }
 
 // fail answers a failed login. A zero start answers at once; otherwise the
@@ -210,6 +212,11 @@ func (s *Server) fail(o *settings, w http.ResponseWriter, r *http.Request, view 
 		return
 	}
 	s.loginOutcome(reason, logName, ip)
+	if reason == "bad_password" || reason == "unknown_user" || reason == "disabled" {
+		// Checked passwords only (each paid a hash): a flood of throttled
+		// attempts writes no audit event each; the log line has them.
+		s.record(r.Context(), r, audit.Event{Event: "login_failed", Target: logName, Detail: reason})
+	}
 	view.Error = "Incorrect username or password."
 	o.renderLogin(w, r, http.StatusUnauthorized, view)
 }
@@ -300,7 +307,8 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		plain(w, http.StatusRequestEntityTooLarge, "logout form too large")
 		return
 	}
-	key, sess, _, ok := s.authenticate(o, r, s.now())
+	key, sess, u, ok := s.authenticate(o, r, s.now())
+	after := o.Prefix + "login?signed_out=1"
 	if ok {
 		if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(o.token("logout", key[:]))) {
 			plain(w, http.StatusForbidden, "logout form expired; go back and try again")
@@ -313,9 +321,12 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprout
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),
 			zap.String("client_ip", addrField(o.clientIP(r))), zap.String("session", key.Short()))
+		if to := s.providerLogout(o, u); to != "" {
+			after = to
+		}
 	}
 	o.setCookie(w, o.CookieName, "", -1)
-	s.redirect(w, o.Prefix+"login?signed_out=1")
+	s.redirect(w, after)
 }
 
 // handleWhoami describes the current session as JSON. A plain poll does not

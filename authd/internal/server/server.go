@@ -29,6 +29,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/mfa"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -124,6 +125,11 @@ type Options struct {
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
 
+	// MFA configures second factors.
+	MFA MFAOptions
+	// FormOrigins are extra origins the login and logout pages' forms may
+	// end up at (the OIDC providers' sign-out pages), for the CSP.
+	FormOrigins []string
 	// AdminGroups are the groups whose enabled members may use the admin
 	// console; none leaves it to nobody. Reauth is how long a re-entered
 	// password admits the console's sensitive actions.
@@ -146,14 +152,22 @@ type Deps struct {
 	// Redis, when the stores use Redis, adds its pool statistics and failed
 	// commands to /metrics; nil leaves them out.
 	Redis RedisClient
+	// OIDC are the OpenID Connect providers offered on the login page, in
+	// button order.
+	OIDC []OIDCProvider
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// MFA keeps users' second factors and Replay the codes already used;
+	// nil MFA disables second factors: a path that demands one cannot be
+	// reached.
+	MFA    mfa.Store
+	Replay mfa.Replay
 	// The admin console's stores: sessions to list and revoke (nil: the
-	// console shows none), API tokens and signing keys (nil: none), reset
-	// links (nil: not offered), last logins (nil: not shown).
+	// console shows none), API tokens and signing keys (nil: none), last
+	// logins (nil: not shown). Reset links, invites and the registration
+	// queue come from Account.
 	AdminSessions AdminSessions
 	Credentials   ConsoleCredentials
-	ResetLinks    ResetLinks
 	LastLogins    LastLogins
 	// Account wires the account page, invites, registration and password
 	// reset (account.go, links.go); nil leaves them out.
@@ -214,16 +228,21 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	audit         audit.Log
+	mfa           mfa.Store
+	replay        mfa.Replay
 	// The admin console's (see console.go).
 	console       consoleCache
 	adminSessions AdminSessions
 	credentials   ConsoleCredentials
-	resetLinks    ResetLinks
 	lastLogins    LastLogins
 	acct          *AccountDeps
 	// dir is Deps.Directory (external.go); dirErrors rate-limits its outage logs.
 	dir       Directory
 	dirErrors errorLog
+	// oidc are the OIDC providers by id; fixed for the server's life.
+	// oidcErrors keeps a provider outage to one log line a second.
+	oidc       map[string]OIDCProvider
+	oidcErrors errorLog
 }
 
 // New returns a Server. rules must not be nil.
@@ -240,7 +259,8 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	}
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
-		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, resetLinks: d.ResetLinks, lastLogins: d.LastLogins,
+		oidc:  map[string]OIDCProvider{},
+		audit: d.Audit, mfa: d.MFA, replay: d.Replay, adminSessions: d.AdminSessions, credentials: d.Credentials, lastLogins: d.LastLogins,
 		acct: d.Account, hash: d.Hasher,
 	}
 	if s.hash == nil {
@@ -249,9 +269,17 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
 	}
+	for _, p := range d.OIDC {
+		if s.oidc[p.ID()] != nil {
+			return nil, fmt.Errorf("oidc provider %q listed twice", p.ID())
+		}
+		s.oidc[p.ID()] = p
+		st.providers = append(st.providers, providerButton{ID: p.ID(), Label: "Sign in with " + p.DisplayName()})
+	}
 	s.machineErrors.msg = "machine authentication refused: credentials not confirmed current"
 	s.dir = d.Directory
 	s.dirErrors.msg = "directory unavailable"
+	s.oidcErrors.msg = "oidc provider unavailable"
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -301,6 +329,9 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	s.mfaRoutes(r, p)
+	r.GET(p+"oidc/:id/start", s.handleOIDCStart)
+	r.GET(p+"oidc/:id/callback", s.handleOIDCCallback)
 	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	s.routeAccount(r, p)

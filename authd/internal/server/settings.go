@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 )
 
 // settings are the options one request reads. SetOptions swaps them whole,
@@ -11,11 +13,15 @@ import (
 // reload races it, and verify pays one atomic load for them.
 type settings struct {
 	Options
-	origin  string          // PublicURL's origin
-	origins map[string]bool // allowed absolute redirect origins
-	preName string          // pre-session (CSRF) cookie name
-	pages   *pages
-	gate    *gate
+	origin    string           // PublicURL's origin
+	origins   map[string]bool  // allowed absolute redirect origins
+	preName   string           // pre-session (CSRF) cookie name
+	oidcName  string           // OIDC flow cookie name
+	providers []providerButton // the login page's "Sign in with …" buttons
+	pages     *pages
+	gate      *gate
+	// webauthn is the passkey relying party; nil when public_url cannot be one.
+	webauthn *webauthn.WebAuthn
 }
 
 // newSettings derives what requests need from o. prev, when not nil, is the
@@ -38,6 +44,10 @@ func newSettings(o Options, prev *settings) (*settings, error) {
 	if st.preName == o.CookieName {
 		st.preName = o.CookieName + "_pre"
 	}
+	st.oidcName = flowName(o.CookieName)
+	if prev != nil {
+		st.providers = prev.providers
+	}
 	if prev != nil && prev.MaxHashing == o.MaxHashing && prev.MaxHashQueue == o.MaxHashQueue && prev.HashQueueTimeout == o.HashQueueTimeout {
 		st.gate = prev.gate
 	} else {
@@ -46,6 +56,7 @@ func newSettings(o Options, prev *settings) (*settings, error) {
 		// old and new gates together may admit more than either limit.
 		st.gate = newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout)
 	}
+	st.webauthn = newWebAuthn(o)
 	if st.pages, err = newPages(o, st.origins); err != nil {
 		return nil, err
 	}
@@ -61,6 +72,7 @@ func (s *Server) SetOptions(o Options) error {
 	cur := s.cur.Load()
 	o.PublicURL, o.Prefix, o.CookieName, o.InsecureCookies = cur.PublicURL, cur.Prefix, cur.CookieName, cur.InsecureCookies
 	o.Secret, o.Build = cur.Secret, cur.Build
+	o.MFA = cur.MFA // [mfa] applies at restart
 	st, err := newSettings(o, cur)
 	if err != nil {
 		return err
