@@ -185,12 +185,14 @@ func (c *child) read(r io.Reader) {
 	werr := c.cmd.Wait()
 	c.mu.Lock()
 	c.err = fmt.Errorf("%w: child ended: %v (%v)", ErrUnavailable, err, werr)
+	// done closes before any waiter hears of the death, so a caller that
+	// retries at once finds the child gone and starts a new one.
+	close(c.done)
 	for id, ch := range c.pending {
 		delete(c.pending, id)
 		close(ch)
 	}
 	c.mu.Unlock()
-	close(c.done)
 }
 
 func (p *Proc) call(ctx context.Context, req request) (response, error) {
