@@ -50,6 +50,7 @@ func Default() Config {
 		Log:          Log{Level: "info"},
 		Redis:        DefaultRedis(),
 		Branding:     Branding{FooterLinks: []Link{}},
+		MFA:          MFA{RequiredGroups: []string{}},
 		Admin:        Admin{Groups: []string{"admin"}, Reauth: Duration{5 * time.Minute}},
 		LDAP:         DefaultLDAP(),
 		Networks:     map[string]Network{},

@@ -82,6 +82,13 @@ func (s *Server) handleAPILogin(w http.ResponseWriter, r *http.Request, _ httpro
 		s.metrics.login("bad_request")
 		return
 	}
+	// As the form: beyond the hashing queue, refuse before reading the body.
+	if o.gate.saturated() {
+		s.loginOutcome("overloaded", "", ip)
+		w.Header().Set("Retry-After", "1")
+		apiError(w, http.StatusServiceUnavailable, apiUnavailable, "sign-in is busy; try again in a moment")
+		return
+	}
 	var req apiLoginRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -130,8 +137,16 @@ func (s *Server) handleAPILogin(w http.ResponseWriter, r *http.Request, _ httpro
 		apiError(w, http.StatusServiceUnavailable, apiUnavailable, "sign-in is busy; try again in a moment")
 		return
 	}
+	id := identityJSON(res.user, &sess)
+	// A user with a second factor (or who must enrol one) holds a
+	// password-only session: paths that demand two factors refuse it until
+	// the step-up page, in a browser, has seen the second factor.
+	if step := o.stepUpURL("/"); s.afterLogin(r.Context(), o, res.user, "/") == step {
+		id["second_factor"] = "required"
+		id["step_up"] = step
+	}
 	apiHeaders(w)
-	writeJSON(w, identityJSON(res.user, &sess))
+	writeJSON(w, id)
 }
 
 // handleAPILogout ends the session the cookie names. It answers 200 with

@@ -445,8 +445,9 @@ func TestConsoleTenThousandUsers(t *testing.T) {
 	addUsers(t, c.harness, 10000)
 	alice := c.login("alice")
 	for _, target := range []string{"/authd/admin/", "/authd/admin/?page=150", "/authd/admin/?q=user99", "/authd/admin/?q=example.com&page=100", "/authd/admin/user?u=user5000"} {
+		// The best of several: the server's cost, not the noise of a shared machine.
 		var best, cold float64 = 1e9, 0
-		for i := range 3 {
+		for i := range 10 {
 			w := c.get(alice, target)
 			if w.Code != http.StatusOK {
 				t.Fatalf("%s: got %d", target, w.Code)
@@ -538,5 +539,16 @@ func TestConsoleDirectoryUser(t *testing.T) {
 	}
 	if e, _ := c.users.DB().Lookup("dir"); e.Hash != "" {
 		t.Error("directory user got a local hash")
+	}
+	// Where each user comes from, in the list and on the user's page.
+	list := c.get(alice, "/authd/admin/?q=dir").Body.String()
+	if !strings.Contains(list, "<td>ldap</td>") {
+		t.Errorf("users list does not show the directory user's source:\n%s", list)
+	}
+	if list := c.get(alice, "/authd/admin/?q=bob").Body.String(); !strings.Contains(list, "<td>local</td>") {
+		t.Errorf("users list does not show a local user as local:\n%s", list)
+	}
+	if body := c.get(alice, "/authd/admin/user?u=dir").Body.String(); !strings.Contains(body, "<dt>Source</dt><dd>ldap") {
+		t.Errorf("user page does not show the source:\n%s", body)
 	}
 }

@@ -33,7 +33,7 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 			return
 		}
 		var err error
-		niced(func() { hash, err = users.Hash(pw, o.HashParams) })
+		hash, err = s.hash.Hash(ctx, pw, o.HashParams)
 		o.gate.release()
 		if err != nil {
 			s.consoleError(o, w, p, http.StatusInternalServerError, err, back)
