@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -269,5 +270,26 @@ func TestAPILoginDirectoryUser(t *testing.T) {
 	evs, _ := h.srv.Audit().Recent(context.Background(), audit.Filter{Event: "login_succeeded"})
 	if len(evs) != 1 || evs[0].Source != "ldap" || !strings.Contains(evs[0].Detail, "via api") {
 		t.Errorf("audit: got %+v, want one ldap login via api", evs)
+	}
+}
+
+// TestAPILoginSecondFactorRequired: a user who must prove a second factor
+// gets a password-only session from api/login, and is told so; verify
+// still refuses a two-factor path with it.
+func TestAPILoginSecondFactorRequired(t *testing.T) {
+	h := newHarness(t, nil, func(o *Options) { o.MFA.RequiredGroups = []string{"staff"} })
+	withMFA(t, h)
+	w := h.apiDo("POST", "/authd/api/login", `{"username": "bob", "password": "`+testPassword+`"}`, nil)
+	m := apiBody(t, w)
+	if w.Code != 200 || m["second_factor"] != "required" || !strings.Contains(fmt.Sprint(m["step_up"]), "/authd/mfa/step-up") {
+		t.Fatalf("got %d %v, want 200 with second_factor required and a step_up URL", w.Code, m)
+	}
+	if v := h.verify("/app", sessionCookie(t, w)); v.Code != 401 {
+		t.Errorf("verify with the password-only session on a required-group path: got %d, want 401", v.Code)
+	}
+	h2 := newHarness(t, nil, nil)
+	w = h2.apiDo("POST", "/authd/api/login", `{"username": "bob", "password": "`+testPassword+`"}`, nil)
+	if m := apiBody(t, w); m["second_factor"] != nil {
+		t.Errorf("no second factor needed: got %v", m)
 	}
 }
