@@ -154,6 +154,7 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	deps := server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
+		MFA: st.mfa, Replay: st.replay,
 		Audit: st.audit, AdminSessions: st.sessions, Credentials: consoleCredentials{st.credentials}, LastLogins: st.lastLogins,
 		Account: acct,
 		OIDC:    providers,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/mfa"
 	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -74,6 +75,10 @@ type stores struct {
 	nonces      machine.NonceCache
 	credentials *credentials
 	secret      []byte
+	// mfa keeps second factors and replay the codes already used: in the
+	// data directory, or in Redis with store = "redis".
+	mfa    mfa.Store
+	replay mfa.Replay
 	// audit is data_dir's audit file, or the stream in Redis.
 	audit auditLog
 	// lastLogins is data_dir's last-login record, or a hash in Redis.
@@ -120,11 +125,31 @@ func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string) e
 	if st.credentials, err = openCredentials(ctx, cfg, st.redis); err != nil {
 		return err
 	}
+	if st.mfa, err = openMFA(cfg, st.redis); err != nil {
+		return err
+	}
+	if st.redis != nil {
+		st.replay = mfa.NewRedisReplay(st.redis, cfg.Redis.KeyPrefix)
+	} else if st.replay, err = mfa.OpenReplayFile(cfg.DataDir, nil); err != nil {
+		return fmt.Errorf("mfa: %w", err)
+	}
 	if st.audit, err = openAudit(cfg, st.redis); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	st.lastLogins = openLastLogins(cfg, st.redis)
 	return nil
+}
+
+// openMFA opens the second-factor store: mfa.json in data_dir, or Redis on rc.
+func openMFA(cfg config.Config, rc redis.UniversalClient) (mfa.Store, error) {
+	if rc != nil {
+		return mfa.NewRedis(rc, cfg.Redis.KeyPrefix), nil
+	}
+	f, err := mfa.OpenFile(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("mfa: %w", err)
+	}
+	return f, nil
 }
 
 // openSessions opens the embedded session store; with Redis, open made the

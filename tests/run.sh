@@ -10,7 +10,7 @@ go vet ./...
 # Every package under the race detector (tests/ packages skip here without AUTHD_E2E).
 go test -race -count=1 ./...
 
-apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl strace
+apt_ensure nginx chromium python3-venv ca-certificates fonts-dejavu-core curl strace zbar-tools
 export STREAMLIT="${STREAMLIT:-/opt/streamlit/venv/bin/streamlit}"
 streamlit_venv "$(dirname "$(dirname "$STREAMLIT")")"
 # The Streamlit package (conf/clients/streamlit_authd): installed into the Streamlit venv the way an

@@ -51,12 +51,12 @@ func (s *Server) handleConsoleDo(o *settings, w http.ResponseWriter, r *http.Req
 
 var consoleOps = []string{"add", "set", "lock", "unlock", "delete", "password", "reset",
 	"revoke_session", "revoke_all", "signout_everyone", "token_create", "token_revoke",
-	"invite", "approve", "reject"}
+	"invite", "approve", "reject", "mfa_reset"}
 
 // sensitive reports whether op with form f needs a recent password.
 func (s *Server) sensitive(o *settings, op string, f url.Values) bool {
 	switch op {
-	case "delete", "password", "reset", "token_create":
+	case "delete", "password", "reset", "token_create", "mfa_reset":
 		return true
 	case "add", "invite":
 		return grantsAdmin(o, nil, splitGroups(f.Get("groups")))
@@ -205,6 +205,7 @@ var opTitles = map[string]string{
 	"add": "Add a user", "set": "Change a user", "delete": "Delete a user", "password": "Set a password",
 	"reset": "Issue a password-reset link", "token_create": "Create an API token or signing key",
 	"invite": "Invite a user", "approve": "Approve a registration",
+	"mfa_reset": "Reset a user's second factors",
 }
 
 // consoleError shows err (its text when it is errShown, else a generic one).
@@ -287,6 +288,22 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 		s.redirect(w, admin+"user?u="+url.QueryEscape(name)+"&done="+notice)
 	}
 	switch op {
+	case "mfa_reset":
+		// Their factors go, and so do their sessions: a reset usually means
+		// a lost or stolen device. ResetFactors records mfa_reset.
+		if _, err := s.ResetFactors(ctx, r, p.User.Name, name); err != nil {
+			s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
+			return
+		}
+		n := 0
+		if s.adminSessions != nil {
+			if n, err = s.adminSessions.DeleteUser(ctx, name); err != nil {
+				s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
+				return
+			}
+		}
+		done("sessions_revoked", fmt.Sprintf("%d sessions, after a second factor reset", n), "mfa_reset")
+		return
 	case "revoke_session", "revoke_all":
 		if s.adminSessions == nil {
 			s.consoleError(o, w, p, http.StatusNotImplemented, shown("This store cannot list sessions."), userPage)

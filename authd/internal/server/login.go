@@ -181,7 +181,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	}
 	o.setCookie(w, o.CookieName, cookie, maxAge)
 	o.setCookie(w, o.preName, "", -1)
-	s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
+	s.redirect(w, s.afterLogin(r.Context(), o, u, rd))
 }
 
 // fail answers a failed login. A zero start answers at once; otherwise the

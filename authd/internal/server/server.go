@@ -29,6 +29,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/mfa"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -127,6 +128,8 @@ type Options struct {
 	// FormOrigins are extra origins the login and logout pages' forms may
 	// end up at (the OIDC providers' sign-out pages), for the CSP.
 	FormOrigins []string
+	// MFA configures second factors.
+	MFA MFAOptions
 	// AdminGroups are the groups whose enabled members may use the admin
 	// console; none leaves it to nobody. Reauth is how long a re-entered
 	// password admits the console's sensitive actions.
@@ -154,6 +157,11 @@ type Deps struct {
 	OIDC []OIDCProvider
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// MFA keeps users' second factors and Replay the codes already used;
+	// nil MFA disables second factors: a path that demands one cannot be
+	// reached.
+	MFA    mfa.Store
+	Replay mfa.Replay
 	// The admin console's stores: sessions to list and revoke (nil: the
 	// console shows none), API tokens and signing keys (nil: none), last
 	// logins (nil: not shown). Reset links, invites and the registration
@@ -190,6 +198,8 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	audit         audit.Log
+	mfa           mfa.Store
+	replay        mfa.Replay
 	// The admin console's (see console.go).
 	console       consoleCache
 	adminSessions AdminSessions
@@ -220,7 +230,7 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 		oidc:  map[string]OIDCProvider{},
-		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, lastLogins: d.LastLogins,
+		audit: d.Audit, mfa: d.MFA, replay: d.Replay, adminSessions: d.AdminSessions, credentials: d.Credentials, lastLogins: d.LastLogins,
 		acct: d.Account,
 	}
 	if s.audit == nil {
@@ -288,6 +298,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"whoami", s.handleWhoami)
 	r.GET(p+"oidc/:id/start", s.handleOIDCStart)
 	r.GET(p+"oidc/:id/callback", s.handleOIDCCallback)
+	s.mfaRoutes(r, p)
 	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	s.routeAccount(r, p)

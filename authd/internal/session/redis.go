@@ -189,10 +189,20 @@ func encodeRecord(rec *record) string {
 	b = binary.LittleEndian.AppendUint64(b, uint64(rec.expires/1e6))
 	b = binary.LittleEndian.AppendUint64(b, uint64(rec.idle/1e6))
 	b = binary.LittleEndian.AppendUint64(b, rec.fp)
-	b = appendString(b, rec.meta)
+	if rec.factor != 0 {
+		// Flag 2 in the meta's first byte: an 8-byte second factor time (ms)
+		// follows the meta. Records without it decode as before.
+		b = appendString(b, string(rec.meta[0]|metaFactor)+rec.meta[1:])
+		b = binary.LittleEndian.AppendUint64(b, uint64(rec.factor/1e6))
+	} else {
+		b = appendString(b, rec.meta)
+	}
 	b = append(b, rec.userAgent()...)
 	return string(b)
 }
+
+// metaFactor flags a Redis record that carries a second factor time.
+const metaFactor = 2
 
 var errBadRecord = errors.New("malformed session record in redis")
 
@@ -207,6 +217,19 @@ func decodeRecord(user, v, lastSeen string) (Session, error) {
 		return Session{}, errBadRecord
 	}
 	meta := v[32+w : 32+w+int(n)]
+	rest := v[32+w+int(n):]
+	var factor time.Time
+	if len(meta) > 0 && meta[0]&metaFactor != 0 {
+		if len(rest) < 8 {
+			return Session{}, errBadRecord
+		}
+		ms := int64(le64(rest))
+		if ms <= 0 || ms > maxUnixNano/1e6 {
+			return Session{}, errBadRecord
+		}
+		factor = time.UnixMilli(ms).UTC()
+		meta, rest = string(meta[0]&^metaFactor)+meta[1:], rest[8:]
+	}
 	if !validMeta(meta) {
 		return Session{}, errBadRecord
 	}
@@ -215,15 +238,16 @@ func decodeRecord(user, v, lastSeen string) (Session, error) {
 		return Session{}, errBadRecord
 	}
 	return Session{
-		User:        user,
-		Created:     time.UnixMilli(created).UTC(),
-		LastSeen:    time.UnixMilli(ls).UTC(),
-		Expires:     time.UnixMilli(expires).UTC(),
-		Idle:        time.Duration(idle) * time.Millisecond,
-		Remember:    meta[0] == 1,
-		IP:          meta[1:],
-		UserAgent:   v[32+w+int(n):],
-		Fingerprint: fp,
+		User:         user,
+		Created:      time.UnixMilli(created).UTC(),
+		LastSeen:     time.UnixMilli(ls).UTC(),
+		Expires:      time.UnixMilli(expires).UTC(),
+		Idle:         time.Duration(idle) * time.Millisecond,
+		Remember:     meta[0] == 1,
+		IP:           meta[1:],
+		UserAgent:    rest,
+		Fingerprint:  fp,
+		SecondFactor: factor,
 	}, nil
 }
 
