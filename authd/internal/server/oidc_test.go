@@ -25,11 +25,13 @@ type fakeOIDC struct {
 	state, nonce, verifier string
 	id                     idp.Identity
 	err                    error
+	headerOnly             bool
 }
 
 func (f *fakeOIDC) ID() string          { return "corp" }
 func (f *fakeOIDC) DisplayName() string { return "Corp SSO" }
 func (f *fakeOIDC) Source() string      { return "oidc:corp" }
+func (f *fakeOIDC) HeaderOnly() bool    { return f.headerOnly }
 func (f *fakeOIDC) AuthURL(_ context.Context, state, nonce, verifier string) (string, error) {
 	f.state, f.nonce, f.verifier = state, nonce, verifier
 	return "https://idp.example.net/authorize?state=" + url.QueryEscape(state), nil
@@ -49,10 +51,17 @@ func (f *fakeOIDC) LogoutURL(after string) string {
 
 func newOIDCHarness(t *testing.T) (*harness, *fakeOIDC) {
 	t.Helper()
+	return newOIDCHarnessWith(t, []policy.Rule{{Path: "/"}}, false)
+}
+
+// newOIDCHarnessWith is newOIDCHarness with rules and a provider that may
+// keep header-only identities.
+func newOIDCHarnessWith(t *testing.T, rules []policy.Rule, headerOnly bool) (*harness, *fakeOIDC) {
+	t.Helper()
 	h := newHarness(t, nil, nil)
 	f := &fakeOIDC{id: idp.Identity{Name: "Grace", Email: "grace@example.com", DisplayName: "Grace Hopper",
-		Groups: []string{"navy", "bad group"}, Source: "oidc:corp"}}
-	rs, err := policy.New([]policy.Rule{{Path: "/"}}, nil)
+		Groups: []string{"navy", "bad group"}, Source: "oidc:corp"}, headerOnly: headerOnly}
+	rs, err := policy.New(rules, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
