@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/authd/authd/authd/internal/idp"
 	"github.com/authd/authd/authd/internal/session"
@@ -91,6 +92,59 @@ func (s *Server) refuseHeaderOnly(o *settings, w http.ResponseWriter, p *pageUse
 	}
 	v := messageView{page: o.page(p, p.L.T("headeronly.title")), Text: p.L.T("headeronly.text", name)}
 	o.renderPage(w, http.StatusForbidden, "message", v)
+}
+
+// headerOnlyRow is one header-only identity in the console's list.
+type headerOnlyRow struct {
+	Name, Source, DisplayName string
+	Groups                    []string
+	Sessions                  int
+	LastSeen                  time.Time
+}
+
+type headerOnlyView struct {
+	page
+	Available bool
+	Rows      []headerOnlyRow
+	CSRF      string
+}
+
+// handleConsoleHeaderOnly lists the live header-only sessions by name,
+// each with a button that ends them (there is no user page for them). It
+// reads every session, so it is a page of its own, loaded on demand.
+func (s *Server) handleConsoleHeaderOnly(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
+	v := headerOnlyView{page: o.consolePage(p, "Header-only sign-ins"), CSRF: o.formToken(p, "admin")}
+	v.Notice = doneNotice(r)
+	if s.adminSessions != nil {
+		list, err := s.adminSessions.List(r.Context(), "")
+		if err != nil {
+			s.consoleError(o, w, p, http.StatusServiceUnavailable, err, o.Prefix+"admin/")
+			return
+		}
+		v.Available = true
+		now := s.now()
+		at := map[string]int{}
+		for _, e := range list {
+			x := e.Session.External
+			if x == nil || !e.Session.Valid(now) {
+				continue
+			}
+			i, ok := at[e.Session.User]
+			if !ok {
+				i = len(v.Rows)
+				at[e.Session.User] = i
+				v.Rows = append(v.Rows, headerOnlyRow{Name: e.Session.User})
+			}
+			row := &v.Rows[i]
+			row.Sessions++
+			if e.Session.LastSeen.After(row.LastSeen) {
+				// The newest session's identity is the one shown.
+				row.LastSeen, row.Source, row.DisplayName, row.Groups = e.Session.LastSeen, x.Source, x.DisplayName, x.Groups
+			}
+		}
+		slices.SortFunc(v.Rows, func(a, b headerOnlyRow) int { return strings.Compare(a.Name, b.Name) })
+	}
+	o.renderPage(w, http.StatusOK, "admin_headeronly", v)
 }
 
 // recordText keeps an email or display name a user record could hold, or

@@ -149,3 +149,35 @@ func TestHeaderOnlySessionEndsWhenProviderStopsKeepingThem(t *testing.T) {
 		t.Errorf("header-only session after the provider switched to records: got %d, want 401", v.Code)
 	}
 }
+
+// TestHeaderOnlyConsole: the console lists header-only sign-ins (there is
+// no user page for them) and signs one out; a header-only identity in the
+// admin group gets no console.
+func TestHeaderOnlyConsole(t *testing.T) {
+	h, f := newOIDCHarnessWith(t, headerOnlyRules(), true)
+	c := &consoleHarness{harness: h, creds: &fakeCredentials{}}
+	f.id.Groups = []string{"navy", "admin"}
+	grace := headerOnlySignIn(t, h, f)
+	if w := c.get(grace, "/authd/admin/"); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "keeps no account") {
+		t.Errorf("console for a header-only identity in group admin: got %d, want 403\n%s", w.Code, w.Body)
+	}
+	alice := h.login("alice")
+	w := c.get(alice, "/authd/admin/headeronly")
+	body := w.Body.String()
+	if w.Code != 200 || !strings.Contains(body, "<td>grace</td><td>oidc:corp</td><td>Grace Hopper</td><td>admin, navy</td><td>1</td>") {
+		t.Fatalf("header-only list: got %d, want grace from oidc:corp with her groups and 1 session\n%s", w.Code, body)
+	}
+	if strings.Contains(body, "<td>alice</td>") {
+		t.Errorf("header-only list shows alice, a local user")
+	}
+	w = c.post(alice, form("csrf", c.csrf(alice), "op", "revoke_all", "user", "grace"))
+	if loc := w.Header().Get("Location"); w.Code != http.StatusSeeOther || loc != "/authd/admin/headeronly?done=headeronly_revoked" {
+		t.Fatalf("sign grace out: got %d to %q, want 303 back to the header-only list", w.Code, loc)
+	}
+	if v := h.verify("/other", grace); v.Code != http.StatusUnauthorized {
+		t.Errorf("grace after the console signed her out: got %d, want 401", v.Code)
+	}
+	if w := c.get(alice, "/authd/admin/headeronly?done=headeronly_revoked"); !strings.Contains(w.Body.String(), "No header-only sessions.") || !strings.Contains(w.Body.String(), "Signed out") {
+		t.Errorf("header-only list after sign-out:\n%s", w.Body)
+	}
+}

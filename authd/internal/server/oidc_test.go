@@ -68,10 +68,12 @@ func newOIDCHarnessWith(t *testing.T, rules []policy.Rule, headerOnly bool) (*ha
 	thr := throttle.NewMemory(throttle.Config{AccountFailures: 3, IPFailures: 10, BaseDelay: time.Second, MaxDelay: time.Minute, Window: 15 * time.Minute, MaxEntries: 1000}, h.clock.now)
 	o := testOptions()
 	o.FormOrigins = []string{"https://idp.example.net"}
+	o.AdminGroups, o.Reauth = []string{"admin"}, 5*time.Minute
 	srv, err := New(o, Deps{Users: h.users, Sessions: h.store, Throttle: thr, Now: h.clock.now, OIDC: []OIDCProvider{f}}, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.adminSessions = h.store
 	h.srv, h.h = srv, srv.Handler()
 	return h, f
 }
