@@ -423,6 +423,9 @@ groups = ["ops"]
 [[rules]]
 path = "/"
 groups = ["sales", "staff"]
+
+[admin]
+groups = ["staff"]
 `})
 	b := newBrowser(t, s)
 	site := s.origin()
@@ -471,11 +474,26 @@ groups = ["sales", "staff"]
 		}
 	})
 
+	admin := newBrowser(t, s)
+	step(t, admin, "the admin console lists the header-only sign-in", func(t *testing.T) {
+		admin.navigate(site + "/authd/admin/headeronly")
+		admin.waitPath("/authd/login", 15*time.Second)
+		admin.login("ada", testPassword)
+		admin.waitPath("/authd/admin/headeronly", 15*time.Second)
+		admin.waitText("Header-only sign-ins", 10*time.Second)
+		admin.waitJS("dora's row", 10*time.Second, `[...document.querySelectorAll("tr")].some(r => r.innerText.includes("dora") && r.innerText.includes("oidc:headeronly") && r.innerText.includes("partners, sales"))`)
+		admin.do(chromedp.EmulateViewport(375, 812))
+		admin.screenshot("oidc-headeronly-console-375")
+		admin.do(chromedp.EmulateViewport(1280, 1100))
+	})
+
 	step(t, b, "session revoke -user ends the header-only session", func(t *testing.T) {
 		if out := s.authd(t, "", []string{"session", "revoke"}, "-user", "dora"); !strings.Contains(out, "revoked 1 sessions for dora") {
 			t.Errorf("authd session revoke -user dora: %q, want 1 session revoked", out)
 		}
 		b.navigate(site + "/")
 		b.waitPath("/authd/login", 15*time.Second)
+		admin.navigate(site + "/authd/admin/headeronly")
+		admin.waitText("No header-only sessions.", 10*time.Second)
 	})
 }
