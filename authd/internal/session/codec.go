@@ -21,7 +21,7 @@ const (
 	frameHeader = 8
 	// maxPayload bounds a frame so a corrupt length cannot make us allocate
 	// much; the largest real payload (a create) is well under 1 KiB, or
-	// about 3.3 KiB with a header-only identity at every limit.
+	// about 3.2 KiB with a header-only identity at every limit.
 	maxPayload = 4096
 )
 

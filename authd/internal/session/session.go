@@ -121,8 +121,8 @@ type Session struct {
 	// External, when set, is the identity an external provider vouched for
 	// at sign-in, carried by the session alone: there is no local user
 	// record (an OIDC provider with create_users = false). Nil means User
-	// names a local user record. Stores cap its fields (see MaxGroups) and
-	// treat it as read-only: it is shared, never copied.
+	// names a local user record. Stores refuse one past the limits (see
+	// MaxGroups) and share it read-only with every reader: never change it.
 	External *External
 }
 
