@@ -16,6 +16,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/account"
 	"github.com/authd/authd/authd/internal/audit"
+	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -191,8 +192,12 @@ func (s *Server) checkOwnPassword(o *settings, r *http.Request, p *pageUser, pw 
 		return false, shown("Too many sign-ins right now; try again in a moment.")
 	}
 	var ok bool
-	niced(func() { ok, _, err = users.Verify(p.User.Hash, pw, o.HashParams, o.HashLimits) })
+	ok, _, err = s.hash.Verify(r.Context(), p.User.Hash, pw, o.HashParams, o.HashLimits)
 	o.gate.release()
+	if errors.Is(err, hasher.ErrUnavailable) {
+		s.refund(r.Context(), name, ip)
+		return false, shown("Too many sign-ins right now; try again in a moment.")
+	}
 	if err != nil || !ok {
 		return false, nil
 	}
@@ -204,8 +209,8 @@ func (s *Server) checkOwnPassword(o *settings, r *http.Request, p *pageUser, pw 
 var opTitles = map[string]string{
 	"add": "Add a user", "set": "Change a user", "delete": "Delete a user", "password": "Set a password",
 	"reset": "Issue a password-reset link", "token_create": "Create an API token or signing key",
-	"invite": "Invite a user", "approve": "Approve a registration",
 	"mfa_reset": "Reset a user's second factors",
+	"invite":    "Invite a user", "approve": "Approve a registration",
 }
 
 // consoleError shows err (its text when it is errShown, else a generic one).

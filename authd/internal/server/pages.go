@@ -110,8 +110,8 @@ func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int,
 	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"login"
 	v.Forgot, v.Register = o.pages.forgot, o.pages.register
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
-	v.Providers = o.providers
 	v.Passkey = o.MFA.Passwordless && o.webauthn != nil
+	v.Providers = o.providers
 	if len(v.Username) > 64 {
 		v.Username = v.Username[:64]
 	}

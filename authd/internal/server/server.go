@@ -125,11 +125,11 @@ type Options struct {
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
 
+	// MFA configures second factors.
+	MFA MFAOptions
 	// FormOrigins are extra origins the login and logout pages' forms may
 	// end up at (the OIDC providers' sign-out pages), for the CSP.
 	FormOrigins []string
-	// MFA configures second factors.
-	MFA MFAOptions
 	// AdminGroups are the groups whose enabled members may use the admin
 	// console; none leaves it to nobody. Reauth is how long a re-entered
 	// password admits the console's sensitive actions.
@@ -175,6 +175,35 @@ type Deps struct {
 	// Directory signs in names that have no local account (LDAP; see
 	// external.go); nil turns it off.
 	Directory Directory
+	// Hasher runs the password hashes of logins (main passes a
+	// hasher.Proc: a child process at the lowest CPU priority); nil runs
+	// them in this process.
+	Hasher Hasher
+}
+
+// Hasher runs password hashes. An error wrapping hasher.ErrUnavailable
+// means the hash did not run (the login is answered "busy"); any other error
+// from Verify is the stored hash's.
+type Hasher interface {
+	Verify(ctx context.Context, encoded, password string, p users.Params, l users.Limits) (ok, upgrade bool, err error)
+	Dummy(ctx context.Context, password string, p users.Params) error
+	Hash(ctx context.Context, password string, p users.Params) (string, error)
+}
+
+// inProcess is the Hasher for a nil Deps.Hasher.
+type inProcess struct{}
+
+func (inProcess) Verify(_ context.Context, encoded, password string, p users.Params, l users.Limits) (bool, bool, error) {
+	return users.Verify(encoded, password, p, l)
+}
+
+func (inProcess) Dummy(_ context.Context, password string, p users.Params) error {
+	users.Dummy(password, p)
+	return nil
+}
+
+func (inProcess) Hash(_ context.Context, password string, p users.Params) (string, error) {
+	return users.Hash(password, p)
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -189,6 +218,7 @@ type Server struct {
 	rules   atomic.Pointer[policy.Rules]
 	ids     atomic.Pointer[identities]
 	metrics *metrics
+	hash    Hasher
 	// pace pads failed logins to the slowest hash in use. It outlives a
 	// settings swap: its estimates are of the stored hashes, not the options.
 	pace *pacer
@@ -231,7 +261,10 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 		oidc:  map[string]OIDCProvider{},
 		audit: d.Audit, mfa: d.MFA, replay: d.Replay, adminSessions: d.AdminSessions, credentials: d.Credentials, lastLogins: d.LastLogins,
-		acct: d.Account,
+		acct: d.Account, hash: d.Hasher,
+	}
+	if s.hash == nil {
+		s.hash = inProcess{}
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -296,9 +329,9 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	s.mfaRoutes(r, p)
 	r.GET(p+"oidc/:id/start", s.handleOIDCStart)
 	r.GET(p+"oidc/:id/callback", s.handleOIDCCallback)
-	s.mfaRoutes(r, p)
 	s.consoleRoutes(r, p)
 	r.GET(p+"static/*file", st.pages.static(p+"static/"))
 	s.routeAccount(r, p)
