@@ -292,7 +292,7 @@ func (s *Server) completeLogin(o *settings, w http.ResponseWriter, r *http.Reque
 	if res.source != "" {
 		source, detail = res.source, "via "+door
 	}
-	cookie, key, sess, err := s.createSession(o, r, u, remember, ip)
+	cookie, key, sess, err := s.createSession(o, r, u, nil, remember, ip)
 	if err != nil {
 		s.log.Error("session create failed", zap.String("user", u.Name), zap.Error(err))
 		s.loginOutcome("unavailable", u.Name, ip)
@@ -387,12 +387,18 @@ func (s *Server) upgradeHash(ctx context.Context, o *settings, u *users.Entry, p
 
 // startSession creates a session for u and returns its cookie value and key.
 func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, error) {
-	cookie, key, _, err := s.createSession(o, r, u, remember, ip)
+	return s.startSessionAs(o, r, u, nil, remember, ip)
+}
+
+// startSessionAs is startSession for a user who may have no record: ext,
+// when set, is the header-only identity the session carries.
+func (s *Server) startSessionAs(o *settings, r *http.Request, u *users.Entry, ext *session.External, remember bool, ip string) (string, session.Key, error) {
+	cookie, key, _, err := s.createSession(o, r, u, ext, remember, ip)
 	return cookie, key, err
 }
 
-// createSession is startSession that also returns the session stored.
-func (s *Server) createSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, session.Session, error) {
+// createSession is startSessionAs that also returns the session stored.
+func (s *Server) createSession(o *settings, r *http.Request, u *users.Entry, ext *session.External, remember bool, ip string) (string, session.Key, session.Session, error) {
 	cookie, key, err := session.New()
 	if err != nil {
 		return "", key, session.Session{}, err
@@ -408,7 +414,7 @@ func (s *Server) createSession(o *settings, r *http.Request, u *users.Entry, rem
 	}
 	sess := session.Session{
 		User: u.Name, Created: now, LastSeen: now, Expires: now.Add(life), Idle: idle,
-		Remember: remember, IP: ip, UserAgent: ua, Fingerprint: u.Fingerprint,
+		Remember: remember, IP: ip, UserAgent: ua, Fingerprint: u.Fingerprint, External: ext,
 	}
 	err = s.store.Create(r.Context(), key, sess)
 	return cookie, key, sess, err
