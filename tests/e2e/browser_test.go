@@ -32,6 +32,14 @@ type wsHandshake struct {
 
 func newBrowser(t *testing.T, s *stack) *browser {
 	t.Helper()
+	return newBrowserProfile(t, s, "chrome")
+}
+
+// newBrowserProfile is newBrowser with its own Chromium process and profile
+// directory under the stack (so its own cookies): a second person at
+// another computer.
+func newBrowserProfile(t *testing.T, s *stack, profile string) *browser {
+	t.Helper()
 	chrome := lookTool(t, "CHROMIUM", "chromium", "/usr/bin/chromium", "chromium-browser", "google-chrome")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome),
@@ -41,7 +49,7 @@ func newBrowser(t *testing.T, s *stack) *browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("no-proxy-server", true),
-		chromedp.UserDataDir(filepath.Join(s.dir, "chrome")),
+		chromedp.UserDataDir(filepath.Join(s.dir, profile)),
 		chromedp.WindowSize(1280, 1100),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
