@@ -84,6 +84,11 @@ func TestAdminStory(t *testing.T) {
 		admin.waitPath("/authd/admin/", 15*time.Second)
 		admin.waitText("Ada Lovelace", 10*time.Second)
 		admin.waitText("Grace Hopper", 5*time.Second)
+		// The bar's title and its links sit on one line.
+		off, err := eval[float64](admin, `(() => { const c = e => { const r = document.querySelector(e).getBoundingClientRect(); return r.top + r.height / 2 }; return Math.abs(c(".bar .brand") - c(".bar nav")) })()`)
+		if err != nil || off > 2 {
+			t.Errorf("the console's bar: title and links %vpx apart vertically (%v)", off, err)
+		}
 	})
 
 	var invite string
