@@ -29,7 +29,7 @@ import (
 //  7. the audit page lists every step, with the admin where one acted.
 //
 // Screenshots land in tests/out (story-*.png); AUTHD_SCREENSHOTS=dir
-// copies the committed ones there.
+// copies the three committed under tests/e2e/screenshots there.
 func TestAdminStory(t *testing.T) {
 	requireE2E(t)
 	const (
@@ -74,6 +74,16 @@ func TestAdminStory(t *testing.T) {
 		return link
 	}
 
+	// usedOnce checks that a link, used, is not valid any more.
+	usedOnce := func(t *testing.T, link string) {
+		t.Helper()
+		r := s.get(t, s.client(), strings.TrimPrefix(link, site), "", nil)
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), "This link is not valid") {
+			t.Errorf("the used link %s answered %d:\n%s", strings.TrimPrefix(link, site)[:14], r.StatusCode, body)
+		}
+	}
+
 	story("1 the admin signs in and opens the console", func(t *testing.T) {
 		admin.navigate(site + "/authd/admin/")
 		u := admin.waitPath("/authd/login", 15*time.Second)
@@ -113,12 +123,7 @@ func TestAdminStory(t *testing.T) {
 		bea.waitText("Hello, bea!", 30*time.Second)
 		bea.waitText("staff", 10*time.Second)
 		bea.screenshot("story-app")
-		// The link worked once.
-		r := s.get(t, s.client(), strings.TrimPrefix(invite, site), "", nil)
-		body, _ := io.ReadAll(r.Body)
-		if !strings.Contains(string(body), "This link is not valid") {
-			t.Errorf("the used invite link answered %d:\n%s", r.StatusCode, body)
-		}
+		usedOnce(t, invite)
 	})
 
 	story("4 the invitee changes their password on the account page", func(t *testing.T) {
@@ -180,6 +185,7 @@ func TestAdminStory(t *testing.T) {
 		bea.fillFields(`#password`, resetPW, `#password2`, resetPW)
 		bea.submitAndWait(`form button[type="submit"]`)
 		bea.waitText("Your password was changed", 15*time.Second)
+		usedOnce(t, reset)
 		bea.navigate(site + "/")
 		bea.waitPath("/authd/login", 15*time.Second)
 		bea.login("bea", nextPW)
@@ -217,7 +223,7 @@ func TestAdminStory(t *testing.T) {
 	})
 
 	if dst := os.Getenv("AUTHD_SCREENSHOTS"); dst != "" {
-		for _, n := range []string{"story-invite-link", "story-app", "story-locked", "story-locked-375", "story-audit"} {
+		for _, n := range []string{"story-invite-link", "story-locked-375", "story-audit"} {
 			if data, err := os.ReadFile(filepath.Join(admin.out, n+".png")); err == nil {
 				_ = os.WriteFile(filepath.Join(dst, n+".png"), data, 0o644)
 			}
