@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/authd/authd/authd/internal/policy"
@@ -27,7 +28,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) != 0 || *path == "" {
 		return usagef("explain -path P [-user NAME] [-method M] [-ip ADDR] [-host H]")
 	}
-	_, db, rules, err := loadAll(ctx, *cfgPath)
+	cfg, db, rules, err := loadAll(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,31 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	fmt.Fprintf(stdout, "decision: %s by %s\n", d, steps[len(steps)-1].Label)
+	if d == policy.Allow && req.User != "" {
+		f := rules.FactorFor(&req, idx)
+		if g := requiredGroup(cfg.MFA.RequiredGroups, req.Groups); g != "" && !f.Two {
+			f.Two = true
+			fmt.Fprintf(stdout, "second factor: required (group %s is in mfa.required_groups)\n", g)
+		} else if f.Two {
+			fmt.Fprintf(stdout, "second factor: required by %s: %s\n", steps[len(steps)-1].Label, f)
+		} else {
+			fmt.Fprintf(stdout, "second factor: not required (a password is enough)\n")
+		}
+		if f.Two {
+			fmt.Fprintf(stdout, "  a session without it is sent to the step-up page (401 for fetch and WebSocket)\n")
+		}
+	}
 	return nil
+}
+
+// requiredGroup returns the first of groups that is in required, or "".
+func requiredGroup(required, groups []string) string {
+	for _, g := range groups {
+		if slices.Contains(required, g) {
+			return g
+		}
+	}
+	return ""
 }
 
 func orNone(gs []string) string {

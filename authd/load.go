@@ -70,7 +70,8 @@ func policyRules(cfg config.Config) (*policy.Rules, error) {
 	rs := make([]policy.Rule, 0, len(cfg.Rules))
 	for i, r := range cfg.Rules {
 		pr := policy.Rule{Host: r.Host, Path: r.Path, Methods: r.Methods, Networks: cfg.NetworkPrefixes(r.Networks),
-			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i)}
+			Groups: r.Groups, Users: r.Users, Roles: r.Roles, Label: fmt.Sprintf("rules[%d]", i),
+			Factor: policy.Factor{Two: r.Factor == "two", MaxAge: r.FactorMaxAge.Duration}}
 		switch r.Allow {
 		case "public":
 			pr.Access = policy.Public
@@ -104,6 +105,7 @@ func serverOptions(cfg config.Config, secret []byte, build server.BuildInfo) ser
 		HashParams:    hashParams(cfg), HashLimits: userLimits(cfg),
 		MaxHashing: cfg.Hash.MaxConcurrent, MaxHashQueue: cfg.Hash.MaxQueue, HashQueueTimeout: cfg.Hash.QueueTimeout.Duration,
 		Secret: secret, Build: build, FormOrigins: oidcOrigins(cfg),
+		MFA:         server.MFAOptions{Issuer: cfg.MFA.Issuer, RequiredGroups: cfg.MFA.RequiredGroups, Passwordless: cfg.MFA.Passwordless},
 		AdminGroups: cfg.Admin.Groups, Reauth: cfg.Admin.Reauth.Duration,
 		ForgotLink:   cfg.SMTP.Enabled(),
 		RegisterLink: cfg.Registration.Mode == "open" || cfg.Registration.Mode == "approval",

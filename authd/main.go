@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/authd/authd/authd/internal/hasher"
 )
 
 const defaultConfig = "/etc/authd/authd.toml"
@@ -133,6 +135,9 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return cmdDoctor(rest, stdin, stdout, stderr)
 	case "hash":
 		return cmdHash(rest, stdin, stdout, stderr)
+	case hasherCommand:
+		// Not in the usage: serve starts it, as its hashing child.
+		return hasher.Serve(stdin, stdout)
 	case "version", "-version", "--version":
 		return cmdVersion(rest, stdout)
 	case "help", "-h", "-help", "--help":

@@ -18,12 +18,22 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/authd/authd/authd/internal/hasher"
 )
 
 // binary is the authd built once for the tests in this package.
 var binary string
 
 func TestMain(m *testing.M) {
+	// Main.Open in these tests starts this test binary as its hashing child.
+	if len(os.Args) > 1 && os.Args[1] == hasherCommand {
+		if err := hasher.Serve(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "authd-bin-")
 	if err != nil {
 		panic(err)

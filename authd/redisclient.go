@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/session"
@@ -34,4 +37,27 @@ func newRedisClient(o *redis.UniversalOptions, r config.Redis) redis.UniversalCl
 // the server and in the CLI alike: a revocation is a write like a logout.
 func redisWait(cfg config.Config) session.RedisOption {
 	return session.WithWait(cfg.Redis.WaitReplicas, cfg.Redis.WaitTimeout.Duration)
+}
+
+// redisTracking lets serve's session store keep local copies of sessions
+// that Redis invalidates on every change (session.WithTracking), so most
+// verifies need no round trip while a logout on any instance is still
+// refused at the next request everywhere. It supports a standalone Redis
+// without TLS; with Sentinel, Cluster or TLS every verify reads Redis.
+func redisTracking(cfg config.Config, log *zap.Logger) session.RedisOption {
+	r := cfg.Redis
+	pw, err := r.Password()
+	if r.Mode() != config.RedisStandalone || r.TLS || len(r.Addrs) != 1 || err != nil {
+		return func(*session.Redis) {}
+	}
+	addr := r.Addrs[0]
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	// Named like the client's pooled connections (redisOptions), so CLIENT
+	// LIST shows it as authd's.
+	return session.WithTracking(dial, r.Username, pw, "authd", func(err error) {
+		log.Warn("redis session tracking off: every verify reads redis until it is back", zap.Error(err))
+	})
 }

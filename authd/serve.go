@@ -21,6 +21,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/fsutil"
+	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/idp"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/server"
@@ -90,7 +91,11 @@ type Main struct {
 	handover     *handover      // the socket a SIGUSR2 passes on
 	exe          string         // the binary a handover execs; set once Run accepted one
 	hup, usr2    chan os.Signal // caught before Open by serve (see catchSignals)
+	hasher       *hasher.Proc   // the child that runs password hashes
 }
+
+// hasherCommand is the hidden subcommand serve runs as its hashing child.
+const hasherCommand = "hash-worker"
 
 // catchSignals starts catching SIGHUP and SIGUSR2. One that arrives before
 // Run waits in its channel and is acted on once authd is ready.
@@ -128,7 +133,7 @@ func (m *Main) open(ctx context.Context) error {
 	if m.log, m.level, err = newLogger(cfg.Log.Level, m.stdout); err != nil {
 		return err
 	}
-	if m.stores, err = openStores(ctx, cfg, m.cfgPath); err != nil {
+	if m.stores, err = openStores(ctx, cfg, m.cfgPath, m.log); err != nil {
 		return err
 	}
 	st := m.stores
@@ -144,6 +149,16 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	// One verifier per process: its nonce cache and start time must outlive reloads.
 	verifier := machine.NewVerifier(st.credentials.source, st.nonces, machine.DefaultWindow, time.Now)
+	// Password hashes run in a child at the lowest CPU priority, so a login
+	// flood takes only the CPU verify leaves (see package hasher).
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("hashing process: %w", err)
+	}
+	m.hasher = hasher.New(exe, hasherCommand)
+	if err := m.hasher.Start(); err != nil {
+		return fmt.Errorf("hashing process: %w", err)
+	}
 	acct, err := accountDeps(cfg, st)
 	if err != nil {
 		return err
@@ -154,9 +169,11 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	deps := server.Deps{
 		Users: st.users, Sessions: st.sessions, Throttle: st.throttle, Machine: verifier, Logger: m.log, Now: time.Now, Redis: st.redis,
+		MFA: st.mfa, Replay: st.replay,
 		Audit: st.audit, AdminSessions: st.sessions, Credentials: consoleCredentials{st.credentials}, LastLogins: st.lastLogins,
 		Account: acct,
 		OIDC:    providers,
+		Hasher:  m.hasher,
 	}
 	if m.dir, err = openDirectory(cfg.LDAP); err != nil {
 		return err
@@ -302,6 +319,9 @@ func (m *Main) Close() error {
 	// set exe): otherwise the address must be free when Close returns.
 	if m.handover != nil && m.exe == "" {
 		m.handover.close()
+	}
+	if m.hasher != nil {
+		_ = m.hasher.Close()
 	}
 	if m.dir != nil {
 		_ = m.dir.Close()

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/authd/authd/authd/internal/config"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/mfa"
 	"github.com/authd/authd/authd/internal/server"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -74,6 +76,10 @@ type stores struct {
 	nonces      machine.NonceCache
 	credentials *credentials
 	secret      []byte
+	// mfa keeps second factors and replay the codes already used: in the
+	// data directory, or in Redis with store = "redis".
+	mfa    mfa.Store
+	replay mfa.Replay
 	// audit is data_dir's audit file, or the stream in Redis.
 	audit auditLog
 	// lastLogins is data_dir's last-login record, or a hash in Redis.
@@ -84,16 +90,16 @@ type stores struct {
 // store (see openSessions); it fails before serving if one cannot be
 // reached, so nothing is initialised lazily on a request. cfgPath only
 // names the config in messages.
-func openStores(ctx context.Context, cfg config.Config, cfgPath string) (*stores, error) {
+func openStores(ctx context.Context, cfg config.Config, cfgPath string, log *zap.Logger) (*stores, error) {
 	st := &stores{}
-	if err := st.open(ctx, cfg, cfgPath); err != nil {
+	if err := st.open(ctx, cfg, cfgPath, log); err != nil {
 		_ = st.Close()
 		return nil, err
 	}
 	return st, nil
 }
 
-func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string) error {
+func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string, log *zap.Logger) error {
 	var err error
 	if st.redis, err = openRedis(ctx, cfg); err != nil {
 		return err
@@ -112,7 +118,7 @@ func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string) e
 		st.users = ru
 		st.throttle = freshLogin{throttler: throttle.NewRedis(st.redis, cfg.Redis.KeyPrefix, throttleConfig(cfg), time.Now), users: ru}
 		st.nonces = machine.NewRedisNonces(st.redis, cfg.Redis.KeyPrefix, time.Now)
-		st.sessions = newRedisSessions(cfg, st.redis, ru)
+		st.sessions = newRedisSessions(cfg, st.redis, ru, redisTracking(cfg, log))
 	}
 	if st.secret, err = loadSharedSecret(ctx, cfg, st.redis); err != nil {
 		return err
@@ -120,11 +126,31 @@ func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string) e
 	if st.credentials, err = openCredentials(ctx, cfg, st.redis); err != nil {
 		return err
 	}
+	if st.mfa, err = openMFA(cfg, st.redis); err != nil {
+		return err
+	}
+	if st.redis != nil {
+		st.replay = mfa.NewRedisReplay(st.redis, cfg.Redis.KeyPrefix)
+	} else if st.replay, err = mfa.OpenReplayFile(cfg.DataDir, nil); err != nil {
+		return fmt.Errorf("mfa: %w", err)
+	}
 	if st.audit, err = openAudit(cfg, st.redis); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	st.lastLogins = openLastLogins(cfg, st.redis)
 	return nil
+}
+
+// openMFA opens the second-factor store: mfa.json in data_dir, or Redis on rc.
+func openMFA(cfg config.Config, rc redis.UniversalClient) (mfa.Store, error) {
+	if rc != nil {
+		return mfa.NewRedis(rc, cfg.Redis.KeyPrefix), nil
+	}
+	f, err := mfa.OpenFile(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("mfa: %w", err)
+	}
+	return f, nil
 }
 
 // openSessions opens the embedded session store; with Redis, open made the
@@ -232,14 +258,16 @@ func openEmbeddedSessions(cfg config.Config) (*session.Embedded, error) {
 	return s, nil
 }
 
-// newRedisSessions puts sessions in Redis on rc. Sessions are never cached:
-// each verify is one round trip that also reads the session user's
-// version, and the user snapshot is refreshed before the answer when that
-// version moved (session.WithUserCheck → users.Ensure). Concurrent
+// newRedisSessions puts sessions in Redis on rc. A verify is one round trip
+// that also reads the session user's version, and the user snapshot is
+// refreshed before the answer when that version moved (session.WithUserCheck
+// → users.Ensure); serve adds redisTracking, which answers from a local copy
+// that Redis invalidates. Concurrent
 // verifies share round trips (a few pipelines in flight at once), which
 // halves Redis's and authd's cost per verify under load.
-func newRedisSessions(cfg config.Config, rc redis.UniversalClient, u *users.Redis) *session.Redis {
-	return session.NewRedis(rc, cfg.Redis.KeyPrefix, time.Now, session.WithUserCheck(u.Ensure), session.WithBatching(4, 32), redisWait(cfg))
+func newRedisSessions(cfg config.Config, rc redis.UniversalClient, u *users.Redis, more ...session.RedisOption) *session.Redis {
+	opts := append([]session.RedisOption{session.WithUserCheck(u.Ensure), session.WithBatching(4, 32), redisWait(cfg)}, more...)
+	return session.NewRedis(rc, cfg.Redis.KeyPrefix, time.Now, opts...)
 }
 
 func throttleConfig(cfg config.Config) throttle.Config {

@@ -21,9 +21,12 @@ import (
 
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, reset-link, import-htpasswd, import)")
+		return usagef("user: missing subcommand (add, passwd, del, lock, unlock, set, list, reset-link, mfa, import-htpasswd, import)")
 	}
 	sub, args := args[0], args[1:]
+	if sub == "mfa" {
+		return cmdUserMFA(ctx, args, stdout, stderr)
+	}
 	if sub == "reset-link" {
 		return cmdResetLink(ctx, args, stdout, stderr)
 	}

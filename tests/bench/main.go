@@ -93,7 +93,7 @@ type bench struct {
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	modes := fs.String("modes", "verify,sessions,flood", "comma-separated: verify, sessions, flood, heavy (verify while one bound-maximal stored hash runs)")
+	modes := fs.String("modes", "verify,sessions,flood", "comma-separated: verify, sessions, flood, heavy (verify while one bound-maximal stored hash runs), redis (authd and authd-redis only)")
 	runs := fs.Int("runs", 3, "measured wrk runs per configuration (median and spread)")
 	d := fs.Duration("d", 10*time.Second, "length of each wrk run")
 	warm := fs.Duration("warmup", 2*time.Second, "length of the warm-up run per configuration")
@@ -119,7 +119,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		conns: *conns, keep: *keep, flood: *flood, every: *every, hashMax: *hashMax, retries: *retries, browser: *browser, maxOthers: *maxOthers, pin: *pin, perf: *perf, src: *src, out: *out, keepDir: *keepDir}
 	for _, m := range strings.Split(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
-		case "verify", "sessions", "flood", "heavy":
+		case "verify", "sessions", "flood", "heavy", "redis":
 			o.modes[m] = true
 		case "":
 		default:
@@ -157,13 +157,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	var v *verifySetup
 	var err error
-	if o.modes["verify"] || o.modes["flood"] || o.modes["heavy"] {
+	if o.modes["verify"] || o.modes["flood"] || o.modes["heavy"] || o.modes["redis"] {
 		if v, err = b.setupVerify(); err != nil {
 			return err
 		}
 	}
 	if o.modes["verify"] {
 		if err := b.runVerify(ctx, v); err != nil {
+			return err
+		}
+	}
+	if o.modes["redis"] {
+		if err := b.runRedisMode(ctx, v); err != nil {
 			return err
 		}
 	}

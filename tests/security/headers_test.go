@@ -12,10 +12,10 @@ var identityNames = map[string]string{ // name → which of authd's values it ca
 	"X-Remote-User": "user", "X-Auth-Request-User": "user", "X-Auth-Request-Email": "email",
 	"X-Auth-Request-Groups": "groups", "X-Auth-Request-Preferred-Username": "user", "X-Forwarded-User": "user",
 	"X-Forwarded-Email": "email", "X-Forwarded-Groups": "groups", "X-Forwarded-Preferred-Username": "user",
-	"X-Webauth-User": "user",
+	"X-Webauth-User": "user", "Remote-Auth-Level": "level",
 }
 
-var adaIdentity = map[string]string{"user": "ada", "groups": "staff", "email": "ada@example.com", "name": "User ada"}
+var adaIdentity = map[string]string{"user": "ada", "groups": "staff", "email": "ada@example.com", "name": "User ada", "level": "1"}
 
 // spoofed lists every header that reached the app carrying the client's spoofed value.
 func spoofed(a *appSeen) []string {

@@ -44,6 +44,7 @@ type Config struct {
 	Timeouts Timeouts `toml:"timeouts"`
 	Log      Log      `toml:"log"`
 	Redis    Redis    `toml:"redis"`
+	MFA      MFA      `toml:"mfa"`
 	Admin    Admin    `toml:"admin"`
 	// SMTP, Registration and Account configure mail, self-registration and the account page.
 	SMTP         SMTP         `toml:"smtp"`
@@ -166,6 +167,23 @@ type Rule struct {
 	Users  []string `toml:"users"`
 	// Roles, for an "authenticated" rule, admit requests from networks with these roles, without a login.
 	Roles []string `toml:"roles"`
+	// Factor is "one" (default: a password is enough) or "two": a session must
+	// also have proved a second factor (TOTP, recovery code or passkey).
+	Factor string `toml:"factor"`
+	// FactorMaxAge, with factor = "two", is how recent the second factor must
+	// be ("15m"); zero means any time during the session.
+	FactorMaxAge Duration `toml:"factor_max_age"`
+}
+
+// MFA configures second factors.
+type MFA struct {
+	// Issuer names the site in authenticator apps; empty uses login_title.
+	Issuer string `toml:"issuer"`
+	// RequiredGroups are groups whose members must enrol a second factor at
+	// their next login and use it for every path.
+	RequiredGroups []string `toml:"required_groups"`
+	// Passwordless lets a discoverable passkey sign in without a password.
+	Passwordless bool `toml:"passwordless"`
 }
 
 // Duration is a time.Duration written as a string ("30m") in TOML.

@@ -49,6 +49,7 @@ func Default() Config {
 		},
 		Log:          Log{Level: "info"},
 		Redis:        DefaultRedis(),
+		MFA:          MFA{RequiredGroups: []string{}},
 		Admin:        Admin{Groups: []string{"admin"}, Reauth: Duration{5 * time.Minute}},
 		LDAP:         DefaultLDAP(),
 		Networks:     map[string]Network{},

@@ -340,6 +340,29 @@ func (c Config) checkRules(e *Errors) {
 				e.add(index(k+".roles", j), "must be the role of some [networks] entry (got %q)", role)
 			}
 		}
+		switch r.Factor {
+		case "", "one":
+			if r.FactorMaxAge.Duration != 0 {
+				e.add(k+".factor_max_age", `applies only with factor = "two" (got %v)`, r.FactorMaxAge.Duration)
+			}
+		case "two":
+			if r.Allow != "" && r.Allow != "authenticated" {
+				e.add(k+".factor", `"two" applies only when allow is "authenticated" (got allow = %q)`, r.Allow)
+			}
+			if d := r.FactorMaxAge.Duration; d < 0 || (d > 0 && d < time.Minute) {
+				e.add(k+".factor_max_age", "must be 0 (any time in the session) or at least 1m (got %v)", d)
+			}
+		default:
+			e.add(k+".factor", `must be "one" or "two" (got %q)`, r.Factor)
+		}
+	}
+	for j, g := range c.MFA.RequiredGroups {
+		if !validName(g) {
+			e.add(index("mfa.required_groups", j), "must be a non-empty name of [a-z0-9._@-] (got %q)", g)
+		}
+	}
+	if len(c.MFA.Issuer) > 64 || strings.ContainsAny(c.MFA.Issuer, ":\x00") {
+		e.add("mfa.issuer", "must be at most 64 characters without \":\" (got %q)", c.MFA.Issuer)
 	}
 }
 

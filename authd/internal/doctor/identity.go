@@ -10,7 +10,7 @@ import (
 // (authd-identity-clear.conf). TestIdentityHeadersMatchSnippet keeps the list
 // in step with the snippet.
 var identityHeaders = []string{
-	"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name", "X-Remote-User",
+	"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name", "Remote-Auth-Level", "X-Remote-User",
 	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
 	"X-Auth-Request-Preferred-Username", "X-Forwarded-User", "X-Forwarded-Email",
 	"X-Forwarded-Groups", "X-Forwarded-Preferred-Username", "X-Webauth-User",
@@ -18,10 +18,11 @@ var identityHeaders = []string{
 
 // authdAnswer are the nginx variables that hold authd's identity answer.
 var authdAnswer = map[string]bool{
-	"$upstream_http_remote_user":   true,
-	"$upstream_http_remote_groups": true,
-	"$upstream_http_remote_email":  true,
-	"$upstream_http_remote_name":   true,
+	"$upstream_http_remote_user":       true,
+	"$upstream_http_remote_groups":     true,
+	"$upstream_http_remote_email":      true,
+	"$upstream_http_remote_name":       true,
+	"$upstream_http_remote_auth_level": true,
 }
 
 // clientVars are variable prefixes whose value the client chooses.
@@ -69,7 +70,7 @@ func (r *run) identity(l *scope, protected bool) {
 				fmt.Sprintf("set it from authd's answer (auth_request_set + proxy_set_header %s $authd_user, as authd-protect.conf does) or to \"\"", h))
 		case protected && strings.HasPrefix(val, "$") && !fromAuthd[val] && source[val] != "":
 			r.addAt(d, "identity-not-from-authd",
-				fmt.Sprintf("%s is set from %s = %s, a header authd does not send (it answers Remote-User, Remote-Groups, Remote-Email, Remote-Name): the app sees no user", h, val, source[val]),
+				fmt.Sprintf("%s is set from %s = %s, a header authd does not send (it answers Remote-User, Remote-Groups, Remote-Email, Remote-Name, Remote-Auth-Level): the app sees no user", h, val, source[val]),
 				fmt.Sprintf("auth_request_set %s $upstream_http_remote_user; (or the Remote-* header that carries this value)", val))
 		case protected && strings.HasPrefix(val, "$") && !fromAuthd[val] && isAuthRequestSetVar(l, val):
 			unset = append(unset, h+" "+val)

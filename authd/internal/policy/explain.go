@@ -113,6 +113,12 @@ func (r *rule) describe() string {
 		if len(r.Roles) > 0 {
 			parts = append(parts, "roles "+strings.Join(r.Roles, ","))
 		}
+		if r.Factor.Two {
+			parts = append(parts, "factor two")
+			if r.Factor.MaxAge > 0 {
+				parts = append(parts, "factor_max_age "+r.Factor.MaxAge.String())
+			}
+		}
 	}
 	return strings.Join(parts, "; ")
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Decision is the outcome of evaluating a request.
@@ -56,6 +57,29 @@ type Rule struct {
 	Roles    []string
 	// Label names the rule in explanations, e.g. "rules[2]".
 	Label string
+	// Factor is what an Authenticated rule asks of the session beyond a
+	// login; the zero Factor asks nothing.
+	Factor Factor
+}
+
+// Factor is a rule's second-factor requirement.
+type Factor struct {
+	// Two demands a second factor in the session.
+	Two bool
+	// MaxAge, with Two, is how long ago the second factor may have been
+	// proved; zero means any time during the session.
+	MaxAge time.Duration
+}
+
+// String describes f for explanations.
+func (f Factor) String() string {
+	switch {
+	case !f.Two:
+		return "one factor"
+	case f.MaxAge > 0:
+		return fmt.Sprintf("two factors, the second within %v", f.MaxAge)
+	}
+	return "two factors"
 }
 
 // Request is what rules look at. User is empty for anonymous requests.
@@ -124,6 +148,9 @@ func New(rules []Rule, networks []Network) (*Rules, error) {
 		}
 		if p, ok := Canonical(r.Path); !ok || p != r.Path {
 			return nil, fmt.Errorf("%s: path %q is not canonical", r.Label, r.Path)
+		}
+		if r.Access != Authenticated && r.Factor.Two {
+			return nil, fmt.Errorf("%s: a second factor applies only to authenticated rules", r.Label)
 		}
 		if r.Access != Authenticated && (len(r.Groups) > 0 || len(r.Users) > 0 || len(r.Roles) > 0) {
 			return nil, fmt.Errorf("%s: groups, users and roles apply only to authenticated rules", r.Label)
@@ -278,6 +305,20 @@ func inAny(ip netip.Addr, prefixes []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// FactorFor returns what the rule at index i (as Decide returned it) asks of
+// req's session beyond the login it allowed: nothing for a public rule, a
+// request let in by a network role, or no rule.
+func (rs *Rules) FactorFor(req *Request, i int) Factor {
+	if i < 0 || i >= len(rs.rules) {
+		return Factor{}
+	}
+	r := &rs.rules[i]
+	if r.Access != Authenticated || !r.Factor.Two || (r.roles != 0 && r.roles&rs.rolesOf(req.IP) != 0) {
+		return Factor{}
+	}
+	return r.Factor
 }
 
 // Groups lists every group the rules name, so callers can check they exist.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/account"
 	"github.com/authd/authd/authd/internal/audit"
+	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/machine"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
@@ -280,7 +281,10 @@ func (s *Server) checkAndHash(o *settings, ctx context.Context, hash, current, n
 	good = true
 	if hash != "" {
 		var verr error
-		niced(func() { good, _, verr = users.Verify(hash, current, o.HashParams, o.HashLimits) })
+		good, _, verr = s.hash.Verify(ctx, hash, current, o.HashParams, o.HashLimits)
+		if errors.Is(verr, hasher.ErrUnavailable) {
+			return false, "", verr
+		}
 		if verr != nil {
 			s.log.Error("stored hash unusable", zap.Error(verr))
 			good = false
@@ -290,7 +294,7 @@ func (s *Server) checkAndHash(o *settings, ctx context.Context, hash, current, n
 			return false, "", nil
 		}
 	}
-	niced(func() { newHash, err = users.Hash(newPassword, o.HashParams) })
+	newHash, err = s.hash.Hash(ctx, newPassword, o.HashParams)
 	return good, newHash, err
 }
 

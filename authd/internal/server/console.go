@@ -90,6 +90,10 @@ func (s *Server) admin(h consoleHandler) httprouter.Handle {
 			o.renderPage(w, http.StatusForbidden, "message", v)
 			return
 		}
+		if s.needsStepUp(o, r, p) {
+			s.redirect(w, o.stepUpURL(o.Prefix+"admin/"))
+			return
+		}
 		h(o, w, r, p)
 	}
 }
@@ -172,6 +176,10 @@ type usersView struct {
 	CSRF         string
 	LastLogin    map[string]time.Time
 	HasLastLogin bool
+	// Factors are second factors by user; HasFactors is false when they
+	// are not configured.
+	Factors    map[string]FactorSummary
+	HasFactors bool
 }
 
 func (s *Server) handleConsoleUsers(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
@@ -213,6 +221,9 @@ func (s *Server) handleConsoleUsers(o *settings, w http.ResponseWriter, r *http.
 		if m, err := s.lastLogins.LastLogin(r.Context()); err == nil {
 			v.LastLogin, v.HasLastLogin = m, true
 		}
+	}
+	if sums, err := s.FactorSummaries(r.Context()); err == nil {
+		v.Factors, v.HasFactors = sums, true
 	}
 	v.Notice = doneNotice(r)
 	o.renderPage(w, http.StatusOK, "admin_users", v)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/account"
 	"github.com/authd/authd/authd/internal/audit"
+	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -51,12 +52,12 @@ func (s *Server) handleConsoleDo(o *settings, w http.ResponseWriter, r *http.Req
 
 var consoleOps = []string{"add", "set", "lock", "unlock", "delete", "password", "reset",
 	"revoke_session", "revoke_all", "signout_everyone", "token_create", "token_revoke",
-	"invite", "approve", "reject"}
+	"invite", "approve", "reject", "mfa_reset"}
 
 // sensitive reports whether op with form f needs a recent password.
 func (s *Server) sensitive(o *settings, op string, f url.Values) bool {
 	switch op {
-	case "delete", "password", "reset", "token_create":
+	case "delete", "password", "reset", "token_create", "mfa_reset":
 		return true
 	case "add", "invite":
 		return grantsAdmin(o, nil, splitGroups(f.Get("groups")))
@@ -191,8 +192,12 @@ func (s *Server) checkOwnPassword(o *settings, r *http.Request, p *pageUser, pw 
 		return false, shown("Too many sign-ins right now; try again in a moment.")
 	}
 	var ok bool
-	niced(func() { ok, _, err = users.Verify(p.User.Hash, pw, o.HashParams, o.HashLimits) })
+	ok, _, err = s.hash.Verify(r.Context(), p.User.Hash, pw, o.HashParams, o.HashLimits)
 	o.gate.release()
+	if errors.Is(err, hasher.ErrUnavailable) {
+		s.refund(r.Context(), name, ip)
+		return false, shown("Too many sign-ins right now; try again in a moment.")
+	}
 	if err != nil || !ok {
 		return false, nil
 	}
@@ -204,7 +209,8 @@ func (s *Server) checkOwnPassword(o *settings, r *http.Request, p *pageUser, pw 
 var opTitles = map[string]string{
 	"add": "Add a user", "set": "Change a user", "delete": "Delete a user", "password": "Set a password",
 	"reset": "Issue a password-reset link", "token_create": "Create an API token or signing key",
-	"invite": "Invite a user", "approve": "Approve a registration",
+	"mfa_reset": "Reset a user's second factors",
+	"invite":    "Invite a user", "approve": "Approve a registration",
 }
 
 // consoleError shows err (its text when it is errShown, else a generic one).
@@ -287,6 +293,22 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 		s.redirect(w, admin+"user?u="+url.QueryEscape(name)+"&done="+notice)
 	}
 	switch op {
+	case "mfa_reset":
+		// Their factors go, and so do their sessions: a reset usually means
+		// a lost or stolen device. ResetFactors records mfa_reset.
+		if _, err := s.ResetFactors(ctx, r, p.User.Name, name); err != nil {
+			s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
+			return
+		}
+		n := 0
+		if s.adminSessions != nil {
+			if n, err = s.adminSessions.DeleteUser(ctx, name); err != nil {
+				s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
+				return
+			}
+		}
+		done("sessions_revoked", fmt.Sprintf("%d sessions, after a second factor reset", n), "mfa_reset")
+		return
 	case "revoke_session", "revoke_all":
 		if s.adminSessions == nil {
 			s.consoleError(o, w, p, http.StatusNotImplemented, shown("This store cannot list sessions."), userPage)

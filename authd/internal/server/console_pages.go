@@ -22,6 +22,7 @@ var doneNotices = map[string]string{
 	"revoked": "Session signed out.", "revoked_all": "Every session of the user signed out.",
 	"everyone": "Everyone was signed out.", "approved": "Registration approved; the user can sign in.",
 	"rejected": "Registration rejected.", "token_revoked": "Revoked.", "password": "Password set; their sessions ended.",
+	"mfa_reset": "Second factors removed; their sessions ended.",
 }
 
 func doneNotice(r *http.Request) string { return doneNotices[r.URL.Query().Get("done")] }
@@ -50,6 +51,10 @@ type userView struct {
 	HasResetLinks  bool
 	HasCredentials bool
 	LastLogin      time.Time
+	// Factors are the user's second factors; HasFactors is false when
+	// second factors are not configured.
+	Factors    FactorSummary
+	HasFactors bool
 }
 
 // consoleUser returns the user named by the query's u, or answers 404.
@@ -95,6 +100,9 @@ func (s *Server) handleConsoleUser(o *settings, w http.ResponseWriter, r *http.R
 		if m, err := s.lastLogins.LastLogin(r.Context()); err == nil {
 			v.LastLogin = m[e.Name]
 		}
+	}
+	if sums, err := s.FactorSummaries(r.Context()); err == nil {
+		v.Factors, v.HasFactors = sums[e.Name], true
 	}
 	o.renderPage(w, http.StatusOK, "admin_user", v)
 }

@@ -445,8 +445,9 @@ func TestConsoleTenThousandUsers(t *testing.T) {
 	addUsers(t, c.harness, 10000)
 	alice := c.login("alice")
 	for _, target := range []string{"/authd/admin/", "/authd/admin/?page=150", "/authd/admin/?q=user99", "/authd/admin/?q=example.com&page=100", "/authd/admin/user?u=user5000"} {
+		// The best of several: the server's cost, not the noise of a shared machine.
 		var best, cold float64 = 1e9, 0
-		for i := range 3 {
+		for i := range 10 {
 			w := c.get(alice, target)
 			if w.Code != http.StatusOK {
 				t.Fatalf("%s: got %d", target, w.Code)
@@ -518,5 +519,36 @@ func TestConsoleLastLogin(t *testing.T) {
 	}
 	if body := c.get(alice, "/authd/admin/").Body.String(); !strings.Contains(body, "<th scope=\"col\">Last login</th>") || !strings.Contains(body, "2026-01-02 04:04") || !strings.Contains(body, "never") {
 		t.Errorf("user list lacks last logins:\n%s", body)
+	}
+}
+
+// TestConsoleDirectoryUser: a user who signs in through LDAP has no
+// password here to set.
+func TestConsoleDirectoryUser(t *testing.T) {
+	c := newConsole(t)
+	c.editUsers(func(l []users.User) []users.User {
+		return append(l, users.User{Name: "dir", Source: "ldap", Groups: []string{"staff"}, Generation: 9})
+	})
+	alice := c.login("alice")
+	if body := c.get(alice, "/authd/admin/user?u=dir").Body.String(); strings.Contains(body, `value="password"`) || !strings.Contains(body, "signs in through ldap") {
+		t.Errorf("directory user's page offers a password:\n%s", body)
+	}
+	w := c.post(alice, form("op", "password", "user", "dir", "password", "a brand new password 1", "csrf", c.csrf(alice), "reauth_password", testPassword))
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "signs in through ldap") {
+		t.Errorf("set a directory user's password: got %d; %s", w.Code, w.Body)
+	}
+	if e, _ := c.users.DB().Lookup("dir"); e.Hash != "" {
+		t.Error("directory user got a local hash")
+	}
+	// Where each user comes from, in the list and on the user's page.
+	list := c.get(alice, "/authd/admin/?q=dir").Body.String()
+	if !strings.Contains(list, "<td>ldap</td>") {
+		t.Errorf("users list does not show the directory user's source:\n%s", list)
+	}
+	if list := c.get(alice, "/authd/admin/?q=bob").Body.String(); !strings.Contains(list, "<td>local</td>") {
+		t.Errorf("users list does not show a local user as local:\n%s", list)
+	}
+	if body := c.get(alice, "/authd/admin/user?u=dir").Body.String(); !strings.Contains(body, "<dt>Source</dt><dd>ldap") {
+		t.Errorf("user page does not show the source:\n%s", body)
 	}
 }

@@ -32,7 +32,7 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 			return
 		}
 		var err error
-		niced(func() { hash, err = users.Hash(pw, o.HashParams) })
+		hash, err = s.hash.Hash(ctx, pw, o.HashParams)
 		o.gate.release()
 		if err != nil {
 			s.consoleError(o, w, p, http.StatusInternalServerError, err, back)
@@ -69,6 +69,9 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 		case "unlock":
 			u.Disabled, u.Generation = false, users.NewGeneration()
 		case "password":
+			if u.Source != "" {
+				return u, false, shown("%s signs in through %s; their password is not kept here.", name, u.Source)
+			}
 			u.Hash, u.Generation = hash, users.NewGeneration()
 		case "delete":
 			del = true

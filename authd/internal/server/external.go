@@ -131,7 +131,7 @@ func (s *Server) loginDirectory(o *settings, w http.ResponseWriter, r *http.Requ
 	}
 	o.setCookie(w, o.CookieName, cookie, maxAge)
 	o.setCookie(w, o.preName, "", -1)
-	s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
+	s.redirect(w, s.afterLogin(ctx, o, u, rd))
 }
 
 // failDirectory answers a refused directory sign-in exactly as a local one

@@ -54,3 +54,10 @@ func (g *gate) acquire(ctx context.Context) bool {
 }
 
 func (g *gate) release() { <-g.slots }
+
+// saturated reports whether every slot is taken and the queue is full, so
+// that acquire would refuse now. It is a snapshot: a slot may free a moment
+// later.
+func (g *gate) saturated() bool {
+	return len(g.slots) == cap(g.slots) && g.waiting.Load() >= g.queue
+}

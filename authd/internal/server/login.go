@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"mime"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/authd/internal/audit"
+	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -51,6 +53,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	if !o.sameOrigin(r) {
 		s.loginOutcome("cross_site", "", ip)
 		plain(w, http.StatusForbidden, "cross-site login refused")
+		return
+	}
+	// Beyond the hashing queue a login would be refused at the gate anyway:
+	// refuse it before reading the form, so a flood costs no parsing, CSRF
+	// check or throttle bookkeeping (nothing was checked, nothing counted).
+	if o.gate.saturated() {
+		s.loginOutcome("overloaded", "", ip)
+		o.renderBusy(w, r, loginView{})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
@@ -130,17 +140,25 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	ok, upgrade := false, false
 	cost := users.Cost{Argon2id: dummyParams(o.HashParams)}
 	if u == nil {
-		niced(func() { users.Dummy(password, o.HashParams) })
+		err = s.hash.Dummy(r.Context(), password, o.HashParams)
 	} else {
 		cost = u.Cost()
-		niced(func() { ok, upgrade, err = users.Verify(u.Hash, password, o.HashParams, o.HashLimits) })
-		if err != nil {
-			s.log.Error("stored hash unusable", zap.String("user", name), zap.Error(err))
-			ok = false
-		}
+		ok, upgrade, err = s.hash.Verify(r.Context(), u.Hash, password, o.HashParams, o.HashLimits)
 	}
 	took := time.Since(start)
 	o.gate.release()
+	if errors.Is(err, hasher.ErrUnavailable) {
+		// Nothing was checked: busy, for a known and an unknown user alike.
+		s.log.Error("password hash not run", zap.Error(err))
+		s.refund(r.Context(), name, ip)
+		s.loginOutcome("unavailable", logName, ip)
+		o.renderBusy(w, r, view)
+		return
+	}
+	if err != nil {
+		s.log.Error("stored hash unusable", zap.String("user", name), zap.Error(err))
+		ok = false
+	}
 	s.metrics.passwordCheck()
 	s.pace.observe(cost, took)
 
@@ -181,7 +199,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	}
 	o.setCookie(w, o.CookieName, cookie, maxAge)
 	o.setCookie(w, o.preName, "", -1)
-	s.redirect(w, o.safeRedirect(rd, o.DefaultRedirect))
+	s.redirect(w, s.afterLogin(r.Context(), o, u, rd))
 }
 
 // fail answers a failed login. A zero start answers at once; otherwise the
@@ -230,7 +248,7 @@ func (s *Server) upgradeHash(ctx context.Context, o *settings, u *users.Entry, p
 	if !o.gate.acquire(ctx) {
 		return u // try again next login
 	}
-	h, err := users.Hash(password, o.HashParams)
+	h, err := s.hash.Hash(ctx, password, o.HashParams)
 	o.gate.release()
 	if err == nil {
 		err = s.users.SetHash(u.Name, h)

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/authd/authd/authd/internal/hasher"
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -390,6 +394,64 @@ func TestLoginOverloadAnswers503(t *testing.T) {
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Errorf("got %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
 	}
+}
+
+// TestLoginBeyondTheQueueIsRefusedBeforeTheForm: with every slot taken and the queue full, a
+// login is refused before its form is read: even one with a forged CSRF token gets the 503 (not
+// the 403 a read form would give), and nothing is counted against the account.
+func TestLoginBeyondTheQueueIsRefusedBeforeTheForm(t *testing.T) {
+	h := newHarness(t, nil, func(o *Options) { o.MaxHashing = 1; o.MaxHashQueue = 0 })
+	h.srv.cur.Load().gate.slots <- struct{}{}
+	pre, _ := h.loginForm("/")
+	hd := map[string]string{"Cookie": pre, "Origin": "https://app.example.com", "Sec-Fetch-Site": "same-origin", "X-Forwarded-For": "203.0.113.9"}
+	for range 5 {
+		w := h.do(req{method: "POST", target: "/authd/login", headers: hd,
+			form: url.Values{"username": {"alice"}, "password": {"guess"}, "rd": {"/"}, "csrf": {"forged"}}})
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("login beyond the queue: got %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+		}
+	}
+	<-h.srv.cur.Load().gate.slots
+	// The account throttle allows 3 failures: none of the refused attempts counted.
+	if w := h.postLogin("alice", testPassword, "/", "203.0.113.9", nil); w.Code != http.StatusSeeOther {
+		t.Fatalf("login once the gate is free: got %d, want 303", w.Code)
+	}
+}
+
+// unavailableHasher is a hashing child that cannot run anything.
+type unavailableHasher struct{}
+
+func (unavailableHasher) Verify(context.Context, string, string, users.Params, users.Limits) (bool, bool, error) {
+	return false, false, fmt.Errorf("test: %w", hasher.ErrUnavailable)
+}
+func (unavailableHasher) Dummy(context.Context, string, users.Params) error {
+	return fmt.Errorf("test: %w", hasher.ErrUnavailable)
+}
+func (unavailableHasher) Hash(context.Context, string, users.Params) (string, error) {
+	return "", fmt.Errorf("test: %w", hasher.ErrUnavailable)
+}
+
+// TestLoginWithoutHasherIsBusy: when the hashing child cannot run a hash, a known user with the
+// right password, a known user with a wrong one and an unknown user all get the same 503; none is
+// let in and none is told "wrong password".
+func TestLoginWithoutHasherIsBusy(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.srv.hash = unavailableHasher{}
+	for i, tc := range []struct{ user, pw string }{{"alice", testPassword}, {"alice", "wrong"}, {"nobody", "wrong"}} {
+		w := h.postLogin(tc.user, tc.pw, "/", fmt.Sprintf("203.0.113.%d", 20+i), nil)
+		if w.Code != http.StatusServiceUnavailable || sessionCookieValue(w) != "" {
+			t.Errorf("%s/%s: got %d (session cookie %q), want 503 and no session", tc.user, tc.pw, w.Code, sessionCookieValue(w))
+		}
+	}
+}
+
+func sessionCookieValue(w *httptest.ResponseRecorder) string {
+	for _, c := range w.Result().Cookies() {
+		if c.Name == "__Host-authd_session" {
+			return c.Value
+		}
+	}
+	return ""
 }
 
 func TestMetrics(t *testing.T) {

@@ -29,6 +29,12 @@ type BuildInfo struct {
 	Version, Commit, Go string
 }
 
+// copyReporter is a session store that keeps local copies (session.Redis
+// with tracking).
+type copyReporter interface {
+	Copies() (hits, misses uint64, live, ok bool)
+}
+
 // RedisClient is what /metrics reads from a Redis client: its pool
 // statistics, and a hook to count failed commands. redis.UniversalClient
 // satisfies it.
@@ -108,6 +114,26 @@ func newMetrics(s *Server, rc RedisClient) *metrics {
 	)
 	if _, ok := s.store.(damageReporter); ok {
 		reg.MustRegister(storeDamage{s})
+	}
+	if c, ok := s.store.(copyReporter); ok {
+		if _, _, _, on := c.Copies(); on {
+			reg.MustRegister(
+				prometheus.NewCounterFunc(prometheus.CounterOpts{
+					Name: "authd_session_copy_hits_total", Help: "Session lookups answered from a local copy that Redis invalidates (redis tracking).",
+				}, func() float64 { h, _, _, _ := c.Copies(); return float64(h) }),
+				prometheus.NewCounterFunc(prometheus.CounterOpts{
+					Name: "authd_session_copy_misses_total", Help: "Session lookups that read Redis although tracking is configured (no copy, or tracking not current).",
+				}, func() float64 { _, m, _, _ := c.Copies(); return float64(m) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+					Name: "authd_session_tracking_up", Help: "1 while the Redis tracking connection is up (local copies usable), else 0.",
+				}, func() float64 {
+					if _, _, live, _ := c.Copies(); live {
+						return 1
+					}
+					return 0
+				}),
+			)
+		}
 	}
 	if rc != nil {
 		m.redisErrors = prometheus.NewCounter(prometheus.CounterOpts{

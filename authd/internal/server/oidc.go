@@ -223,7 +223,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 		zap.String("source", p.Source()), zap.String("client_ip", ip), zap.String("session", key.Short()))
 	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: user, Source: p.Source()})
 	o.setCookie(w, o.CookieName, cookie, 0)
-	s.redirect(w, o.safeRedirect(f.RD, o.DefaultRedirect))
+	s.redirect(w, s.afterLogin(r.Context(), o, u, f.RD))
 }
 
 // upsertExternal creates the user an external identity names, or updates

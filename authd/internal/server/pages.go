@@ -35,6 +35,8 @@ type loginView struct {
 	RD, Username                string
 	Remember                    bool
 	Error, Notice               string
+	// Passkey offers "sign in with a passkey" ([mfa] passwordless).
+	Passkey bool
 	// Forgot and Register link the account pages when they are on.
 	Forgot, Register string
 	Providers        []providerButton
@@ -74,7 +76,9 @@ func newPages(o Options, origins map[string]bool) (*pages, error) {
 		}
 	}
 	sort.Strings(fa)
-	csp := "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
+	// script-src 'self' is for the one static script (passkey.js, WebAuthn
+	// needs it); no inline script runs.
+	csp := "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' " + strings.Join(fa, " ")
 	p := &pages{
 		login: t.Lookup("login.html"), logout: t.Lookup("logout.html"), set: t, i18n: cat,
 		title: o.LoginTitle, prefix: o.Prefix, csp: csp,
@@ -106,6 +110,7 @@ func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int,
 	v.Title, v.Prefix, v.Action = o.pages.title, o.pages.prefix, o.pages.prefix+"login"
 	v.Forgot, v.Register = o.pages.forgot, o.pages.register
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
+	v.Passkey = o.MFA.Passwordless && o.webauthn != nil
 	v.Providers = o.providers
 	if len(v.Username) > 64 {
 		v.Username = v.Username[:64]

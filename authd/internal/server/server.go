@@ -29,6 +29,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/machine"
+	"github.com/authd/authd/authd/internal/mfa"
 	"github.com/authd/authd/authd/internal/policy"
 	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/throttle"
@@ -124,6 +125,8 @@ type Options struct {
 	// Secret keys the CSRF tokens; at least 32 bytes.
 	Secret []byte
 
+	// MFA configures second factors.
+	MFA MFAOptions
 	// FormOrigins are extra origins the login and logout pages' forms may
 	// end up at (the OIDC providers' sign-out pages), for the CSP.
 	FormOrigins []string
@@ -154,6 +157,11 @@ type Deps struct {
 	OIDC []OIDCProvider
 	// Audit keeps the audit events; nil keeps the latest ones in memory.
 	Audit audit.Log
+	// MFA keeps users' second factors and Replay the codes already used;
+	// nil MFA disables second factors: a path that demands one cannot be
+	// reached.
+	MFA    mfa.Store
+	Replay mfa.Replay
 	// The admin console's stores: sessions to list and revoke (nil: the
 	// console shows none), API tokens and signing keys (nil: none), last
 	// logins (nil: not shown). Reset links, invites and the registration
@@ -167,6 +175,35 @@ type Deps struct {
 	// Directory signs in names that have no local account (LDAP; see
 	// external.go); nil turns it off.
 	Directory Directory
+	// Hasher runs the password hashes of logins (main passes a
+	// hasher.Proc: a child process at the lowest CPU priority); nil runs
+	// them in this process.
+	Hasher Hasher
+}
+
+// Hasher runs password hashes. An error wrapping hasher.ErrUnavailable
+// means the hash did not run (the login is answered "busy"); any other error
+// from Verify is the stored hash's.
+type Hasher interface {
+	Verify(ctx context.Context, encoded, password string, p users.Params, l users.Limits) (ok, upgrade bool, err error)
+	Dummy(ctx context.Context, password string, p users.Params) error
+	Hash(ctx context.Context, password string, p users.Params) (string, error)
+}
+
+// inProcess is the Hasher for a nil Deps.Hasher.
+type inProcess struct{}
+
+func (inProcess) Verify(_ context.Context, encoded, password string, p users.Params, l users.Limits) (bool, bool, error) {
+	return users.Verify(encoded, password, p, l)
+}
+
+func (inProcess) Dummy(_ context.Context, password string, p users.Params) error {
+	users.Dummy(password, p)
+	return nil
+}
+
+func (inProcess) Hash(_ context.Context, password string, p users.Params) (string, error) {
+	return users.Hash(password, p)
 }
 
 // Server holds authd's request handlers. Create it with New.
@@ -181,6 +218,7 @@ type Server struct {
 	rules   atomic.Pointer[policy.Rules]
 	ids     atomic.Pointer[identities]
 	metrics *metrics
+	hash    Hasher
 	// pace pads failed logins to the slowest hash in use. It outlives a
 	// settings swap: its estimates are of the stored hashes, not the options.
 	pace *pacer
@@ -190,6 +228,8 @@ type Server struct {
 	storeErrors   errorLog
 	machineErrors errorLog
 	audit         audit.Log
+	mfa           mfa.Store
+	replay        mfa.Replay
 	// The admin console's (see console.go).
 	console       consoleCache
 	adminSessions AdminSessions
@@ -220,8 +260,11 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 	s := &Server{
 		users: d.Users, store: d.Sessions, thr: d.Throttle, machine: d.Machine, log: d.Logger, now: d.Now,
 		oidc:  map[string]OIDCProvider{},
-		audit: d.Audit, adminSessions: d.AdminSessions, credentials: d.Credentials, lastLogins: d.LastLogins,
-		acct: d.Account,
+		audit: d.Audit, mfa: d.MFA, replay: d.Replay, adminSessions: d.AdminSessions, credentials: d.Credentials, lastLogins: d.LastLogins,
+		acct: d.Account, hash: d.Hasher,
+	}
+	if s.hash == nil {
+		s.hash = inProcess{}
 	}
 	if s.audit == nil {
 		s.audit = audit.NewMemory(1000)
@@ -286,6 +329,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET(p+"logout", s.handleLogoutForm)
 	r.POST(p+"logout", s.handleLogout)
 	r.GET(p+"whoami", s.handleWhoami)
+	s.mfaRoutes(r, p)
 	r.GET(p+"oidc/:id/start", s.handleOIDCStart)
 	r.GET(p+"oidc/:id/callback", s.handleOIDCCallback)
 	s.consoleRoutes(r, p)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 )
 
 // settings are the options one request reads. SetOptions swaps them whole,
@@ -18,6 +20,8 @@ type settings struct {
 	providers []providerButton // the login page's "Sign in with …" buttons
 	pages     *pages
 	gate      *gate
+	// webauthn is the passkey relying party; nil when public_url cannot be one.
+	webauthn *webauthn.WebAuthn
 }
 
 // newSettings derives what requests need from o. prev, when not nil, is the
@@ -52,6 +56,7 @@ func newSettings(o Options, prev *settings) (*settings, error) {
 		// old and new gates together may admit more than either limit.
 		st.gate = newGate(o.MaxHashing, o.MaxHashQueue, o.HashQueueTimeout)
 	}
+	st.webauthn = newWebAuthn(o)
 	if st.pages, err = newPages(o, st.origins); err != nil {
 		return nil, err
 	}
@@ -67,6 +72,7 @@ func (s *Server) SetOptions(o Options) error {
 	cur := s.cur.Load()
 	o.PublicURL, o.Prefix, o.CookieName, o.InsecureCookies = cur.PublicURL, cur.Prefix, cur.CookieName, cur.InsecureCookies
 	o.Secret, o.Build = cur.Secret, cur.Build
+	o.MFA = cur.MFA // [mfa] applies at restart
 	st, err := newSettings(o, cur)
 	if err != nil {
 		return err

@@ -94,6 +94,27 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, now time.Time) i
 	switch decision {
 	case policy.Allow:
 		if authed {
+			level := levelOne
+			if need := o.factorNeed(rules, &req, rule); need.Two || !sess.SecondFactor.IsZero() {
+				if viaMachine || !factorMet(need, &sess, now) {
+					// A password-only (or too old) session on a two-factor
+					// path: nginx sends page navigations to the step-up page
+					// (as to the login form) and keeps the 401 for fetch and
+					// WebSocket. Machine credentials are one factor: a plain 401.
+					if ce := s.log.Check(zap.DebugLevel, "second factor required"); ce != nil {
+						ce.Write(zap.String("event", "verify"), zap.String("user", req.User), zap.String("path", capped(uri)))
+					}
+					if !viaMachine {
+						h.Set("X-Authd-Login", o.stepUpURL(uri))
+					}
+					w.WriteHeader(http.StatusUnauthorized)
+					return http.StatusUnauthorized
+				}
+				if !sess.SecondFactor.IsZero() {
+					level = levelTwo
+				}
+			}
+			h[hdrAuthLevel] = level
 			s.setIdentity(h, u)
 			if !viaMachine && now.Sub(sess.LastSeen) >= o.TouchInterval {
 				if err := s.store.Touch(r.Context(), key, now); err != nil {

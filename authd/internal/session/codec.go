@@ -68,6 +68,11 @@ func appendCreate(b []byte, r *record) []byte {
 	b = appendString(b, r.user.Value())
 	b = appendString(b, r.meta)
 	b = appendString(b, r.userAgent())
+	if r.factor != 0 {
+		// Optional trailer: frames written before second factors existed
+		// end after the user agent and still decode (factor 0).
+		b = binary.LittleEndian.AppendUint64(b, uint64(r.factor))
+	}
 	return endFrame(b, start)
 }
 
@@ -227,6 +232,12 @@ func decodeOp(p []byte) (op, error) {
 		user := d.str(MaxUser)
 		r.meta = d.str(1 + MaxIP)
 		ua := d.str(MaxUserAgent)
+		if len(d.b) == 8 {
+			r.factor = int64(d.u64())
+			if r.factor <= 0 || r.factor > maxUnixNano {
+				d.bad = true
+			}
+		}
 		if !validMeta(r.meta) || user == "" {
 			d.bad = true
 		} else {

@@ -40,6 +40,9 @@ func TestEmbeddedSurvivesReopen(t *testing.T) {
 	for i := range 50 {
 		k := testKey(string(rune('a' + i)))
 		sess := newTestSession([]string{"alice", "bob", "carol"}[i%3], base.Add(time.Duration(i)*time.Second))
+		if i%2 == 0 {
+			sess.SecondFactor = sess.Created.Add(time.Second)
+		}
 		mustCreate(t, s, k, sess)
 		want[k] = sess
 	}

@@ -24,7 +24,8 @@ const maxUnixNano = int64(1) << 62
 // ErrInvalid is returned by Create for a session a store cannot keep.
 var ErrInvalid = errors.New("invalid session")
 
-// record is a session as kept in memory: 104 bytes plus a 16-byte string.
+// record is a session as kept in memory: 112 bytes (8 of them the second
+// factor time) plus a 16-byte string.
 // Times are Unix nanoseconds. User names and user agents are interned: a
 // deployment has few users and few distinct browsers, and up to millions of
 // sessions; unique drops an interned value once no session holds it.
@@ -38,6 +39,7 @@ type record struct {
 	expires  int64
 	idle     int64
 	fp       uint64
+	factor   int64 // second factor time, Unix nanoseconds; 0 = none
 }
 
 // makeMeta packs the remember flag and the IP into one string.
@@ -85,6 +87,13 @@ func toRecord(k Key, sess *Session) (record, error) {
 		}
 		times[i] = t.UnixNano()
 	}
+	var factor int64
+	if t := sess.SecondFactor; !t.IsZero() {
+		if t.Unix() < 0 || t.Unix() > maxUnixNano/1e9 {
+			return record{}, fmt.Errorf("%w: second factor time out of range (got %v)", ErrInvalid, t)
+		}
+		factor = t.UnixNano()
+	}
 	return record{
 		key:      k,
 		user:     unique.Make(sess.User),
@@ -95,22 +104,32 @@ func toRecord(k Key, sess *Session) (record, error) {
 		expires:  times[2],
 		idle:     int64(sess.Idle),
 		fp:       sess.Fingerprint,
+		factor:   factor,
 	}, nil
 }
 
 // session converts a record back, with times in UTC. It does not allocate.
 func (r *record) session() Session {
 	return Session{
-		User:        r.user.Value(),
-		Created:     time.Unix(0, r.created).UTC(),
-		LastSeen:    time.Unix(0, r.lastSeen).UTC(),
-		Expires:     time.Unix(0, r.expires).UTC(),
-		Idle:        time.Duration(r.idle),
-		Remember:    r.remember(),
-		IP:          r.ip(),
-		UserAgent:   r.userAgent(),
-		Fingerprint: r.fp,
+		User:         r.user.Value(),
+		Created:      time.Unix(0, r.created).UTC(),
+		LastSeen:     time.Unix(0, r.lastSeen).UTC(),
+		Expires:      time.Unix(0, r.expires).UTC(),
+		Idle:         time.Duration(r.idle),
+		Remember:     r.remember(),
+		IP:           r.ip(),
+		UserAgent:    r.userAgent(),
+		Fingerprint:  r.fp,
+		SecondFactor: factorTime(r.factor),
 	}
+}
+
+// factorTime converts a stored second factor time; 0 is the zero Time.
+func factorTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
 }
 
 // valid is Session.Valid on a record.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,9 +16,11 @@ import (
 )
 
 // Redis is a session store shared by several authd instances through Redis
-// (standalone, Sentinel or Cluster, through go-redis's UniversalClient). It
-// caches nothing: every Get is one round trip, so a logout or revocation on
-// one instance is seen by every other at its next request.
+// (standalone, Sentinel or Cluster, through go-redis's UniversalClient).
+// Without WithTracking it caches nothing: every Get is one round trip, so a
+// logout or revocation on one instance is seen by every other at its next
+// request. WithTracking keeps that guarantee with local copies that Redis
+// invalidates (see tracker).
 //
 // Keys, under the prefix P:
 //
@@ -58,6 +61,10 @@ type Redis struct {
 	// waitN replicas must acknowledge each write within waitFor (WithWait).
 	waitN   int
 	waitFor time.Duration
+	// track, if set, keeps local copies valid until Redis invalidates them
+	// (WithTracking).
+	track    *tracker
+	trackOpt func(prefix string) *tracker
 }
 
 // RedisOption configures NewRedis.
@@ -80,6 +87,20 @@ func WithBatching(workers, max int) RedisOption {
 		if workers > 0 && max > 0 {
 			r.batchN = [2]int{workers, max}
 		}
+	}
+}
+
+// WithTracking makes Get keep a local copy of each session it read and use
+// it until Redis reports that the session's key changed (RESP3 client-side
+// caching in broadcast mode, on a connection of its own that dial opens to
+// the same Redis as the client, authenticated as username/password when a
+// password is set, and named name in CLIENT LIST when it is not ""). A logout, revocation or user change on any instance is
+// then still refused at the next request everywhere; see tracker. Only for
+// a standalone Redis reachable without TLS; onErr hears why tracking is off
+// (then Get reads Redis every time). Call Close to stop it.
+func WithTracking(dial func(ctx context.Context) (net.Conn, error), username, password, name string, onErr func(error)) RedisOption {
+	return func(r *Redis) {
+		r.trackOpt = func(prefix string) *tracker { return newTracker(dial, username, password, name, prefix, onErr) }
 	}
 }
 
@@ -110,7 +131,33 @@ var errNotReplicated = errors.New("not acknowledged by enough replicas in time")
 // connection: WAIT covers only writes made by the connection that asks, so
 // both go in one pipeline to the primary that serves keys[0] (with a
 // Cluster, the primary of the slot every key shares).
+//
+// After the script, run makes one more round trip (barrier) before it
+// returns, so the write's invalidations have reached the instances that
+// keep local copies (WithTracking) before this one can tell anyone the
+// write is done.
 func (r *Redis) run(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	cmd := r.runScript(ctx, s, keys, args...)
+	if cmd.Err() == nil {
+		r.barrier(ctx)
+	}
+	return cmd
+}
+
+// barrier waits for one more round trip to Redis. Redis sends the
+// invalidations a script caused only after the script, possibly after its
+// reply to the writer; every reply and invalidation of one pass of its event
+// loop is written before it reads the next command, so once a later command
+// is answered, they have all been handed to the network. Its error is
+// ignored: the write itself succeeded.
+func (r *Redis) barrier(ctx context.Context) {
+	if _, ok := r.c.(*redis.ClusterClient); ok {
+		return // no tracking with a Cluster
+	}
+	_ = r.c.Ping(ctx).Err()
+}
+
+func (r *Redis) runScript(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
 	if r.waitN == 0 {
 		return s.Run(ctx, r.c, keys, args...)
 	}
@@ -151,6 +198,9 @@ func NewRedis(c redis.UniversalClient, prefix string, now func() time.Time, opts
 	for _, o := range opts {
 		o(r)
 	}
+	if r.trackOpt != nil {
+		r.track = r.trackOpt(prefix)
+	}
 	if r.batchN[0] > 0 {
 		// A batch gets less time than a single call: lookups queued behind a
 		// stalled batch wait for it, and verify must still deny within a second.
@@ -159,10 +209,22 @@ func NewRedis(c redis.UniversalClient, prefix string, now func() time.Time, opts
 	return r
 }
 
+// Copies reports how many Gets the local copies answered and how many read
+// Redis, and whether tracking is up; ok is false without WithTracking.
+func (r *Redis) Copies() (hits, misses uint64, live, ok bool) {
+	if r.track == nil {
+		return 0, 0, false, false
+	}
+	return r.track.hits.Load(), r.track.misses.Load(), r.track.live.Load(), true
+}
+
 // Close stops the batching goroutines, if any; the client stays open.
 func (r *Redis) Close() error {
 	if r.batch != nil {
 		r.batch.close()
+	}
+	if r.track != nil {
+		r.track.close()
 	}
 	return nil
 }
@@ -181,6 +243,22 @@ func (r *Redis) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, r.timeout)
 }
 
+// deadlineCtx is ctx with a deadline that Deadline reports but that does not
+// close Done: go-redis (ContextTimeoutEnabled) turns it into the socket
+// deadlines of the commands it sends, which bounds them, and it costs no
+// timer. Waiting for a pooled connection stays bounded by the pool timeout.
+type deadlineCtx struct {
+	context.Context
+	d time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.d) {
+		return d, true
+	}
+	return c.d, true
+}
+
 // encodeRecord packs the fields Lua never reads: created, expires, idle (ms),
 // fingerprint, remember, IP and user agent.
 func encodeRecord(rec *record) string {
@@ -189,10 +267,20 @@ func encodeRecord(rec *record) string {
 	b = binary.LittleEndian.AppendUint64(b, uint64(rec.expires/1e6))
 	b = binary.LittleEndian.AppendUint64(b, uint64(rec.idle/1e6))
 	b = binary.LittleEndian.AppendUint64(b, rec.fp)
-	b = appendString(b, rec.meta)
+	if rec.factor != 0 {
+		// Flag 2 in the meta's first byte: an 8-byte second factor time (ms)
+		// follows the meta. Records without it decode as before.
+		b = appendString(b, string(rec.meta[0]|metaFactor)+rec.meta[1:])
+		b = binary.LittleEndian.AppendUint64(b, uint64(rec.factor/1e6))
+	} else {
+		b = appendString(b, rec.meta)
+	}
 	b = append(b, rec.userAgent()...)
 	return string(b)
 }
+
+// metaFactor flags a Redis record that carries a second factor time.
+const metaFactor = 2
 
 var errBadRecord = errors.New("malformed session record in redis")
 
@@ -207,6 +295,19 @@ func decodeRecord(user, v, lastSeen string) (Session, error) {
 		return Session{}, errBadRecord
 	}
 	meta := v[32+w : 32+w+int(n)]
+	rest := v[32+w+int(n):]
+	var factor time.Time
+	if len(meta) > 0 && meta[0]&metaFactor != 0 {
+		if len(rest) < 8 {
+			return Session{}, errBadRecord
+		}
+		ms := int64(le64(rest))
+		if ms <= 0 || ms > maxUnixNano/1e6 {
+			return Session{}, errBadRecord
+		}
+		factor = time.UnixMilli(ms).UTC()
+		meta, rest = string(meta[0]&^metaFactor)+meta[1:], rest[8:]
+	}
 	if !validMeta(meta) {
 		return Session{}, errBadRecord
 	}
@@ -215,15 +316,16 @@ func decodeRecord(user, v, lastSeen string) (Session, error) {
 		return Session{}, errBadRecord
 	}
 	return Session{
-		User:        user,
-		Created:     time.UnixMilli(created).UTC(),
-		LastSeen:    time.UnixMilli(ls).UTC(),
-		Expires:     time.UnixMilli(expires).UTC(),
-		Idle:        time.Duration(idle) * time.Millisecond,
-		Remember:    meta[0] == 1,
-		IP:          meta[1:],
-		UserAgent:   v[32+w+int(n):],
-		Fingerprint: fp,
+		User:         user,
+		Created:      time.UnixMilli(created).UTC(),
+		LastSeen:     time.UnixMilli(ls).UTC(),
+		Expires:      time.UnixMilli(expires).UTC(),
+		Idle:         time.Duration(idle) * time.Millisecond,
+		Remember:     meta[0] == 1,
+		IP:           meta[1:],
+		UserAgent:    rest,
+		Fingerprint:  fp,
+		SecondFactor: factor,
 	}, nil
 }
 
@@ -343,6 +445,23 @@ return {n, redis.call('ZCARD', KEYS[1])}
 // Get returns the session under k, or false. With WithUserCheck, the
 // session's user is checked against the user's version first.
 func (r *Redis) Get(ctx context.Context, k Key) (Session, bool, error) {
+	var seq uint64
+	tracking := false
+	if r.track != nil {
+		if c, ok := r.track.get(&k); ok {
+			if r.check != nil {
+				// The check reads Redis only when the user changed, which is
+				// rare: bound its I/O with a deadline alone, without the
+				// timer context.WithTimeout starts (a tenth of a hit's cost).
+				cctx := deadlineCtx{ctx, time.Now().Add(r.timeout)}
+				if err := r.check(cctx, c.sess.User, c.ver); err != nil {
+					return Session{}, false, fmt.Errorf("get session: check user: %w", err)
+				}
+			}
+			return c.sess, true, nil
+		}
+		seq, tracking = r.track.begin()
+	}
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	var res []any
@@ -371,6 +490,9 @@ func (r *Redis) Get(ctx context.Context, k Key) (Session, bool, error) {
 		if err := r.check(ctx, user, ver); err != nil {
 			return Session{}, false, fmt.Errorf("get session: check user: %w", err)
 		}
+	}
+	if tracking {
+		r.track.put(&k, seq, tracked{sess: sess, ver: ver})
 	}
 	return sess, true, nil
 }

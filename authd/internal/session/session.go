@@ -115,6 +115,9 @@ type Session struct {
 	// Fingerprint is the user's credential fingerprint at login; verify compares
 	// it with the current one, so a password change or disable ends the session.
 	Fingerprint uint64
+	// SecondFactor is when the user last proved a second factor (TOTP,
+	// recovery code or passkey) in this session; zero means password only.
+	SecondFactor time.Time
 }
 
 // Valid reports whether the session may be used at now: before its absolute

@@ -66,7 +66,8 @@ func sameSession(tb testing.TB, got, want Session) {
 	tb.Helper()
 	if got.User != want.User || !got.Created.Equal(want.Created) || !got.LastSeen.Equal(want.LastSeen) ||
 		!got.Expires.Equal(want.Expires) || got.Idle != want.Idle || got.Remember != want.Remember ||
-		got.IP != want.IP || got.UserAgent != want.UserAgent || got.Fingerprint != want.Fingerprint {
+		got.IP != want.IP || got.UserAgent != want.UserAgent || got.Fingerprint != want.Fingerprint ||
+		!got.SecondFactor.Equal(want.SecondFactor) {
 		tb.Fatalf("session: got %+v, want %+v", got, want)
 	}
 }
@@ -101,6 +102,23 @@ func testStore(t *testing.T, open func(t *testing.T) store) {
 			t.Fatal("Get after Create: got not found, want found")
 		}
 		sameSession(t, got, want)
+	})
+
+	t.Run("a second factor time survives create and get", func(t *testing.T) {
+		s := open(t)
+		base := suiteBase()
+		want := newTestSession("alice", base)
+		want.Remember = true
+		want.SecondFactor = base.Add(-time.Minute)
+		mustCreate(t, s, testKey("mfa"), want)
+		plain := newTestSession("bob", base)
+		mustCreate(t, s, testKey("plain"), plain)
+		got, _ := mustGet(t, s, testKey("mfa"))
+		sameSession(t, got, want)
+		got, _ = mustGet(t, s, testKey("plain"))
+		if !got.SecondFactor.IsZero() {
+			t.Fatalf("SecondFactor of a password-only session: got %v, want zero", got.SecondFactor)
+		}
 	})
 
 	t.Run("get of an unknown key is not found", func(t *testing.T) {

@@ -494,6 +494,11 @@ func (r *Redis) put(ctx context.Context, expect string, u User, name string, del
 			return 0, fmt.Errorf("write user to redis: %w", err)
 		}
 		if nv != -2 {
+			// One more round trip before telling anyone the user changed:
+			// the script's invalidations of the sessions it rewrote then
+			// have reached every authd that keeps local copies of them
+			// (session.WithTracking; see session's barrier).
+			_ = r.c.Ping(ctx).Err()
 			return nv, nil
 		}
 	}
