@@ -32,9 +32,17 @@ type wsHandshake struct {
 
 func newBrowser(t *testing.T, s *stack) *browser {
 	t.Helper()
+	return newBrowserProfile(t, s, "chrome")
+}
+
+// newBrowserProfile is newBrowser with its own Chromium process and profile
+// directory under the stack (so its own cookies): a second person at
+// another computer.
+func newBrowserProfile(t *testing.T, s *stack, profile string) *browser {
+	t.Helper()
 	chrome := lookTool(t, "CHROMIUM", "chromium", "/usr/bin/chromium", "chromium-browser", "google-chrome")
 	// A profile of its own, so a test can run two browsers (two people) at once.
-	profile, err := os.MkdirTemp(s.dir, "chrome")
+	dir, err := os.MkdirTemp(s.dir, profile)
 	must(t, err)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome),
@@ -44,7 +52,7 @@ func newBrowser(t *testing.T, s *stack) *browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("no-proxy-server", true),
-		chromedp.UserDataDir(profile),
+		chromedp.UserDataDir(dir),
 		chromedp.WindowSize(1280, 1100),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)

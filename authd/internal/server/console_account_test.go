@@ -60,7 +60,7 @@ func TestConsoleAccountLinks(t *testing.T) {
 
 	// An invite link, shown once; with an admin group it needs the password.
 	w := c.post(alice, form("op", "invite", "user", "erin", "groups", "staff", "hours", "24", "csrf", tok))
-	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "https://app.example.com/authd/invite/") {
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "https://app.example.com/authd/invite/") || !strings.Contains(w.Body.String(), "expires in 24 hours.") {
 		t.Fatalf("invite: got %d; %s", w.Code, w.Body)
 	}
 	if w := c.post(alice, form("op", "invite", "groups", "admin", "csrf", tok)); w.Code != http.StatusUnauthorized {
@@ -71,7 +71,7 @@ func TestConsoleAccountLinks(t *testing.T) {
 		t.Errorf("reset without re-authentication: got %d, want the prompt", w.Code)
 	}
 	w = c.post(alice, form("op", "reset", "user", "bob", "hours", "2", "csrf", tok, "reauth_password", testPassword))
-	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "https://app.example.com/authd/reset/") || !strings.Contains(w.Body.String(), "expires in 2h0m0s") {
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "https://app.example.com/authd/reset/") || !strings.Contains(w.Body.String(), "expires in 2 hours,") {
 		t.Fatalf("reset: got %d; %s", w.Code, w.Body)
 	}
 	ev, _ := c.srv.audit.Recent(ctx, audit.Filter{User: "alice"})
@@ -84,5 +84,13 @@ func TestConsoleAccountLinks(t *testing.T) {
 	want := []string{"reset_issued bob", "reauth_succeeded ", "invite_created erin", "registration_rejected dave", "registration_approved carol"}
 	if !slices.Equal(got, want) {
 		t.Errorf("audit:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestHoursText(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Hour: "1 hour", 2 * time.Hour: "2 hours", 72 * time.Hour: "72 hours", 720 * time.Hour: "720 hours"} {
+		if got := hoursText(d); got != want {
+			t.Errorf("hoursText(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -374,7 +374,7 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 			text = "The link was mailed to " + name + "'s address."
 		}
 		v := shownOnceView{page: o.consolePage(p, "Password-reset link for "+name), Secret: link, Back: userPage,
-			Text: text + " It is shown only this once, works once, expires in " + ttl.String() + ", and ends " + name + "'s sessions when used."}
+			Text: text + " It is shown only this once, works once, expires in " + hoursText(ttl) + ", and ends " + name + "'s sessions when used."}
 		o.renderPage(w, http.StatusOK, "admin_shown", v)
 		return
 	case "token_create":
@@ -445,6 +445,16 @@ func linkTTL(hours string, def time.Duration) (time.Duration, error) {
 	return time.Duration(n) * time.Hour, nil
 }
 
+// hoursText says a link lifetime (whole hours, from linkTTL) the way the
+// form asked for it: "1 hour", "72 hours", not Go's "72h0m0s".
+func hoursText(d time.Duration) string {
+	n := int(d / time.Hour)
+	if n == 1 {
+		return "1 hour"
+	}
+	return strconv.Itoa(n) + " hours"
+}
+
 // consoleInvite makes an invite link (user name optional: the invitee picks
 // one) and shows it once; createInvite (links.go) records invite_created.
 func (s *Server) consoleInvite(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser) {
@@ -488,7 +498,7 @@ func (s *Server) consoleInvite(o *settings, w http.ResponseWriter, r *http.Reque
 		text = "The invite was mailed to " + inv.Email + "."
 	}
 	v := shownOnceView{page: o.consolePage(p, "Invite link"), Secret: link, Back: back,
-		Text: text + " It is shown only this once, works once and expires in " + ttl.String() + "."}
+		Text: text + " It is shown only this once, works once and expires in " + hoursText(ttl) + "."}
 	o.renderPage(w, http.StatusOK, "admin_shown", v)
 }
 
