@@ -132,7 +132,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	switch res.verdict {
 	case loginThrottledIP:
 		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
-		view.Error, view.ErrorArg = "login.error.throttled", strconv.Itoa(res.retryAfter)
+		view.Error, view.ErrorArgs = "login.error.throttled", []any{strconv.Itoa(res.retryAfter)}
 		o.renderLogin(w, r, http.StatusTooManyRequests, view)
 		return
 	case loginBusy:

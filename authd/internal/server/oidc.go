@@ -108,7 +108,7 @@ func (s *Server) handleOIDCStart(w http.ResponseWriter, r *http.Request, ps http
 	if err != nil {
 		s.oidcErrors.log(s.log, s.now(), fmt.Errorf("provider %s: %w", p.ID(), err))
 		o.renderLogin(w, r, http.StatusServiceUnavailable, loginView{RD: rd,
-			Error: "Sign-in with " + p.DisplayName() + " is unavailable right now. Please try again in a moment."})
+			Error: "oidc.error.unavailable", ErrorArgs: []any{p.DisplayName()}})
 		return
 	}
 	o.setCookie(w, o.oidcName, o.sealFlow(f), int(oidcFlowTTL/time.Second))
@@ -134,7 +134,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 	name := p.DisplayName()
 	// One flow, one callback: whatever happens, the cookie is spent.
 	o.setCookie(w, o.oidcName, "", -1)
-	refuse := func(code int, reason, user, msg string, err error) {
+	refuse := func(code int, reason, user string, err error, msg string, args ...any) {
 		s.metrics.login("oidc_" + reason)
 		fields := []zap.Field{zap.String("event", "login_failed"), zap.String("reason", reason),
 			zap.String("source", p.Source()), zap.String("user", capped(user)), zap.String("client_ip", ip)}
@@ -143,7 +143,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 		}
 		s.log.Info("login failed", fields...)
 		s.record(r.Context(), r, audit.Event{Event: "login_failed", Target: user, Source: p.Source(), Detail: reason})
-		o.renderLogin(w, r, code, loginView{Error: msg})
+		o.renderLogin(w, r, code, loginView{Error: msg, ErrorArgs: args})
 	}
 	// Failed callbacks count against the client address only: the account
 	// key is this request's own, so it never builds up a wait of its own.
@@ -151,13 +151,13 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 	v, err := s.thr.Reserve(r.Context(), throttleKey, ip)
 	if err != nil {
 		s.log.Error("throttle check failed", zap.Error(err))
-		refuse(http.StatusServiceUnavailable, "unavailable", "", "Too many sign-ins right now. Please try again in a moment.", nil)
+		refuse(http.StatusServiceUnavailable, "unavailable", "", nil, "login.error.busy")
 		return
 	}
 	if v.Wait > 0 {
 		secs := int(v.Wait/time.Second) + 1
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		refuse(http.StatusTooManyRequests, "throttled_ip", "", "Too many sign-in attempts from your network. Try again in "+strconv.Itoa(secs)+" seconds.", nil)
+		refuse(http.StatusTooManyRequests, "throttled_ip", "", nil, "login.error.throttled", strconv.Itoa(secs))
 		return
 	}
 	q := r.URL.Query()
@@ -165,37 +165,37 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 	f, ok := o.openFlow(c, s.now())
 	switch {
 	case !ok || f.Provider != p.ID():
-		refuse(http.StatusBadRequest, "flow_missing", "", "Your sign-in with "+name+" expired or was started elsewhere. Please try again.", nil)
+		refuse(http.StatusBadRequest, "flow_missing", "", nil, "oidc.error.flow_missing", name)
 		return
 	case !hmac.Equal([]byte(q.Get("state")), []byte(f.State)):
-		refuse(http.StatusBadRequest, "state_mismatch", "", "Sign-in with "+name+" failed: the answer does not belong to this sign-in. Please try again.", nil)
+		refuse(http.StatusBadRequest, "state_mismatch", "", nil, "oidc.error.mismatch", name)
 		return
 	case q.Get("error") != "":
-		refuse(http.StatusUnauthorized, "provider_refused", "", "Sign-in with "+name+" was cancelled or refused.", errors.New(capped(q.Get("error"))))
+		refuse(http.StatusUnauthorized, "provider_refused", "", errors.New(capped(q.Get("error"))), "oidc.error.refused", name)
 		return
 	case q.Get("code") == "":
-		refuse(http.StatusBadRequest, "no_code", "", "Sign-in with "+name+" failed. Please try again.", nil)
+		refuse(http.StatusBadRequest, "no_code", "", nil, "oidc.error.failed", name)
 		return
 	}
 	id, err := p.Exchange(r.Context(), q.Get("code"), f.Verifier, f.Nonce)
 	switch {
 	case errors.Is(err, idp.ErrProviderDown):
 		s.refund(r.Context(), throttleKey, ip)
-		refuse(http.StatusServiceUnavailable, "provider_down", "", "Sign-in with "+name+" is unavailable right now. Please try again in a moment.", err)
+		refuse(http.StatusServiceUnavailable, "provider_down", "", err, "oidc.error.unavailable", name)
 		return
 	case errors.Is(err, idp.ErrDenied):
-		refuse(http.StatusForbidden, "not_allowed", id.Name, "Your "+name+" account is not allowed to sign in here.", err)
+		refuse(http.StatusForbidden, "not_allowed", id.Name, err, "oidc.error.not_allowed", name)
 		return
 	case errors.Is(err, idp.ErrNonce):
-		refuse(http.StatusUnauthorized, "nonce_mismatch", "", "Sign-in with "+name+" failed: the answer does not belong to this sign-in. Please try again.", err)
+		refuse(http.StatusUnauthorized, "nonce_mismatch", "", err, "oidc.error.mismatch", name)
 		return
 	case err != nil:
-		refuse(http.StatusUnauthorized, "token_invalid", "", "Sign-in with "+name+" failed. Please try again.", err)
+		refuse(http.StatusUnauthorized, "token_invalid", "", err, "oidc.error.failed", name)
 		return
 	}
 	user, err := users.Canonical(id.Name)
 	if err != nil {
-		refuse(http.StatusForbidden, "bad_name", id.Name, "Your "+name+" account name cannot be used here. Ask an administrator.", err)
+		refuse(http.StatusForbidden, "bad_name", id.Name, err, "oidc.error.bad_name", name)
 		return
 	}
 	var u *users.Entry
@@ -207,15 +207,15 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 	}
 	switch {
 	case errors.Is(err, errTakeover):
-		refuse(http.StatusForbidden, "account_taken", user, "The name "+user+" belongs to another account here, so "+name+" cannot sign you in as it. Ask an administrator.", err)
+		refuse(http.StatusForbidden, "account_taken", user, err, "oidc.error.account_taken", user, name)
 		return
 	case err != nil:
 		s.log.Error("external user update failed", zap.String("user", user), zap.Error(err))
 		s.refund(r.Context(), throttleKey, ip)
-		refuse(http.StatusServiceUnavailable, "unavailable", user, "Too many sign-ins right now. Please try again in a moment.", err)
+		refuse(http.StatusServiceUnavailable, "unavailable", user, err, "login.error.busy")
 		return
 	case u.Disabled:
-		refuse(http.StatusForbidden, "disabled", user, "This account is locked. Ask an administrator.", nil)
+		refuse(http.StatusForbidden, "disabled", user, nil, "oidc.error.locked")
 		return
 	}
 	if err := s.thr.Success(r.Context(), throttleKey, ip); err != nil {
@@ -225,7 +225,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 	cookie, key, err := s.startSessionAs(o, r, u, ext, false, ip)
 	if err != nil {
 		s.log.Error("session create failed", zap.String("user", user), zap.Error(err))
-		refuse(http.StatusServiceUnavailable, "unavailable", user, "Too many sign-ins right now. Please try again in a moment.", err)
+		refuse(http.StatusServiceUnavailable, "unavailable", user, err, "login.error.busy")
 		return
 	}
 	s.metrics.login("success")

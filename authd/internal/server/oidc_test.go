@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -261,5 +262,35 @@ func TestOIDCLockedUserRefused(t *testing.T) {
 	}
 	if u, _ := h.users.DB().Lookup("grace"); !u.Disabled {
 		t.Errorf("the sign-in unlocked the user")
+	}
+}
+
+// The refusals are translated like the rest of the login page, with the
+// provider's (and the user's) name put in.
+func TestOIDCRefusalsTranslated(t *testing.T) {
+	h, f := newOIDCHarness(t)
+	cases := []struct {
+		lang, name string
+		before     func()
+		want       string
+	}{
+		{"de", "bob", func() { f.err = idp.ErrDenied }, "Ihr Corp SSO-Konto darf sich hier nicht anmelden."},
+		{"ja", "bob", func() { f.err = idp.ErrProviderDown }, "現在 Corp SSO でサインインできません。"},
+		{"fr", "alice", nil, "Le nom alice appartient ici à un autre compte, donc Corp SSO ne peut pas vous connecter sous ce nom."},
+	}
+	for _, tc := range cases {
+		saved := *f
+		f.id.Name = tc.name
+		if tc.before != nil {
+			tc.before()
+		}
+		c := h.oidcStart("/")
+		w := h.do(req{target: "/authd/oidc/corp/callback?state=" + url.QueryEscape(f.state) + "&code=good-code",
+			headers: map[string]string{"Cookie": c, "Accept-Language": tc.lang, "X-Forwarded-For": "203.0.113.9"}})
+		body := html.UnescapeString(w.Body.String())
+		if !strings.Contains(body, tc.want) || strings.Contains(body, "Sign-in with") || strings.Contains(body, "oidc.error.") {
+			t.Errorf("%s: want %q on the page, no English and no bare key; page:\n%s", tc.lang, tc.want, body)
+		}
+		f.id, f.err = saved.id, saved.err
 	}
 }

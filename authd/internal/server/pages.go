@@ -38,10 +38,12 @@ type loginView struct {
 	Title, Heading, Prefix, Action, CSRF string
 	RD, Username                         string
 	Remember                             bool
-	// Error and Notice are translation keys; ErrorArg fills Error's %s.
-	Error, ErrorArg, Notice string
-	L                       *lang
-	Brand                   *brand
+	// Error and Notice are translation keys; ErrorArgs fill Error's %s, in
+	// order.
+	Error, Notice string
+	ErrorArgs     []any
+	L             *lang
+	Brand         *brand
 	// Passkey offers "sign in with a passkey" ([mfa] passwordless).
 	Passkey bool
 	// Forgot and Register link the account pages when they are on.
@@ -144,11 +146,7 @@ func (o *settings) renderLogin(w http.ResponseWriter, r *http.Request, code int,
 	if v.Brand.Name != "" {
 		v.Title += " · " + v.Brand.Name
 	}
-	if v.ErrorArg != "" {
-		v.Error = v.L.T(v.Error, v.ErrorArg)
-	} else {
-		v.Error = v.L.T(v.Error)
-	}
+	v.Error = v.L.T(v.Error, v.ErrorArgs...)
 	v.Notice = v.L.T(v.Notice)
 	v.Forgot, v.Register = o.pages.forgot, o.pages.register
 	v.CSRF = o.token("login", []byte(o.preSession(w, r)))
