@@ -71,6 +71,15 @@ func (s *Server) start() func() {
 	}
 }
 
+// Start starts redis-server for the test tb alone and stops it when tb
+// ends, for a package that needs Redis in a test or two and no TestMain.
+// Without redis-server on PATH, Open then skips.
+func Start(tb testing.TB) *Server {
+	s := &Server{}
+	tb.Cleanup(s.start())
+	return s
+}
+
 // Addr is the server's address, or "" when redis-server is not installed.
 func (s *Server) Addr() string { return s.addr }
 

@@ -30,6 +30,8 @@ import (
 //	P su:<user>     sorted set of the user's session keys, scored by deadline
 //	P sa            sorted set of all session keys, scored by deadline
 //	P e:<hex key>   why the session ended (Reason's name), for TombstoneTTL
+//	P x:<hex key>   "1" while the session lives and for TombstoneTTL after
+//	                its Redis TTL runs out (expiry marker, see Ended)
 //
 // All of them must share a Cluster slot (a hash tag in the prefix), because
 // the scripts below touch several at once.
@@ -388,14 +390,15 @@ local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 // and the script checks the value is still what the caller read, returning
 // -1 for the caller to read again.
 
-// KEYS: session, user index, all index, user hash, and the user index of the
-// session's previous user when it had another. ARGV: hex key, user, record,
-// last seen, idle, expires, ms to absolute deadline, ms to idle deadline, the
-// previous user the caller read ("" for none).
+// KEYS: session, user index, all index, user hash, expiry marker, and the
+// user index of the session's previous user when it had another. ARGV: hex
+// key, user, record, last seen, idle, expires, ms to absolute deadline, ms to
+// idle deadline, the previous user the caller read ("" for none), the
+// marker's grace (ms).
 var createScript = redis.NewScript(redisNowMs + `
 local old = redis.call('HGET', KEYS[1], 'u') or ''
 if old ~= ARGV[9] then return -1 end
-if old ~= '' and old ~= ARGV[2] then redis.call('ZREM', KEYS[5], ARGV[1]) end
+if old ~= '' and old ~= ARGV[2] then redis.call('ZREM', KEYS[6], ARGV[1]) end
 local left = tonumber(ARGV[7])
 local d = now + left
 local ttl = math.min(left, tonumber(ARGV[8]))
@@ -403,6 +406,7 @@ local w = tonumber(redis.call('HGET', KEYS[4], 'ver')) or 0
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'u', ARGV[2], 'v', ARGV[3], 't', ARGV[4], 'i', ARGV[5], 'e', ARGV[6], 'd', d, 'w', w)
 redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('SET', KEYS[5], '1', 'PX', ttl + tonumber(ARGV[10]))
 for i = 2, 3 do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   redis.call('ZADD', KEYS[i], d, ARGV[1])
@@ -411,7 +415,8 @@ end
 return 1
 `)
 
-// KEYS: session. ARGV: time of activity (ms, the caller's clock).
+// KEYS: session, expiry marker. ARGV: time of activity (ms, the caller's
+// clock), the marker's grace (ms).
 var touchScript = redis.NewScript(redisNowMs + `
 local h = redis.call('HMGET', KEYS[1], 't', 'i', 'd', 'e')
 if not h[1] then return 0 end
@@ -421,35 +426,39 @@ local ttl = math.min(tonumber(h[3]) - now, idle)
 if ttl <= 0 then return 0 end
 redis.call('HSET', KEYS[1], 't', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl + tonumber(ARGV[2]))
 return 1
 `)
 
-// KEYS: session, all index, and the user index of the session's user when it
-// has one. ARGV: hex key, the user the caller read ("" for none).
+// KEYS: session, all index, expiry marker, and the user index of the
+// session's user when it has one. ARGV: hex key, the user the caller read
+// ("" for none).
 var deleteScript = redis.NewScript(`
 local u = redis.call('HGET', KEYS[1], 'u') or ''
 if u ~= ARGV[2] then return -1 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if u ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+if u ~= '' then redis.call('ZREM', KEYS[4], ARGV[1]) end
 return 1
 `)
 
 // KEYS: user index, all index, then the sessions the caller read from the
-// user index. ARGV: their hex keys. Deletes them; returns {deleted, left in
-// the user index}.
+// user index, then their expiry markers. ARGV: their hex keys. Deletes them;
+// returns {deleted, left in the user index}.
 var deleteUserScript = redis.NewScript(`
 local n = 0
 for i, h in ipairs(ARGV) do
   n = n + redis.call('DEL', KEYS[2 + i])
+  redis.call('DEL', KEYS[2 + #ARGV + i])
   redis.call('ZREM', KEYS[1], h)
   redis.call('ZREM', KEYS[2], h)
 end
 return {n, redis.call('ZCARD', KEYS[1])}
 `)
 
-// KEYS: all index, then for each session the caller read from it the session
-// and its user's index (the all index again when it had no user). ARGV: the
+// KEYS: all index, then for each session the caller read from it the
+// session, its user's index (the all index again when it had no user) and
+// its expiry marker. ARGV: the
 // number of sessions m, their hex keys, then their users as read ("" for
 // none). Deletes the sessions whose user is still the one read (the others
 // wait for the next batch); returns {deleted, left in the all index}.
@@ -458,11 +467,12 @@ local m = tonumber(ARGV[1])
 local n = 0
 for i = 1, m do
   local h, want = ARGV[1 + i], ARGV[1 + m + i]
-  local s, idx = KEYS[2 * i], KEYS[2 * i + 1]
+  local s, idx = KEYS[3 * i - 1], KEYS[3 * i]
   local u = redis.call('HGET', s, 'u') or ''
   if u == want then
     if u ~= '' then redis.call('ZREM', idx, h) end
     n = n + redis.call('DEL', s)
+    redis.call('DEL', KEYS[3 * i + 1])
     redis.call('ZREM', KEYS[1], h)
   end
 end
@@ -547,12 +557,12 @@ func (r *Redis) Create(ctx context.Context, k Key, sess Session) error {
 	// only if the script finds one.
 	prev := ""
 	for range 5 {
-		keys := []string{sk, r.userIndex(sess.User), r.allIndex(), r.userKey(sess.User)}
+		keys := []string{sk, r.userIndex(sess.User), r.allIndex(), r.userKey(sess.User), r.markKey(hk)}
 		if prev != "" && prev != sess.User {
 			keys = append(keys, r.userIndex(prev))
 		}
 		res, err := r.run(ctx, createScript, keys, hk, sess.User, encodeRecord(&rec), rec.lastSeen/1e6,
-			rec.idle/1e6, rec.expires/1e6, left, idleLeft, prev).Int()
+			rec.idle/1e6, rec.expires/1e6, left, idleLeft, prev, markGrace).Int()
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
@@ -571,7 +581,8 @@ func (r *Redis) Create(ctx context.Context, k Key, sess Session) error {
 func (r *Redis) Touch(ctx context.Context, k Key, t time.Time) error {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	if err := touchScript.Run(ctx, r.c, []string{r.sessKey(&k)}, t.UnixMilli()).Err(); err != nil {
+	keys := []string{r.sessKey(&k), r.markKey(hex.EncodeToString(k[:]))}
+	if err := touchScript.Run(ctx, r.c, keys, t.UnixMilli(), markGrace).Err(); err != nil {
 		return fmt.Errorf("touch session: %w", err)
 	}
 	return nil
@@ -595,20 +606,43 @@ func (r *Redis) bury(ctx context.Context, why Reason, hexes ...string) error {
 	return err
 }
 
-// Ended returns why the session under k ended, if a tombstone says so
-// (End, EndUser, EndAll within TombstoneTTL); NotEnded otherwise. A session
-// that simply expired leaves no tombstone in Redis: its key just vanishes.
+// markKey is the expiry marker of the session with hex key hk: it lives
+// for markGrace longer than the session's own Redis TTL (Create and Touch
+// set it with the session, every delete removes it with the session), so
+// once the session's key has expired in Redis, the marker alone says it
+// expired rather than ended otherwise.
+func (r *Redis) markKey(hk string) string { return r.prefix + "x:" + hk }
+
+// markGrace is how long (ms) an expiry marker outlives its session.
+var markGrace = TombstoneTTL.Milliseconds()
+
+// Ended returns why the session under k ended: what a tombstone says (End,
+// EndUser, EndAll within TombstoneTTL), else Expired when the session's key
+// has expired in Redis within TombstoneTTL (its expiry marker is still
+// there), else NotEnded. A session still in Redis is NotEnded here, whether
+// or not it is still valid: the caller checks that.
 func (r *Redis) Ended(ctx context.Context, k Key) (Reason, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	v, err := r.c.Get(ctx, r.endKey(hex.EncodeToString(k[:]))).Result()
-	if errors.Is(err, redis.Nil) {
-		return NotEnded, nil
-	}
-	if err != nil {
+	hk := hex.EncodeToString(k[:])
+	var tomb *redis.StringCmd
+	var mark, live *redis.IntCmd
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		tomb = p.Get(ctx, r.endKey(hk))
+		mark = p.Exists(ctx, r.markKey(hk))
+		live = p.Exists(ctx, r.sessKey(&k))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return NotEnded, fmt.Errorf("read session tombstone: %w", err)
 	}
-	return ParseReason(v), nil
+	if v, err := tomb.Result(); err == nil {
+		return ParseReason(v), nil
+	}
+	if mark.Val() == 1 && live.Val() == 0 {
+		return Expired, nil
+	}
+	return NotEnded, nil
 }
 
 // Delete removes the session under k. A missing session is not an error.
@@ -631,7 +665,7 @@ func (r *Redis) End(ctx context.Context, k Key, why Reason) error {
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("delete session: %w", err)
 		}
-		keys := []string{sk, r.allIndex()}
+		keys := []string{sk, r.allIndex(), r.markKey(hk)}
 		if u != "" {
 			keys = append(keys, r.userIndex(u))
 		}
@@ -681,6 +715,9 @@ func (r *Redis) EndUser(ctx context.Context, user string, why Reason) (int, erro
 		for i, h := range hexes {
 			keys = append(keys, r.prefix+"s:"+h)
 			args[i] = h
+		}
+		for _, h := range hexes {
+			keys = append(keys, r.markKey(h))
 		}
 		res, err := r.run(ctx, deleteUserScript, keys, args...).Int64Slice()
 		if err != nil {
@@ -750,7 +787,7 @@ func (r *Redis) deleteAllBatch(ctx context.Context, why Reason) (int, int64, err
 		if u != "" {
 			idx = r.userIndex(u)
 		}
-		keys = append(keys, r.prefix+"s:"+h, idx)
+		keys = append(keys, r.prefix+"s:"+h, idx, r.markKey(h))
 		args = append(args, u)
 	}
 	res, err := r.run(ctx, deleteBatchScript, keys, args...).Int64Slice()
