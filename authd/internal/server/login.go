@@ -433,25 +433,29 @@ func (s *Server) handleLogoutForm(w http.ResponseWriter, r *http.Request, _ http
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	o := s.cur.Load()
+	refuse := func(code int, heading, key string) {
+		pg := o.anonPage(r, func(l *lang) string { return l.T(heading) })
+		o.renderPage(w, code, "message", messageView{page: pg, Text: pg.L.T(key)})
+	}
 	if !o.sameOrigin(r) {
-		plain(w, http.StatusForbidden, "cross-site logout refused")
+		refuse(http.StatusForbidden, "form.expired.title", "form.crosssite.text")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
-		plain(w, http.StatusRequestEntityTooLarge, "logout form too large")
+		refuse(http.StatusRequestEntityTooLarge, "form.expired.title", "form.toolarge.text")
 		return
 	}
 	key, sess, u, ok := s.authenticate(o, r, s.now())
 	after := o.Prefix + "login?signed_out=1"
 	if ok {
 		if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(o.token("logout", key[:]))) {
-			plain(w, http.StatusForbidden, "logout form expired; go back and try again")
+			refuse(http.StatusForbidden, "form.expired.title", "form.expired.text")
 			return
 		}
 		if err := s.store.End(r.Context(), key, session.SignedOut); err != nil {
 			s.log.Error("session delete failed", zap.Error(err))
-			plain(w, http.StatusServiceUnavailable, "could not sign out; try again")
+			refuse(http.StatusServiceUnavailable, "logout.heading", "logout.error.failed")
 			return
 		}
 		s.log.Info("logout", zap.String("event", "logout"), zap.String("user", sess.User),

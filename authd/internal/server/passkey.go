@@ -452,7 +452,7 @@ func (s *Server) handlePasskeyLoginFinish(w http.ResponseWriter, r *http.Request
 		s.metrics.login("passkey_failed")
 		s.log.Info("login failed", zap.String("event", "login_failed"), zap.String("reason", "passkey: "+reason),
 			zap.String("client_ip", ip), zap.Error(err))
-		view.Error = "That passkey was not accepted."
+		view.Error = "login.error.passkey"
 		o.renderLogin(w, r, http.StatusUnauthorized, view)
 	}
 	if !o.validCSRF(r, r.PostForm.Get("csrf")) {

@@ -3,6 +3,7 @@ package server
 import (
 	"html"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +133,24 @@ func TestRedisSessionExpiryReason(t *testing.T) {
 			t.Errorf("login page after sign-out: notice %q, want %q", got, "You have signed out.")
 		}
 	})
+}
+
+// A refused sign-out is a page in the browser's language, not English text.
+func TestLogoutRefusalsTranslated(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	cookie := h.login("alice")
+	w := h.do(req{method: "POST", target: "/authd/logout", form: url.Values{"csrf": {"stale"}},
+		headers: map[string]string{"Cookie": cookie, "Origin": "https://app.example.com", "Accept-Language": "de"}})
+	body := html.UnescapeString(w.Body.String())
+	if w.Code != http.StatusForbidden || !strings.Contains(body, "Dieses Formular ist abgelaufen") || !strings.Contains(body, "<html") {
+		t.Errorf("logout with a stale form: got %d, want 403 and the German form-expired page; body:\n%s", w.Code, body)
+	}
+	w = h.do(req{method: "POST", target: "/authd/logout", form: url.Values{"csrf": {"x"}},
+		headers: map[string]string{"Cookie": cookie, "Origin": "https://evil.example.net", "Accept-Language": "ja"}})
+	if body := w.Body.String(); w.Code != http.StatusForbidden || strings.Contains(body, "refused") || !strings.Contains(body, "lang=\"ja\"") {
+		t.Errorf("cross-site logout: got %d, want 403 and a Japanese page; body:\n%s", w.Code, body)
+	}
+	if w := h.verify("/x", cookie); w.Code != http.StatusOK {
+		t.Errorf("after refused sign-outs: verify got %d, want 200 (still signed in)", w.Code)
+	}
 }
