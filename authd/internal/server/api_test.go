@@ -213,7 +213,11 @@ func TestAPILoginPadded(t *testing.T) {
 	}
 	start := time.Now()
 	h.apiDo("POST", "/authd/api/login", `{"username": "nobody", "password": "x"}`, nil)
-	if took := time.Since(start); took < floor {
+	took := time.Since(start)
+	// The pacer learns from the check this request made, so the floor in
+	// force when it answered may be a little lower than the one read before.
+	floor = min(floor, h.srv.pace.value())
+	if took < floor {
 		t.Fatalf("unknown user answered in %v, want at least the floor %v", took, floor)
 	}
 }
