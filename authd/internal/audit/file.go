@@ -54,7 +54,7 @@ func OpenFile(path string, maxBytes int64) (*File, error) {
 }
 
 func (l *File) reopen() error {
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := fsutil.OpenShared(l.path, os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 var ErrLocked = errors.New("locked")
 
 // Lock takes an exclusive advisory lock (flock) on the file at path, creating it with mode
-// 0600 if needed, and waits while another open file (in this process or another) holds it.
+// 0600 if needed (owned like its directory, see OpenShared), and waits while another open file (in this process or another) holds it.
 // The lock is held until the returned file is closed; the kernel also drops it when the
 // process dies, so a crash leaves no stale lock. Callers never remove the lock file: that
 // would let two processes hold locks on different inodes of the same name.
@@ -27,7 +27,7 @@ func TryLock(path string) (*os.File, error) {
 }
 
 func lock(path string, how int) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := OpenShared(path, os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}

@@ -126,3 +126,24 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// OpenShared opens path with flag (O_CREATE is added), creating it with perm. A file this
+// call creates is given to the owner of its directory where permitted, so root running the
+// CLI never leaves a file (a lock, a log) in authd's data directory that the service user
+// cannot open. An existing file keeps its owner.
+func OpenShared(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return os.OpenFile(path, flag&^os.O_EXCL, perm)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err == nil {
+		if err := chown(f, OwnerOf(fi)); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}

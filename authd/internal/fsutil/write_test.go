@@ -173,3 +173,44 @@ func TestWriteOwner(t *testing.T) {
 		t.Errorf("owner: got %+v, want %+v", *got, *want)
 	}
 }
+
+// TestOpenSharedTakesTheDirectoryOwner: a file OpenShared creates belongs to
+// its directory's owner (root running the CLI in authd's data directory), an
+// existing file keeps its own.
+func TestOpenSharedTakesTheDirectoryOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	dir := t.TempDir()
+	const uid, gid = 65534, 65534
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, "old")
+	if err := os.WriteFile(old, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		uid, gid int
+	}{{"new", uid, gid}, {"old", 0, 0}} {
+		f, err := OpenShared(filepath.Join(dir, tc.name), os.O_RDWR|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		f.Close()
+		if o := OwnerOf(fi); o.UID != tc.uid || o.GID != tc.gid {
+			t.Errorf("%s: owner %d:%d, want %d:%d", tc.name, o.UID, o.GID, tc.uid, tc.gid)
+		}
+	}
+	l, err := Lock(filepath.Join(dir, "x.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := l.Stat()
+	l.Close()
+	if o := OwnerOf(fi); o.UID != uid {
+		t.Errorf("lock file owner %d, want the directory's %d", o.UID, uid)
+	}
+}
