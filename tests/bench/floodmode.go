@@ -116,7 +116,7 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 		wave = "each again as soon as it has its answer"
 	}
 	b.reportf("%d clients log in through nginx for %s, %s: even ones with the right password, odd", b.o.flood, floodFor, wave)
-	b.reportf("ones with a wrong one, each from its own X-Forwarded-For address, GET form + POST per attempt; meanwhile")
+	b.reportf("ones with a wrong one, each from its own address (loopback source and X-Forwarded-For), GET form + POST per attempt; meanwhile")
 	b.reportf("wrk runs the `authd` verify load. nginx and wrk are pinned as above (when -pin); authd and the flood client")
 	b.reportf("float: on 2 cores everything shares, the flood client's CPU included.")
 	hm := "authd's default (0: half the CPUs, at least one)"
