@@ -29,6 +29,7 @@ func openOIDC(ctx context.Context, cfg config.Config, log *zap.Logger) ([]server
 			DisplayName: p.DisplayName, UserClaim: p.UserClaim, EmailClaim: p.EmailClaim, NameClaim: p.NameClaim,
 			GroupsClaim: p.GroupsClaim, AllowedEmailDomains: p.AllowedEmailDomains, AllowedGroups: p.AllowedGroups,
 			EndSession: p.EndSession == nil || *p.EndSession,
+			HeaderOnly: p.CreateUsers != nil && !*p.CreateUsers,
 		}, cfg.PublicURL+cfg.Prefix+"oidc/"+p.ID+"/callback", client, time.Now)
 		if err != nil {
 			log.Warn("oidc provider unavailable; sign-in with it will retry", zap.String("provider", p.ID), zap.Error(err))

@@ -60,8 +60,9 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.Store == "redis" {
 		return redisSessionCmd(ctx, cfg, *cfgPath, sub, *user, *all, au, stdout, stderr)
 	}
+	var unknown error
 	if *user != "" {
-		if *user, err = knownUser(ctx, cfg, nil, *cfgPath, *user); err != nil {
+		if *user, unknown, err = knownUser(ctx, cfg, nil, *cfgPath, *user); err != nil {
 			return err
 		}
 	}
@@ -69,6 +70,9 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		var list []server.SessionInfo
 		q := url.Values{"user": {*user}}
 		if err := adminCall(ctx, cfg, "GET", "/sessions?"+q.Encode(), &list); err != nil {
+			if unknown != nil && errors.Is(err, errUnknownUser) {
+				return unknown
+			}
 			if !errors.Is(err, errNotRunning) {
 				return err
 			}
@@ -76,9 +80,15 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 		}
+		if unknown != nil && len(list) == 0 {
+			return unknown
+		}
 		return printSessions(list, stdout)
 	}
 	n, err := revoke(ctx, cfg, *user, *all)
+	if unknown != nil && (errors.Is(err, errUnknownUser) || err == nil && n == 0) {
+		return unknown
+	}
 	if err != nil {
 		return err
 	}
@@ -88,14 +98,16 @@ func cmdSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // knownUser returns the canonical form of a -user name, as login spells
-// it, and fails unless that user exists: a typo or another spelling must
-// never revoke nothing and report "0" as if that were the answer.
-// rs, when not nil, holds the users in Redis; otherwise the configured
-// users are opened as serve opens them.
-func knownUser(ctx context.Context, cfg config.Config, rs *redisState, cfgPath, raw string) (string, error) {
-	name, err := users.Canonical(raw)
+// it. A name without a user record may still have sessions (header-only
+// identities from an OIDC provider with create_users = false): then
+// unknown is the error to report if it has none, so that a typo or another
+// spelling never revokes nothing and reports "0" as if that were the
+// answer. rs, when not nil, holds the users in Redis; otherwise the
+// configured users are opened as serve opens them.
+func knownUser(ctx context.Context, cfg config.Config, rs *redisState, cfgPath, raw string) (name string, unknown, err error) {
+	name, err = users.Canonical(raw)
 	if err != nil {
-		return "", fmt.Errorf("-user: %w", err)
+		return "", nil, fmt.Errorf("-user: %w", err)
 	}
 	var db *users.DB
 	if rs != nil {
@@ -103,14 +115,14 @@ func knownUser(ctx context.Context, cfg config.Config, rs *redisState, cfgPath, 
 	} else {
 		us, err := openUsers(ctx, cfg, nil, cfgPath)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		db = us.DB()
 	}
 	if !db.HasUser(name) {
-		return "", fmt.Errorf("-user: no user %q in %s", name, usersSource(cfg))
+		return name, fmt.Errorf("-user: no user %q in %s, and no session of that name", name, usersSource(cfg)), nil
 	}
-	return name, nil
+	return name, nil, nil
 }
 
 // recordRevoke records a "session revoke" in the audit log; the revocation
@@ -136,7 +148,12 @@ func printRevoked(w io.Writer, n int, user string) {
 func printSessions(list []server.SessionInfo, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.User, s.Created.Format(time.RFC3339),
+		user := s.User
+		if s.HeaderOnly != "" {
+			// No user record: say where the identity came from.
+			user += " (" + printable(s.HeaderOnly) + ", header-only)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, user, s.Created.Format(time.RFC3339),
 			s.LastSeen.Format(time.RFC3339), s.Expires.Format(time.RFC3339), dash(s.IP), dash(printable(s.UserAgent)))
 	}
 	return tw.Flush()
@@ -165,8 +182,9 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user 
 	}
 	defer rs.Close()
 	// -user is checked against the users in Redis, on the same client.
+	var unknown error
 	if user != "" {
-		if user, err = knownUser(ctx, cfg, rs, cfgPath, user); err != nil {
+		if user, unknown, err = knownUser(ctx, cfg, rs, cfgPath, user); err != nil {
 			return err
 		}
 	}
@@ -181,6 +199,9 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user 
 		if err != nil {
 			return err
 		}
+		if unknown != nil && n == 0 {
+			return unknown
+		}
 		recordRevoke(ctx, au, stderr, user, n)
 		printRevoked(stdout, n, user)
 		return nil
@@ -189,7 +210,11 @@ func redisSessionCmd(ctx context.Context, cfg config.Config, cfgPath, sub, user 
 	if err != nil {
 		return err
 	}
-	return printSessions(sessionInfos(entries, time.Now()), stdout)
+	list := sessionInfos(entries, time.Now())
+	if unknown != nil && len(list) == 0 {
+		return unknown
+	}
+	return printSessions(list, stdout)
 }
 
 func sessionInfos(entries []session.Entry, now time.Time) []server.SessionInfo {
@@ -198,7 +223,7 @@ func sessionInfos(entries []session.Entry, now time.Time) []server.SessionInfo {
 		if e.Session.Valid(now) {
 			s := e.Session
 			out = append(out, server.SessionInfo{ID: e.Key.Short(), User: s.User, Created: s.Created, LastSeen: s.LastSeen,
-				Expires: s.Expires, Remember: s.Remember, IP: s.IP, UserAgent: s.UserAgent})
+				Expires: s.Expires, Remember: s.Remember, IP: s.IP, UserAgent: s.UserAgent, HeaderOnly: server.HeaderOnlySource(&s)})
 		}
 	}
 	return out

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/authd/authd/authd/internal/server"
+	"github.com/authd/authd/authd/internal/session"
 )
 
 // TestSessionRevokeSpellings: session list|revoke -user take any spelling
@@ -115,5 +118,41 @@ func TestSessionListUserAgentIsInert(t *testing.T) {
 	}
 	if !strings.Contains(out, "Mozilla/5.0 (X11) ") || len(strings.Fields(out)) != 9 {
 		t.Errorf("listing %q: want the agent's text kept, in one column", out)
+	}
+}
+
+// TestSessionHeaderOnly: a header-only identity (no user record) shows in
+// "session list" with its provider, and "session revoke -user" ends its
+// sessions; a name with neither record nor session is still an error.
+func TestSessionHeaderOnly(t *testing.T) {
+	s := newStack(t, "")
+	s.mustCLI("long enough pw 1\n", "user", "add", "alice")
+	st, err := session.OpenEmbedded(filepath.Join(s.dir, "data"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	_, k, _ := session.New()
+	if err := st.Create(context.Background(), k, session.Session{User: "dora", Created: now, LastSeen: now,
+		Expires: now.Add(time.Hour), Idle: time.Hour, IP: "192.0.2.4",
+		External: &session.External{Source: "oidc:partners", Groups: []string{"staff"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out := s.mustCLI("", "session", "list"); !strings.Contains(out, "dora (oidc:partners, header-only)") {
+		t.Errorf("session list: got %q, want dora's session marked header-only from oidc:partners", out)
+	}
+	if out := s.mustCLI("", "session", "list", "-user", "Dora"); !strings.Contains(out, "dora (oidc:partners") {
+		t.Errorf("session list -user Dora: got %q, want dora's session", out)
+	}
+	if out := s.mustCLI("", "session", "revoke", "-user", "dora"); !strings.Contains(out, "revoked 1 sessions for dora") {
+		t.Errorf("session revoke -user dora: got %q, want 1 session", out)
+	}
+	for _, args := range [][]string{{"session", "revoke", "-user", "dora"}, {"session", "list", "-user", "dora"}} {
+		if _, errs, code := s.cli("", args...); code != 1 || !strings.Contains(errs, `no user "dora"`) {
+			t.Errorf("%v once dora has no session: exit %d %q, want exit 1 naming the user", args, code, errs)
+		}
 	}
 }

@@ -33,6 +33,9 @@ type wsHandshake struct {
 func newBrowser(t *testing.T, s *stack) *browser {
 	t.Helper()
 	chrome := lookTool(t, "CHROMIUM", "chromium", "/usr/bin/chromium", "chromium-browser", "google-chrome")
+	// A profile of its own, so a test can run two browsers (two people) at once.
+	profile, err := os.MkdirTemp(s.dir, "chrome")
+	must(t, err)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome),
 		chromedp.NoSandbox,
@@ -41,7 +44,7 @@ func newBrowser(t *testing.T, s *stack) *browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("no-proxy-server", true),
-		chromedp.UserDataDir(filepath.Join(s.dir, "chrome")),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 1100),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)

@@ -31,9 +31,10 @@ const (
 )
 
 // withOIDCProvider builds and starts tests/oidcprovider on a loopback port
-// and configures authd with three providers that share it: "test" (the
+// and configures authd with four providers that share it: "test" (the
 // real thing, email domain example.com only), "wrongaud" (its ID tokens
-// name another audience) and "expired" (its ID tokens are born expired).
+// name another audience), "expired" (its ID tokens are born expired) and
+// "headeronly" (create_users = false: no user records).
 func withOIDCProvider(t *testing.T, idp *oidcIdP) func(s *stack) {
 	return func(s *stack) {
 		bin := filepath.Join(s.dir, "oidcprovider")
@@ -52,6 +53,7 @@ func withOIDCProvider(t *testing.T, idp *oidcIdP) func(s *stack) {
 				{"id": "authd", "secret": idpSecret, "redirect_uris": cb("test"), "post_logout_uris": after},
 				{"id": "authd-wrongaud", "secret": idpSecret, "redirect_uris": cb("wrongaud"), "audience": []string{"some-other-app"}},
 				{"id": "authd-expired", "secret": idpSecret, "redirect_uris": cb("expired"), "id_token_lifetime": "-10m"},
+				{"id": "authd-headeronly", "secret": idpSecret, "redirect_uris": cb("headeronly"), "post_logout_uris": after},
 			},
 			"users": []map[string]any{
 				{"username": "grace", "password": idpGracePassword, "first": "Grace", "last": "Hopper",
@@ -61,6 +63,9 @@ func withOIDCProvider(t *testing.T, idp *oidcIdP) func(s *stack) {
 				// The stack's local user's name: the provider must not take the account over.
 				{"username": "ada", "password": idpGracePassword, "first": "Not", "last": "Ada",
 					"email": "ada@example.com", "email_verified": true},
+				// Signs in through "headeronly": authd keeps no record of her.
+				{"username": "dora", "password": idpGracePassword, "first": "Dora", "last": "Partner",
+					"email": "dora@partner.example", "email_verified": true, "groups": []string{"sales", "partners"}},
 			},
 		}
 		b, _ := json.Marshal(cfg)
@@ -81,6 +86,7 @@ func withOIDCProvider(t *testing.T, idp *oidcIdP) func(s *stack) {
 			{"test", "authd", `allowed_email_domains = ["example.com"]` + "\n"},
 			{"wrongaud", "authd-wrongaud", ""},
 			{"expired", "authd-expired", ""},
+			{"headeronly", "authd-headeronly", "create_users = false\n"},
 		} {
 			s.opts.authdTOML += fmt.Sprintf(`
 [[oidc]]
@@ -303,6 +309,8 @@ func TestOIDCRefusals(t *testing.T) {
 			status: 403, message: "account is not allowed to sign in here"},
 		{name: "name of a local account", provider: "test", user: "ada",
 			status: 403, message: "belongs to another account here"},
+		{name: "header-only identity with a local account's name", provider: "headeronly", user: "ada",
+			status: 403, message: "belongs to another account here"},
 		{name: "replayed callback", provider: "test", user: "grace",
 			status: 0}, // checked below
 	}
@@ -397,4 +405,95 @@ display_name = "Down IdP"
 	if resp.StatusCode != http.StatusSeeOther || !o.signedIn() {
 		t.Errorf("local login with the provider down: got %d (signed in %v), want 303 and a session", resp.StatusCode, o.signedIn())
 	}
+}
+
+// TestOIDCHeaderOnlyThroughNginx: a provider with create_users = false.
+// Its user signs in in Chromium and reaches the Streamlit app with the
+// provider's identity and groups, group rules apply to her, and authd
+// keeps no user record: the session alone carries her, "authd session
+// list" shows it and "authd session revoke -user" ends it.
+func TestOIDCHeaderOnlyThroughNginx(t *testing.T) {
+	requireE2E(t)
+	var idp oidcIdP
+	s := newStackOpts(t, "", stackOpts{beforeAuthd: withOIDCProvider(t, &idp), authdTOML: `
+[[rules]]
+path = "/ops"
+groups = ["ops"]
+
+[[rules]]
+path = "/"
+groups = ["sales", "staff"]
+
+[admin]
+groups = ["staff"]
+`})
+	b := newBrowser(t, s)
+	site := s.origin()
+
+	step(t, b, "the header-only provider's user reaches the app with its identity and groups", func(t *testing.T) {
+		b.navigate(site + "/?from=partner")
+		b.waitPath("/authd/login", 15*time.Second)
+		b.waitText("Sign in with Test IdP headeronly", 5*time.Second)
+		b.submitAndWait(`a.provider[href*="/oidc/headeronly/start"]`)
+		b.waitPath("/login/username", 15*time.Second)
+		b.do(
+			chromedp.SendKeys(chromedp.CSS(`#username`), "dora"),
+			chromedp.SendKeys(chromedp.CSS(`#password`), idpGracePassword),
+		)
+		b.submitAndWait(`#provider-submit`)
+		u := b.waitPath("/", 20*time.Second)
+		if got := u.RequestURI(); got != "/?from=partner" {
+			t.Errorf("after sign-in: at %q, want /?from=partner", got)
+		}
+		b.waitText("Hello, Dora Partner!", 30*time.Second)
+		b.waitText("Signed in as dora (dora@partner.example)", 10*time.Second)
+		b.waitText("Remote-Groups", 30*time.Second)
+		b.waitJS("Remote-Groups row", 10*time.Second, `[...document.querySelectorAll("tr")].some(r => r.innerText.includes("Remote-Groups") && r.innerText.includes("partners,sales"))`)
+		b.screenshot("oidc-headeronly-app")
+	})
+
+	step(t, b, "group rules apply to the session's groups", func(t *testing.T) {
+		cookie := b.sessionCookie(site)
+		if cookie == "" {
+			t.Fatal("no session cookie")
+		}
+		if r := s.get(t, s.client(), "/ops/", cookie, nil); r.StatusCode != http.StatusForbidden {
+			t.Errorf("/ops/ (group ops) for dora: got %d, want 403", r.StatusCode)
+		}
+	})
+
+	step(t, b, "authd keeps no user record; the session list shows the identity", func(t *testing.T) {
+		if out := s.authd(t, "", []string{"user", "list"}); strings.Contains(out, "dora") {
+			t.Errorf("authd user list shows dora:\n%s", out)
+		}
+		if users := readFile(t, filepath.Join(s.dir, "users.toml")); strings.Contains(users, "dora") {
+			t.Errorf("the users file holds dora:\n%s", users)
+		}
+		if out := s.authd(t, "", []string{"session", "list"}); !strings.Contains(out, "dora (oidc:headeronly, header-only)") {
+			t.Errorf("authd session list:\n%s\nwant dora's session marked header-only from oidc:headeronly", out)
+		}
+	})
+
+	admin := newBrowser(t, s)
+	step(t, admin, "the admin console lists the header-only sign-in", func(t *testing.T) {
+		admin.navigate(site + "/authd/admin/headeronly")
+		admin.waitPath("/authd/login", 15*time.Second)
+		admin.login("ada", testPassword)
+		admin.waitPath("/authd/admin/headeronly", 15*time.Second)
+		admin.waitText("Header-only sign-ins", 10*time.Second)
+		admin.waitJS("dora's row", 10*time.Second, `[...document.querySelectorAll("tr")].some(r => r.innerText.includes("dora") && r.innerText.includes("oidc:headeronly") && r.innerText.includes("partners, sales"))`)
+		admin.do(chromedp.EmulateViewport(375, 812))
+		admin.screenshot("oidc-headeronly-console-375")
+		admin.do(chromedp.EmulateViewport(1280, 1100))
+	})
+
+	step(t, b, "session revoke -user ends the header-only session", func(t *testing.T) {
+		if out := s.authd(t, "", []string{"session", "revoke"}, "-user", "dora"); !strings.Contains(out, "revoked 1 sessions for dora") {
+			t.Errorf("authd session revoke -user dora: %q, want 1 session revoked", out)
+		}
+		b.navigate(site + "/")
+		b.waitPath("/authd/login", 15*time.Second)
+		admin.navigate(site + "/authd/admin/headeronly")
+		admin.waitText("No header-only sessions.", 10*time.Second)
+	})
 }

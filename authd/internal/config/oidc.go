@@ -35,8 +35,9 @@ type OIDC struct {
 	// AllowedGroups admit only members of one of these groups; empty admits any.
 	AllowedGroups []string `toml:"allowed_groups"`
 	// CreateUsers creates or updates a local user record (Source "oidc:<id>")
-	// at each sign-in. nil means true; false (header-only identities) is not
-	// supported yet.
+	// at each sign-in. nil means true. false gives header-only identities:
+	// no record; the session carries the name, email, display name and
+	// groups the provider gave at sign-in until it ends.
 	CreateUsers *bool `toml:"create_users"`
 	// EndSession signs the user out at the provider too (its
 	// end_session_endpoint), where the provider offers one. nil means true.
@@ -156,9 +157,6 @@ func (c Config) checkOIDC(e *Errors) {
 			if !printable(g) || strings.Contains(g, ",") {
 				e.add(index(key+".allowed_groups", j), "must be a group name without spaces or commas (got %q)", g)
 			}
-		}
-		if p.CreateUsers != nil && !*p.CreateUsers {
-			e.add(key+".create_users", "false (identities carried by the session only) is not supported yet; remove the key or set true")
 		}
 	}
 }

@@ -28,6 +28,28 @@ client_id = "authd"
 	}
 }
 
+// TestOIDCHeaderOnly checks create_users = false (header-only identities)
+// is accepted, beside a provider that creates users.
+func TestOIDCHeaderOnly(t *testing.T) {
+	c, err := Parse(strings.NewReader(oidcBase + `
+[[oidc]]
+id = "corp"
+issuer = "https://login.example.com"
+client_id = "authd"
+[[oidc]]
+id = "partners"
+issuer = "https://partners.example.com"
+client_id = "authd"
+create_users = false
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if !*c.OIDC[0].CreateUsers || *c.OIDC[1].CreateUsers {
+		t.Fatalf("create_users: got %v, %v; want true, false", *c.OIDC[0].CreateUsers, *c.OIDC[1].CreateUsers)
+	}
+}
+
 func TestOIDCProblems(t *testing.T) {
 	cases := []struct {
 		name, toml string
@@ -56,7 +78,7 @@ issuer = "http://127.0.0.1:5556"
 client_secret_file = "relative"
 client_secret_env = "1BAD"
 `, []string{"oidc[1].id", "oidc[1].client_id", "oidc[1].client_secret_file", "oidc[1].client_secret_file", "oidc[1].client_secret_env"}},
-		{"openid scope, bad domain and group, header-only", `
+		{"openid scope, bad domain and group", `
 [[oidc]]
 id = "corp"
 issuer = "https://login.example.com"
@@ -64,8 +86,7 @@ client_id = "a"
 scopes = ["openid"]
 allowed_email_domains = ["@example.com"]
 allowed_groups = ["a,b"]
-create_users = false
-`, []string{"oidc[0].scopes[0]", "oidc[0].allowed_email_domains[0]", "oidc[0].allowed_groups[0]", "oidc[0].create_users"}},
+`, []string{"oidc[0].scopes[0]", "oidc[0].allowed_email_domains[0]", "oidc[0].allowed_groups[0]"}},
 		{"unknown key", `
 [[oidc]]
 id = "corp"

@@ -39,6 +39,9 @@ type OIDCConfig struct {
 	// EndSession sends the browser to the provider's end_session_endpoint
 	// on sign-out, when the provider offers one.
 	EndSession bool
+	// HeaderOnly keeps no local user record: the session carries the
+	// identity (config create_users = false).
+	HeaderOnly bool
 }
 
 // Refusal reasons: why a callback did not produce an identity. Each is
@@ -107,6 +110,9 @@ func (o *OIDC) DisplayName() string { return o.cfg.DisplayName }
 
 // Source is the users' Source for identities from this provider.
 func (o *OIDC) Source() string { return "oidc:" + o.cfg.ID }
+
+// HeaderOnly reports whether sign-ins keep no local user record.
+func (o *OIDC) HeaderOnly() bool { return o.cfg.HeaderOnly }
 
 func (o *OIDC) discover(ctx context.Context) (*discovered, error) {
 	o.mu.Lock()

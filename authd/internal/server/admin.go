@@ -45,6 +45,17 @@ type SessionInfo struct {
 	Remember  bool      `json:"remember"`
 	IP        string    `json:"ip"`
 	UserAgent string    `json:"user_agent"`
+	// HeaderOnly is the provider ("oidc:<id>") of a header-only identity,
+	// which has no user record; "" for a user with one.
+	HeaderOnly string `json:"header_only,omitempty"`
+}
+
+// HeaderOnlySource is the provider of sess's header-only identity, or "".
+func HeaderOnlySource(sess *session.Session) string {
+	if sess.External == nil {
+		return ""
+	}
+	return sess.External.Source
 }
 
 // Admin serves the local admin API the CLI uses while authd runs: list and
@@ -104,6 +115,7 @@ func (s *Admin) handleList(w http.ResponseWriter, r *http.Request, _ httprouter.
 		out = append(out, SessionInfo{
 			ID: e.Key.Short(), User: e.Session.User, Created: e.Session.Created.UTC(), LastSeen: e.Session.LastSeen.UTC(),
 			Expires: e.Session.Expires.UTC(), Remember: e.Session.Remember, IP: e.Session.IP, UserAgent: e.Session.UserAgent,
+			HeaderOnly: HeaderOnlySource(&e.Session),
 		})
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -67,6 +67,7 @@ func (s *Server) consoleRoutes(r *httprouter.Router, p string) {
 	r.GET(p+"admin/audit", s.admin(s.handleConsoleAudit))
 	r.GET(p+"admin/tokens", s.admin(s.handleConsoleTokens))
 	r.GET(p+"admin/registrations", s.admin(s.handleConsoleRegistrations))
+	r.GET(p+"admin/headeronly", s.admin(s.handleConsoleHeaderOnly))
 	r.POST(p+"admin/do", s.admin(s.handleConsoleDo))
 }
 

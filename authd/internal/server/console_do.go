@@ -320,6 +320,13 @@ func (s *Server) runOp(o *settings, w http.ResponseWriter, r *http.Request, p *p
 				s.consoleError(o, w, p, http.StatusServiceUnavailable, err, userPage)
 				return
 			}
+			if !s.users.DB().HasUser(name) {
+				// A header-only identity: no user page to go back to.
+				ev.Event, ev.Detail = "sessions_revoked", fmt.Sprintf("%d header-only sessions", n)
+				s.record(ctx, r, ev)
+				s.redirect(w, admin+"headeronly?done=headeronly_revoked")
+				return
+			}
 			done("sessions_revoked", fmt.Sprintf("%d sessions", n), "revoked_all")
 			return
 		}

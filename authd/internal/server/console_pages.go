@@ -22,7 +22,8 @@ var doneNotices = map[string]string{
 	"revoked": "Session signed out.", "revoked_all": "Every session of the user signed out.",
 	"everyone": "Everyone was signed out.", "approved": "Registration approved; the user can sign in.",
 	"rejected": "Registration rejected.", "token_revoked": "Revoked.", "password": "Password set; their sessions ended.",
-	"mfa_reset": "Second factors removed; their sessions ended.",
+	"mfa_reset":          "Second factors removed; their sessions ended.",
+	"headeronly_revoked": "Signed out: their sessions ended.",
 }
 
 func doneNotice(r *http.Request) string { return doneNotices[r.URL.Query().Get("done")] }

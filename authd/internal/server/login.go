@@ -265,6 +265,12 @@ func (s *Server) upgradeHash(ctx context.Context, o *settings, u *users.Entry, p
 }
 
 func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, remember bool, ip string) (string, session.Key, error) {
+	return s.startSessionAs(o, r, u, nil, remember, ip)
+}
+
+// startSessionAs is startSession for a user who may have no record: ext,
+// when set, is the header-only identity the session carries.
+func (s *Server) startSessionAs(o *settings, r *http.Request, u *users.Entry, ext *session.External, remember bool, ip string) (string, session.Key, error) {
 	cookie, key, err := session.New()
 	if err != nil {
 		return "", key, err
@@ -280,7 +286,7 @@ func (s *Server) startSession(o *settings, r *http.Request, u *users.Entry, reme
 	}
 	err = s.store.Create(r.Context(), key, session.Session{
 		User: u.Name, Created: now, LastSeen: now, Expires: now.Add(life), Idle: idle,
-		Remember: remember, IP: ip, UserAgent: ua, Fingerprint: u.Fingerprint,
+		Remember: remember, IP: ip, UserAgent: ua, Fingerprint: u.Fingerprint, External: ext,
 	})
 	return cookie, key, err
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/authd/authd/authd/internal/audit"
 	"github.com/authd/authd/authd/internal/idp"
+	"github.com/authd/authd/authd/internal/session"
 	"github.com/authd/authd/authd/internal/users"
 )
 
@@ -31,6 +32,9 @@ type OIDCProvider interface {
 	AuthURL(ctx context.Context, state, nonce, verifier string) (string, error)
 	Exchange(ctx context.Context, code, verifier, nonce string) (idp.Identity, error)
 	LogoutURL(after string) string
+	// HeaderOnly reports that sign-ins keep no local user record: the
+	// session carries the identity (create_users = false).
+	HeaderOnly() bool
 }
 
 var _ OIDCProvider = (*idp.OIDC)(nil)
@@ -194,7 +198,13 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 		refuse(http.StatusForbidden, "bad_name", id.Name, "Your "+name+" account name cannot be used here. Ask an administrator.", err)
 		return
 	}
-	u, err := s.upsertExternal(r.Context(), user, id)
+	var u *users.Entry
+	var ext *session.External
+	if p.HeaderOnly() {
+		u, ext, err = s.headerOnly(r.Context(), user, id)
+	} else {
+		u, err = s.upsertExternal(r.Context(), user, id)
+	}
 	switch {
 	case errors.Is(err, errTakeover):
 		refuse(http.StatusForbidden, "account_taken", user, "The name "+user+" belongs to another account here, so "+name+" cannot sign you in as it. Ask an administrator.", err)
@@ -212,7 +222,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 		s.log.Warn("throttle reset failed", zap.Error(err))
 	}
 	s.refund(r.Context(), throttleKey, ip)
-	cookie, key, err := s.startSession(o, r, u, false, ip)
+	cookie, key, err := s.startSessionAs(o, r, u, ext, false, ip)
 	if err != nil {
 		s.log.Error("session create failed", zap.String("user", user), zap.Error(err))
 		refuse(http.StatusServiceUnavailable, "unavailable", user, "Too many sign-ins right now. Please try again in a moment.", err)
@@ -220,7 +230,8 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request, ps h
 	}
 	s.metrics.login("success")
 	s.log.Info("login succeeded", zap.String("event", "login_succeeded"), zap.String("user", user),
-		zap.String("source", p.Source()), zap.String("client_ip", ip), zap.String("session", key.Short()))
+		zap.String("source", p.Source()), zap.Bool("header_only", ext != nil), zap.Strings("groups", u.Groups),
+		zap.String("client_ip", ip), zap.String("session", key.Short()))
 	s.record(r.Context(), r, audit.Event{Event: "login_succeeded", Actor: user, Source: p.Source()})
 	o.setCookie(w, o.CookieName, cookie, 0)
 	s.redirect(w, s.afterLogin(r.Context(), o, u, f.RD))

@@ -25,11 +25,13 @@ type fakeOIDC struct {
 	state, nonce, verifier string
 	id                     idp.Identity
 	err                    error
+	headerOnly             bool
 }
 
 func (f *fakeOIDC) ID() string          { return "corp" }
 func (f *fakeOIDC) DisplayName() string { return "Corp SSO" }
 func (f *fakeOIDC) Source() string      { return "oidc:corp" }
+func (f *fakeOIDC) HeaderOnly() bool    { return f.headerOnly }
 func (f *fakeOIDC) AuthURL(_ context.Context, state, nonce, verifier string) (string, error) {
 	f.state, f.nonce, f.verifier = state, nonce, verifier
 	return "https://idp.example.net/authorize?state=" + url.QueryEscape(state), nil
@@ -49,20 +51,29 @@ func (f *fakeOIDC) LogoutURL(after string) string {
 
 func newOIDCHarness(t *testing.T) (*harness, *fakeOIDC) {
 	t.Helper()
+	return newOIDCHarnessWith(t, []policy.Rule{{Path: "/"}}, false)
+}
+
+// newOIDCHarnessWith is newOIDCHarness with rules and a provider that may
+// keep header-only identities.
+func newOIDCHarnessWith(t *testing.T, rules []policy.Rule, headerOnly bool) (*harness, *fakeOIDC) {
+	t.Helper()
 	h := newHarness(t, nil, nil)
 	f := &fakeOIDC{id: idp.Identity{Name: "Grace", Email: "grace@example.com", DisplayName: "Grace Hopper",
-		Groups: []string{"navy", "bad group"}, Source: "oidc:corp"}}
-	rs, err := policy.New([]policy.Rule{{Path: "/"}}, nil)
+		Groups: []string{"navy", "bad group"}, Source: "oidc:corp"}, headerOnly: headerOnly}
+	rs, err := policy.New(rules, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	thr := throttle.NewMemory(throttle.Config{AccountFailures: 3, IPFailures: 10, BaseDelay: time.Second, MaxDelay: time.Minute, Window: 15 * time.Minute, MaxEntries: 1000}, h.clock.now)
 	o := testOptions()
 	o.FormOrigins = []string{"https://idp.example.net"}
+	o.AdminGroups, o.Reauth = []string{"admin"}, 5*time.Minute
 	srv, err := New(o, Deps{Users: h.users, Sessions: h.store, Throttle: thr, Now: h.clock.now, OIDC: []OIDCProvider{f}}, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.adminSessions = h.store
 	h.srv, h.h = srv, srv.Handler()
 	return h, f
 }

@@ -46,7 +46,12 @@ func (s *Server) signedIn(o *settings, w http.ResponseWriter, r *http.Request) (
 		s.redirect(w, o.Prefix+"login?rd="+url.QueryEscape(r.URL.RequestURI()))
 		return nil, false
 	}
-	return &pageUser{Key: key, Session: sess, User: u, L: o.lang(r)}, true
+	p := &pageUser{Key: key, Session: sess, User: u, L: o.lang(r)}
+	if headerOnlySession(p) {
+		s.refuseHeaderOnly(o, w, p)
+		return nil, false
+	}
+	return p, true
 }
 
 // page returns the layout fields for p's page titled heading.

@@ -136,6 +136,10 @@ func (s *Server) signedInJSON(o *settings, w http.ResponseWriter, r *http.Reques
 		jsonError(w, http.StatusUnauthorized, "not signed in")
 		return nil, false
 	}
+	if sess.External != nil {
+		jsonError(w, http.StatusForbidden, "authd keeps no account for this sign-in")
+		return nil, false
+	}
 	return &pageUser{Key: key, Session: sess, User: u, L: o.lang(r)}, true
 }
 

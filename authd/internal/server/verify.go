@@ -237,6 +237,18 @@ func (s *Server) lookupSession(o *settings, r *http.Request, now time.Time) (key
 	if db == nil {
 		return key, none, nil, false, true
 	}
+	if sess.External != nil {
+		// A header-only identity: the session is the record. It ends when
+		// a local record of the same name appears or its provider no
+		// longer keeps header-only identities.
+		if u, ok = s.headerOnlyUser(db, &sess); ok {
+			return key, sess, u, true, false
+		}
+		if err := s.store.Delete(r.Context(), key); err != nil {
+			s.log.Warn("session delete failed", zap.Error(err))
+		}
+		return key, none, nil, false, false
+	}
 	u, ok = db.Lookup(sess.User)
 	if !ok || u.Disabled || u.Fingerprint != sess.Fingerprint {
 		// The user's credentials changed since login: this session is over.

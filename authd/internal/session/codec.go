@@ -20,7 +20,8 @@ import (
 const (
 	frameHeader = 8
 	// maxPayload bounds a frame so a corrupt length cannot make us allocate
-	// much; the largest real payload (a create) is well under 1 KiB.
+	// much; the largest real payload (a create) is well under 1 KiB, or
+	// about 3.2 KiB with a header-only identity at every limit.
 	maxPayload = 4096
 )
 
@@ -33,6 +34,9 @@ const (
 	opDeleteAll byte = 5
 	opEnd       byte = 6 // snapshot trailer: number of sessions
 )
+
+// tagExternal starts a create frame's header-only identity trailer.
+const tagExternal byte = 1
 
 // errCorrupt marks a frame that cannot be decoded.
 var errCorrupt = errors.New("corrupt record")
@@ -68,10 +72,16 @@ func appendCreate(b []byte, r *record) []byte {
 	b = appendString(b, r.user.Value())
 	b = appendString(b, r.meta)
 	b = appendString(b, r.userAgent())
-	if r.factor != 0 {
+	if r.factor != 0 || r.ext != nil {
 		// Optional trailer: frames written before second factors existed
 		// end after the user agent and still decode (factor 0).
 		b = binary.LittleEndian.AppendUint64(b, uint64(r.factor))
+	}
+	if r.ext != nil {
+		// Second trailer, after the factor time (0 allowed here): a tag
+		// byte and the header-only identity.
+		b = append(b, tagExternal)
+		b = appendExternal(b, r.ext)
 	}
 	return endFrame(b, start)
 }
@@ -232,11 +242,18 @@ func decodeOp(p []byte) (op, error) {
 		user := d.str(MaxUser)
 		r.meta = d.str(1 + MaxIP)
 		ua := d.str(MaxUserAgent)
-		if len(d.b) == 8 {
+		switch {
+		case len(d.b) == 8:
 			r.factor = int64(d.u64())
 			if r.factor <= 0 || r.factor > maxUnixNano {
 				d.bad = true
 			}
+		case len(d.b) > 8:
+			r.factor = int64(d.u64())
+			if r.factor < 0 || r.factor > maxUnixNano || d.bytes(1)[0] != tagExternal {
+				d.bad = true
+			}
+			r.ext = d.external()
 		}
 		if !validMeta(r.meta) || user == "" {
 			d.bad = true

@@ -3,8 +3,10 @@ package session
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"unique"
@@ -16,12 +18,19 @@ func TestCodecRoundTrip(t *testing.T) {
 		key: k, user: unique.Make("alice"), ua: unique.Make("curl/8"), meta: makeMeta("192.0.2.1", true),
 		created: 1, lastSeen: 2, expires: 3, idle: 4, fp: 5,
 	}
+	ext := rec
+	ext.ext = &External{Source: "oidc:corp", Email: "dora@example.com", DisplayName: "Dora", Groups: []string{"staff", "eng"}}
+	extFactor := ext
+	extFactor.factor = 6
+	extFactor.ext = &External{Source: "oidc:corp"}
 	tests := []struct {
 		name string
 		enc  []byte
 		want op
 	}{
 		{"create", appendCreate(nil, &rec), op{kind: opCreate, key: k, rec: rec}},
+		{"create header-only", appendCreate(nil, &ext), op{kind: opCreate, key: k, rec: ext}},
+		{"create header-only with factor", appendCreate(nil, &extFactor), op{kind: opCreate, key: k, rec: extFactor}},
 		{"touch", appendTouch(nil, &k, 42), op{kind: opTouch, key: k, t: 42}},
 		{"delete", appendDelete(nil, &k), op{kind: opDelete, key: k}},
 		{"delete user", appendDeleteUser(nil, "bob"), op{kind: opDeleteUsr, user: "bob"}},
@@ -43,8 +52,8 @@ func TestCodecRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decodeOp: %v", err)
 			}
-			if got != tt.want {
-				t.Fatalf("op: got %+v, want %+v", got, tt.want)
+			if !sameOp(got, tt.want) {
+				t.Fatalf("op: got %+v (identity %+v), want %+v (identity %+v)", got, got.rec.ext, tt.want, tt.want.rec.ext)
 			}
 		})
 	}
@@ -56,8 +65,48 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// sameOp compares decoded operations, the header-only identity by value.
+func sameOp(a, b op) bool {
+	ea, eb := a.rec.ext, b.rec.ext
+	a.rec.ext, b.rec.ext = nil, nil
+	return a == b && reflect.DeepEqual(ea, eb)
+}
+
+// TestDecodeOldCreate checks that create frames written before second
+// factors and header-only identities existed still decode, as a local
+// user's session without either.
+func TestDecodeOldCreate(t *testing.T) {
+	// A create frame as authd wrote it before either trailer existed.
+	k := testKey("a")
+	var p []byte
+	p = append(p, opCreate)
+	p = append(p, k[:]...)
+	for _, v := range []uint64{1, 2, 3, 4, 5} {
+		p = binary.LittleEndian.AppendUint64(p, v)
+	}
+	p = appendString(p, "alice")
+	p = appendString(p, "\x01192.0.2.1")
+	p = appendString(p, "curl/8")
+	o, err := decodeOp(p)
+	if err != nil {
+		t.Fatalf("decodeOp(old create): %v", err)
+	}
+	r := o.rec.session()
+	if r.User != "alice" || r.IP != "192.0.2.1" || !r.Remember || r.Fingerprint != 5 || r.External != nil || !r.SecondFactor.IsZero() {
+		t.Fatalf("old create: got %+v, want alice's local session with no second factor", r)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	k := testKey("a")
+	extRec := record{key: k, user: unique.Make("alice"), meta: makeMeta("ip", false), ext: &External{Source: "oidc:a", Groups: []string{"g"}}}
+	ext := appendCreate(nil, &extRec)[frameHeader:]
+	extRec.ext = &External{Source: "oidc:a", Groups: []string{""}}
+	emptyGroup := appendCreate(nil, &extRec)[frameHeader:]
+	extRec.ext = &External{}
+	noSource := appendCreate(nil, &extRec)[frameHeader:]
+	badTag := append([]byte(nil), ext...)
+	badTag[len(badTag)-len("oidc:a")-1-1-1-1-2-1] = 2 // the tag byte before the identity
 	good := appendCreate(nil, &record{key: k, user: unique.Make("alice"), meta: makeMeta("ip", false)})[frameHeader:]
 	badFlags := appendCreate(nil, &record{key: k, user: unique.Make("alice"), meta: "\x07ip"})[frameHeader:]
 	tests := []struct {
@@ -70,6 +119,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"trailing bytes", append(append([]byte(nil), good...), 0)},
 		{"short touch", appendTouch(nil, &k, 1)[frameHeader : frameHeader+10]},
 		{"bad flags", badFlags},
+		{"short identity", ext[:len(ext)-1]},
+		{"identity group empty", emptyGroup},
+		{"identity without source", noSource},
+		{"unknown trailer tag", badTag},
+		{"too many groups", append(append(append([]byte(nil), good...), make([]byte, 8)...), tagExternal, 1, 'a', 0, 0, MaxGroups+1)},
 		{"huge user length", append([]byte{opDeleteUsr}, 0xff, 0xff, 0xff, 0xff, 0x0f)},
 	}
 	for _, tt := range tests {

@@ -43,6 +43,9 @@ func TestEmbeddedSurvivesReopen(t *testing.T) {
 		if i%2 == 0 {
 			sess.SecondFactor = sess.Created.Add(time.Second)
 		}
+		if i%3 == 0 {
+			sess.User, sess.External = "dora", headerOnly()
+		}
 		mustCreate(t, s, k, sess)
 		want[k] = sess
 	}

@@ -37,8 +37,13 @@ func FuzzDecodeOp(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	ext := r
+	ext.ext = &External{Source: "oidc:corp", Email: "e@example.com", DisplayName: "E", Groups: []string{"staff", "eng"}}
+	extFactor := ext
+	extFactor.factor = 7
 	for _, b := range [][]byte{
-		appendCreate(nil, &r), appendTouch(nil, &k, 1), appendDelete(nil, &k),
+		appendCreate(nil, &r), appendCreate(nil, &ext), appendCreate(nil, &extFactor),
+		appendTouch(nil, &k, 1), appendDelete(nil, &k),
 		appendDeleteUser(nil, "bob"), appendDeleteAll(nil), appendEnd(nil, 3),
 	} {
 		f.Add(b[frameHeader:])
@@ -64,7 +69,7 @@ func FuzzDecodeOp(f *testing.F) {
 			b = appendEnd(nil, o.n)
 		}
 		again, err := decodeOp(b[frameHeader:])
-		if err != nil || again != o {
+		if err != nil || !sameOp(again, o) {
 			t.Fatalf("decoded %x as %+v; its encoding decodes as %+v, %v", p, o, again, err)
 		}
 	})

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,6 +18,15 @@ const (
 	MaxUserAgent = 128
 )
 
+// Limits on a header-only identity (Session.External), so that a provider
+// cannot bloat records: a longer field or more groups is an error.
+const (
+	MaxSource = 64
+	MaxText   = 256 // email, display name
+	MaxGroups = 32
+	MaxGroup  = 64
+)
+
 // maxUnixNano bounds stored times so that every stored time round-trips
 // through int64 nanoseconds (which end in 2262).
 const maxUnixNano = int64(1) << 62
@@ -24,8 +34,8 @@ const maxUnixNano = int64(1) << 62
 // ErrInvalid is returned by Create for a session a store cannot keep.
 var ErrInvalid = errors.New("invalid session")
 
-// record is a session as kept in memory: 112 bytes (8 of them the second
-// factor time) plus a 16-byte string.
+// record is a session as kept in memory: 120 bytes (8 of them the second
+// factor time, 8 the header-only identity pointer) plus a 16-byte string.
 // Times are Unix nanoseconds. User names and user agents are interned: a
 // deployment has few users and few distinct browsers, and up to millions of
 // sessions; unique drops an interned value once no session holds it.
@@ -39,7 +49,8 @@ type record struct {
 	expires  int64
 	idle     int64
 	fp       uint64
-	factor   int64 // second factor time, Unix nanoseconds; 0 = none
+	factor   int64     // second factor time, Unix nanoseconds; 0 = none
+	ext      *External // header-only identity; nil for a local user; never changed
 }
 
 // makeMeta packs the remember flag and the IP into one string.
@@ -94,7 +105,12 @@ func toRecord(k Key, sess *Session) (record, error) {
 		}
 		factor = t.UnixNano()
 	}
+	ext, err := checkExternal(sess.External)
+	if err != nil {
+		return record{}, err
+	}
 	return record{
+		ext:      ext,
 		key:      k,
 		user:     unique.Make(sess.User),
 		ua:       unique.Make(capString(sess.UserAgent, MaxUserAgent)),
@@ -121,7 +137,73 @@ func (r *record) session() Session {
 		UserAgent:    r.userAgent(),
 		Fingerprint:  r.fp,
 		SecondFactor: factorTime(r.factor),
+		External:     r.ext,
 	}
+}
+
+// checkExternal validates a header-only identity against the limits and
+// returns a copy the store may share with every reader.
+func checkExternal(e *External) (*External, error) {
+	if e == nil {
+		return nil, nil
+	}
+	if e.Source == "" || len(e.Source) > MaxSource {
+		return nil, fmt.Errorf("%w: identity source must be 1 to %d bytes (got %d)", ErrInvalid, MaxSource, len(e.Source))
+	}
+	if len(e.Email) > MaxText || len(e.DisplayName) > MaxText {
+		return nil, fmt.Errorf("%w: identity email and display name must be at most %d bytes", ErrInvalid, MaxText)
+	}
+	if len(e.Groups) > MaxGroups {
+		return nil, fmt.Errorf("%w: identity may have at most %d groups (got %d)", ErrInvalid, MaxGroups, len(e.Groups))
+	}
+	for _, g := range e.Groups {
+		if g == "" || len(g) > MaxGroup {
+			return nil, fmt.Errorf("%w: identity group names must be 1 to %d bytes (got %d)", ErrInvalid, MaxGroup, len(g))
+		}
+	}
+	c := *e
+	if len(e.Groups) > 0 {
+		c.Groups = append([]string(nil), e.Groups...)
+	} else {
+		c.Groups = nil
+	}
+	return &c, nil
+}
+
+// appendExternal encodes a header-only identity: source, email and display
+// name as length-prefixed strings, then the group count and the groups.
+func appendExternal(b []byte, e *External) []byte {
+	b = appendString(b, e.Source)
+	b = appendString(b, e.Email)
+	b = appendString(b, e.DisplayName)
+	b = binary.AppendUvarint(b, uint64(len(e.Groups)))
+	for _, g := range e.Groups {
+		b = appendString(b, g)
+	}
+	return b
+}
+
+// external decodes what appendExternal wrote, holding it to the limits.
+func (d *decoder) external() *External {
+	e := &External{Source: d.str(MaxSource), Email: d.str(MaxText), DisplayName: d.str(MaxText)}
+	n, w := binary.Uvarint(d.b)
+	if d.bad || w <= 0 || n > MaxGroups || e.Source == "" {
+		d.bad = true
+		return nil
+	}
+	d.b = d.b[w:]
+	if n > 0 {
+		e.Groups = make([]string, n)
+	}
+	for i := range e.Groups {
+		if e.Groups[i] = d.str(MaxGroup); e.Groups[i] == "" {
+			d.bad = true
+		}
+	}
+	if d.bad {
+		return nil
+	}
+	return e
 }
 
 // factorTime converts a stored second factor time; 0 is the zero Time.

@@ -267,20 +267,37 @@ func encodeRecord(rec *record) string {
 	b = binary.LittleEndian.AppendUint64(b, uint64(rec.expires/1e6))
 	b = binary.LittleEndian.AppendUint64(b, uint64(rec.idle/1e6))
 	b = binary.LittleEndian.AppendUint64(b, rec.fp)
+	flags := rec.meta[0]
+	if rec.factor != 0 {
+		flags |= metaFactor
+	}
+	if rec.ext != nil {
+		flags |= metaExternal
+	}
+	if flags != rec.meta[0] {
+		b = appendString(b, string(flags)+rec.meta[1:])
+	} else {
+		b = appendString(b, rec.meta)
+	}
 	if rec.factor != 0 {
 		// Flag 2 in the meta's first byte: an 8-byte second factor time (ms)
 		// follows the meta. Records without it decode as before.
-		b = appendString(b, string(rec.meta[0]|metaFactor)+rec.meta[1:])
 		b = binary.LittleEndian.AppendUint64(b, uint64(rec.factor/1e6))
-	} else {
-		b = appendString(b, rec.meta)
+	}
+	if rec.ext != nil {
+		// Flag 4: the header-only identity follows (after the factor time).
+		b = appendExternal(b, rec.ext)
 	}
 	b = append(b, rec.userAgent()...)
 	return string(b)
 }
 
-// metaFactor flags a Redis record that carries a second factor time.
-const metaFactor = 2
+// Flags in the first byte of a Redis record's meta: it carries a second
+// factor time, a header-only identity.
+const (
+	metaFactor   = 2
+	metaExternal = 4
+)
 
 var errBadRecord = errors.New("malformed session record in redis")
 
@@ -308,6 +325,14 @@ func decodeRecord(user, v, lastSeen string) (Session, error) {
 		factor = time.UnixMilli(ms).UTC()
 		meta, rest = string(meta[0]&^metaFactor)+meta[1:], rest[8:]
 	}
+	var ext *External
+	if len(meta) > 0 && meta[0]&metaExternal != 0 {
+		d := decoder{b: []byte(rest)}
+		if ext = d.external(); d.bad {
+			return Session{}, errBadRecord
+		}
+		meta, rest = string(meta[0]&^metaExternal)+meta[1:], rest[len(rest)-len(d.b):]
+	}
 	if !validMeta(meta) {
 		return Session{}, errBadRecord
 	}
@@ -326,6 +351,7 @@ func decodeRecord(user, v, lastSeen string) (Session, error) {
 		UserAgent:    rest,
 		Fingerprint:  fp,
 		SecondFactor: factor,
+		External:     ext,
 	}, nil
 }
 

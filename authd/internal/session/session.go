@@ -118,6 +118,22 @@ type Session struct {
 	// SecondFactor is when the user last proved a second factor (TOTP,
 	// recovery code or passkey) in this session; zero means password only.
 	SecondFactor time.Time
+	// External, when set, is the identity an external provider vouched for
+	// at sign-in, carried by the session alone: there is no local user
+	// record (an OIDC provider with create_users = false). Nil means User
+	// names a local user record. Stores refuse one past the limits (see
+	// MaxGroups) and share it read-only with every reader: never change it.
+	External *External
+}
+
+// External is a header-only identity: what a provider said about the user
+// at sign-in, fixed until the session ends.
+type External struct {
+	// Source names the provider ("oidc:<id>"); never empty.
+	Source      string
+	Email       string
+	DisplayName string
+	Groups      []string
 }
 
 // Valid reports whether the session may be used at now: before its absolute

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -67,9 +68,15 @@ func sameSession(tb testing.TB, got, want Session) {
 	if got.User != want.User || !got.Created.Equal(want.Created) || !got.LastSeen.Equal(want.LastSeen) ||
 		!got.Expires.Equal(want.Expires) || got.Idle != want.Idle || got.Remember != want.Remember ||
 		got.IP != want.IP || got.UserAgent != want.UserAgent || got.Fingerprint != want.Fingerprint ||
-		!got.SecondFactor.Equal(want.SecondFactor) {
-		tb.Fatalf("session: got %+v, want %+v", got, want)
+		!got.SecondFactor.Equal(want.SecondFactor) || !reflect.DeepEqual(got.External, want.External) {
+		tb.Fatalf("session: got %+v (identity %+v), want %+v (identity %+v)", got, got.External, want, want.External)
 	}
+}
+
+// headerOnly is a header-only identity at every limit but the group count.
+func headerOnly() *External {
+	return &External{Source: "oidc:corp", Email: "dora@example.com", DisplayName: "Dora Ext",
+		Groups: []string{"staff", "eng"}}
 }
 
 func listKeys(tb testing.TB, s store, user string) []Key {
@@ -119,6 +126,73 @@ func testStore(t *testing.T, open func(t *testing.T) store) {
 		if !got.SecondFactor.IsZero() {
 			t.Fatalf("SecondFactor of a password-only session: got %v, want zero", got.SecondFactor)
 		}
+	})
+
+	t.Run("a header-only identity survives create, get, list and delete user", func(t *testing.T) {
+		s := open(t)
+		base := suiteBase()
+		want := newTestSession("dora", base)
+		want.Fingerprint = 0
+		want.External = headerOnly()
+		mustCreate(t, s, testKey("ext"), want)
+		withFactor := newTestSession("erin", base)
+		withFactor.SecondFactor = base.Add(-time.Minute)
+		withFactor.External = &External{Source: "oidc:other"}
+		mustCreate(t, s, testKey("ext2"), withFactor)
+		mustCreate(t, s, testKey("plain"), newTestSession("bob", base))
+		got, _ := mustGet(t, s, testKey("ext"))
+		sameSession(t, got, want)
+		got, _ = mustGet(t, s, testKey("ext2"))
+		sameSession(t, got, withFactor)
+		if got, _ = mustGet(t, s, testKey("plain")); got.External != nil {
+			t.Fatalf("External of a local user's session: got %+v, want nil", got.External)
+		}
+		es, err := s.List(ctx, "dora")
+		if err != nil || len(es) != 1 || !reflect.DeepEqual(es[0].Session.External, want.External) {
+			t.Fatalf("List(dora): got %+v, %v; want the one header-only session", es, err)
+		}
+		if n, err := s.DeleteUser(ctx, "dora"); err != nil || n != 1 {
+			t.Fatalf("DeleteUser(dora): got %d, %v; want 1, nil", n, err)
+		}
+		if _, ok := mustGet(t, s, testKey("ext")); ok {
+			t.Fatal("header-only session after DeleteUser: got found, want not found")
+		}
+	})
+
+	t.Run("a header-only identity past the limits is refused", func(t *testing.T) {
+		s := open(t)
+		long := func(n int) string { return strings.Repeat("g", n) }
+		many := make([]string, MaxGroups+1)
+		for i := range many {
+			many[i] = fmt.Sprintf("g%d", i)
+		}
+		for name, e := range map[string]*External{
+			"no source":        {},
+			"long source":      {Source: long(MaxSource + 1)},
+			"long email":       {Source: "oidc:a", Email: long(MaxText + 1)},
+			"long name":        {Source: "oidc:a", DisplayName: long(MaxText + 1)},
+			"too many groups":  {Source: "oidc:a", Groups: many},
+			"long group":       {Source: "oidc:a", Groups: []string{long(MaxGroup + 1)}},
+			"empty group name": {Source: "oidc:a", Groups: []string{""}},
+		} {
+			sess := newTestSession("dora", suiteBase())
+			sess.External = e
+			if err := s.Create(ctx, testKey(name), sess); !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: Create: got %v, want ErrInvalid", name, err)
+			}
+		}
+		// At the limits it fits, in a frame too.
+		at := make([]string, MaxGroups)
+		for i := range at {
+			at[i] = fmt.Sprintf("%0*d", MaxGroup, i)
+		}
+		sess := newTestSession(long(MaxUser), suiteBase())
+		sess.IP, sess.UserAgent = long(MaxIP), long(MaxUserAgent)
+		sess.SecondFactor = suiteBase()
+		sess.External = &External{Source: long(MaxSource), Email: long(MaxText), DisplayName: long(MaxText), Groups: at}
+		mustCreate(t, s, testKey("max"), sess)
+		got, _ := mustGet(t, s, testKey("max"))
+		sameSession(t, got, sess)
 	})
 
 	t.Run("get of an unknown key is not found", func(t *testing.T) {
