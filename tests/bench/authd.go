@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -118,10 +119,21 @@ type loginClient struct {
 }
 
 func newLoginClient(site string, conns int) *loginClient {
+	return newLoginClientFrom(site, conns, nil)
+}
+
+// newLoginClientFrom is newLoginClient with its connections made from the
+// loopback address src (nil: any), so nginx sees that client address.
+func newLoginClientFrom(site string, conns int, src net.IP) *loginClient {
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	if src != nil {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 5 * time.Second}
+		tr.DialContext = d.DialContext
+	}
 	return &loginClient{site: site, origin: site, c: &http.Client{
 		Timeout:       30 * time.Second,
 		CheckRedirect: noRedirect,
-		Transport:     &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns},
+		Transport:     tr,
 	}}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -28,7 +29,7 @@ type floodReport struct {
 // waves, all at once every -every (a client still waiting for its previous
 // answer skips a wave), until the duration ends. Even-numbered clients use the
 // right password, odd-numbered ones a wrong one; each client has its own
-// X-Forwarded-For address. -every 0 makes each client retry at once.
+// X-Forwarded-For address and its own loopback source address (127.77.x.y). -every 0 makes each client retry at once.
 // It runs as its own process so the driver can measure its CPU.
 func runFlood(args []string) error {
 	fs := flag.NewFlagSet("flood", flag.ContinueOnError)
@@ -43,7 +44,6 @@ func runFlood(args []string) error {
 	rep := floodReport{Status: map[string]int{}, Right: map[string]int{}, Wrong: map[string]int{},
 		Latency: map[string][]float64{}, raw: map[string][]time.Duration{}}
 	var mu sync.Mutex
-	lc := newLoginClient(*site, *n)
 	ctx, cancel := context.WithTimeout(context.Background(), *d)
 	defer cancel()
 	start := time.Now()
@@ -53,6 +53,9 @@ func runFlood(args []string) error {
 		go func() {
 			defer wg.Done()
 			xff := fmt.Sprintf("10.77.%d.%d", i/250, i%250+1)
+			// Its own loopback source address too, so nginx (its per-address login
+			// limit) sees as many clients as authd does.
+			lc := newLoginClientFrom(*site, 1, net.IPv4(127, 77, byte(i/250), byte(i%250+1)))
 			pw, side := *password, rep.Right
 			if i%2 == 1 {
 				pw, side = "wrong-"+strconv.Itoa(i), rep.Wrong

@@ -35,18 +35,25 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 	}
 	floodFor := b.o.duration - 1500*time.Millisecond
 	type round struct {
-		alone, during      wrkResult
-		rep                floodReport
-		authdCPU, floodCPU time.Duration
+		alone, during           wrkResult
+		rep                     floodReport
+		authdCPU, floodCPU      time.Duration
+		aloneAuthdCPU           time.Duration
+		nginxCPU, aloneNginxCPU time.Duration
 	}
 	var rounds []round
 	perfData := filepath.Join(b.dir, "authd-flood.perf.data")
 	perfDone := false
 	for i := range b.o.runs {
 		var rd round
+		a0, _ := procCPU(p.pid())
+		n0, _ := v.authdSite.cpu()
 		if rd.alone, err = b.wrkOnce(ctx, t, b.o.duration); err != nil {
 			return err
 		}
+		a1, _ := procCPU(p.pid())
+		n1, _ := v.authdSite.cpu()
+		rd.aloneAuthdCPU, rd.aloneNginxCPU = a1-a0, n1-n0
 		b.logf("round %d: verify alone: %.0f req/s, p99 %s", i+1, rd.alone.RPS, fmtDur(rd.alone.P99))
 
 		// The flood starts half a second into the verify run and stops a
@@ -55,6 +62,7 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 		var floodOut bytes.Buffer
 		var floodErr error
 		authdCPU0, _ := procCPU(p.pid())
+		nginxCPU0, _ := v.authdSite.cpu()
 		floodDone := make(chan struct{})
 		go func() {
 			defer close(floodDone)
@@ -91,6 +99,8 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 		}
 		authdCPU1, _ := procCPU(p.pid())
 		rd.authdCPU = authdCPU1 - authdCPU0
+		nginxCPU1, _ := v.authdSite.cpu()
+		rd.nginxCPU = nginxCPU1 - nginxCPU0
 		if err != nil {
 			return err
 		}
@@ -116,7 +126,7 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 		wave = "each again as soon as it has its answer"
 	}
 	b.reportf("%d clients log in through nginx for %s, %s: even ones with the right password, odd", b.o.flood, floodFor, wave)
-	b.reportf("ones with a wrong one, each from its own X-Forwarded-For address, GET form + POST per attempt; meanwhile")
+	b.reportf("ones with a wrong one, each from its own address (loopback source and X-Forwarded-For), GET form + POST per attempt; meanwhile")
 	b.reportf("wrk runs the `authd` verify load. nginx and wrk are pinned as above (when -pin); authd and the flood client")
 	b.reportf("float: on 2 cores everything shares, the flood client's CPU included.")
 	hm := "authd's default (0: half the CPUs, at least one)"
@@ -137,7 +147,7 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 	}
 	b.reportf("")
 	total := floodReport{Status: map[string]int{}, Right: map[string]int{}, Wrong: map[string]int{}, Latency: map[string][]float64{}}
-	var authdCPU, floodCPU time.Duration
+	var authdCPU, floodCPU, aloneAuthdCPU, nginxCPU, aloneNginxCPU time.Duration
 	for _, rd := range rounds {
 		total.Attempts += rd.rep.Attempts
 		total.Seconds += rd.rep.Seconds
@@ -153,11 +163,17 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 		total.Errors = append(total.Errors, rd.rep.Errors...)
 		authdCPU += rd.authdCPU
 		floodCPU += rd.floodCPU
+		aloneAuthdCPU += rd.aloneAuthdCPU
+		nginxCPU += rd.nginxCPU
+		aloneNginxCPU += rd.aloneNginxCPU
 	}
 	n := time.Duration(len(rounds))
 	b.reportf("Login attempts: %d in %.1fs (all rounds). authd VmHWM before the flood %s, after %s. CPU per flood run (mean):",
 		total.Attempts, total.Seconds, mb(hwmBefore), mb(hwm))
-	b.reportf("authd %.1fs, the flood client %.1fs (of %.0fs on %d cores).", (authdCPU / n).Seconds(), (floodCPU / n).Seconds(), b.o.duration.Seconds(), runtime.NumCPU())
+	b.reportf("authd %.1fs (alone %.1fs), nginx's workers %.1fs (alone %.1fs), the flood client %.1fs (of %.0fs on %d cores;",
+		(authdCPU / n).Seconds(), (aloneAuthdCPU / n).Seconds(), (nginxCPU / n).Seconds(), (aloneNginxCPU / n).Seconds(),
+		(floodCPU / n).Seconds(), b.o.duration.Seconds(), runtime.NumCPU())
+	b.reportf("authd's figure leaves out its hashing child, which runs at SCHED_IDLE).")
 	b.reportf("")
 	b.reportf("| POST status | all | right password | wrong password | p50 (last round) | p99 (last round) |")
 	b.reportf("|---|---:|---:|---:|---:|---:|")

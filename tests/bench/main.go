@@ -1,5 +1,5 @@
 // Command bench measures authd behind nginx the way /work/shared/PERF.md
-// describes: nginx (1 worker) with the shipped snippets in nginx/, wrk on
+// describes: nginx (`worker_processes auto`) with the shipped snippets in nginx/, wrk on
 // loopback, every configuration compared with a plain static file and with a
 // do-nothing Go auth handler (the floor) in the same run.
 //

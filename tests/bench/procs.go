@@ -244,24 +244,34 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * clockTick, nil
 }
 
-// childPID returns a child process of ppid (nginx's one worker), waiting
-// briefly for it to appear.
-func childPID(ppid int) (int, error) {
-	want := strconv.Itoa(ppid)
+// childPIDs returns the child processes of ppid (nginx's workers), waiting
+// briefly for the first to appear and then until want of them exist (or a
+// second has passed, for an nginx that starts fewer).
+func childPIDs(ppid, want int) ([]int, error) {
+	parent := strconv.Itoa(ppid)
+	var found []int
+	deadline := time.Now().Add(time.Second)
 	for range 200 {
+		found = found[:0]
 		dirs, _ := filepath.Glob("/proc/[0-9]*")
 		for _, d := range dirs {
 			pid, err := strconv.Atoi(filepath.Base(d))
 			if err != nil {
 				continue
 			}
-			if f, err := statFields(pid); err == nil && len(f) > 1 && f[1] == want {
-				return pid, nil
+			if f, err := statFields(pid); err == nil && len(f) > 1 && f[1] == parent {
+				found = append(found, pid)
 			}
+		}
+		if len(found) >= want || (len(found) > 0 && time.Now().After(deadline)) {
+			return found, nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("no child of pid %d", ppid)
+	if len(found) > 0 {
+		return found, nil
+	}
+	return nil, fmt.Errorf("no child of pid %d", ppid)
 }
 
 // machineBusy is the CPU time all cores spent busy so far: user, nice,

@@ -262,7 +262,7 @@ func (b *bench) wrkOnce(ctx context.Context, t *target, d time.Duration) (wrkRes
 	if t.extra != nil {
 		xcpu, _ = procCPU(t.extra.pid())
 	}
-	ncpu, _ = procCPU(t.site.worker)
+	ncpu, _ = t.site.cpu()
 	busy0, _, _ := machineBusy()
 	start := time.Now()
 	r, err := runWrk(ctx, wrkOpts{URL: t.url, Headers: t.headers, Script: t.script, Duration: d,
@@ -285,7 +285,9 @@ func (b *bench) wrkOnce(ctx context.Context, t *target, d time.Duration) (wrkRes
 		if t.extra != nil {
 			r.BackendCPU += perReq(t.extra.pid(), xcpu)
 		}
-		r.NginxCPU = perReq(t.site.worker, ncpu)
+		if after, cerr := t.site.cpu(); cerr == nil {
+			r.NginxCPU = float64(after-ncpu) / float64(time.Microsecond) / float64(r.Requests)
+		}
 		if busy1, _, berr := machineBusy(); berr == nil {
 			ours := time.Duration((r.BackendCPU+r.NginxCPU)*float64(r.Requests))*time.Microsecond + r.WrkCPU
 			r.Others = max(0, float64(busy1-busy0-ours)/float64(time.Since(start)))
@@ -312,7 +314,7 @@ func (b *bench) runVerify(ctx context.Context, v *verifySetup) error {
 	b.reportf("`-proxy` fetch it through a proxied upstream (a second server block of the same nginx) and are divided")
 	b.reportf("by `proxy` and `floor-proxy`. `floor-raw` is the floor without net/http (a bare HTTP/1.1 loop, not a")
 	b.reportf("server to ship): the share of the floor that is net/http's. Ratios are medians of the per-round ratios. CPU/req: CPU time (user+system, /proc/PID/stat) the auth backend and")
-	b.reportf("nginx's worker used during a run ÷ requests served (median of the runs); `÷ floor by CPU` is the floor's")
+	b.reportf("nginx's workers used during a run ÷ requests served (median of the runs); `÷ floor by CPU` is the floor's")
 	b.reportf("(backend + nginx) CPU per request over this row's: the req/s ratio CPU alone predicts, less sensitive to the")
 	b.reportf("other load on this shared machine than req/s. Backend RSS: largest VmRSS sampled every 50 ms during the runs.")
 	b.reportf("Others' load: the most CPU (in cores, of %d) that processes outside the benchmark, and the hypervisor's steal,", runtime.NumCPU())
@@ -393,7 +395,7 @@ func ratio(t, base *target) float64 {
 	return median(rs)
 }
 
-// cpuRatio is base's CPU per request (backend + nginx worker) over t's: what
+// cpuRatio is base's CPU per request (backend + nginx workers) over t's: what
 // t ÷ base in req/s would be if CPU were the only limit. It moves less than
 // req/s when other work shares the machine.
 func cpuRatio(t, base *target) float64 {

@@ -19,11 +19,11 @@ type wrkResult struct {
 	Bad      int64  // non-2xx/3xx responses
 	Errors   string // socket errors line, if any
 	PeakRSS  int64  // the sampled backend's largest VmRSS during the run
-	// CPU time per request of the auth backend and of nginx's worker, µs.
+	// CPU time per request of the auth backend and of nginx's workers, µs.
 	BackendCPU, NginxCPU float64
 	WrkCPU               time.Duration
 	// Others is the CPU, in cores, that everything but the benchmark's own
-	// processes (backend, nginx worker, wrk) used during the run, steal
+	// processes (backend, nginx workers, wrk) used during the run, steal
 	// included: the noise this run competed with.
 	Others float64
 }
