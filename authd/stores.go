@@ -428,9 +428,20 @@ func dialRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, e
 	}
 	redis.SetLogger(quietRedis{})
 	c := newRedisClient(o, cfg.Redis)
+	// The serving timeouts are short (fail fast per request); a moment's
+	// stall of a loaded machine must not fail a start or a CLI command, so
+	// the first contact is retried for up to 3 seconds.
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := c.Ping(pctx).Err(); err != nil {
+	err = c.Ping(pctx).Err()
+	for err != nil && pctx.Err() == nil {
+		select {
+		case <-pctx.Done():
+		case <-time.After(100 * time.Millisecond):
+			err = c.Ping(pctx).Err()
+		}
+	}
+	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("redis (%s %v) unreachable: %w", cfg.Redis.Mode(), cfg.Redis.Addrs, explainRedisTLS(err, cfg.Redis))
 	}
