@@ -51,13 +51,8 @@ const hdrAuthLevel = "Remote-Auth-Level"
 // requirement, and two factors everywhere for members of a required group.
 func (o *settings) factorNeed(rules *policy.Rules, req *policy.Request, rule int) policy.Factor {
 	f := rules.FactorFor(req, rule)
-	if !f.Two && len(o.MFA.RequiredGroups) > 0 && req.User != "" {
-		for _, g := range req.Groups {
-			if slices.Contains(o.MFA.RequiredGroups, g) {
-				f.Two = true
-				break
-			}
-		}
+	if !f.Two && req.User != "" && o.requiredGroup(req.Groups) {
+		f.Two = true
 	}
 	return f
 }
@@ -80,8 +75,11 @@ func (o *settings) stepUpURL(rd string) string {
 }
 
 // inRequiredGroup reports whether u must have a second factor everywhere.
-func (o *settings) inRequiredGroup(u *users.Entry) bool {
-	for _, g := range u.Groups {
+func (o *settings) inRequiredGroup(u *users.Entry) bool { return o.requiredGroup(u.Groups) }
+
+// requiredGroup reports whether any of groups is in [mfa] required_groups.
+func (o *settings) requiredGroup(groups []string) bool {
+	for _, g := range groups {
 		if slices.Contains(o.MFA.RequiredGroups, g) {
 			return true
 		}

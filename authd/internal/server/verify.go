@@ -244,7 +244,9 @@ func (s *Server) lookupSession(o *settings, r *http.Request, now time.Time) (key
 		if u, ok = s.headerOnlyUser(db, &sess); ok {
 			return key, sess, u, true, false
 		}
-		if err := s.store.Delete(r.Context(), key); err != nil {
+		// Ended like any session whose account changed: the login page
+		// says so.
+		if err := s.store.End(r.Context(), key, session.Revoked); err != nil {
 			s.log.Warn("session delete failed", zap.Error(err))
 		}
 		return key, none, nil, false, false
