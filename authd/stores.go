@@ -101,7 +101,7 @@ func openStores(ctx context.Context, cfg config.Config, cfgPath string, log *zap
 
 func (st *stores) open(ctx context.Context, cfg config.Config, cfgPath string, log *zap.Logger) error {
 	var err error
-	if st.redis, err = openRedis(ctx, cfg); err != nil {
+	if st.redis, err = openRedisWith(ctx, cfg, dial); err != nil {
 		return err
 	}
 	if st.redis == nil {
@@ -192,10 +192,26 @@ func (st *stores) Close() error {
 // openRedis returns the Redis client with store = "redis", checked to
 // answer, and nil otherwise. It is the only place a Redis client is made.
 func openRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
+	return openRedisWith(ctx, cfg, dialRedis)
+}
+
+func openRedisWith(ctx context.Context, cfg config.Config, dialer func(context.Context, config.Config) (redis.UniversalClient, error)) (redis.UniversalClient, error) {
 	if cfg.Store != "redis" {
 		return nil, nil
 	}
-	return dialRedis(ctx, cfg)
+	return dialer(ctx, cfg)
+}
+
+// dialRedis is the client of a CLI command. The configured timeouts are
+// serve's, short so a request fails fast; a command is one person waiting
+// for one answer, and a moment's stall of a loaded machine must not fail
+// it, so each timeout is at least commandTimeout.
+func dialRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
+	const commandTimeout = 3 * time.Second
+	for _, d := range []*config.Duration{&cfg.Redis.DialTimeout, &cfg.Redis.ReadTimeout, &cfg.Redis.WriteTimeout, &cfg.Redis.PoolTimeout} {
+		d.Duration = max(d.Duration, commandTimeout)
+	}
+	return dial(ctx, cfg)
 }
 
 // closeRedis closes c, if any, for commands that opened it with openRedis.
@@ -421,7 +437,8 @@ type quietRedis struct{}
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
 // dialRedis connects to the configured Redis and checks that it answers.
-func dialRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
+// dial makes the Redis client with the configured timeouts (serve's).
+func dial(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
 	o, err := redisOptions(cfg)
 	if err != nil {
 		return nil, err
