@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/json"
 	"html/template"
@@ -25,6 +26,8 @@ type pages struct {
 	i18n          *catalog
 	title, prefix string
 	csp           string
+	// lane spreads page renders out under a burst (lane.go); nil: none.
+	lane *lane
 	// forgot and register are the login page's links to those pages, or "".
 	forgot, register string
 	files            http.Handler
@@ -166,7 +169,20 @@ func (o *settings) renderLogout(w http.ResponseWriter, r *http.Request, v logout
 
 func (p *pages) render(w http.ResponseWriter, code int, t *template.Template, v any) {
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, v); err != nil {
+	var err error
+	if p.lane == nil {
+		err = t.Execute(&buf, v)
+	} else {
+		start, ok := p.lane.enter(context.Background())
+		if !ok {
+			w.Header().Set("Retry-After", "1")
+			plain(w, http.StatusServiceUnavailable, "busy, try again in a moment")
+			return
+		}
+		err = t.Execute(&buf, v)
+		p.lane.leave(start)
+	}
+	if err != nil {
 		plain(w, http.StatusInternalServerError, "internal error")
 		return
 	}

@@ -60,6 +60,11 @@ func newSettings(o Options, prev *settings) (*settings, error) {
 	if st.pages, err = newPages(o, st.origins); err != nil {
 		return nil, err
 	}
+	if prev != nil {
+		st.pages.lane = prev.pages.lane
+	} else {
+		st.pages.lane = newLane(0)
+	}
 	return st, nil
 }
 
