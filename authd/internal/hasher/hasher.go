@@ -9,10 +9,19 @@
 // hundreds of milliseconds. A child process has its own runtime: while it
 // waits for the CPU, only logins wait.
 //
-// The child is the same binary (a hidden subcommand calls Serve); requests and
-// answers travel as gob over its stdin and stdout. It ends when its stdin
-// closes, so it never outlives authd. If it dies, the calls in flight fail
-// with ErrUnavailable and the next call starts a new one.
+// The lowest priority starves, though: with the cores busy for long (a
+// Streamlit app computing, a build), a hash at SCHED_IDLE waits for seconds
+// or more; on 2 cores with three busy loops a login took 14-24 s. So a hash
+// still unanswered after Escalate also runs in a second child at authd's own
+// priority, and the first answer wins: a login waits at most about Escalate
+// longer than at normal priority, and a flood costs the cores at most one
+// normal-priority hash per hashing slot per Escalate.
+//
+// The children are the same binary (a hidden subcommand calls Serve); requests
+// and answers travel as gob over their stdin and stdout. Each ends when its
+// stdin closes, so it never outlives authd. If one dies, the calls in flight
+// on it fail with ErrUnavailable (unless the other child answers them) and the
+// next call starts a new one.
 package hasher
 
 import (
@@ -24,6 +33,8 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/authd/authd/authd/internal/users"
 )
@@ -58,17 +69,26 @@ type response struct {
 	Err     string
 }
 
-// Proc is the parent's side: it starts the child on first use and again
-// after it died. Its methods are safe for concurrent use; how many hashes run
+// Escalate is how long a hash may wait in the low-priority child before it
+// also runs at authd's own priority.
+const Escalate = time.Second
+
+// Proc is the parent's side: it starts the children on first use and again
+// after one died. Its methods are safe for concurrent use; how many hashes run
 // at once is the caller's to bound (the server's hashing gate).
 type Proc struct {
 	path string
 	args []string
+	// escalate is Escalate, shorter in tests.
+	escalate  time.Duration
+	escalated atomic.Uint64
 
-	mu      sync.Mutex
-	child   *child
-	closed  bool
-	started func(pid int) // test hook
+	mu sync.Mutex
+	// low runs at the lowest priority; urgent, started on the first
+	// escalation, at authd's own.
+	low, urgent *child
+	closed      bool
+	started     func(pid int) // test hook, for the low child
 }
 
 type child struct {
@@ -86,65 +106,74 @@ type child struct {
 // New returns a Proc that runs path with args as the hashing child. Start
 // it with Start to learn of a problem before serving.
 func New(path string, args ...string) *Proc {
-	return &Proc{path: path, args: args}
+	return &Proc{path: path, args: args, escalate: Escalate}
 }
 
-// Start starts the child if it is not running.
+// Start starts the low-priority child if it is not running.
 func (p *Proc) Start() error {
-	_, err := p.get()
+	_, err := p.get(false)
 	return err
 }
 
-// Close ends the child (by closing its stdin) and waits for it.
+// Close ends the children (by closing their stdin) and waits for them.
 func (p *Proc) Close() error {
 	p.mu.Lock()
-	c := p.child
+	cs := []*child{p.low, p.urgent}
 	p.closed = true
-	p.child = nil
+	p.low, p.urgent = nil, nil
 	p.mu.Unlock()
-	if c == nil {
-		return nil
+	for _, c := range cs {
+		if c != nil {
+			_ = c.stdin.Close()
+			<-c.done
+		}
 	}
-	_ = c.stdin.Close()
-	<-c.done
 	return nil
 }
 
-// PID is the running child's process ID, 0 when none runs.
+// PID is the running low-priority child's process ID, 0 when none runs.
 func (p *Proc) PID() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.child == nil {
+	if p.low == nil {
 		return 0
 	}
-	return p.child.cmd.Process.Pid
+	return p.low.cmd.Process.Pid
 }
 
-func (p *Proc) get() (*child, error) {
+// Escalated counts the hashes that waited Escalate in the low-priority child
+// and were run at authd's own priority too.
+func (p *Proc) Escalated() uint64 { return p.escalated.Load() }
+
+func (p *Proc) get(urgent bool) (*child, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, fmt.Errorf("%w: closed", ErrUnavailable)
 	}
-	if p.child != nil {
+	cur := &p.low
+	if urgent {
+		cur = &p.urgent
+	}
+	if *cur != nil {
 		select {
-		case <-p.child.done:
+		case <-(*cur).done:
 		default:
-			return p.child, nil
+			return *cur, nil
 		}
 	}
-	c, err := p.start()
+	c, err := p.start(urgent)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	p.child = c
-	if p.started != nil {
+	*cur = c
+	if p.started != nil && !urgent {
 		p.started(c.cmd.Process.Pid)
 	}
 	return c, nil
 }
 
-func (p *Proc) start() (*child, error) {
+func (p *Proc) start(urgent bool) (*child, error) {
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), "GOGC=50") // its heap is mostly the hash's memory; give it back soon
@@ -156,7 +185,11 @@ func (p *Proc) start() (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := startLowPriority(cmd); err != nil {
+	start := startLowPriority
+	if urgent {
+		start = (*exec.Cmd).Start
+	}
+	if err := start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}
 	c := &child{cmd: cmd, stdin: stdin, enc: gob.NewEncoder(stdin), pending: map[uint64]chan response{}, done: make(chan struct{})}
@@ -195,45 +228,104 @@ func (c *child) read(r io.Reader) {
 	c.mu.Unlock()
 }
 
-func (p *Proc) call(ctx context.Context, req request) (response, error) {
-	c, err := p.get()
-	if err != nil {
-		return response{}, err
-	}
+// send writes req to the child and returns the channel its answer comes on
+// (closed if the child dies first).
+func (c *child) send(req request) (uint64, chan response, error) {
 	ch := make(chan response, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return response{}, c.err
+		return 0, nil, c.err
 	}
 	c.next++
 	req.ID = c.next
 	c.pending[req.ID] = ch
 	c.mu.Unlock()
 	c.wmu.Lock()
-	err = c.enc.Encode(&req)
+	err := c.enc.Encode(&req)
 	c.wmu.Unlock()
 	if err != nil {
-		c.mu.Lock()
-		delete(c.pending, req.ID)
-		c.mu.Unlock()
+		c.forget(req.ID)
 		_ = c.cmd.Process.Kill() // a half-written request leaves the stream unusable
-		return response{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	return req.ID, ch, nil
+}
+
+// forget drops the answer to id when it comes.
+func (c *child) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// failure is why the child ended.
+func (c *child) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (p *Proc) call(ctx context.Context, req request) (response, error) {
+	low, err := p.get(false)
+	if err != nil {
+		return response{}, err
+	}
+	lowID, lowCh, err := low.send(req)
+	if err != nil {
+		return response{}, err
+	}
+	t := time.NewTimer(p.escalate)
+	defer t.Stop()
 	select {
-	case res, ok := <-ch:
+	case res, ok := <-lowCh:
 		if !ok {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return response{}, c.err
+			return response{}, low.failure()
 		}
 		return res, nil
 	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.pending, req.ID)
-		c.mu.Unlock()
+		low.forget(lowID)
 		return response{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	case <-t.C:
 	}
+	// Starved: run it at authd's own priority as well; the first answer
+	// wins and the other is dropped. Without the urgent child, keep waiting.
+	var upID uint64
+	var upCh chan response
+	up, err := p.get(true)
+	if err == nil {
+		upID, upCh, err = up.send(req)
+	}
+	if err == nil {
+		p.escalated.Add(1)
+	}
+	for lowCh != nil || upCh != nil {
+		select {
+		case res, ok := <-lowCh:
+			if ok {
+				if upCh != nil {
+					up.forget(upID)
+				}
+				return res, nil
+			}
+			lowCh = nil
+		case res, ok := <-upCh:
+			if ok {
+				if lowCh != nil {
+					low.forget(lowID)
+				}
+				return res, nil
+			}
+			upCh = nil
+		case <-ctx.Done():
+			low.forget(lowID)
+			if upCh != nil {
+				up.forget(upID)
+			}
+			return response{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+	return response{}, low.failure()
 }
 
 // Verify is users.Verify run in the child. An error wrapping ErrUnavailable

@@ -127,3 +127,79 @@ func TestChildDies(t *testing.T) {
 		t.Fatalf("child pid after restart: got %d (was %d)", p.PID(), pid)
 	}
 }
+
+// threadSched is the nice value and scheduling policy of every thread of pid.
+func threadSched(t *testing.T, pid int) (nices, policies map[string]bool) {
+	t.Helper()
+	nices, policies = map[string]bool{}, map[string]bool{}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		nices[f[16]], policies[f[38]] = true, true
+	}
+	return nices, policies
+}
+
+// TestStarvedHashEscalates: a hash the low-priority child does not answer in
+// time (here: the child is stopped, as a starved one might as well be) is
+// answered by a second child at the parent's own priority; the late answer of
+// the first is dropped, and the first child serves the next hashes again.
+func TestStarvedHashEscalates(t *testing.T) {
+	if Nice == 0 {
+		t.Skip("no priority on this OS")
+	}
+	p := newProc(t)
+	p.escalate = 200 * time.Millisecond
+	low := p.PID()
+	if err := syscall.Kill(low, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = syscall.Kill(low, syscall.SIGCONT)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := p.Hash(ctx, "pw", cheap)
+	if err != nil {
+		t.Fatalf("hash with the low-priority child stopped: %v", err)
+	}
+	if ok, _, err := users.Verify(h, "pw", cheap, users.DefaultLimits()); !ok || err != nil {
+		t.Fatalf("the escalated hash does not verify: %v, %v", ok, err)
+	}
+	if n := p.Escalated(); n != 1 {
+		t.Fatalf("Escalated() = %d, want 1", n)
+	}
+	p.mu.Lock()
+	up := p.urgent.cmd.Process.Pid
+	p.mu.Unlock()
+	nices, policies := threadSched(t, up)
+	if len(nices) != 1 || !nices["0"] || len(policies) != 1 || !policies["0"] {
+		t.Errorf("urgent child threads: nice %v, policy %v; want only nice 0 and policy 0 (SCHED_OTHER)", nices, policies)
+	}
+
+	if err := syscall.Kill(low, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	p.escalate = time.Minute // no escalation from here on, however slow the machine
+	ok, _, err := p.Verify(ctx, h, "pw", cheap, users.DefaultLimits())
+	if !ok || err != nil {
+		t.Fatalf("verify after the low child resumed: %v, %v", ok, err)
+	}
+	if p.PID() != low {
+		t.Errorf("low child changed: %d, was %d", p.PID(), low)
+	}
+	if n := p.Escalated(); n != 1 {
+		t.Errorf("a hash the low child answered in time was escalated: Escalated() = %d", n)
+	}
+}

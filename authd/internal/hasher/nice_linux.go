@@ -14,7 +14,8 @@ import (
 // kernel lets a running nice-19 task finish its time slice before a waking
 // task gets the CPU, and verify is a chain of short wake-ups (nginx, authd,
 // nginx again); a SCHED_IDLE task is preempted at once by any ordinary task
-// that wakes. The price is slower logins while the CPU is saturated.
+// that wakes. The price is slower logins while the CPU is saturated, bounded
+// by Escalate (hasher.go).
 const Nice = 19
 
 // startLowPriority starts cmd from a thread lowered to SCHED_IDLE and Nice:

@@ -65,6 +65,9 @@ type metrics struct {
 	reloadFailed    prometheus.Counter
 }
 
+// escalationReporter is a Hasher that counts its escalated hashes (hasher.Proc).
+type escalationReporter interface{ Escalated() uint64 }
+
 func newMetrics(s *Server, rc RedisClient) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{reg: reg}
@@ -134,6 +137,12 @@ func newMetrics(s *Server, rc RedisClient) *metrics {
 				}),
 			)
 		}
+	}
+	if e, ok := s.hash.(escalationReporter); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authd_hash_escalated_total",
+			Help: "Password hashes that waited hasher.Escalate at the lowest CPU priority and were run at authd's own too (the cores were busy for long).",
+		}, func() float64 { return float64(e.Escalated()) }))
 	}
 	if rc != nil {
 		m.redisErrors = prometheus.NewCounter(prometheus.CounterOpts{

@@ -224,3 +224,30 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 	}
 }
+
+// escalatingHasher is the in-process hasher that reports escalations, as
+// hasher.Proc does.
+type escalatingHasher struct{ inProcess }
+
+func (escalatingHasher) Escalated() uint64 { return 3 }
+
+// TestHashEscalatedMetric: a hasher that counts escalated hashes has them in
+// /metrics; the in-process one has no such series.
+func TestHashEscalatedMetric(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	if _, ok := h.series()["authd_hash_escalated_total"]; ok {
+		t.Fatal("the in-process hasher shows authd_hash_escalated_total")
+	}
+	rs, err := policy.New([]policy.Rule{{Path: "/"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(testOptions(), Deps{Users: h.users, Sessions: h.store, Now: h.clock.now, Hasher: escalatingHasher{}}, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv, h.h = srv, srv.Handler()
+	if v, ok := h.series()["authd_hash_escalated_total"]; !ok || v != 3 {
+		t.Fatalf("authd_hash_escalated_total = %v (present %v), want 3", v, ok)
+	}
+}
