@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -174,6 +175,15 @@ func (b *bench) runFloodMode(ctx context.Context, v *verifySetup) error {
 		(authdCPU / n).Seconds(), (aloneAuthdCPU / n).Seconds(), (nginxCPU / n).Seconds(), (aloneNginxCPU / n).Seconds(),
 		(floodCPU / n).Seconds(), b.o.duration.Seconds(), runtime.NumCPU())
 	b.reportf("authd's figure leaves out its hashing child, which runs at SCHED_IDLE).")
+	if resp, err := v.authd.health.Get(v.authd.baseURL + "/metrics"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "authd_hash_escalated_total ") || strings.HasPrefix(l, "authd_password_checks_total ") {
+				b.reportf("From authd's /metrics after the last round: `%s`.", l)
+			}
+		}
+	}
 	b.reportf("")
 	b.reportf("| POST status | all | right password | wrong password | p50 (last round) | p99 (last round) |")
 	b.reportf("|---|---:|---:|---:|---:|---:|")

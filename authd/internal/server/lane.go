@@ -19,7 +19,7 @@ const (
 	// laneDuty is the share of one core a busy slot may use: after a render
 	// that took d, that slot's next render starts no sooner than
 	// d·(1/laneDuty − 1) later. A render with nobody waiting never waits.
-	laneDuty = 0.3
+	laneDuty = 0.2
 	// laneMaxWaiting bounds the requests waiting for a slot; beyond it a
 	// page request gets a plain 503 at once.
 	laneMaxWaiting = 1024
