@@ -55,6 +55,15 @@ func (g *gate) acquire(ctx context.Context) bool {
 
 func (g *gate) release() { <-g.slots }
 
+// releaseAfter releases the slot d from now (at once for d <= 0).
+func (g *gate) releaseAfter(d time.Duration) {
+	if d <= 0 {
+		g.release()
+		return
+	}
+	time.AfterFunc(d, g.release)
+}
+
 // saturated reports whether every slot is taken and the queue is full, so
 // that acquire would refuse now. It is a snapshot: a slot may free a moment
 // later.

@@ -247,7 +247,7 @@ func (s *Server) checkLogin(ctx context.Context, r *http.Request, o *settings, r
 		ok, upgrade, err = s.hash.Verify(ctx, u.Hash, password, o.HashParams, o.HashLimits)
 	}
 	took := time.Since(start)
-	o.gate.release()
+	o.gate.releaseAfter(s.pace.rest(cost, took))
 	if errors.Is(err, hasher.ErrUnavailable) {
 		// Nothing was checked: busy, for a known and an unknown user alike.
 		s.log.Error("password hash not run", zap.Error(err))

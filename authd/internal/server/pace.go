@@ -40,6 +40,7 @@ type pacer struct {
 
 	mu        sync.Mutex
 	est       map[users.Cost]time.Duration
+	fastest   map[users.Cost]time.Duration // the quickest run seen of each cost
 	inUse     []users.Cost
 	seen      *users.DB
 	measuring bool
@@ -52,7 +53,7 @@ func newPacer(dummy users.Params, db *users.DB, burn func(users.Cost)) *pacer {
 	if burn == nil {
 		burn = users.Burn
 	}
-	p := &pacer{burn: burn, dummy: users.Cost{Argon2id: dummyParams(dummy)}, est: map[users.Cost]time.Duration{},
+	p := &pacer{burn: burn, dummy: users.Cost{Argon2id: dummyParams(dummy)}, est: map[users.Cost]time.Duration{}, fastest: map[users.Cost]time.Duration{},
 		padded: make(chan struct{}, maxPadded)}
 	p.mu.Lock()
 	p.seen = db
@@ -134,6 +135,7 @@ func (p *pacer) measure(cs []users.Cost) {
 		if _, ok := p.est[c]; !ok {
 			p.est[c] = took
 		}
+		p.noteLocked(c, took)
 		p.mu.Unlock()
 	}
 	p.mu.Lock()
@@ -151,7 +153,34 @@ func (p *pacer) observe(c users.Cost, took time.Duration) {
 	} else {
 		p.est[c] = old + (took-old)/8
 	}
+	p.noteLocked(c, took)
 	p.updateLocked()
+}
+
+func (p *pacer) noteLocked(c users.Cost, took time.Duration) {
+	if f, ok := p.fastest[c]; !ok || took < f {
+		p.fastest[c] = took
+	}
+}
+
+// maxRest bounds how long a hashing slot rests after a slow hash.
+const maxRest = time.Second
+
+// rest is how long the hashing slot a verification of c used should stay
+// closed after it took took. A hash that took more than twice the quickest
+// seen for its cost ran on a machine busy with other work (the hashing child
+// runs at the lowest priority): the slot then rests for as long as the hash
+// ran beyond that quickest time, at most maxRest, so that under contention
+// hashing takes about half of what the cores leave it, and logins beyond it
+// get the cheap "busy" answer. On an idle machine the slot never rests.
+func (p *pacer) rest(c users.Cost, took time.Duration) time.Duration {
+	p.mu.Lock()
+	f, ok := p.fastest[c]
+	p.mu.Unlock()
+	if !ok || took <= 2*f {
+		return 0
+	}
+	return min(took-f, maxRest)
 }
 
 // updateLocked sets the floor from the costs in use; estimates of costs no

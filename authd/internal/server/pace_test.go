@@ -141,3 +141,57 @@ func TestReloadedHashParamsMoveTheFloor(t *testing.T) {
 		t.Errorf("floor after [hash] back: got %v, want below %v (the heavy dummy is no longer in use)", got, heavyTakes)
 	}
 }
+
+// TestPacerRest: a hashing slot rests only after a hash that took more than
+// twice the quickest seen for its cost, for the time beyond that quickest,
+// at most maxRest.
+func TestPacerRest(t *testing.T) {
+	p := newPacer(testParams, dbWith(t), sleepBurn)
+	c := users.Cost{BcryptCost: 12}
+	if r := p.rest(c, time.Hour); r != 0 {
+		t.Fatalf("rest for a cost never seen: %v, want 0", r)
+	}
+	p.observe(c, 100*time.Millisecond)
+	p.observe(c, 40*time.Millisecond) // the quickest
+	p.observe(c, 90*time.Millisecond)
+	for _, tt := range []struct{ took, want time.Duration }{
+		{40 * time.Millisecond, 0},
+		{80 * time.Millisecond, 0},
+		{100 * time.Millisecond, 60 * time.Millisecond},
+		{30 * time.Second, maxRest},
+	} {
+		if got := p.rest(c, tt.took); got != tt.want {
+			t.Errorf("rest after %v: got %v, want %v", tt.took, got, tt.want)
+		}
+	}
+}
+
+// TestGateReleaseAfter: a slot released with a delay stays taken until then,
+// so logins beyond it get the cheap "busy" answer meanwhile.
+func TestGateReleaseAfter(t *testing.T) {
+	g := newGate(1, 0, time.Second)
+	if !g.acquire(context.Background()) {
+		t.Fatal("acquire on an idle gate failed")
+	}
+	start := time.Now()
+	g.releaseAfter(50 * time.Millisecond)
+	if !g.saturated() {
+		t.Fatal("the resting slot counts as free")
+	}
+	for g.saturated() {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the slot was never released")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if took := time.Since(start); took < 50*time.Millisecond {
+		t.Fatalf("slot free after %v, want at least 50ms", took)
+	}
+	if !g.acquire(context.Background()) {
+		t.Fatal("acquire after the rest failed")
+	}
+	g.releaseAfter(0)
+	if g.saturated() {
+		t.Fatal("releaseAfter(0) did not release at once")
+	}
+}
