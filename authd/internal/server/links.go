@@ -66,6 +66,21 @@ func (s *Server) linkInvalid(o *settings, w http.ResponseWriter, r *http.Request
 	o.renderPage(w, http.StatusNotFound, "message", messageView{page: pg, Text: pg.L.T("link.invalid.text"), Back: o.Prefix + "login"})
 }
 
+// linkOK answers a failed link lookup: an unknown, used, revoked or expired
+// link gets the one invalid-link page, a store failure the busy page. It
+// reports whether err was nil, so the handler may go on.
+func (s *Server) linkOK(o *settings, w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, account.ErrInvalid):
+		s.linkInvalid(o, w, r)
+	default:
+		s.storeTrouble(o, w, r, err)
+	}
+	return false
+}
+
 func (s *Server) storeTrouble(o *settings, w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Error("account store failed", zap.Error(err))
 	pg := o.anonPage(r, func(l *lang) string { return l.T("account.busy.title") })
@@ -84,12 +99,7 @@ func (s *Server) handleInviteForm(w http.ResponseWriter, r *http.Request, ps htt
 	o := s.cur.Load()
 	token := ps.ByName("token")
 	inv, err := s.acct.Store.Invite(r.Context(), token)
-	if errors.Is(err, account.ErrInvalid) {
-		s.linkInvalid(o, w, r)
-		return
-	}
-	if err != nil {
-		s.storeTrouble(o, w, r, err)
+	if !s.linkOK(o, w, r, err) {
 		return
 	}
 	s.renderInvite(o, w, r, http.StatusOK, token, inv, "", "")
@@ -114,12 +124,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, ps httprou
 	}
 	token := ps.ByName("token")
 	inv, err := s.acct.Store.Invite(r.Context(), token)
-	if errors.Is(err, account.ErrInvalid) {
-		s.linkInvalid(o, w, r)
-		return
-	}
-	if err != nil {
-		s.storeTrouble(o, w, r, err)
+	if !s.linkOK(o, w, r, err) {
 		return
 	}
 	typed := r.PostForm.Get("username")
@@ -144,12 +149,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, ps httprou
 		return
 	}
 	inv, err = s.acct.Store.TakeInvite(r.Context(), token)
-	if errors.Is(err, account.ErrInvalid) {
-		s.linkInvalid(o, w, r)
-		return
-	}
-	if err != nil {
-		s.storeTrouble(o, w, r, err)
+	if !s.linkOK(o, w, r, err) {
 		return
 	}
 	err = s.users.Update(r.Context(), name, func(u users.User, exists bool) (users.User, bool, error) {
@@ -190,12 +190,7 @@ func (s *Server) handleResetForm(w http.ResponseWriter, r *http.Request, ps http
 	o := s.cur.Load()
 	token := ps.ByName("token")
 	rs, err := s.acct.Store.Reset(r.Context(), token)
-	if errors.Is(err, account.ErrInvalid) {
-		s.linkInvalid(o, w, r)
-		return
-	}
-	if err != nil {
-		s.storeTrouble(o, w, r, err)
+	if !s.linkOK(o, w, r, err) {
 		return
 	}
 	s.renderReset(o, w, r, http.StatusOK, token, rs.User, "")
@@ -220,12 +215,7 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request, ps httprout
 	}
 	token := ps.ByName("token")
 	rs, err := s.acct.Store.Reset(r.Context(), token)
-	if errors.Is(err, account.ErrInvalid) {
-		s.linkInvalid(o, w, r)
-		return
-	}
-	if err != nil {
-		s.storeTrouble(o, w, r, err)
+	if !s.linkOK(o, w, r, err) {
 		return
 	}
 	if key := checkNewPasswords(r.PostForm.Get("password"), r.PostForm.Get("password2")); key != "" {
@@ -237,11 +227,8 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request, ps httprout
 		s.storeTrouble(o, w, r, err)
 		return
 	}
-	if rs, err = s.acct.Store.TakeReset(r.Context(), token); errors.Is(err, account.ErrInvalid) {
-		s.linkInvalid(o, w, r)
-		return
-	} else if err != nil {
-		s.storeTrouble(o, w, r, err)
+	rs, err = s.acct.Store.TakeReset(r.Context(), token)
+	if !s.linkOK(o, w, r, err) {
 		return
 	}
 	err = s.users.Update(r.Context(), rs.User, func(u users.User, exists bool) (users.User, bool, error) {
