@@ -106,19 +106,27 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	defer au.Close()
-	change := userChange(cfg, sub, name, hash, groups, email, display, *force)
+	change := userChange(cfg, sub, name, hash, groups, email, display)
 	var detail string
-	apply := func(u users.User, exists bool, all []users.User) (users.User, bool, error) {
-		nu, del, err := change(u, exists, all)
+	apply := func(u users.User, exists bool) (users.User, bool, error) {
+		nu, del, err := change(u, exists)
 		if err == nil && sub == "set" {
 			detail = describeChange(u, nu)
 		}
 		return nu, del, err
 	}
+	// Unless -force, the last enabled admin cannot be locked, deleted or demoted.
+	admins := cfg.Admin.Groups
+	if *force {
+		admins = nil
+	}
 	if cfg.Store == "redis" {
-		err = redisUserEdit(ctx, cfg, sub, name, apply)
+		err = redisUserEdit(ctx, cfg, sub, name, admins, apply)
 	} else {
-		err = fileUserEdit(cfg, name, apply)
+		err = fileUserEdit(cfg, name, admins, apply)
+	}
+	if errors.Is(err, users.ErrLastAdmin) {
+		return fmt.Errorf("%w; add or unlock another admin first, or pass -force", err)
 	}
 	if err != nil {
 		return err
@@ -157,14 +165,12 @@ func auditedImport(ctx context.Context, cfg config.Config, stderr io.Writer, wha
 var userEvents = map[string]string{"add": "user_added", "passwd": "password_changed", "del": "user_deleted",
 	"lock": "user_locked", "unlock": "user_unlocked", "set": "user_updated"}
 
-// userEdit is one change to one user, as users.Redis.Update takes it, with
-// every user as they were before (for the last-admin check).
-type userEdit func(u users.User, exists bool, all []users.User) (nu users.User, del bool, err error)
+// userEdit is one change to one user, as users.Redis.Update takes it.
+type userEdit func(u users.User, exists bool) (nu users.User, del bool, err error)
 
-// userChange returns the change a user subcommand makes. Unless force, it
-// refuses to lock, delete or demote the last enabled admin.
-func userChange(cfg config.Config, sub, name, hash string, groups, email, display *string, force bool) userEdit {
-	return func(u users.User, exists bool, all []users.User) (users.User, bool, error) {
+// userChange returns the change a user subcommand makes.
+func userChange(cfg config.Config, sub, name, hash string, groups, email, display *string) userEdit {
+	return func(u users.User, exists bool) (users.User, bool, error) {
 		if sub == "add" {
 			if exists {
 				return u, false, fmt.Errorf("user %s exists; use 'authd user passwd %s' to change the password", name, name)
@@ -190,11 +196,6 @@ func userChange(cfg config.Config, sub, name, hash string, groups, email, displa
 		case "del":
 			del = true
 		}
-		if !force {
-			if err := users.CheckAdminsLeft(all, cfg.Admin.Groups, name, u, del); err != nil {
-				return u, false, fmt.Errorf("%w; add or unlock another admin first, or pass -force", err)
-			}
-		}
 		return u, del, nil
 	}
 }
@@ -215,15 +216,19 @@ func describeChange(old, nu users.User) string {
 }
 
 // fileUserEdit applies fn to user name in the users file, atomically, as
-// users.Redis.Update does in Redis.
-func fileUserEdit(cfg config.Config, name string, fn userEdit) error {
+// users.Redis.UpdateGuarded does in Redis: a change that would leave no
+// enabled member of admins fails with users.ErrLastAdmin.
+func fileUserEdit(cfg config.Config, name string, admins []string, fn userEdit) error {
 	return users.Edit(cfg.UsersFile, userLimits(cfg), func(list []users.User) ([]users.User, error) {
 		i := slices.IndexFunc(list, func(u users.User) bool { return u.Name == name })
 		var u users.User
 		if i >= 0 {
 			u = list[i]
 		}
-		nu, del, err := fn(u, i >= 0, list)
+		nu, del, err := fn(u, i >= 0)
+		if err == nil && i >= 0 {
+			err = users.CheckAdminsLeft(list, admins, name, nu, del)
+		}
 		switch {
 		case err != nil:
 			return nil, err
@@ -386,24 +391,18 @@ func readNewPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	return pw, nil
 }
 
-// redisUserEdit applies fn to user name in the Redis user store. Every
-// instance sees it at its next request: the user's version changes with
-// the record, in one step. Sessions a change ends are deleted as well.
-func redisUserEdit(ctx context.Context, cfg config.Config, sub, name string, fn userEdit) error {
+// redisUserEdit applies fn to user name in the Redis user store, refusing
+// to leave no enabled member of admins (checked against Redis, see
+// users.Redis.UpdateGuarded). Every instance sees it at its next request:
+// the user's version changes with the record, in one step. Sessions a
+// change ends are deleted as well.
+func redisUserEdit(ctx context.Context, cfg config.Config, sub, name string, admins []string, fn userEdit) error {
 	rs, err := openRedisState(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer rs.Close()
-	err = rs.users.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
-		// The others as the snapshot has them; this one as just read.
-		all := slices.DeleteFunc(rs.users.DB().Users(), func(x users.User) bool { return x.Name == name })
-		if exists {
-			all = append(all, u)
-		}
-		return fn(u, exists, all)
-	})
-	if err != nil {
+	if err := rs.users.UpdateGuarded(ctx, name, admins, fn); err != nil {
 		return err
 	}
 	if why := endReason(sub); why != session.NotEnded {

@@ -324,6 +324,41 @@ func TestConsoleLastAdmin(t *testing.T) {
 	}
 }
 
+// TestConsoleLastAdminStaleSnapshot: the last-admin check reads the users
+// file under its lock, not the snapshot, which has not yet caught up with
+// the CLI demoting the only other admin.
+func TestConsoleLastAdminStaleSnapshot(t *testing.T) {
+	c := newConsole(t)
+	setBob := func(groups ...string) {
+		t.Helper()
+		if err := users.Edit(c.path, users.DefaultLimits(), func(us []users.User) ([]users.User, error) {
+			us[slices.IndexFunc(us, func(u users.User) bool { return u.Name == "bob" })].Groups = groups
+			return us, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setBob("admin")
+	if _, err := c.users.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	alice := c.login("alice")
+	tok := c.csrf(alice)
+	setBob("staff") // not reloaded
+	if e, _ := c.users.DB().Lookup("bob"); !slices.Contains(e.Groups, "admin") {
+		t.Fatal("the snapshot caught up; the test proves nothing")
+	}
+	if w := c.post(alice, form("op", "set", "user", "alice", "groups", "staff", "csrf", tok)); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "last enabled member") {
+		t.Fatalf("demote alice, bob demoted in the file: got %d, want a refusal; %s", w.Code, w.Body)
+	}
+	if _, err := c.users.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := c.users.DB().Lookup("alice"); !slices.Contains(e.Groups, "admin") {
+		t.Errorf("alice demoted: %+v", e.User)
+	}
+}
+
 // TestConsoleChanges: each change reaches the store, ends what it should at
 // the next verify, and is an audit event naming the admin, the target and
 // the client address.

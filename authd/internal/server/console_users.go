@@ -17,7 +17,7 @@ import (
 // editUser makes a change to one user through the store's Update, the path
 // the CLI takes too: the users file or Redis, where every node sees it at
 // its next verify. The last enabled admin cannot be locked, deleted or
-// demoted.
+// demoted: UpdateGuarded checks that against the store, atomically.
 func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p *pageUser, op, name, back string, done func(event, detail, notice string)) {
 	f := r.PostForm
 	ctx := r.Context()
@@ -47,7 +47,7 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 	email, display := strings.TrimSpace(f.Get("email")), strings.TrimSpace(f.Get("display_name"))
 	groups := splitGroups(f.Get("groups"))
 	var detail string
-	err := s.users.Update(ctx, name, func(u users.User, exists bool) (users.User, bool, error) {
+	err := s.users.UpdateGuarded(ctx, name, o.AdminGroups, func(u users.User, exists bool) (users.User, bool, error) {
 		if op == "add" {
 			if exists {
 				return u, false, shown("A user %s exists already.", name)
@@ -77,14 +77,12 @@ func (s *Server) editUser(o *settings, w http.ResponseWriter, r *http.Request, p
 		case "delete":
 			del = true
 		}
-		all := slices.DeleteFunc(s.users.DB().Users(), func(x users.User) bool { return x.Name == name })
-		all = append(all, old)
-		if err := users.CheckAdminsLeft(all, o.AdminGroups, name, u, del); err != nil {
-			return u, false, shown("%s is the last enabled member of the admin groups (%s); make someone else an admin first.",
-				name, strings.Join(o.AdminGroups, ", "))
-		}
 		return u, del, nil
 	})
+	if errors.Is(err, users.ErrLastAdmin) {
+		err = shown("%s is the last enabled member of the admin groups (%s); make someone else an admin first.",
+			name, strings.Join(o.AdminGroups, ", "))
+	}
 	if err != nil {
 		var se errShown
 		if !errors.As(err, &se) && !errors.Is(err, users.ErrConflict) {

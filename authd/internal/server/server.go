@@ -53,6 +53,10 @@ type UserStore interface {
 	SetHash(name, hash string) error
 	EnsureCurrent(ctx context.Context, name string) error
 	Update(ctx context.Context, name string, fn func(u users.User, exists bool) (nu users.User, del bool, err error)) error
+	// UpdateGuarded is Update refusing (users.ErrLastAdmin) a change that
+	// leaves no enabled member of adminGroups, checked against the store
+	// itself, not the snapshot, in the same atomic step as the write.
+	UpdateGuarded(ctx context.Context, name string, adminGroups []string, fn func(u users.User, exists bool) (nu users.User, del bool, err error)) error
 }
 
 // SessionStore is what the public listener needs from the session store:

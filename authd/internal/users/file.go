@@ -118,7 +118,14 @@ func (f *File) SetHash(name, hash string) error {
 // user. It is users.Redis.Update for the file, so the CLI, the admin console
 // and the account pages change users through one path. fn's user must be
 // valid and keep the name; on any error the file is left as it was.
-func (f *File) Update(_ context.Context, name string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
+func (f *File) Update(ctx context.Context, name string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
+	return f.UpdateGuarded(ctx, name, nil, fn)
+}
+
+// UpdateGuarded is Update that refuses, with an error wrapping ErrLastAdmin,
+// a change that would leave no enabled member of adminGroups (see
+// CheckAdminsLeft), checked against the file as read under the edit lock.
+func (f *File) UpdateGuarded(_ context.Context, name string, adminGroups []string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
 	err := edit(f.Path(), *f.lim.Load(), func(us []User) ([]User, error) {
 		i := slices.IndexFunc(us, func(u User) bool { return u.Name == name })
 		var cur User
@@ -129,6 +136,11 @@ func (f *File) Update(_ context.Context, name string, fn func(u User, exists boo
 		nu, del, err := fn(cur, i >= 0)
 		if err != nil {
 			return nil, err
+		}
+		if i >= 0 {
+			if err := CheckAdminsLeft(us, adminGroups, name, nu, del); err != nil {
+				return nil, err
+			}
 		}
 		switch {
 		case del && i >= 0:

@@ -35,6 +35,8 @@ func NewDB(list []User, lim Limits) (*DB, error) {
 //	              display_name, disabled ("1" or "0"), generation, source, ver
 //	P users       set of user names
 //	P users:ver   counter that versions come from
+//	P users:adm   version of the last write that added or deleted a user or
+//	              changed their groups or lock (what admin status rests on)
 //
 // and changes are announced on the channel "P users" (message: the name).
 // A change also writes the new version into each of the user's live
@@ -58,6 +60,9 @@ type Redis struct {
 	// afterRead, if set, runs between a read from Redis and its install
 	// (name "" for a full reload), so tests can interleave a change there.
 	afterRead func(name string)
+	// beforeWrite, if set, runs in UpdateGuarded between its read of every
+	// user and its write.
+	beforeWrite func(name string)
 }
 
 type redisSnap struct {
@@ -82,6 +87,7 @@ func OpenRedis(ctx context.Context, c redis.UniversalClient, prefix string, lim 
 func (r *Redis) userKey(name string) string { return r.prefix + "u:" + name }
 func (r *Redis) setKey() string             { return r.prefix + "users" }
 func (r *Redis) counterKey() string         { return r.prefix + "users:ver" }
+func (r *Redis) adminKey() string           { return r.prefix + "users:adm" }
 
 // Channel is the pub/sub channel that announces user changes.
 func (r *Redis) Channel() string { return r.prefix + "users" }
@@ -366,42 +372,56 @@ func (r *Redis) apply(name string, u User, ver int64, ok bool) error {
 // than a few times in a row.
 var ErrConflict = errors.New("user changed concurrently; try again")
 
-// KEYS: user, users set, counter, the user's session index (session.Redis's
-// P su:<name>), then the sessions the caller read from that index (P s:<hex>).
-// ARGV: expected version ("*": any), delete ("1"), channel, name, the number
+// KEYS: user, users set, counter, admin version (P users:adm), the user's
+// session index (session.Redis's P su:<name>), then the sessions the caller
+// read from that index (P s:<hex>). ARGV: expected version ("*": any),
+// delete ("1"), channel, name, expected admin version ("*": any), the number
 // of sessions m, their hex keys, then field/value pairs. Returns the new
-// version, -1 when the expected version did not match, or -2 when the index
-// no longer names exactly the sessions passed (the caller reads it again):
-// the script touches only declared keys. The new version is also written into
-// every live session of the user (field w), so that session.Redis reads it
-// with the session in one HMGET.
+// version, -1 when the expected version did not match, -3 when the expected
+// admin version did not, or -2 when the index no longer names exactly the
+// sessions passed (the caller reads it again): the script touches only
+// declared keys. The new version is also written into every live session of
+// the user (field w), so that session.Redis reads it with the session in one
+// HMGET, and into the admin version when the user appears, goes, or has new
+// groups or lock.
 var putScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], 'ver')) or 0
 if ARGV[1] ~= '*' and tonumber(ARGV[1]) ~= cur then return -1 end
-local m = tonumber(ARGV[5])
-local members = redis.call('ZRANGE', KEYS[4], 0, -1)
+if ARGV[5] ~= '*' and tonumber(ARGV[5]) ~= (tonumber(redis.call('GET', KEYS[4])) or 0) then return -3 end
+local m = tonumber(ARGV[6])
+local members = redis.call('ZRANGE', KEYS[5], 0, -1)
 if #members ~= m then return -2 end
 local declared = {}
-for i = 1, m do declared[ARGV[5 + i]] = true end
+for i = 1, m do declared[ARGV[6 + i]] = true end
 for _, h in ipairs(members) do
   if not declared[h] then return -2 end
 end
 local v = redis.call('INCR', KEYS[3])
 for i = 1, m do
-  local s = KEYS[4 + i]
+  local s = KEYS[5 + i]
   if redis.call('EXISTS', s) == 1 then redis.call('HSET', s, 'w', v) end
 end
+local old = redis.call('HMGET', KEYS[1], 'name', 'groups', 'disabled')
+local adm
 redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then
   redis.call('SREM', KEYS[2], ARGV[4])
+  adm = old[1] ~= false
 else
   local f = {}
-  for i = 6 + m, #ARGV do f[#f + 1] = ARGV[i] end
+  local nf = {}
+  for i = 7 + m, #ARGV, 2 do
+    f[#f + 1] = ARGV[i]
+    f[#f + 1] = ARGV[i + 1]
+    nf[ARGV[i]] = ARGV[i + 1]
+  end
   f[#f + 1] = 'ver'
   f[#f + 1] = v
   redis.call('HSET', KEYS[1], unpack(f))
   redis.call('SADD', KEYS[2], ARGV[4])
+  adm = old[1] == false or old[2] ~= nf['groups'] or old[3] ~= nf['disabled']
 end
+if adm then redis.call('SET', KEYS[4], v) end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return v
 `)
@@ -411,6 +431,21 @@ return v
 // version; del true deletes the user. It retries when the user changed in
 // between. fn's user must be valid and keep the name.
 func (r *Redis) Update(ctx context.Context, name string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
+	return r.update(ctx, name, nil, fn)
+}
+
+// UpdateGuarded is Update that refuses, with an error wrapping ErrLastAdmin,
+// a change that would leave no enabled member of adminGroups (see
+// CheckAdminsLeft). When the change takes admin status from the user, every
+// user is read from Redis for the check, and the write goes through only if
+// no user was added, deleted, or given new groups or lock since that read;
+// else it is tried again on fresh data. So of two admins demoting each other
+// on two nodes at once, one is refused.
+func (r *Redis) UpdateGuarded(ctx context.Context, name string, adminGroups []string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
+	return r.update(ctx, name, adminGroups, fn)
+}
+
+func (r *Redis) update(ctx context.Context, name string, adminGroups []string, fn func(u User, exists bool) (nu User, del bool, err error)) error {
 	for range 5 {
 		h, err := r.c.HGetAll(ctx, r.userKey(name)).Result()
 		if err != nil {
@@ -429,7 +464,23 @@ func (r *Redis) Update(ctx context.Context, name string, fn func(u User, exists 
 				return fmt.Errorf("user %s: %s", printableName(name), strings.Join(msgs, "; "))
 			}
 		}
-		nv, err := r.put(ctx, strconv.FormatInt(ver, 10), nu, name, del)
+		adm := "*"
+		// Only a change that takes admin status away can leave none.
+		if ok && IsAdmin(u, adminGroups) && (del || !IsAdmin(nu, adminGroups)) {
+			av, all, err := r.readAll(ctx)
+			if err != nil {
+				return err
+			}
+			all = slices.DeleteFunc(all, func(x User) bool { return x.Name == name })
+			if err := CheckAdminsLeft(append(all, u), adminGroups, name, nu, del); err != nil {
+				return err
+			}
+			adm = strconv.FormatInt(av, 10)
+		}
+		if r.beforeWrite != nil && adminGroups != nil {
+			r.beforeWrite(name)
+		}
+		nv, err := r.put(ctx, strconv.FormatInt(ver, 10), adm, nu, name, del)
 		if err != nil {
 			return err
 		}
@@ -441,6 +492,41 @@ func (r *Redis) Update(ctx context.Context, name string, fn func(u User, exists 
 	return ErrConflict
 }
 
+// readAll reads the admin version, then every user: a write conditional on
+// that version finds every user's groups and lock as read.
+func (r *Redis) readAll(ctx context.Context) (int64, []User, error) {
+	av, err := r.c.Get(ctx, r.adminKey()).Int64()
+	if errors.Is(err, redis.Nil) {
+		av, err = 0, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("read users from redis: %w", err)
+	}
+	names, err := r.c.SMembers(ctx, r.setKey()).Result()
+	if err != nil {
+		return 0, nil, fmt.Errorf("read users from redis: %w", err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(names))
+	if len(names) > 0 {
+		_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, n := range names {
+				cmds[i] = p.HGetAll(ctx, r.userKey(n))
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, nil, fmt.Errorf("read users from redis: %w", err)
+		}
+	}
+	all := make([]User, 0, len(names))
+	for _, cmd := range cmds {
+		if u, _, ok := fromHash(cmd.Val()); ok {
+			all = append(all, u)
+		}
+	}
+	return av, all, nil
+}
+
 // ErrExists is returned by Add when the user already exists.
 var ErrExists = errors.New("user already exists")
 
@@ -450,7 +536,7 @@ func (r *Redis) Add(ctx context.Context, u User) error {
 	if msgs := checkUser(u, r.limits()); len(msgs) > 0 {
 		return fmt.Errorf("user %s: %s", printableName(u.Name), strings.Join(msgs, "; "))
 	}
-	nv, err := r.put(ctx, "0", u, u.Name, false)
+	nv, err := r.put(ctx, "0", "*", u, u.Name, false)
 	if err != nil {
 		return err
 	}
@@ -465,14 +551,14 @@ func (r *Redis) Put(ctx context.Context, u User) error {
 	if msgs := checkUser(u, r.limits()); len(msgs) > 0 {
 		return fmt.Errorf("user %s: %s", printableName(u.Name), strings.Join(msgs, "; "))
 	}
-	nv, err := r.put(ctx, "*", u, u.Name, false)
+	nv, err := r.put(ctx, "*", "*", u, u.Name, false)
 	if err != nil {
 		return err
 	}
 	return r.apply(u.Name, u, nv, true)
 }
 
-func (r *Redis) put(ctx context.Context, expect string, u User, name string, del bool) (int64, error) {
+func (r *Redis) put(ctx context.Context, expect, adm string, u User, name string, del bool) (int64, error) {
 	d := "0"
 	if del {
 		d = "1"
@@ -483,8 +569,8 @@ func (r *Redis) put(ctx context.Context, expect string, u User, name string, del
 		if err != nil {
 			return 0, fmt.Errorf("write user to redis: %w", err)
 		}
-		keys := []string{r.userKey(name), r.setKey(), r.counterKey(), idx}
-		args := []any{expect, d, r.Channel(), name, len(hexes)}
+		keys := []string{r.userKey(name), r.setKey(), r.counterKey(), r.adminKey(), idx}
+		args := []any{expect, d, r.Channel(), name, adm, len(hexes)}
 		for _, h := range hexes {
 			keys = append(keys, r.prefix+"s:"+h)
 			args = append(args, h)
