@@ -486,3 +486,26 @@ path = "/"
 		})
 	}
 }
+
+// TestLockedNoticeSurvivesRestart checks that the login page still says why
+// a session ended after authd is killed and restarted: the embedded store's
+// tombstones are on disk.
+func TestLockedNoticeSurvivesRestart(t *testing.T) {
+	s := newStack(t, "")
+	s.mustCLI("first password 123\n", "user", "add", "alice")
+	s.start()
+	cookie, _ := s.login("alice", "first password 123", "/")
+	if cookie == "" {
+		t.Fatal("login: no session cookie")
+	}
+	s.mustCLI("", "user", "lock", "alice")
+	if r := s.verify(cookie); r.StatusCode != 401 {
+		t.Fatalf("verify after lock: got %d, want 401", r.StatusCode)
+	}
+	const notice = "Your account has been locked."
+	s.stop(syscall.SIGKILL)
+	s.start()
+	if body, _ := s.page("/authd/login", cookie); !strings.Contains(body, notice) {
+		t.Fatalf("login page with the locked user's cookie after kill -9 and restart lacks %q:\n%s", notice, body)
+	}
+}

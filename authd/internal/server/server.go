@@ -311,6 +311,10 @@ func New(o Options, d Deps, rules *policy.Rules) (*Server, error) {
 			zap.Int64("recovered_records", d.Recovered), zap.Int64("damaged_records", d.Records),
 			zap.Int64("damaged_bytes", d.Bytes), zap.Strings("damaged_files", d.Files))
 	}
+	if d := s.storeDamage(); d.Tombstones > 0 {
+		s.log.Warn("session store dropped tombstones with a reason this version does not know; the login page says less for those sessions",
+			zap.Int64("dropped_tombstones", d.Tombstones))
+	}
 	return s, nil
 }
 

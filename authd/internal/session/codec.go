@@ -33,7 +33,11 @@ const (
 	opDeleteUsr byte = 4
 	opDeleteAll byte = 5
 	opEnd       byte = 6 // snapshot trailer: number of sessions
+	opTombs     byte = 7 // why some sessions ended: reason, time, keys
 )
+
+// tombsPerFrame bounds the keys in one opTombs frame to fit maxPayload.
+const tombsPerFrame = 120
 
 // tagExternal starts a create frame's header-only identity trailer.
 const tagExternal byte = 1
@@ -112,6 +116,24 @@ func appendDeleteAll(b []byte) []byte {
 	b, start := beginFrame(b)
 	b = append(b, opDeleteAll)
 	return endFrame(b, start)
+}
+
+// appendTombs appends frames recording that keys ended at t for why, as
+// many frames as it takes.
+func appendTombs(b []byte, why Reason, t int64, keys []Key) []byte {
+	for len(keys) > 0 {
+		n := min(len(keys), tombsPerFrame)
+		var start int
+		b, start = beginFrame(b)
+		b = append(b, opTombs, byte(why))
+		b = binary.LittleEndian.AppendUint64(b, uint64(t))
+		for i := range keys[:n] {
+			b = append(b, keys[i][:]...)
+		}
+		b = endFrame(b, start)
+		keys = keys[n:]
+	}
+	return b
 }
 
 func appendEnd(b []byte, n uint64) []byte {
@@ -195,6 +217,8 @@ type op struct {
 	t    int64  // opTouch
 	user string // opDeleteUsr
 	n    uint64 // opEnd
+	why  Reason // opTombs; may be one this version does not know
+	keys []Key  // opTombs
 }
 
 // decoder reads fields from a payload, remembering the first failure.
@@ -270,6 +294,17 @@ func decodeOp(p []byte) (op, error) {
 	case opDeleteAll:
 	case opEnd:
 		o.n = d.u64()
+	case opTombs:
+		o.why = Reason(d.bytes(1)[0])
+		o.t = int64(d.u64())
+		if d.bad || len(d.b) == 0 || len(d.b)%len(Key{}) != 0 || o.t <= 0 || o.t > maxUnixNano {
+			d.bad = true
+			break
+		}
+		o.keys = make([]Key, len(d.b)/len(Key{}))
+		for i := range o.keys {
+			copy(o.keys[i][:], d.bytes(len(Key{})))
+		}
 	default:
 		d.bad = true
 	}

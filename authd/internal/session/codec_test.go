@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unique"
@@ -69,7 +70,9 @@ func TestCodecRoundTrip(t *testing.T) {
 func sameOp(a, b op) bool {
 	ea, eb := a.rec.ext, b.rec.ext
 	a.rec.ext, b.rec.ext = nil, nil
-	return a == b && reflect.DeepEqual(ea, eb)
+	ka, kb := a.keys, b.keys
+	a.keys, b.keys = nil, nil
+	return reflect.DeepEqual(a, b) && reflect.DeepEqual(ea, eb) && slices.Equal(ka, kb)
 }
 
 // TestDecodeOldCreate checks that create frames written before second

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/authd/authd/authd/internal/fsutil"
 )
@@ -87,7 +88,35 @@ func (s *Embedded) encodeSnapshot(f io.Writer, gen uint64) error {
 		}
 		n += uint64(len(batch))
 	}
-	b = appendEnd(b, n)
+	// Tombstones after the sessions, grouped by ending (an EndUser's share
+	// one reason and time). An old snapshot without them reads as none.
+	var keys []Key
+	var why Reason
+	var at int64
+	var werr error
+	flushTombs := func() {
+		b = appendTombs(b, why, at, keys)
+		keys = keys[:0]
+		if len(b) > 60<<10 && werr == nil {
+			_, werr = w.Write(b)
+			b = b[:0]
+		}
+	}
+	s.ends.each(s.now(), func(k Key, w Reason, t time.Time) {
+		if tn := t.UnixNano(); len(keys) == 0 || w != why || tn != at || len(keys) == tombsPerFrame {
+			flushTombs()
+			why, at = w, tn
+		}
+		keys = append(keys, k)
+	})
+	flushTombs()
+	if werr != nil {
+		return fmt.Errorf("write snapshot: %w", werr)
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	b = appendEnd(b[:0], n)
 	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}

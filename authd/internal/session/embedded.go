@@ -56,7 +56,7 @@ type Embedded struct {
 
 	damage Damage // set by OpenEmbedded, read-only afterwards
 
-	ends *tombs // why recently ended sessions ended (memory only)
+	ends *tombs // why recently ended sessions ended
 
 	lock   *os.File
 	closed atomic.Bool
@@ -180,7 +180,10 @@ func (s *Embedded) Delete(ctx context.Context, k Key) error {
 // is still written, so a reason can be given for a cookie whose session
 // another request deleted first.
 func (s *Embedded) End(_ context.Context, k Key, why Reason) error {
-	s.ends.add(s.now(), why, k)
+	now := s.now()
+	// Memory first, then the log: a tombstone whose frame went to a log
+	// that compaction retires is in the snapshot that retires it.
+	s.ends.add(now, why, k)
 	s.wmu.RLock()
 	sh := s.shard(&k)
 	sh.mu.Lock()
@@ -189,16 +192,29 @@ func (s *Embedded) End(_ context.Context, k Key, why Reason) error {
 	ok := sh.t.del(&k)
 	var off uint64
 	var err error
-	if ok {
-		s.count.Add(-1)
+	if ok || why != NotEnded {
 		var b []byte
 		if b, err = s.wal.begin(); err == nil {
-			off = s.wal.end(appendDelete(b, &k))
+			if why != NotEnded {
+				b = appendTombs(b, why, now.UnixNano(), []Key{k})
+			}
+			if ok {
+				b = appendDelete(b, &k)
+			}
+			off = s.wal.end(b)
 		}
+	}
+	if ok {
+		s.count.Add(-1)
 	}
 	sh.mu.Unlock()
 	s.wmu.RUnlock()
-	if err == nil && ok {
+	if !ok {
+		// Only a tombstone: written out with the next flush, like a
+		// touch, so ending a session that is gone costs no fsync.
+		return nil
+	}
+	if err == nil {
 		err = s.wal.sync(off)
 	}
 	if err != nil {
@@ -208,8 +224,8 @@ func (s *Embedded) End(_ context.Context, k Key, why Reason) error {
 }
 
 // Ended returns why the session under k ended, if it ended (through End,
-// EndUser, EndAll or by expiring) within TombstoneTTL and since this store
-// was opened; NotEnded otherwise.
+// EndUser, EndAll or by expiring) within TombstoneTTL, before a restart
+// too; NotEnded otherwise.
 func (s *Embedded) Ended(_ context.Context, k Key) (Reason, error) {
 	return s.ends.get(s.now(), k), nil
 }
@@ -241,9 +257,12 @@ func (s *Embedded) EndUser(_ context.Context, user string, why Reason) (int, err
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))
-	off, err := s.logMany(n, func(b []byte) []byte { return appendDeleteUser(b, user) })
+	now := s.now()
+	s.ends.add(now, why, keys...)
+	off, err := s.logMany(n, func(b []byte) []byte {
+		return appendTombs(appendDeleteUser(b, user), why, now.UnixNano(), keys)
+	})
 	s.wmu.Unlock()
-	s.ends.add(s.now(), why, keys...)
 	if err == nil && n > 0 {
 		err = s.wal.sync(off)
 	}
@@ -277,9 +296,12 @@ func (s *Embedded) EndAll(_ context.Context, why Reason) (int, error) {
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))
-	off, err := s.logMany(n, appendDeleteAll)
+	now := s.now()
+	s.ends.add(now, why, keys...)
+	off, err := s.logMany(n, func(b []byte) []byte {
+		return appendTombs(appendDeleteAll(b), why, now.UnixNano(), keys)
+	})
 	s.wmu.Unlock()
-	s.ends.add(s.now(), why, keys...)
 	if err == nil && n > 0 {
 		err = s.wal.sync(off)
 	}
@@ -361,7 +383,9 @@ func (s *Embedded) Ping(_ context.Context) error {
 
 // sweep drops sessions that are no longer valid at now. It logs nothing:
 // validity only ever runs out (Touch never revives), so a replayed log drops
-// the same sessions on load.
+// the same sessions on load, tombstones included. A shard's tombstones are
+// added before its lock is released, so a snapshot that misses a session
+// has its tombstone.
 func (s *Embedded) sweep(now time.Time) int {
 	tn := now.UnixNano()
 	n := 0
@@ -378,10 +402,11 @@ func (s *Embedded) sweep(now time.Time) int {
 			}
 			return true
 		})
+		s.ends.add(now, Expired, keys...)
+		keys = keys[:0]
 		sh.mu.Unlock()
 	}
 	s.count.Add(int64(-n))
-	s.ends.add(now, Expired, keys...)
 	return n
 }
 

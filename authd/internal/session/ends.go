@@ -61,8 +61,7 @@ const MaxTombstones = 100_000
 
 // tombs is the embedded store's memory of ended sessions: a map for lookups
 // and a FIFO of the same keys, oldest first, for eviction by age and count.
-// It is not persisted: after a restart the login page says less, nothing
-// else changes.
+// The store persists them in its log (opTombs frames) and snapshot.
 type tombs struct {
 	mu    sync.Mutex
 	m     map[Key]tomb
@@ -133,6 +132,33 @@ func (t *tombs) evict(now time.Time) {
 	if t.head > 1024 && t.head*2 > len(t.queue) {
 		t.queue = append(t.queue[:0:0], t.queue[t.head:]...)
 		t.head = 0
+	}
+}
+
+// prune forgets the tombstones that are too old at now.
+func (t *tombs) prune(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.evict(now)
+}
+
+// each calls fn for every tombstone younger than TombstoneTTL at now,
+// oldest first, on a copy taken under the lock.
+func (t *tombs) each(now time.Time, fn func(k Key, why Reason, at time.Time)) {
+	type entry struct {
+		k Key
+		tomb
+	}
+	t.mu.Lock()
+	out := make([]entry, 0, len(t.m))
+	for _, q := range t.queue[t.head:] {
+		if tb, ok := t.m[q.k]; ok && tb.seq == q.seq && now.Sub(tb.at) < TombstoneTTL {
+			out = append(out, entry{q.k, tb})
+		}
+	}
+	t.mu.Unlock()
+	for i := range out {
+		fn(out[i].k, out[i].why, out[i].at)
 	}
 }
 

@@ -45,6 +45,7 @@ func FuzzDecodeOp(f *testing.F) {
 		appendCreate(nil, &r), appendCreate(nil, &ext), appendCreate(nil, &extFactor),
 		appendTouch(nil, &k, 1), appendDelete(nil, &k),
 		appendDeleteUser(nil, "bob"), appendDeleteAll(nil), appendEnd(nil, 3),
+		appendTombs(nil, Locked, 5, []Key{k, testKey("b")}),
 	} {
 		f.Add(b[frameHeader:])
 	}
@@ -67,6 +68,11 @@ func FuzzDecodeOp(f *testing.F) {
 			b = appendDeleteAll(nil)
 		case opEnd:
 			b = appendEnd(nil, o.n)
+		case opTombs:
+			if len(o.keys) > tombsPerFrame {
+				return // more than appendTombs puts in one frame
+			}
+			b = appendTombs(nil, o.why, o.t, o.keys)
 		}
 		again, err := decodeOp(b[frameHeader:])
 		if err != nil || !sameOp(again, o) {

@@ -16,7 +16,7 @@ import (
 // The data directory holds:
 //
 //	sessions.lock           flock held while a store is open; holds its pid
-//	sessions.snap           snapshot: magic, generation G, create frames, end frame
+//	sessions.snap           snapshot: magic, generation G, create frames, tombstone frames, end frame
 //	sessions-<gen>.log      logs: magic, frames; those with gen >= G are replayed in order
 //
 // Compaction starts log G+1, writes a snapshot naming G+1 from memory, then
@@ -85,6 +85,7 @@ func OpenEmbedded(dir string, now func() time.Time, opts ...Option) (*Embedded, 
 		_ = unlockDir(lock)
 		return nil, fmt.Errorf("open session store in %s: %w", dir, err)
 	}
+	s.ends.prune(now())
 	s.sweep(now())
 	s.wg.Add(1)
 	go s.background()
@@ -186,6 +187,9 @@ func (s *Embedded) loadSnapshot() (uint64, error) {
 			return true
 		case o.kind == opEnd:
 			ended, want = true, o.n
+			return true
+		case o.kind == opTombs:
+			s.addTombs(o)
 			return true
 		}
 		return false
@@ -309,5 +313,17 @@ func (s *Embedded) apply(o *op) {
 			s.shards[i].t.reset()
 		}
 		s.count.Store(0)
+	case opTombs:
+		s.addTombs(o)
 	}
+}
+
+// addTombs loads tombstones; one with a reason this version does not know
+// (written by a newer authd) is dropped and counted in Damage.Tombstones.
+func (s *Embedded) addTombs(o *op) {
+	if o.why == NotEnded || o.why >= numReasons {
+		s.damage.Tombstones += int64(len(o.keys))
+		return
+	}
+	s.ends.add(time.Unix(0, o.t), o.why, o.keys...)
 }

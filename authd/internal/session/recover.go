@@ -25,6 +25,10 @@ type Damage struct {
 	Records int64
 	// Bytes counts the bytes skipped.
 	Bytes int64
+	// Tombstones counts the remembered reasons dropped because this version
+	// does not know them (written by a newer authd). They are not damage:
+	// the sessions load, the login page just says less.
+	Tombstones int64
 	// Files names the copies of damaged files kept aside in the data
 	// directory (<name>.damaged-<time>), those of earlier opens included:
 	// they stay reported until an operator moves them away.
