@@ -107,12 +107,26 @@ func (c *cluster) startRedisCluster(rc *redisCluster) string {
 			return err == nil && strings.Contains(out, "cluster_state:ok")
 		})
 	}
+	// Every node a replica in sync or a primary with its replica online: right after create a
+	// node still reports role:master before it is made a replica.
 	for _, p := range rc.ports {
 		waitTrue(c.t, "replicas in sync", 30*time.Second, func() bool {
 			out, err := tryCLI(p, "INFO", "replication")
-			return err == nil && (strings.Contains(out, "role:master") || strings.Contains(out, "master_link_status:up"))
+			return err == nil && (strings.Contains(out, "master_link_status:up") ||
+				strings.Contains(out, "role:master") && strings.Contains(out, "connected_slaves:1") && strings.Contains(out, "state=online"))
 		})
 	}
+	// And the primary of authd's slot gets a replica's acknowledgement (what wait_replicas = 1
+	// asks of every login) before the first login.
+	primary, _ := rc.owner(c.t, rc.ports[0], authdSlot(c.t, rc.ports[0]))
+	waitTrue(c.t, "a write to authd's slot acknowledged by its replica", 30*time.Second, func() bool {
+		if _, err := tryCLI(primary.port, "SET", "{authd}:probe", "1"); err != nil {
+			return false
+		}
+		out, err := tryCLI(primary.port, "WAIT", "1", "500")
+		return err == nil && out == "1"
+	})
+	rcli(c.t, primary.port, "DEL", "{authd}:probe")
 	return fmt.Sprintf("addrs = [%q, %q, %q]\nkey_prefix = \"{authd}:\"\nwait_replicas = 1", addrs[0], addrs[1], addrs[2])
 }
 
