@@ -126,30 +126,14 @@ func (r *Redis) reload(ctx context.Context, lim *Limits) (bool, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("load users from redis: %w", err)
 	}
-	names, err := r.c.SMembers(ctx, r.setKey()).Result()
+	list, vers, err := r.readUsers(ctx)
 	if err != nil {
 		return false, fmt.Errorf("load users from redis: %w", err)
 	}
-	cmds := make([]*redis.MapStringStringCmd, len(names))
-	if len(names) > 0 {
-		_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, n := range names {
-				cmds[i] = p.HGetAll(ctx, r.userKey(n))
-			}
-			return nil
-		})
-		if err != nil {
-			return false, fmt.Errorf("load users from redis: %w", err)
-		}
-	}
-	read := make(map[string]User, len(names))
-	readVer := make(map[string]int64, len(names))
-	for _, cmd := range cmds {
-		u, ver, ok := fromHash(cmd.Val())
-		if !ok {
-			continue // deleted between SMEMBERS and HGETALL
-		}
-		read[u.Name], readVer[u.Name] = u, ver
+	read := make(map[string]User, len(list))
+	readVer := make(map[string]int64, len(list))
+	for i, u := range list {
+		read[u.Name], readVer[u.Name] = u, vers[i]
 	}
 	if r.afterRead != nil {
 		r.afterRead("")
@@ -502,29 +486,39 @@ func (r *Redis) readAll(ctx context.Context) (int64, []User, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("read users from redis: %w", err)
 	}
-	names, err := r.c.SMembers(ctx, r.setKey()).Result()
+	all, _, err := r.readUsers(ctx)
 	if err != nil {
 		return 0, nil, fmt.Errorf("read users from redis: %w", err)
 	}
+	return av, all, nil
+}
+
+// readUsers reads every user in the users set, with their versions: one
+// SMEMBERS, then one pipeline of HGETALLs. A user deleted in between is left
+// out.
+func (r *Redis) readUsers(ctx context.Context) ([]User, []int64, error) {
+	names, err := r.c.SMembers(ctx, r.setKey()).Result()
+	if err != nil {
+		return nil, nil, err
+	}
 	cmds := make([]*redis.MapStringStringCmd, len(names))
 	if len(names) > 0 {
-		_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if _, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, n := range names {
 				cmds[i] = p.HGetAll(ctx, r.userKey(n))
 			}
 			return nil
-		})
-		if err != nil {
-			return 0, nil, fmt.Errorf("read users from redis: %w", err)
+		}); err != nil {
+			return nil, nil, err
 		}
 	}
-	all := make([]User, 0, len(names))
+	list, vers := make([]User, 0, len(names)), make([]int64, 0, len(names))
 	for _, cmd := range cmds {
-		if u, _, ok := fromHash(cmd.Val()); ok {
-			all = append(all, u)
+		if u, ver, ok := fromHash(cmd.Val()); ok {
+			list, vers = append(list, u), append(vers, ver)
 		}
 	}
-	return av, all, nil
+	return list, vers, nil
 }
 
 // ErrExists is returned by Add when the user already exists.
