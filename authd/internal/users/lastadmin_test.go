@@ -29,6 +29,24 @@ func demote(op string) func(u User, exists bool) (User, bool, error) {
 	}
 }
 
+// twoNodes opens two Redis user stores (two authd nodes) on one fresh Redis
+// after adding users through the first.
+func twoNodes(t *testing.T, us ...User) (a, b *Redis) {
+	t.Helper()
+	c, prefix := openRedis(t)
+	a, err := OpenRedis(context.Background(), c, prefix, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range us {
+		addRedisUser(t, a, u)
+	}
+	if b, err = OpenRedis(context.Background(), c, prefix, DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
 // TestRedisLastAdminRace: admins alice and bob, two authd nodes on one Redis.
 // Node a demotes alice and pauses after its check read every user; node b
 // demotes bob meanwhile. Node a's write must then be refused: checked again
@@ -36,20 +54,11 @@ func demote(op string) func(u User, exists bool) (User, bool, error) {
 func TestRedisLastAdminRace(t *testing.T) {
 	for _, op := range []string{"set", "lock", "delete"} {
 		t.Run(op, func(t *testing.T) {
-			c, prefix := openRedis(t)
 			ctx := context.Background()
-			a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
 			h := testHash(t)
-			addRedisUser(t, a, User{Name: "alice", Hash: h, Groups: []string{"admin"}, Generation: 1})
-			addRedisUser(t, a, User{Name: "bob", Hash: h, Groups: []string{"admin", "staff"}, Generation: 2})
-			addRedisUser(t, a, User{Name: "carol", Hash: h, Groups: []string{"staff"}, Generation: 3})
-			b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, b := twoNodes(t, User{Name: "alice", Hash: h, Groups: []string{"admin"}, Generation: 1},
+				User{Name: "bob", Hash: h, Groups: []string{"admin", "staff"}, Generation: 2},
+				User{Name: "carol", Hash: h, Groups: []string{"staff"}, Generation: 3})
 			var errB error
 			pauses := 0
 			a.beforeWrite = func(string) {
@@ -68,7 +77,7 @@ func TestRedisLastAdminRace(t *testing.T) {
 			if pauses != 1 {
 				t.Errorf("a wrote %d times, want 1 (the retry is refused before its write)", pauses)
 			}
-			fresh, err := OpenRedis(ctx, c, prefix, DefaultLimits())
+			fresh, err := OpenRedis(ctx, a.c, a.prefix, DefaultLimits()) // a third node, reading Redis afresh
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,19 +98,10 @@ func TestRedisLastAdminRace(t *testing.T) {
 // (a hash upgrade, an email, a new non-admin) between the check's read and
 // its write do not make it try again.
 func TestRedisLastAdminOtherWrites(t *testing.T) {
-	c, prefix := openRedis(t)
 	ctx := context.Background()
-	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := testHash(t)
-	addRedisUser(t, a, User{Name: "alice", Hash: h, Groups: []string{"admin"}, Generation: 1})
-	addRedisUser(t, a, User{Name: "bob", Hash: h, Groups: []string{"admin"}, Generation: 2})
-	b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := twoNodes(t, User{Name: "alice", Hash: h, Groups: []string{"admin"}, Generation: 1},
+		User{Name: "bob", Hash: h, Groups: []string{"admin"}, Generation: 2})
 	pauses := 0
 	a.beforeWrite = func(string) {
 		pauses++
@@ -133,19 +133,10 @@ func TestRedisLastAdminOtherWrites(t *testing.T) {
 // TestRedisLastAdminStaleSnapshot: node b's snapshot still shows bob as an
 // admin after node a demoted him; b's check reads Redis, not its snapshot.
 func TestRedisLastAdminStaleSnapshot(t *testing.T) {
-	c, prefix := openRedis(t)
 	ctx := context.Background()
-	a, err := OpenRedis(ctx, c, prefix, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := testHash(t)
-	addRedisUser(t, a, User{Name: "alice", Hash: h, Groups: []string{"admin"}, Generation: 1})
-	addRedisUser(t, a, User{Name: "bob", Hash: h, Groups: []string{"admin"}, Generation: 2})
-	b, err := OpenRedis(ctx, c, prefix, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := twoNodes(t, User{Name: "alice", Hash: h, Groups: []string{"admin"}, Generation: 1},
+		User{Name: "bob", Hash: h, Groups: []string{"admin"}, Generation: 2})
 	if err := a.UpdateGuarded(ctx, "bob", adminGroups, demote("lock")); err != nil {
 		t.Fatal(err)
 	}
