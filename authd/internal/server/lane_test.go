@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +103,26 @@ func TestLaneFullRefuses(t *testing.T) {
 		t.Fatal("lane stayed refused after the queue drained")
 	}
 	l.leave(start)
+}
+
+// TestPagesGoThroughTheLane: a page of authd's own waits for the lane, and
+// with the lane full gets the plain 503 at once, while verify never enters it.
+func TestPagesGoThroughTheLane(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	c := h.login("alice")
+	l := h.srv.cur.Load().pages.lane
+	held, _ := l.enter(context.Background())
+	l.waiting.Store(laneMaxWaiting)
+	resp := h.do(req{target: "/authd/login"})
+	if resp.Code != http.StatusServiceUnavailable || !strings.Contains(resp.Body.String(), "busy") {
+		t.Errorf("login page with the lane full: %d %q, want 503 busy", resp.Code, resp.Body.String())
+	}
+	if code := h.verify("/", c).Code; code != http.StatusOK {
+		t.Errorf("verify with the lane full: %d, want 200", code)
+	}
+	l.waiting.Store(0)
+	l.leave(held)
+	if resp := h.do(req{target: "/authd/login"}); resp.Code != http.StatusOK {
+		t.Errorf("login page after the lane drained: %d, want 200", resp.Code)
+	}
 }

@@ -26,7 +26,8 @@ type pages struct {
 	i18n          *catalog
 	title, prefix string
 	csp           string
-	// lane spreads page renders out under a burst (lane.go); nil: none.
+	// lane spreads page renders out under a burst (lane.go); one for the
+	// process, handed from settings to settings.
 	lane *lane
 	// forgot and register are the login page's links to those pages, or "".
 	forgot, register string
@@ -169,19 +170,14 @@ func (o *settings) renderLogout(w http.ResponseWriter, r *http.Request, v logout
 
 func (p *pages) render(w http.ResponseWriter, code int, t *template.Template, v any) {
 	var buf bytes.Buffer
-	var err error
-	if p.lane == nil {
-		err = t.Execute(&buf, v)
-	} else {
-		start, ok := p.lane.enter(context.Background())
-		if !ok {
-			w.Header().Set("Retry-After", "1")
-			plain(w, http.StatusServiceUnavailable, "busy, try again in a moment")
-			return
-		}
-		err = t.Execute(&buf, v)
-		p.lane.leave(start)
+	start, ok := p.lane.enter(context.Background())
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		plain(w, http.StatusServiceUnavailable, "busy, try again in a moment")
+		return
 	}
+	err := t.Execute(&buf, v)
+	p.lane.leave(start)
 	if err != nil {
 		plain(w, http.StatusInternalServerError, "internal error")
 		return
