@@ -451,14 +451,20 @@ func dial(ctx context.Context, cfg config.Config) (redis.UniversalClient, error)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	err = c.Ping(pctx).Err()
+	cause := err // the last error that says why, not that the 3 s ran out
 	for err != nil && pctx.Err() == nil {
 		select {
 		case <-pctx.Done():
 		case <-time.After(100 * time.Millisecond):
-			err = c.Ping(pctx).Err()
+			if err = c.Ping(pctx).Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				cause = err
+			}
 		}
 	}
 	if err != nil {
+		if cause != nil {
+			err = cause
+		}
 		c.Close()
 		return nil, fmt.Errorf("redis (%s %v) unreachable: %w", cfg.Redis.Mode(), cfg.Redis.Addrs, explainRedisTLS(err, cfg.Redis))
 	}
