@@ -118,6 +118,16 @@ func (c *cluster) startRedisCluster(rc *redisCluster) string {
 	}
 	// And the primary of authd's slot gets a replica's acknowledgement (what wait_replicas = 1
 	// asks of every login) before the first login.
+	waitTrue(c.t, "every replica known to the node asked", 30*time.Second, func() bool {
+		out, err := tryCLI(rc.ports[0], "CLUSTER", "NODES")
+		n := 0
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 2 && strings.Contains(f[2], "slave") {
+				n++
+			}
+		}
+		return err == nil && n == len(rc.ports)/2
+	})
 	primary, _ := rc.owner(c.t, rc.ports[0], authdSlot(c.t, rc.ports[0]))
 	waitTrue(c.t, "a write to authd's slot acknowledged by its replica", 30*time.Second, func() bool {
 		if _, err := tryCLI(primary.port, "SET", "{authd}:probe", "1"); err != nil {
